@@ -1,0 +1,761 @@
+//! Typed configuration: one YAML file (keys follow Kratos's names), `IDFLOW_*` environment
+//! overrides, validated at start with errors that name the offending key.
+//!
+//! Environment overrides: `IDFLOW_<PATH>` where `<PATH>` is the key path upper-cased with `__`
+//! between segments, e.g. `IDFLOW_SERVE__PUBLIC__BASE_URL=https://id.example.org/` or
+//! `IDFLOW_SELFSERVICE__FLOWS__SETTINGS__PRIVILEGED_SESSION_MAX_AGE=15m`. Values are parsed as
+//! YAML scalars (so `true`, `8`, `[a, b]` work). `IDFLOW_DSN` sets `dsn`.
+
+use crate::password::{HashersConfig, PolicyConfig};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+use std::fmt;
+use std::time::Duration;
+
+/// A duration written like Go/Kratos does: `1h`, `30m`, `1h30m`, `10s`, `500ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dur(pub Duration);
+
+impl Dur {
+    pub fn secs(s: u64) -> Self {
+        Dur(Duration::from_secs(s))
+    }
+    pub fn as_time(self) -> time::Duration {
+        time::Duration::microseconds(i64::try_from(self.0.as_micros()).unwrap_or(i64::MAX))
+    }
+}
+
+/// Parse `1h30m`, `15m`, `10s`, `250ms`, `2d` (days accepted as an extension).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("empty duration".into());
+    }
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let mut total: u128 = 0;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(format!("invalid duration {s:?}: expected a number"));
+        }
+        let n: u128 = rest[..digits].parse().map_err(|_| format!("invalid duration {s:?}"))?;
+        rest = &rest[digits..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit = &rest[..unit_len];
+        rest = &rest[unit_len..];
+        let ms: u128 = match unit {
+            "ms" => 1,
+            "s" => 1000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            _ => return Err(format!("invalid duration {s:?}: unknown unit {unit:?} (use ms, s, m, h, d)")),
+        };
+        total = total.saturating_add(n.saturating_mul(ms));
+    }
+    let ms = u64::try_from(total).map_err(|_| format!("duration {s:?} too large"))?;
+    Ok(Duration::from_millis(ms))
+}
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Value::deserialize(d)?;
+        match v {
+            Value::String(s) => parse_duration(&s).map(Dur).map_err(serde::de::Error::custom),
+            Value::Number(n) => n
+                .as_u64()
+                .map(|s| Dur(Duration::from_secs(s)))
+                .ok_or_else(|| serde::de::Error::custom("duration must be a positive number of seconds or a string like 1h")),
+            _ => Err(serde::de::Error::custom("duration must be a string like \"1h\" or \"30m\"")),
+        }
+    }
+}
+
+impl Serialize for Dur {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let secs = self.0.as_secs();
+        let txt = if self.0.subsec_millis() != 0 {
+            format!("{}ms", self.0.as_millis())
+        } else if secs % 3600 == 0 && secs > 0 {
+            format!("{}h", secs / 3600)
+        } else if secs % 60 == 0 && secs > 0 {
+            format!("{}m", secs / 60)
+        } else {
+            format!("{secs}s")
+        };
+        s.serialize_str(&txt)
+    }
+}
+
+/// A secret string: never printed by `Debug`, redacted by `config show`.
+#[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(**redacted**)")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RequiredAal {
+    Aal1,
+    #[default]
+    HighestAvailable,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum SameSite {
+    #[default]
+    Lax,
+    Strict,
+    None,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Database URL: `sqlite://path?mode=rwc` or `postgres://…`. Default: `sqlite://idflow.db?mode=rwc`.
+    pub dsn: Option<String>,
+    /// Development mode: plain-http cookies, detailed errors.
+    pub dev: bool,
+    pub serve: Serve,
+    pub session: SessionConfig,
+    pub cookies: CookiesConfig,
+    pub identity: IdentityConfig,
+    pub secrets: Secrets,
+    pub hashers: HashersConfig,
+    pub selfservice: SelfService,
+    pub log: LogConfig,
+    pub database: DatabaseConfig,
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Listener {
+    /// Externally visible base URL (used in every generated link).
+    pub base_url: Option<String>,
+    /// Interface to listen on (default 127.0.0.1).
+    pub host: Option<String>,
+    /// Port (default 4433 public, 4434 admin).
+    pub port: Option<u16>,
+}
+
+impl Listener {
+    /// `host:port` with the listener's defaults applied.
+    pub fn addr(&self, default_port: u16) -> String {
+        format!("{}:{}", self.host.as_deref().unwrap_or("127.0.0.1"), self.port.unwrap_or(default_port))
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Serve {
+    pub public: Listener,
+    pub admin: Listener,
+}
+
+impl Default for Serve {
+    fn default() -> Self {
+        Serve { public: Listener::default(), admin: Listener::default() }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionCookie {
+    pub name: String,
+    pub persistent: bool,
+    pub same_site: Option<SameSite>,
+    pub domain: Option<String>,
+    pub path: Option<String>,
+}
+
+impl Default for SessionCookie {
+    fn default() -> Self {
+        SessionCookie { name: "ory_kratos_session".into(), persistent: true, same_site: None, domain: None, path: None }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Whoami {
+    pub required_aal: RequiredAal,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionConfig {
+    pub lifespan: Dur,
+    pub cookie: SessionCookie,
+    pub whoami: Whoami,
+    /// Prefix of session tokens (`idf_st_` by default).
+    pub token_prefix: String,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            lifespan: Dur::secs(24 * 3600),
+            cookie: SessionCookie::default(),
+            whoami: Whoami::default(),
+            token_prefix: "idf_st_".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct CookiesConfig {
+    pub domain: Option<String>,
+    pub path: Option<String>,
+    pub same_site: SameSite,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchemaRef {
+    pub id: String,
+    /// `file://…`, `base64://…` (or a plain path).
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdentityConfig {
+    pub default_schema_id: String,
+    pub schemas: Vec<SchemaRef>,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        IdentityConfig { default_schema_id: "default".into(), schemas: vec![] }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Secrets {
+    /// Signs session cookies. First entry signs, all verify (rotation).
+    pub cookie: Vec<Secret>,
+    /// Encrypts secrets at rest (reserved for credential encryption).
+    pub cipher: Vec<Secret>,
+    pub default: Vec<Secret>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub level: String,
+    /// `text` or `json`.
+    pub format: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { level: "info".into(), format: "text".into() }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    pub max_connections: u32,
+    pub min_connections: u32,
+    pub acquire_timeout: Dur,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig { max_connections: 16, min_connections: 0, acquire_timeout: Dur::secs(5) }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Maximum request body size in bytes.
+    pub max_body_bytes: usize,
+    /// Request timeout.
+    pub request_timeout: Dur,
+    /// Maximum JSON nesting depth of request bodies.
+    pub max_json_depth: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_body_bytes: 64 * 1024, request_timeout: Dur::secs(30), max_json_depth: 32 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SelfService {
+    pub default_browser_return_url: Option<String>,
+    pub allowed_return_urls: Vec<String>,
+    pub methods: Methods,
+    pub flows: Flows,
+}
+
+impl Default for SelfService {
+    fn default() -> Self {
+        SelfService {
+            default_browser_return_url: None,
+            allowed_return_urls: vec![],
+            methods: Methods::default(),
+            flows: Flows::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Toggle {
+    pub enabled: bool,
+}
+
+impl Default for Toggle {
+    fn default() -> Self {
+        Toggle { enabled: true }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PasswordMethod {
+    pub enabled: bool,
+    pub config: PolicyConfig,
+}
+
+impl Default for PasswordMethod {
+    fn default() -> Self {
+        PasswordMethod { enabled: true, config: PolicyConfig::default() }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct TotpConfig {
+    /// Issuer shown in authenticator apps; default: the public base URL's host.
+    pub issuer: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TotpMethod {
+    pub enabled: bool,
+    pub config: TotpConfig,
+}
+
+impl Default for TotpMethod {
+    fn default() -> Self {
+        TotpMethod { enabled: true, config: TotpConfig::default() }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Methods {
+    pub profile: Toggle,
+    pub password: PasswordMethod,
+    pub totp: TotpMethod,
+    pub lookup_secret: Toggle,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hook {
+    /// `session`, `revoke_active_sessions`, `web_hook`.
+    pub hook: String,
+    #[serde(default)]
+    pub config: Option<Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AfterMethod {
+    pub default_browser_return_url: Option<String>,
+    pub hooks: Option<Vec<Hook>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct After {
+    pub default_browser_return_url: Option<String>,
+    pub hooks: Vec<Hook>,
+    pub password: AfterMethod,
+    pub profile: AfterMethod,
+    pub totp: AfterMethod,
+    pub lookup_secret: AfterMethod,
+    pub webauthn: AfterMethod,
+    pub passkey: AfterMethod,
+    pub oidc: AfterMethod,
+}
+
+impl After {
+    pub fn method(&self, m: &str) -> Option<&AfterMethod> {
+        Some(match m {
+            "password" => &self.password,
+            "profile" => &self.profile,
+            "totp" => &self.totp,
+            "lookup_secret" => &self.lookup_secret,
+            "webauthn" => &self.webauthn,
+            "passkey" => &self.passkey,
+            "oidc" => &self.oidc,
+            _ => return None,
+        })
+    }
+    /// The hooks for a method: its own list when set, else the global list.
+    pub fn hooks_for(&self, m: &str) -> &[Hook] {
+        match self.method(m).and_then(|a| a.hooks.as_ref()) {
+            Some(h) => h,
+            None => &self.hooks,
+        }
+    }
+    pub fn has_hook(&self, m: &str, name: &str) -> bool {
+        self.hooks_for(m).iter().any(|h| h.hook == name)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Before {
+    pub hooks: Vec<Hook>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SettingsFlowConfig {
+    pub ui_url: Option<String>,
+    pub lifespan: Dur,
+    pub privileged_session_max_age: Dur,
+    pub required_aal: RequiredAal,
+    pub after: After,
+    pub before: Before,
+}
+
+impl Default for SettingsFlowConfig {
+    fn default() -> Self {
+        SettingsFlowConfig {
+            ui_url: None,
+            lifespan: Dur::secs(3600),
+            privileged_session_max_age: Dur::secs(3600),
+            required_aal: RequiredAal::HighestAvailable,
+            after: After {
+                password: AfterMethod {
+                    default_browser_return_url: None,
+                    hooks: Some(vec![Hook { hook: "revoke_active_sessions".into(), config: None }]),
+                },
+                ..After::default()
+            },
+            before: Before::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoginFlowConfig {
+    pub ui_url: Option<String>,
+    pub lifespan: Dur,
+    pub after: After,
+}
+
+impl Default for LoginFlowConfig {
+    fn default() -> Self {
+        LoginFlowConfig { ui_url: None, lifespan: Dur::secs(3600), after: After::default() }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistrationFlowConfig {
+    pub enabled: bool,
+    pub ui_url: Option<String>,
+    pub lifespan: Dur,
+    pub after: After,
+}
+
+impl Default for RegistrationFlowConfig {
+    fn default() -> Self {
+        RegistrationFlowConfig {
+            enabled: true,
+            ui_url: None,
+            lifespan: Dur::secs(3600),
+            after: After {
+                password: AfterMethod {
+                    default_browser_return_url: None,
+                    hooks: Some(vec![Hook { hook: "session".into(), config: None }]),
+                },
+                ..After::default()
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogoutAfter {
+    pub default_browser_return_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogoutFlowConfig {
+    pub after: LogoutAfter,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct UiUrl {
+    pub ui_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Flows {
+    pub settings: SettingsFlowConfig,
+    pub login: LoginFlowConfig,
+    pub registration: RegistrationFlowConfig,
+    pub logout: LogoutFlowConfig,
+    pub error: UiUrl,
+}
+
+/// Why a configuration could not be loaded. The message names the key.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// Load from optional YAML text plus `IDFLOW_*` variables from `env`.
+    pub fn load(yaml: Option<&str>, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
+        let mut root: Value = match yaml {
+            Some(text) if !text.trim().is_empty() => {
+                serde_yaml_ng::from_str(text).map_err(|e| ConfigError(format!("config file is not valid YAML: {e}")))?
+            }
+            _ => Value::Object(Default::default()),
+        };
+        if root.is_null() {
+            root = Value::Object(Default::default());
+        }
+        if !root.is_object() {
+            return Err(ConfigError("config file must be a YAML mapping at the top level".into()));
+        }
+        let mut env: Vec<(String, String)> = env.into_iter().filter(|(k, _)| k.starts_with("IDFLOW_")).collect();
+        env.sort();
+        for (k, v) in env {
+            let path: Vec<String> = k["IDFLOW_".len()..].split("__").map(|s| s.to_ascii_lowercase()).collect();
+            if path.iter().any(String::is_empty) {
+                continue;
+            }
+            let parsed: Value = serde_yaml_ng::from_str(&v).unwrap_or(Value::String(v.clone()));
+            let parsed = match parsed {
+                Value::Null => Value::String(v),
+                p => p,
+            };
+            set_path(&mut root, &path, parsed);
+        }
+        let cfg: Config = serde_path_to_error::deserialize(root).map_err(|e| {
+            let path = e.path().to_string();
+            ConfigError(format!("invalid configuration at key `{path}`: {}", e.inner()))
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let check_url = |key: &str, v: &Option<String>| -> Result<(), ConfigError> {
+            if let Some(u) = v {
+                url::Url::parse(u).map_err(|e| ConfigError(format!("invalid configuration at key `{key}`: {e}")))?;
+            }
+            Ok(())
+        };
+        check_url("serve.public.base_url", &self.serve.public.base_url)?;
+        check_url("serve.admin.base_url", &self.serve.admin.base_url)?;
+        check_url("selfservice.default_browser_return_url", &self.selfservice.default_browser_return_url)?;
+        check_url("selfservice.flows.settings.ui_url", &self.selfservice.flows.settings.ui_url)?;
+        check_url("selfservice.flows.login.ui_url", &self.selfservice.flows.login.ui_url)?;
+        check_url("selfservice.flows.registration.ui_url", &self.selfservice.flows.registration.ui_url)?;
+        check_url("selfservice.flows.error.ui_url", &self.selfservice.flows.error.ui_url)?;
+        for (i, u) in self.selfservice.allowed_return_urls.iter().enumerate() {
+            url::Url::parse(u).map_err(|e| {
+                ConfigError(format!("invalid configuration at key `selfservice.allowed_return_urls.{i}`: {e}"))
+            })?;
+        }
+        let p = &self.selfservice.methods.password.config;
+        if p.min_password_length < 6 {
+            return Err(ConfigError(
+                "invalid configuration at key `selfservice.methods.password.config.min_password_length`: must be at least 6".into(),
+            ));
+        }
+        if p.max_password_length < p.min_password_length {
+            return Err(ConfigError(
+                "invalid configuration at key `selfservice.methods.password.config.max_password_length`: must be >= min_password_length".into(),
+            ));
+        }
+        self.hashers.validate().map_err(ConfigError)?;
+        if self.limits.max_body_bytes < 1024 {
+            return Err(ConfigError("invalid configuration at key `limits.max_body_bytes`: must be at least 1024".into()));
+        }
+        for (key, hooks) in [
+            ("selfservice.flows.settings.after", &self.selfservice.flows.settings.after),
+            ("selfservice.flows.login.after", &self.selfservice.flows.login.after),
+            ("selfservice.flows.registration.after", &self.selfservice.flows.registration.after),
+        ] {
+            for m in ["", "password", "profile", "totp", "lookup_secret", "webauthn", "passkey", "oidc"] {
+                let list = if m.is_empty() { Some(&hooks.hooks) } else { hooks.method(m).and_then(|a| a.hooks.as_ref()) };
+                for h in list.into_iter().flatten() {
+                    if !matches!(h.hook.as_str(), "session" | "revoke_active_sessions" | "web_hook") {
+                        return Err(ConfigError(format!(
+                            "invalid configuration at key `{key}{}{m}.hooks`: unknown hook {:?} (known: session, revoke_active_sessions, web_hook)",
+                            if m.is_empty() { "" } else { "." },
+                            h.hook
+                        )));
+                    }
+                    if h.hook == "web_hook" {
+                        let url = h.config.as_ref().and_then(|c| c.get("url")).and_then(Value::as_str);
+                        if url.is_none_or(|u| url::Url::parse(u).is_err()) {
+                            return Err(ConfigError(format!(
+                                "invalid configuration at key `{key}{}{m}.hooks`: web_hook needs config.url (an absolute URL)",
+                                if m.is_empty() { "" } else { "." },
+                            )));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The public base URL with a trailing slash removed.
+    pub fn public_base(&self) -> String {
+        let b = self
+            .serve
+            .public
+            .base_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}/", self.serve.public.addr(4433)));
+        b.trim_end_matches('/').to_string()
+    }
+
+    pub fn admin_base(&self) -> String {
+        let b = self
+            .serve
+            .admin
+            .base_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}/", self.serve.admin.addr(4434)));
+        b.trim_end_matches('/').to_string()
+    }
+
+    /// The effective config as YAML with every secret redacted.
+    pub fn redacted_yaml(&self) -> String {
+        let mut c = self.clone();
+        let red = |v: &mut Vec<Secret>| {
+            for s in v.iter_mut() {
+                *s = Secret("**redacted**".into());
+            }
+        };
+        red(&mut c.secrets.cookie);
+        red(&mut c.secrets.cipher);
+        red(&mut c.secrets.default);
+        if let Some(d) = &c.dsn {
+            c.dsn = Some(redact_dsn(d));
+        }
+        serde_yaml_ng::to_string(&c).unwrap_or_else(|e| format!("# could not render config: {e}\n"))
+    }
+}
+
+/// Remove a password from a database URL.
+pub fn redact_dsn(dsn: &str) -> String {
+    match url::Url::parse(dsn) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("**redacted**"));
+            u.to_string()
+        }
+        _ => dsn.to_string(),
+    }
+}
+
+fn set_path(root: &mut Value, path: &[String], v: Value) {
+    let Some((last, init)) = path.split_last() else { return };
+    let mut cur = root;
+    for seg in init {
+        if !cur.is_object() {
+            *cur = Value::Object(Default::default());
+        }
+        let Value::Object(m) = cur else { return };
+        cur = m.entry(seg.clone()).or_insert_with(|| Value::Object(Default::default()));
+    }
+    if !cur.is_object() {
+        *cur = Value::Object(Default::default());
+    }
+    if let Value::Object(m) = cur {
+        m.insert(last.clone(), v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert!(parse_duration("1x").is_err());
+        assert!(parse_duration("h").is_err());
+    }
+
+    #[test]
+    fn empty_config_has_defaults() {
+        let c = Config::load(None, vec![]).unwrap();
+        assert_eq!(c.serve.public.addr(4433), "127.0.0.1:4433");
+        assert_eq!(c.selfservice.flows.settings.privileged_session_max_age, Dur::secs(3600));
+        assert!(c.selfservice.flows.settings.after.has_hook("password", "revoke_active_sessions"));
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = Config::load(Some("selfservice:\n  flows:\n    settings:\n      lifespam: 1h\n"), vec![]).unwrap_err();
+        assert!(e.0.contains("selfservice.flows.settings"), "{}", e.0);
+        assert!(e.0.contains("lifespam"), "{}", e.0);
+    }
+
+    #[test]
+    fn bad_value_is_named() {
+        let e = Config::load(Some("session:\n  lifespan: forever\n"), vec![]).unwrap_err();
+        assert!(e.0.contains("session.lifespan"), "{}", e.0);
+    }
+
+    #[test]
+    fn env_overrides() {
+        let c = Config::load(
+            Some("serve:\n  public:\n    base_url: http://a.example/\n"),
+            vec![
+                ("IDFLOW_SERVE__PUBLIC__BASE_URL".to_string(), "http://b.example/".to_string()),
+                ("IDFLOW_SELFSERVICE__FLOWS__SETTINGS__PRIVILEGED_SESSION_MAX_AGE".into(), "15m".into()),
+                ("IDFLOW_DEV".into(), "true".into()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.public_base(), "http://b.example");
+        assert_eq!(c.selfservice.flows.settings.privileged_session_max_age, Dur::secs(900));
+        assert!(c.dev);
+    }
+
+    #[test]
+    fn secrets_redacted() {
+        let c = Config::load(Some("secrets:\n  cookie: [supersecretvalue123]\ndsn: postgres://u:pw@h/db\n"), vec![]).unwrap();
+        let y = c.redacted_yaml();
+        assert!(!y.contains("supersecretvalue123"));
+        assert!(!y.contains(":pw@"));
+        assert!(!format!("{:?}", c).contains("supersecretvalue123"));
+    }
+}

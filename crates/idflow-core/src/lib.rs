@@ -1,0 +1,14 @@
+//! idflow core: the domain model (identities, credentials, sessions, self-service flows),
+//! UI nodes and messages, configuration, identity schemas, password hashing and policy,
+//! and the store trait. It knows neither HTTP nor SQL.
+
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod error;
+pub mod model;
+pub mod password;
+pub mod schema;
+pub mod selfservice;
+pub mod store;
+pub mod ui;

@@ -1,0 +1,7 @@
+//! Settings/login methods. One module per method; each offers its UI nodes and its submit
+//! handlers. Adding a method means one module here and one dispatch line in `settings.rs`.
+
+pub mod lookup;
+pub mod password;
+pub mod profile;
+pub mod totp;

@@ -1,0 +1,130 @@
+//! TOTP (authenticator app): enrolment and removal in settings, second factor in login.
+//! Codes are replay-safe: the last accepted time step is stored on the credential and only a
+//! later step is accepted; the store's optimistic concurrency makes two concurrent uses of one
+//! code resolve to exactly one success.
+
+use crate::error::{Error, Result};
+use crate::model::{CredentialType, Flow, Identity};
+use crate::selfservice::Engine;
+use crate::store::{Commit, StoreError};
+use crate::ui::{Group, Node, UiText, msg};
+use serde_json::{Value, json};
+use totp_rs::{Algorithm, Builder, Secret, Totp};
+
+/// Failed TOTP / recovery-code attempts allowed per identity per window.
+pub const SECOND_FACTOR_LIMIT: i64 = 10;
+pub const SECOND_FACTOR_WINDOW_SECS: i64 = 300;
+
+impl Engine {
+    /// The issuer shown in authenticator apps.
+    pub fn totp_issuer(&self) -> String {
+        self.cfg.selfservice.methods.totp.config.issuer.clone().unwrap_or_else(|| {
+            url::Url::parse(self.base()).ok().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_else(|| "idflow".into())
+        })
+    }
+
+    fn totp_account(&self, identity: &Identity) -> String {
+        self.schema(&identity.schema_id)
+            .ok()
+            .and_then(|s| s.extract(&identity.traits).totp_account_name)
+            .filter(|a| !a.contains(':') && !a.is_empty())
+            .unwrap_or_else(|| identity.id.to_string())
+    }
+
+    /// Build a TOTP from a base32 secret for this identity.
+    pub fn totp_for(&self, identity: &Identity, secret_b32: &str) -> Option<Totp> {
+        let secret = Secret::try_from_base32(secret_b32).ok()?;
+        let issuer = self.totp_issuer().replace(':', "");
+        Builder::new()
+            .with_algorithm(Algorithm::SHA1)
+            .with_digits(6)
+            .with_step_duration(30)
+            .with_skew(1)
+            .with_secret(secret)
+            .with_issuer(Some(issuer))
+            .with_account_name(self.totp_account(identity))
+            .build()
+            .ok()
+    }
+
+    /// Settings nodes of the `totp` group. Generates (and keeps on the flow) the secret being
+    /// enrolled when the identity has no TOTP yet.
+    pub fn totp_settings_nodes(&self, flow: &mut Flow, identity: &Identity) -> Vec<Node> {
+        if identity.credential(CredentialType::Totp).is_some() {
+            return vec![
+                Node::submit(Group::Totp, "totp_unlink", json!("true"), msg::totp_unlink()).required(),
+            ];
+        }
+        let secret = match flow.internal_get("totp_secret").and_then(Value::as_str) {
+            Some(s) => s.to_string(),
+            None => {
+                let s = Secret::from(crate::crypto::random_bytes::<20>().to_vec()).to_base32();
+                flow.internal_set("totp_secret", json!(s));
+                s
+            }
+        };
+        let Some(totp) = self.totp_for(identity, &secret) else { return vec![] };
+        let qr = totp.to_qr_base64().unwrap_or_default();
+        vec![
+            Node::img(Group::Totp, "totp_qr", format!("data:image/png;base64,{qr}"), 256, 256, msg::totp_qr()),
+            Node::text(Group::Totp, "totp_secret_key", msg::totp_secret(&secret), Some(msg::totp_secret_label())),
+            Node::input(Group::Totp, "totp_code", "text")
+                .required()
+                .autocomplete("one-time-code")
+                .label(msg::label_verify_code()),
+            Node::submit(Group::Totp, "method", json!("totp"), msg::label_save()),
+        ]
+    }
+
+    /// The `otpauth://` URL of the secret being enrolled on this flow.
+    pub fn totp_url_for_flow(&self, flow: &Flow, identity: &Identity) -> Option<String> {
+        let secret = flow.internal_get("totp_secret")?.as_str()?;
+        self.totp_for(identity, secret)?.to_url().ok()
+    }
+
+    /// Check `code` against `totp` at the engine's time; returns the matched step.
+    pub fn totp_check(&self, totp: &Totp, code: &str) -> Option<u64> {
+        let code = code.trim();
+        if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let now = u64::try_from(self.clock.now().unix_timestamp()).ok()?;
+        totp.check(code, now)
+    }
+
+    /// Login step-up with TOTP: verify and consume the code (replay-safe, rate limited).
+    /// `Ok(Err(msg))` is a form error.
+    pub async fn verify_totp_login(&self, identity: &Identity, code: &str) -> Result<std::result::Result<(), UiText>> {
+        let Some(cred) = identity.credential(CredentialType::Totp) else {
+            return Ok(Err(msg::no_totp()));
+        };
+        let key = format!("2fa:{}", identity.id);
+        // Count the attempt before checking it: once over the limit nothing is evaluated.
+        self.rate_check(&key, SECOND_FACTOR_LIMIT, SECOND_FACTOR_WINDOW_SECS).await?;
+        let url = cred.config.get("totp_url").and_then(Value::as_str).unwrap_or_default();
+        let Ok(totp) = Totp::from_url_unchecked(url) else {
+            return Ok(Err(msg::no_totp()));
+        };
+        let step = self.totp_check(&totp, code);
+        let last = cred.config.get("last_used_step").and_then(Value::as_u64);
+        match step {
+            Some(s) if last.is_none_or(|l| s > l) => {
+                let mut updated = identity.clone();
+                if let Some(c) = updated.credentials.get_mut(&CredentialType::Totp) {
+                    c.config["last_used_step"] = json!(s);
+                    c.updated_at = self.clock.now();
+                }
+                match self.store.commit(Commit { update_identity: Some(&updated), ..Default::default() }).await {
+                    Ok(_) => {
+                        let _ = self.store.rate_clear(&key).await;
+                        Ok(Ok(()))
+                    }
+                    // Someone else changed the identity at the same time (e.g. used this code).
+                    Err(StoreError::Conflict(_)) => Ok(Err(msg::totp_invalid())),
+                    Err(e) => Err(Error::from(e)),
+                }
+            }
+            _ => Ok(Err(msg::totp_invalid())),
+        }
+    }
+}

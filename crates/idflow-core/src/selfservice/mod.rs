@@ -1,0 +1,414 @@
+//! Self-service: the flows (registration, login, settings), sessions and the methods that
+//! take part in them. Both HTTP dialects call these functions; none of them knows HTTP.
+//!
+//! Outcomes are values: a form error is the flow with messages ([`Submitted::Invalid`]), not an
+//! `Err`. `Err` is reserved for what is not a form (no session, CSRF, expiry, …).
+
+pub mod login;
+pub mod methods;
+pub mod registration;
+pub mod sessions;
+pub mod settings;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::crypto;
+use crate::error::{Error, ErrorKind, Result};
+use crate::model::{Flow, FlowKind, FlowType, Identity, Session};
+use crate::schema::IdentitySchema;
+use crate::store::Store;
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// Sends `web_hook` payloads. Implemented by the server with a real HTTP client.
+#[async_trait]
+pub trait WebHooks: Send + Sync {
+    /// POST `body` as JSON to `url`; returns the status code, or an error text (timeout,
+    /// connection refused, …).
+    async fn post(&self, url: &str, body: &Value, timeout: Duration) -> std::result::Result<u16, String>;
+}
+
+/// The authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Authed {
+    pub session: Session,
+    pub identity: Identity,
+}
+
+/// What the http layer knows about the request.
+#[derive(Debug, Clone, Default)]
+pub struct Req {
+    /// The caller wants JSON (AJAX / API).
+    pub json: bool,
+    /// Absolute URL of the request as received.
+    pub request_url: String,
+    /// The caller's session, when it presented a valid one.
+    pub auth: Option<Authed>,
+    /// The raw session token the caller presented (to rotate it on refresh/step-up).
+    pub token: Option<String>,
+    /// The CSRF cookie value, if sent.
+    pub csrf_cookie: Option<String>,
+    /// Set when the request carries an `Origin` header or cookies (rejected on API flows).
+    pub api_violation: Option<String>,
+    pub ip: String,
+    pub user_agent: String,
+}
+
+/// The engine: configuration, store, clock and compiled identity schemas.
+pub struct Engine {
+    pub cfg: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub clock: Clock,
+    pub schemas: HashMap<String, Arc<IdentitySchema>>,
+    /// Keys that sign session cookies (first signs, all verify).
+    pub cookie_keys: Vec<Vec<u8>>,
+    /// Key for hashing recovery codes (from `secrets.cipher`).
+    pub cipher_key: Vec<u8>,
+    pub hooks: Arc<dyn WebHooks>,
+    base: String,
+}
+
+impl Engine {
+    pub fn new(
+        cfg: Arc<Config>,
+        store: Arc<dyn Store>,
+        clock: Clock,
+        schemas: HashMap<String, Arc<IdentitySchema>>,
+        cookie_keys: Vec<Vec<u8>>,
+        cipher_key: Vec<u8>,
+        hooks: Arc<dyn WebHooks>,
+    ) -> Self {
+        let base = cfg.public_base();
+        crate::password::prepare_dummy(&cfg.hashers);
+        Engine { cfg, store, clock, schemas, cookie_keys, cipher_key, hooks, base }
+    }
+
+    /// `{public}` without a trailing slash.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn schema(&self, id: &str) -> Result<&Arc<IdentitySchema>> {
+        self.schemas
+            .get(id)
+            .ok_or_else(|| Error::bad_request(format!("Unable to find JSON Schema ID: {id}")))
+    }
+
+    pub fn default_schema(&self) -> Result<&Arc<IdentitySchema>> {
+        self.schema(&self.cfg.identity.default_schema_id)
+    }
+
+    /// The UI URL of a flow kind (configured, else the built-in UI under `/ui/...`).
+    pub fn ui_url(&self, kind: &str) -> String {
+        let f = &self.cfg.selfservice.flows;
+        let configured = match kind {
+            "login" => f.login.ui_url.clone(),
+            "registration" => f.registration.ui_url.clone(),
+            "settings" => f.settings.ui_url.clone(),
+            "error" => f.error.ui_url.clone(),
+            _ => None,
+        };
+        configured.unwrap_or_else(|| self.url(&format!("/ui/{kind}")))
+    }
+
+    pub fn ui_url_for_flow(&self, kind: FlowKind, id: Uuid) -> String {
+        with_query(&self.ui_url(kind.as_str()), &[("flow", &id.to_string())])
+    }
+
+    /// `selfservice.default_browser_return_url`, else the settings UI... else `{public}/`.
+    pub fn default_return_url(&self) -> String {
+        self.cfg.selfservice.default_browser_return_url.clone().unwrap_or_else(|| self.url("/ui/welcome"))
+    }
+
+    /// Validate a `return_to` against the allow-list; returns the absolute URL.
+    pub fn check_return_to(&self, rt: &str) -> Result<String> {
+        let base = url::Url::parse(&self.default_return_url())
+            .or_else(|_| url::Url::parse(&format!("{}/", self.base)))
+            .map_err(Error::internal)?;
+        let target = base.join(rt).map_err(|_| Error::bad_request(format!("Unable to parse return_to URL {rt:?}.")))?;
+        let mut allowed: Vec<String> = self.cfg.selfservice.allowed_return_urls.clone();
+        allowed.push(format!("{}/self-service", self.base));
+        allowed.push(format!("{}/ui", self.base));
+        if let Some(d) = &self.cfg.selfservice.default_browser_return_url {
+            allowed.push(d.clone());
+        }
+        let ok = allowed.iter().filter_map(|a| url::Url::parse(a).ok()).any(|a| {
+            let host_ok = match (a.host_str(), target.host_str()) {
+                (Some(ah), Some(th)) => {
+                    let ah = ah.to_ascii_lowercase();
+                    let th = th.to_ascii_lowercase();
+                    if let Some(suffix) = ah.strip_prefix('*') {
+                        th.ends_with(suffix)
+                    } else {
+                        ah == th
+                    }
+                }
+                _ => false,
+            };
+            let path = if a.path().is_empty() { "/" } else { a.path() };
+            a.scheme().eq_ignore_ascii_case(target.scheme())
+                && host_ok
+                && a.port_or_known_default() == target.port_or_known_default()
+                && target.path().starts_with(path)
+        });
+        if ok {
+            Ok(target.to_string())
+        } else {
+            Err(Error::new(ErrorKind::ReturnToForbidden, format!("Requested return_to URL \"{target}\" is not allowed.")))
+        }
+    }
+
+    /// Validate an optional `return_to` query value.
+    pub fn opt_return_to(&self, rt: Option<&str>) -> Result<Option<String>> {
+        match rt.filter(|s| !s.is_empty()) {
+            None => Ok(None),
+            Some(r) => self.check_return_to(r).map(Some),
+        }
+    }
+
+    /// Load a flow of `kind`; unknown ids are 404.
+    pub async fn load_flow(&self, id: Uuid, kind: FlowKind) -> Result<Flow> {
+        match self.store.get_flow(id).await? {
+            Some(f) if f.kind == kind => Ok(f),
+            _ => Err(Error::not_found(match kind {
+                FlowKind::Settings => "The settings request could not be found. Please restart the flow.",
+                FlowKind::Login => "The login request could not be found. Please restart the flow.",
+                FlowKind::Registration => "The registration request could not be found. Please restart the flow.",
+            })
+            .with_message("Unable to locate the resource")),
+        }
+    }
+
+    /// A new flow shell.
+    pub fn new_flow(&self, kind: FlowKind, flow_type: FlowType, request_url: &str, lifespan: Duration) -> Flow {
+        let now = self.clock.now();
+        let id = Uuid::new_v4();
+        let action = match kind {
+            FlowKind::Login => self.url(&format!("/self-service/login?flow={id}")),
+            FlowKind::Registration => self.url(&format!("/self-service/registration?flow={id}")),
+            FlowKind::Settings => self.url(&format!("/self-service/settings?flow={id}")),
+        };
+        let return_to = url::Url::parse(request_url)
+            .ok()
+            .and_then(|u| u.query_pairs().find(|(k, _)| k == "return_to").map(|(_, v)| v.into_owned()))
+            .filter(|s| !s.is_empty());
+        Flow {
+            id,
+            kind,
+            flow_type,
+            identity_id: None,
+            expires_at: now + time::Duration::microseconds(i64::try_from(lifespan.as_micros()).unwrap_or(i64::MAX)),
+            issued_at: now,
+            request_url: request_url.to_string(),
+            return_to,
+            ui: crate::ui::Ui::new(action),
+            state: "choose_method".into(),
+            active: None,
+            refresh: false,
+            requested_aal: crate::model::Aal::Aal1,
+            csrf_token: if flow_type == FlowType::Browser { crypto::new_csrf_secret() } else { String::new() },
+            internal: Value::Object(Map::new()),
+            version: 0,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// For browser flows: bind the flow to the browser's CSRF cookie (reusing it when valid)
+    /// and return the masked token for the form.
+    pub fn bind_csrf(&self, flow: &mut Flow, req: &Req) -> String {
+        if flow.flow_type != FlowType::Browser {
+            return match &req.csrf_cookie {
+                Some(c) if !c.is_empty() => crypto::mask_csrf(c),
+                _ => String::new(),
+            };
+        }
+        if let Some(c) = req.csrf_cookie.as_ref().filter(|c| is_valid_csrf_secret(c)) {
+            flow.csrf_token = c.clone();
+        }
+        crypto::mask_csrf(&flow.csrf_token)
+    }
+
+    /// CSRF for browser-flow submits: the body token must match the cookie, and the cookie
+    /// must be the one the flow was created for.
+    pub fn check_csrf(&self, flow: &Flow, req: &Req, body_token: Option<&str>) -> Result<()> {
+        if flow.flow_type != FlowType::Browser {
+            return Ok(());
+        }
+        let fail = |reason: &str| {
+            Error::new(
+                ErrorKind::Csrf,
+                "Please retry the flow and optionally clear your cookies. The request was rejected to protect you from Cross-Site-Request-Forgery (CSRF) which could cause account takeover, leaking personal information, and other serious security issues.",
+            )
+            .with_detail("reject_reason", Value::String(reason.into()))
+            .with_detail("docs", Value::String("https://www.ory.com/docs/troubleshooting/csrf".into()))
+        };
+        let Some(cookie) = req.csrf_cookie.as_deref().filter(|c| !c.is_empty()) else {
+            return Err(fail("The HTTP Cookie Header was set but did not include the anti-CSRF cookie."));
+        };
+        let Some(token) = body_token.filter(|t| !t.is_empty()) else {
+            return Err(fail("The anti-CSRF token was not sent in the request body."));
+        };
+        if !crypto::csrf_matches(token, cookie) || !crypto::csrf_matches(cookie, &flow.csrf_token) {
+            return Err(fail(
+                "The HTTP Cookie Header was set and a CSRF token was sent but they do not match. We recommend deleting all cookies for this domain and retrying the flow.",
+            ));
+        }
+        Ok(())
+    }
+
+    /// API flows refuse requests that carry browser state (an `Origin` header or cookies).
+    pub fn check_api_request(&self, flow: &Flow, req: &Req) -> Option<String> {
+        if flow.flow_type == FlowType::Api { req.api_violation.clone() } else { None }
+    }
+
+    /// Resolve a session token to an active session and its identity.
+    pub async fn authenticate(&self, token: &str) -> Result<Option<Authed>> {
+        if token.is_empty() || token.len() > 512 {
+            return Ok(None);
+        }
+        let Some(session) = self.store.get_session_by_token_hash(&crypto::token_hash(token)).await? else {
+            return Ok(None);
+        };
+        if !session.is_active(self.clock.now()) {
+            return Ok(None);
+        }
+        let Some(identity) = self.store.get_identity(session.identity_id).await? else {
+            return Ok(None);
+        };
+        if identity.state != crate::model::IdentityState::Active {
+            return Ok(None);
+        }
+        Ok(Some(Authed { session, identity }))
+    }
+
+    /// The login URL a browser is sent to for a second factor.
+    pub fn aal2_login_url(&self, return_to: Option<&str>) -> String {
+        let mut params = vec![("aal", "aal2".to_string())];
+        if let Some(r) = return_to {
+            params.push(("return_to", r.to_string()));
+        }
+        let p: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        with_query(&self.url("/self-service/login/browser"), &p)
+    }
+
+    pub fn refresh_login_url(&self, return_to: &str) -> String {
+        with_query(&self.url("/self-service/login/browser"), &[("refresh", "true"), ("return_to", return_to)])
+    }
+
+    /// `session_aal2_required` error.
+    pub fn aal2_error(&self, return_to: Option<&str>) -> Error {
+        let url = self.aal2_login_url(return_to);
+        Error::new(
+            ErrorKind::Aal2Required,
+            "An active session was found but it does not fulfill the requested Authenticator Assurance Level. Please verify yourself with a second factor to resolve this issue.",
+        )
+        .with_detail("redirect_browser_to", Value::String(url.clone()))
+        .with_redirect(url)
+    }
+
+    /// Whether the session meets `required` for this identity (identity-session-login §7.3).
+    pub fn aal_ok(&self, required: crate::config::RequiredAal, a: &Authed) -> bool {
+        use crate::model::Aal;
+        match required {
+            crate::config::RequiredAal::Aal1 => a.session.aal >= Aal::Aal1,
+            crate::config::RequiredAal::HighestAvailable => {
+                a.session.aal >= Aal::Aal2 || a.identity.available_aal() < Aal::Aal2
+            }
+        }
+    }
+
+    /// Hash a password on the blocking pool.
+    pub async fn hash_password(&self, password: String) -> Result<String> {
+        let cfg = self.cfg.hashers.clone();
+        tokio::task::spawn_blocking(move || crate::password::hash(&cfg, &password))
+            .await
+            .map_err(Error::internal)?
+            .map_err(Error::internal)
+    }
+
+    /// Verify a password on the blocking pool (a dummy verification when `hash` is None, so
+    /// unknown identifiers cost the same time).
+    pub async fn verify_password(&self, password: String, hash: Option<String>) -> Result<bool> {
+        let cfg = self.cfg.hashers.clone();
+        tokio::task::spawn_blocking(move || match hash {
+            Some(h) => crate::password::verify(&password, &h).unwrap_or(false),
+            None => {
+                crate::password::verify_dummy(&cfg, &password);
+                false
+            }
+        })
+        .await
+        .map_err(Error::internal)
+    }
+
+    /// Rate limit a guessable secret: counts a failure for `key`; Err(429) once over the limit.
+    pub async fn rate_check(&self, key: &str, limit: i64, window_secs: i64) -> Result<()> {
+        let now = self.clock.now().unix_timestamp();
+        let window = now - now.rem_euclid(window_secs.max(1));
+        let n = self.store.rate_hit(key, window).await?;
+        if n > limit {
+            let mut e = Error::new(ErrorKind::RateLimited, "Too many attempts. Please wait before trying again.");
+            e.retry_after = Some(u64::try_from(window + window_secs - now).unwrap_or(1).max(1));
+            return Err(e);
+        }
+        Ok(())
+    }
+}
+
+fn is_valid_csrf_secret(c: &str) -> bool {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.decode(c).is_ok_and(|b| b.len() == 32)
+}
+
+/// Append query parameters to a URL.
+pub fn with_query(base: &str, params: &[(&str, &str)]) -> String {
+    match url::Url::parse(base) {
+        Ok(mut u) => {
+            {
+                let mut q = u.query_pairs_mut();
+                for (k, v) in params {
+                    q.append_pair(k, v);
+                }
+            }
+            u.to_string()
+        }
+        Err(_) => base.to_string(),
+    }
+}
+
+/// A submitted body: a JSON object with dot-notation keys unflattened.
+pub type Body = Map<String, Value>;
+
+/// Read a string field.
+pub fn body_str<'a>(b: &'a Body, k: &str) -> Option<&'a str> {
+    b.get(k).and_then(Value::as_str)
+}
+
+/// Read a boolean flag that may come as `true` or `"true"` (form posts).
+pub fn body_flag(b: &Body, k: &str) -> bool {
+    match b.get(k) {
+        Some(Value::Bool(v)) => *v,
+        Some(Value::String(s)) => s == "true" || s == "1",
+        _ => false,
+    }
+}
+
+/// The result of a submit that did not fail hard.
+#[derive(Debug)]
+pub enum Submitted<T> {
+    /// The method succeeded.
+    Done(T),
+    /// Form errors: the flow carries the messages (HTTP 400 / redirect to the UI).
+    Invalid(Flow),
+    /// Not an update: show the flow again (lookup reveal/regenerate) — 200 / redirect to UI.
+    ShowForm(Flow),
+}

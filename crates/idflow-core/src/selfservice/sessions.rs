@@ -1,0 +1,166 @@
+//! Sessions: activation on login/registration, refresh and step-up, whoami, logout.
+
+use super::{Authed, Engine, Req};
+use crate::crypto;
+use crate::error::{Error, ErrorKind, Result};
+use crate::model::{Aal, AuthMethod, Device, Identity, Session};
+use crate::store::Commit;
+use uuid::Uuid;
+
+/// A session with the raw tokens that were just minted (only known at issue time).
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub session: Session,
+    pub token: String,
+    pub logout_token: String,
+}
+
+impl Engine {
+    /// The AAL a method contributes.
+    pub fn method_aal(&self, method: &str) -> Aal {
+        match method {
+            "totp" | "lookup_secret" | "webauthn" => Aal::Aal2,
+            _ => Aal::Aal1,
+        }
+    }
+
+    /// A brand-new session for `identity` after `method` (not stored yet).
+    pub fn new_session(&self, identity: &Identity, method: &str, req: &Req) -> Issued {
+        let now = self.clock.now();
+        let token = crypto::random_token(&self.cfg.session.token_prefix);
+        let logout_token = crypto::random_token("idf_lo_");
+        let mut s = Session {
+            id: Uuid::new_v4(),
+            token_hash: crypto::token_hash(&token),
+            logout_token_hash: crypto::token_hash(&logout_token),
+            identity_id: identity.id,
+            active: true,
+            aal: Aal::Aal0,
+            authentication_methods: vec![AuthMethod {
+                method: method.into(),
+                aal: self.method_aal(method),
+                completed_at: now,
+                provider: None,
+            }],
+            authenticated_at: now,
+            issued_at: now,
+            expires_at: now + self.cfg.session.lifespan.as_time(),
+            devices: vec![Device {
+                id: Uuid::new_v4(),
+                ip_address: req.ip.clone(),
+                user_agent: req.user_agent.clone(),
+                location: String::new(),
+            }],
+            created_at: now,
+            updated_at: now,
+        };
+        s.recompute_aal();
+        Issued { session: s, token, logout_token }
+    }
+
+    /// Add a completed method to an existing session (refresh / step-up / settings enrolment):
+    /// `authenticated_at` and `expires_at` move to now, and the token is rotated (the old one
+    /// stops working) when `rotate` is set.
+    pub fn extend_session(&self, s: &Session, method: &str, rotate: bool) -> Issued {
+        let now = self.clock.now();
+        let mut s = s.clone();
+        s.authentication_methods.push(AuthMethod {
+            method: method.into(),
+            aal: self.method_aal(method),
+            completed_at: now,
+            provider: None,
+        });
+        s.recompute_aal();
+        s.authenticated_at = now;
+        s.expires_at = now + self.cfg.session.lifespan.as_time();
+        s.updated_at = now;
+        let (mut token, mut logout_token) = (String::new(), String::new());
+        if rotate {
+            token = crypto::random_token(&self.cfg.session.token_prefix);
+            logout_token = crypto::random_token("idf_lo_");
+            s.token_hash = crypto::token_hash(&token);
+            s.logout_token_hash = crypto::token_hash(&logout_token);
+        }
+        Issued { session: s, token, logout_token }
+    }
+
+    /// `GET /sessions/whoami`: 401 without a valid session, 403 when the AAL is too low.
+    pub fn whoami(&self, auth: Option<Authed>) -> Result<Authed> {
+        let a = auth.ok_or_else(|| Error::new(ErrorKind::Unauthorized, "No valid session credentials found in the request."))?;
+        if !self.aal_ok(self.cfg.session.whoami.required_aal, &a) {
+            return Err(self.aal2_error(None));
+        }
+        Ok(a)
+    }
+
+    /// Revoke the caller's session (logout).
+    pub async fn logout(&self, a: &Authed) -> Result<()> {
+        self.store.revoke_session(a.session.id).await?;
+        Ok(())
+    }
+
+    /// `DELETE /self-service/logout/api`: revoke by token; unknown tokens are 403.
+    pub async fn logout_by_token(&self, token: &str) -> Result<()> {
+        let s = self.store.get_session_by_token_hash(&crypto::token_hash(token)).await?;
+        match s {
+            Some(s) => {
+                self.store.revoke_session(s.id).await?;
+                Ok(())
+            }
+            None => Err(Error::new(
+                ErrorKind::Forbidden,
+                "The provided Ory Session Token could not be found, is invalid, or otherwise malformed.",
+            )),
+        }
+    }
+
+    /// Browser logout with a logout token: must belong to the caller's session.
+    pub async fn logout_with_logout_token(&self, a: &Authed, logout_token: &str) -> Result<()> {
+        if !crypto::ct_eq(crypto::token_hash(logout_token).as_bytes(), a.session.logout_token_hash.as_bytes()) {
+            return Err(Error::new(
+                ErrorKind::Forbidden,
+                "Unable to log out because the logout token in the URL query does not match the session cookie.",
+            ));
+        }
+        self.logout(a).await
+    }
+
+    /// A fresh logout token for the caller's session (browser logout flow).
+    pub async fn new_logout_token(&self, a: &Authed) -> Result<String> {
+        let token = crypto::random_token("idf_lo_");
+        let mut s = a.session.clone();
+        s.logout_token_hash = crypto::token_hash(&token);
+        s.updated_at = self.clock.now();
+        self.store.commit(Commit { update_session: Some(&s), ..Default::default() }).await?;
+        Ok(token)
+    }
+
+    /// The caller's other active sessions.
+    pub async fn my_other_sessions(&self, a: &Authed) -> Result<Vec<Session>> {
+        let now = self.clock.now();
+        let all = self.store.list_sessions(Some(a.identity.id), true, None, 1000).await?;
+        Ok(all.into_iter().filter(|s| s.id != a.session.id && s.is_active(now)).collect())
+    }
+
+    /// Revoke all other sessions of the caller.
+    pub async fn revoke_my_other_sessions(&self, a: &Authed) -> Result<u64> {
+        Ok(self
+            .store
+            .commit(Commit { revoke_other_sessions: Some((a.identity.id, Some(a.session.id))), ..Default::default() })
+            .await?)
+    }
+
+    /// Revoke one of the caller's other sessions.
+    pub async fn revoke_my_session(&self, a: &Authed, id: Uuid) -> Result<()> {
+        if id == a.session.id {
+            return Err(Error::bad_request("You tried to revoke the current session. Use the logout flow instead."));
+        }
+        match self.store.get_session(id).await? {
+            Some(s) if s.identity_id == a.identity.id => {
+                self.store.revoke_session(id).await?;
+                Ok(())
+            }
+            _ => Err(Error::not_found("The requested session could not be found.")),
+        }
+    }
+}

@@ -1,0 +1,512 @@
+//! The settings flow: create, fetch, submit. Dispatch to one method per submit, privileged
+//! session (re-authentication) and AAL gates, CSRF, expiry, success handling and hooks.
+//!
+//! Beyond Kratos: when a change is blocked because the session is too old, the submitted
+//! values (minus secrets) are kept on the flow and the form comes back filled after the
+//! refresh login, for every client kind.
+
+use super::sessions::Issued;
+use super::{Authed, Body, Engine, Req, Submitted, body_flag, body_str, with_query};
+use crate::error::{Error, ErrorKind, Result};
+use crate::model::{Flow, FlowKind, FlowType, Identity};
+use crate::store::{Commit, StoreError};
+use crate::ui::{Group, Node, UiText, msg};
+use serde_json::{Value, json};
+use std::time::Duration;
+use uuid::Uuid;
+
+/// What a method decided.
+pub enum Change {
+    /// Persist this identity (and optionally extend the session with a method, revoke the
+    /// identity's other sessions).
+    Update { identity: Identity, add_method: Option<&'static str>, revoke_others: bool },
+    /// Form errors: (node name or "" for form level, message). `echo` re-fills trait nodes.
+    Invalid { errors: Vec<(String, UiText)>, echo: Option<Value> },
+    /// The change needs a privileged session; `pending` is what to keep (no secrets).
+    NeedsPrivilege { pending: Value },
+    /// Not an update: show the (changed) form again.
+    ShowForm,
+}
+
+/// A successful settings submit.
+#[derive(Debug)]
+pub struct SettingsDone {
+    pub flow: Flow,
+    pub identity: Identity,
+    pub method: String,
+    /// The updated session, when the method added an authentication method to it.
+    pub session: Option<Issued>,
+    /// Where a browser goes next.
+    pub redirect_to: String,
+    /// `continue_with` items produced by hooks.
+    pub continue_with: Vec<Value>,
+}
+
+const PENDING: &str = "pending_change";
+
+impl Engine {
+    fn no_session(api: bool) -> Error {
+        Error::new(
+            ErrorKind::SessionInactive,
+            if api {
+                "This endpoint can only be accessed with a valid session. Please log in and try again."
+            } else {
+                "No active session was found in this request."
+            },
+        )
+    }
+
+    fn missing_session() -> Error {
+        Error::new(ErrorKind::Unauthorized, "A valid Ory Session Cookie or Ory Session Token is missing.")
+    }
+
+    /// `GET /self-service/settings/{browser,api}`.
+    pub async fn create_settings(&self, req: &Req, flow_type: FlowType) -> Result<Flow> {
+        let a = req.auth.as_ref().ok_or_else(|| Self::no_session(flow_type == FlowType::Api))?;
+        let has_return_to = url::Url::parse(&req.request_url)
+            .ok()
+            .is_some_and(|u| u.query_pairs().any(|(k, _)| k == "return_to"));
+        if !self.aal_ok(self.cfg.selfservice.flows.settings.required_aal, a) {
+            return Err(self.aal2_error(has_return_to.then_some(req.request_url.as_str())));
+        }
+        self.build_settings_flow(req, a, flow_type).await
+    }
+
+    /// Create and store a settings flow for `a` (also used for expiry replacements).
+    pub async fn build_settings_flow(&self, req: &Req, a: &Authed, flow_type: FlowType) -> Result<Flow> {
+        let mut flow = self.new_flow(
+            FlowKind::Settings,
+            flow_type,
+            &req.request_url,
+            self.cfg.selfservice.flows.settings.lifespan.0,
+        );
+        if let Some(rt) = flow.return_to.clone() {
+            self.check_return_to(&rt)?;
+        }
+        flow.identity_id = Some(a.identity.id);
+        flow.state = "show_form".into();
+        self.settings_ui(&mut flow, &a.identity, req, None)?;
+        self.store.create_flow(&flow).await?;
+        Ok(flow)
+    }
+
+    /// Build the settings form from scratch for `identity`. `echo` re-fills trait inputs with
+    /// submitted values.
+    pub fn settings_ui(&self, flow: &mut Flow, identity: &Identity, req: &Req, echo: Option<&Value>) -> Result<()> {
+        let csrf = self.bind_csrf(flow, req);
+        let schema = self.schema(&identity.schema_id)?.clone();
+        let m = &self.cfg.selfservice.methods;
+        let mut nodes = vec![Node::csrf(&csrf)];
+        if m.profile.enabled {
+            nodes.extend(schema.trait_nodes(Group::Profile, Some(echo.unwrap_or(&identity.traits))));
+            nodes.push(Node::submit(Group::Profile, "method", json!("profile"), msg::label_save()));
+        }
+        if m.password.enabled {
+            nodes.push(
+                Node::input(Group::Password, "password", "password")
+                    .required()
+                    .autocomplete("new-password")
+                    .label(msg::label_password()),
+            );
+            nodes.push(Node::submit(Group::Password, "method", json!("password"), msg::label_save()));
+        }
+        if m.totp.enabled {
+            nodes.extend(self.totp_settings_nodes(flow, identity));
+        }
+        if m.lookup_secret.enabled {
+            nodes.extend(self.lookup_settings_nodes(flow, identity));
+        }
+        flow.ui.nodes = nodes;
+        flow.ui.sort(&schema.trait_order());
+        if let Some(p) = flow.internal_get(PENDING).cloned() {
+            self.prefill_pending(flow, &p);
+        }
+        Ok(())
+    }
+
+    /// Re-fill the form with a change that was blocked for re-authentication.
+    fn prefill_pending(&self, flow: &mut Flow, pending: &Value) {
+        if let Some(t) = pending.get("traits") {
+            let mut leaves = vec![];
+            crate::ui::flatten("traits", t, &mut leaves);
+            for (k, v) in leaves {
+                flow.ui.set_value(&k, v);
+            }
+        }
+        if !flow.ui.messages.iter().any(|m| m.id == 1050024) {
+            flow.ui.messages.push(
+                UiText::info(
+                    1050024,
+                    "Your change has not been saved yet: please confirm it is you, then submit it again. Secrets such as passwords must be entered again.",
+                )
+                .with_context(json!({ "method": pending.get("method").cloned().unwrap_or(Value::Null) })),
+            );
+        }
+    }
+
+    /// `GET /self-service/settings/flows?id=`.
+    pub async fn get_settings(&self, id: Uuid, req: &Req) -> Result<Flow> {
+        let a = req.auth.as_ref().ok_or_else(Self::missing_session)?;
+        let flow = self.load_flow(id, FlowKind::Settings).await?;
+        if flow.identity_id != Some(a.identity.id) {
+            return Err(Error::new(
+                ErrorKind::IdentityMismatch,
+                "The request was made for another identity and has been blocked for security reasons.",
+            ));
+        }
+        if !self.aal_ok(self.cfg.selfservice.flows.settings.required_aal, a) {
+            return Err(self.aal2_error(Some(&self.ui_url_for_flow(FlowKind::Settings, id))));
+        }
+        if flow.expires_at < self.clock.now() {
+            let mut e = Error::new(ErrorKind::Gone, "The settings flow has expired. Redirect the user to the settings flow init endpoint to initialize a new settings flow.");
+            if flow.flow_type == FlowType::Browser {
+                let mut init = self.url("/self-service/settings/browser");
+                if let Some(rt) = &flow.return_to {
+                    init = with_query(&init, &[("return_to", rt)]);
+                }
+                e = e
+                    .with_detail("redirect_to", json!(init))
+                    .with_detail("return_to", json!(flow.return_to.clone().unwrap_or_default()));
+            } else {
+                e = e.with_detail("api", json!(self.url("/self-service/settings/api")));
+            }
+            return Err(e);
+        }
+        Ok(flow)
+    }
+
+    /// Whether the session may make sensitive changes (`privileged_session_max_age`; a zero
+    /// max age means always privileged, for every method alike).
+    pub fn privileged(&self, a: &Authed) -> bool {
+        let max = self.cfg.selfservice.flows.settings.privileged_session_max_age;
+        max.0 == Duration::ZERO || a.session.authenticated_at + max.as_time() > self.clock.now()
+    }
+
+    /// `POST /self-service/settings?flow=`.
+    pub async fn submit_settings(&self, id: Uuid, body: &Body, req: &Req) -> Result<Submitted<SettingsDone>> {
+        let a = req.auth.as_ref().ok_or_else(Self::missing_session)?;
+        let mut flow = self.load_flow(id, FlowKind::Settings).await?;
+        if !self.aal_ok(self.cfg.selfservice.flows.settings.required_aal, a) {
+            return Err(self.aal2_error(Some(&req.request_url)));
+        }
+        if flow.expires_at < self.clock.now() {
+            return Err(self.expired_error(&flow, req).await);
+        }
+        if flow.identity_id != Some(a.identity.id) {
+            return Err(Error::new(
+                ErrorKind::IdentityMismatch,
+                "The request was initiated by someone else and has been blocked for security reasons. Please go back and try again.",
+            ));
+        }
+        // Dispatch: the first responsible method handles the request (settings-flow §7.3).
+        let method = body_str(body, "method").unwrap_or_default();
+        let lookup_flags = ["lookup_secret_reveal", "lookup_secret_regenerate", "lookup_secret_confirm", "lookup_secret_disable"];
+        let m = &self.cfg.selfservice.methods;
+        let chosen: Option<(&'static str, bool)> = if method == "profile" {
+            Some(("profile", m.profile.enabled))
+        } else if method == "password" {
+            Some(("password", m.password.enabled))
+        } else if body_flag(body, "totp_unlink") || method == "totp" {
+            Some(("totp", m.totp.enabled))
+        } else if lookup_flags.iter().any(|f| body_flag(body, f)) {
+            Some(("lookup_secret", m.lookup_secret.enabled))
+        } else {
+            None
+        };
+        let Some((method, enabled)) = chosen else {
+            self.settings_ui(&mut flow, &a.identity, req, None)?;
+            flow.ui.messages.retain(|m| m.id == 1050024);
+            flow.ui.messages.push(msg::no_strategy_settings());
+            self.save_flow(&mut flow).await?;
+            return Ok(Submitted::Invalid(flow));
+        };
+        if !enabled {
+            return Err(Error::new(
+                ErrorKind::Disabled,
+                "This endpoint was disabled by system administrator. Please check your url or contact the system administrator to enable it.",
+            ));
+        }
+        // Password decode errors are reported before CSRF (settings-flow §8.2).
+        if method == "password" && body_str(body, "password").is_none_or(str::is_empty) {
+            return self.settings_invalid(flow, a, req, vec![("password".into(), msg::missing("password"))], None).await;
+        }
+        self.check_csrf(&flow, req, body_str(body, "csrf_token"))?;
+        if let Some(v) = self.check_api_request(&flow, req) {
+            return self.settings_invalid(flow, a, req, vec![(String::new(), msg::generic(&v))], None).await;
+        }
+        let change = match method {
+            "profile" => self.settings_profile(a, body).await?,
+            "password" => self.settings_password(a, body).await?,
+            "totp" => self.settings_totp(&mut flow, a, body).await?,
+            _ => self.settings_lookup(&mut flow, a, body)?,
+        };
+        match change {
+            Change::Invalid { errors, echo } => self.settings_invalid(flow, a, req, errors, echo).await,
+            Change::NeedsPrivilege { mut pending } => {
+                pending["method"] = json!(method);
+                flow.internal_set(PENDING, pending);
+                self.settings_ui(&mut flow, &a.identity, req, None)?;
+                self.save_flow(&mut flow).await?;
+                let back = self.url(&format!("/self-service/settings?flow={}", flow.id));
+                let url = self.refresh_login_url(&back);
+                tracing::info!(flow_id = %flow.id, method, "settings change needs re-authentication");
+                Err(Error::new(
+                    ErrorKind::RefreshRequired,
+                    "The login session is too old and thus not allowed to update these fields. Please re-authenticate.",
+                )
+                .with_redirect(url))
+            }
+            Change::ShowForm => {
+                self.settings_ui(&mut flow, &a.identity, req, None)?;
+                self.save_flow(&mut flow).await?;
+                Ok(Submitted::ShowForm(flow))
+            }
+            Change::Update { identity, add_method, revoke_others } => {
+                self.settings_success(flow, a, req, method, identity, add_method, revoke_others).await
+            }
+        }
+    }
+
+    async fn settings_invalid(
+        &self,
+        mut flow: Flow,
+        a: &Authed,
+        req: &Req,
+        errors: Vec<(String, UiText)>,
+        echo: Option<Value>,
+    ) -> Result<Submitted<SettingsDone>> {
+        let keep_success = flow.state == "success";
+        self.settings_ui(&mut flow, &a.identity, req, echo.as_ref())?;
+        flow.ui.messages.retain(|m| m.id == 1050024);
+        for (node, m) in errors {
+            flow.ui.add_message(&node, m);
+        }
+        if !keep_success {
+            flow.state = "show_form".into();
+        }
+        self.save_flow(&mut flow).await?;
+        Ok(Submitted::Invalid(flow))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn settings_success(
+        &self,
+        mut flow: Flow,
+        a: &Authed,
+        req: &Req,
+        method: &'static str,
+        mut identity: Identity,
+        add_method: Option<&'static str>,
+        revoke_others: bool,
+    ) -> Result<Submitted<SettingsDone>> {
+        let now = self.clock.now();
+        identity.updated_at = now;
+        // Post-success redirect target (validated now: it may have left the allow-list).
+        let after = &self.cfg.selfservice.flows.settings.after;
+        let redirect_to = match &flow.return_to {
+            Some(rt) => self.check_return_to(rt)?,
+            None => after
+                .method(method)
+                .and_then(|m| m.default_browser_return_url.clone())
+                .or_else(|| after.default_browser_return_url.clone())
+                .unwrap_or_else(|| self.ui_url_for_flow(FlowKind::Settings, flow.id)),
+        };
+        // Interrupting web hooks run before anything is written.
+        for h in after.hooks_for(method).iter().filter(|h| h.hook == "web_hook") {
+            let can_interrupt = h.config.as_ref().and_then(|c| c.get("can_interrupt")).and_then(Value::as_bool).unwrap_or(false);
+            if can_interrupt
+                && let Err(reason) = self.run_web_hook(h, &identity, &flow, method).await
+            {
+                let errors = vec![(String::new(), msg::generic(&reason))];
+                return self.settings_invalid(flow, a, req, errors, None).await;
+            }
+        }
+        let session = add_method.map(|m| self.extend_session(&a.session, m, false));
+        flow.internal_remove(PENDING);
+        flow.internal_remove("totp_secret");
+        flow.internal_remove("lookup_codes");
+        flow.internal_remove("lookup_revealed");
+        flow.state = "success".into();
+        // The fresh form reflects the updated identity.
+        let stored_version = identity.version;
+        self.settings_ui(&mut flow, &identity, req, None)?;
+        flow.ui.messages = vec![msg::settings_saved()];
+        flow.updated_at = now;
+        let res = self
+            .store
+            .commit(Commit {
+                update_identity: Some(&identity),
+                update_session: session.as_ref().map(|s| &s.session),
+                revoke_other_sessions: revoke_others.then_some((identity.id, Some(a.session.id))),
+                update_flow: Some(&flow),
+                ..Default::default()
+            })
+            .await;
+        let revoked = match res {
+            Ok(n) => n,
+            Err(StoreError::Conflict(c)) if c.contains("concurrent") => {
+                return Err(Error::new(
+                    ErrorKind::Conflict,
+                    "Your account was changed by a concurrent request. Please reload the form and try again.",
+                ));
+            }
+            Err(StoreError::Conflict(_)) => {
+                let flow = self.load_flow(flow.id, FlowKind::Settings).await?;
+                let errors = vec![(String::new(), msg::duplicate())];
+                return self.settings_invalid(flow, a, req, errors, Some(identity.traits.clone())).await;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        flow.version += 1;
+        identity.version = stored_version + 1;
+        tracing::info!(
+            identity_id = %identity.id, flow_id = %flow.id, method, revoked_sessions = revoked,
+            "settings updated"
+        );
+        let mut continue_with = vec![];
+        for h in after.hooks_for(method).iter().filter(|h| h.hook == "web_hook") {
+            let can_interrupt = h.config.as_ref().and_then(|c| c.get("can_interrupt")).and_then(Value::as_bool).unwrap_or(false);
+            if !can_interrupt
+                && let Err(reason) = self.run_web_hook(h, &identity, &flow, method).await
+            {
+                tracing::warn!(flow_id = %flow.id, %reason, "settings web hook failed after the change was saved");
+                continue_with.push(json!({"action": "web_hook_failed", "reason": reason}));
+            }
+        }
+        Ok(Submitted::Done(SettingsDone {
+            flow,
+            identity,
+            method: method.to_string(),
+            session,
+            redirect_to,
+            continue_with,
+        }))
+    }
+
+    /// POST the identity to a configured web hook. Err carries a clear reason.
+    async fn run_web_hook(
+        &self,
+        h: &crate::config::Hook,
+        identity: &Identity,
+        flow: &Flow,
+        method: &str,
+    ) -> std::result::Result<(), String> {
+        let cfg = h.config.clone().unwrap_or(Value::Null);
+        let url = cfg.get("url").and_then(Value::as_str).unwrap_or_default();
+        let timeout = cfg
+            .get("timeout")
+            .and_then(Value::as_str)
+            .and_then(|t| crate::config::parse_duration(t).ok())
+            .unwrap_or(Duration::from_secs(5));
+        let payload = json!({
+            "flow_id": flow.id,
+            "flow_type": flow.flow_type.as_str(),
+            "method": method,
+            "identity": {
+                "id": identity.id,
+                "schema_id": identity.schema_id,
+                "state": identity.state.as_str(),
+                "traits": identity.traits,
+                "metadata_public": identity.metadata_public,
+            },
+        });
+        match self.hooks.post(url, &payload, timeout).await {
+            Ok(s) if (200..300).contains(&s) => Ok(()),
+            Ok(s) => Err(format!("The web hook answered with HTTP status {s}.")),
+            Err(e) => Err(format!("The web hook could not be reached: {e}.")),
+        }
+    }
+
+    // ---- methods that live here because they are tiny ------------------------------------
+
+    async fn settings_totp(&self, flow: &mut Flow, a: &Authed, body: &Body) -> Result<Change> {
+        let unlink = body_flag(body, "totp_unlink");
+        if !self.privileged(a) {
+            return Ok(Change::NeedsPrivilege { pending: json!({ "totp_unlink": unlink }) });
+        }
+        let has = a.identity.credential(crate::model::CredentialType::Totp).is_some();
+        if unlink {
+            if !has {
+                return Ok(Change::Invalid { errors: vec![(String::new(), msg::no_totp())], echo: None });
+            }
+            let mut identity = a.identity.clone();
+            identity.credentials.remove(&crate::model::CredentialType::Totp);
+            return Ok(Change::Update { identity, add_method: None, revoke_others: false });
+        }
+        if has {
+            // Already enrolled: a no-op that still reports success.
+            return Ok(Change::Update { identity: a.identity.clone(), add_method: None, revoke_others: false });
+        }
+        let code = body_str(body, "totp_code").unwrap_or_default();
+        if code.is_empty() {
+            return Ok(Change::Invalid { errors: vec![("totp_code".into(), msg::missing("totp_code"))], echo: None });
+        }
+        let key = format!("2fa:{}", a.identity.id);
+        self.rate_check(&key, super::methods::totp::SECOND_FACTOR_LIMIT, super::methods::totp::SECOND_FACTOR_WINDOW_SECS)
+            .await?;
+        let secret = flow.internal_get("totp_secret").and_then(Value::as_str).unwrap_or_default().to_string();
+        let totp = self.totp_for(&a.identity, &secret);
+        let step = totp.as_ref().and_then(|t| self.totp_check(t, code));
+        let (Some(totp), Some(step)) = (totp, step) else {
+            return Ok(Change::Invalid { errors: vec![("totp_code".into(), msg::totp_invalid())], echo: None });
+        };
+        let _ = self.store.rate_clear(&key).await;
+        let url = totp.to_url().map_err(Error::internal)?;
+        let mut identity = a.identity.clone();
+        identity.credentials.insert(
+            crate::model::CredentialType::Totp,
+            crate::model::Credential::new(
+                crate::model::CredentialType::Totp,
+                vec![identity.id.to_string()],
+                json!({ "totp_url": url, "last_used_step": step }),
+                self.clock.now(),
+            ),
+        );
+        Ok(Change::Update { identity, add_method: Some("totp"), revoke_others: false })
+    }
+
+    fn settings_lookup(&self, flow: &mut Flow, a: &Authed, body: &Body) -> Result<Change> {
+        if !self.privileged(a) {
+            return Ok(Change::NeedsPrivilege { pending: json!({}) });
+        }
+        // Precedence: confirm > reveal > disable > regenerate.
+        if body_flag(body, "lookup_secret_confirm") {
+            let codes: Vec<String> = flow
+                .internal_get("lookup_codes")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                .unwrap_or_default();
+            if codes.len() != super::methods::lookup::CODE_COUNT {
+                let m = msg::generic("You must (re-)generate recovery backup codes before you can save them.");
+                return Ok(Change::Invalid { errors: vec![(String::new(), m)], echo: None });
+            }
+            let mut identity = a.identity.clone();
+            identity.credentials.insert(
+                crate::model::CredentialType::LookupSecret,
+                crate::model::Credential::new(
+                    crate::model::CredentialType::LookupSecret,
+                    vec![identity.id.to_string()],
+                    self.lookup_config(&codes),
+                    self.clock.now(),
+                ),
+            );
+            return Ok(Change::Update { identity, add_method: Some("lookup_secret"), revoke_others: false });
+        }
+        if body_flag(body, "lookup_secret_reveal") {
+            if Self::lookup_counts(&a.identity).1 == 0 {
+                let m = msg::generic("Can not reveal lookup codes because you have none.");
+                return Ok(Change::Invalid { errors: vec![(String::new(), m)], echo: None });
+            }
+            // Codes are stored hashed, so "reveal" shows how many remain and offers new ones.
+            flow.internal_set("lookup_revealed", json!(true));
+            return Ok(Change::ShowForm);
+        }
+        if body_flag(body, "lookup_secret_disable") {
+            let mut identity = a.identity.clone();
+            identity.credentials.remove(&crate::model::CredentialType::LookupSecret);
+            return Ok(Change::Update { identity, add_method: None, revoke_others: false });
+        }
+        flow.internal_set("lookup_codes", json!(Self::new_lookup_codes()));
+        Ok(Change::ShowForm)
+    }
+}

@@ -1,0 +1,89 @@
+//! The storage boundary. Implemented for SQLite and PostgreSQL in `idflow-store`; nothing
+//! above this trait knows SQL.
+//!
+//! Writes that must be atomic go through [`Store::commit`]: one call, one transaction, with
+//! optimistic concurrency on the identity and the flow (`version` columns), so concurrent
+//! submits to one flow (or one identity) never interleave: exactly one wins, the other gets
+//! [`StoreError::Conflict`].
+
+use crate::model::{CredentialType, Flow, Identity, Session};
+use async_trait::async_trait;
+use uuid::Uuid;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Unique constraint or optimistic-concurrency conflict. The text says which.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("not found")]
+    NotFound,
+    /// The database could not be reached.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+/// What [`Store::commit`] writes, all in one transaction.
+#[derive(Debug, Default)]
+pub struct Commit<'a> {
+    /// Insert a new identity (with credentials, identifiers and addresses).
+    pub create_identity: Option<&'a Identity>,
+    /// Replace an identity (traits, state, metadata, credentials, identifiers, addresses);
+    /// fails with `Conflict` unless the stored version equals `identity.version`.
+    pub update_identity: Option<&'a Identity>,
+    /// Insert a session.
+    pub create_session: Option<&'a Session>,
+    /// Update a session (methods, aal, authenticated_at, expires_at, active).
+    pub update_session: Option<&'a Session>,
+    /// Revoke every active session of this identity except the given one.
+    pub revoke_other_sessions: Option<(Uuid, Option<Uuid>)>,
+    /// Update a flow; fails with `Conflict` unless the stored version equals `flow.version`.
+    pub update_flow: Option<&'a Flow>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct IdentityFilter {
+    pub credentials_identifier: Option<String>,
+    pub ids: Vec<Uuid>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Backend name (`sqlite` / `postgres`).
+    fn backend(&self) -> &'static str;
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    async fn get_identity(&self, id: Uuid) -> Result<Option<Identity>, StoreError>;
+    /// Find the identity owning `identifier` for credential type `kind`.
+    async fn find_identity_by_identifier(&self, kind: CredentialType, identifier: &str)
+    -> Result<Option<Identity>, StoreError>;
+    async fn find_identity_by_external_id(&self, external_id: &str) -> Result<Option<Identity>, StoreError>;
+    /// Keyset pagination by id.
+    async fn list_identities(&self, filter: &IdentityFilter, after: Option<Uuid>, limit: u32)
+    -> Result<Vec<Identity>, StoreError>;
+    async fn count_identities(&self) -> Result<u64, StoreError>;
+    async fn delete_identity(&self, id: Uuid) -> Result<bool, StoreError>;
+
+    async fn get_session(&self, id: Uuid) -> Result<Option<Session>, StoreError>;
+    async fn get_session_by_token_hash(&self, hash: &str) -> Result<Option<Session>, StoreError>;
+    async fn get_session_by_logout_hash(&self, hash: &str) -> Result<Option<Session>, StoreError>;
+    async fn list_sessions(&self, identity_id: Option<Uuid>, active_only: bool, after: Option<Uuid>, limit: u32)
+    -> Result<Vec<Session>, StoreError>;
+    /// Mark a session inactive. Returns whether it existed.
+    async fn revoke_session(&self, id: Uuid) -> Result<bool, StoreError>;
+    async fn delete_sessions_of(&self, identity_id: Uuid) -> Result<u64, StoreError>;
+
+    async fn create_flow(&self, flow: &Flow) -> Result<(), StoreError>;
+    async fn get_flow(&self, id: Uuid) -> Result<Option<Flow>, StoreError>;
+
+    /// Apply a set of writes in one transaction. Returns the number of sessions revoked.
+    async fn commit(&self, c: Commit<'_>) -> Result<u64, StoreError>;
+
+    /// Get a persisted value, or store `init` if absent (first writer wins across nodes).
+    async fn kv_get_or_init(&self, key: &str, init: &str) -> Result<String, StoreError>;
+
+    /// Count an event in a fixed window: returns the count after incrementing.
+    async fn rate_hit(&self, key: &str, window_start: i64) -> Result<i64, StoreError>;
+    async fn rate_clear(&self, key: &str) -> Result<(), StoreError>;
+}

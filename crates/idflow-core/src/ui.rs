@@ -1,0 +1,625 @@
+//! UI container, nodes and messages of self-service flows (the Kratos `ui` object).
+//!
+//! The wire shape is Kratos's: the v1 dialect converts it in the http layer (string ids,
+//! `image` nodes). Message ids and texts follow the Kratos catalogue (see [`msg`]).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+/// Message type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TextType {
+    Info,
+    Error,
+    Success,
+}
+
+/// A UI message (`UiText`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UiText {
+    pub id: u32,
+    pub text: String,
+    #[serde(rename = "type")]
+    pub kind: TextType,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub context: Option<Value>,
+}
+
+impl UiText {
+    pub fn new(id: u32, kind: TextType, text: impl Into<String>) -> Self {
+        Self { id, text: text.into(), kind, context: None }
+    }
+    pub fn info(id: u32, text: impl Into<String>) -> Self {
+        Self::new(id, TextType::Info, text)
+    }
+    pub fn error(id: u32, text: impl Into<String>) -> Self {
+        Self::new(id, TextType::Error, text)
+    }
+    pub fn with_context(mut self, ctx: Value) -> Self {
+        self.context = Some(ctx);
+        self
+    }
+    pub fn is_error(&self) -> bool {
+        self.kind == TextType::Error
+    }
+}
+
+/// Node groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Group {
+    Default,
+    Profile,
+    Password,
+    Oidc,
+    LookupSecret,
+    Webauthn,
+    Passkey,
+    Totp,
+    Link,
+    Code,
+    IdentifierFirst,
+    Captcha,
+    Saml,
+}
+
+impl Group {
+    /// Sort rank of the group in settings flows (spec settings-flow §6.6).
+    pub fn rank(self) -> u8 {
+        match self {
+            Group::Default => 1,
+            Group::Profile => 2,
+            Group::Password => 3,
+            Group::Oidc => 4,
+            Group::LookupSecret => 5,
+            Group::Webauthn => 6,
+            Group::Passkey => 7,
+            Group::Totp => 8,
+            _ => 0,
+        }
+    }
+}
+
+/// Input attributes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct InputAttributes {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub input_type: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub value: Option<Value>,
+    #[serde(skip_serializing_if = "is_false", default)]
+    pub required: bool,
+    pub disabled: bool,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub autocomplete: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub pattern: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub maxlength: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub options: Option<Vec<Value>>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub onclick: Option<String>,
+    #[serde(rename = "onclickTrigger", skip_serializing_if = "Option::is_none", default)]
+    pub onclick_trigger: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub onload: Option<String>,
+    #[serde(rename = "onloadTrigger", skip_serializing_if = "Option::is_none", default)]
+    pub onload_trigger: Option<String>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// Node attributes, tagged by `node_type` like Kratos.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "node_type", rename_all = "lowercase")]
+pub enum Attributes {
+    Input(InputAttributes),
+    Text { id: String, text: UiText },
+    Img { id: String, src: String, width: u32, height: u32 },
+    A { id: String, href: String, title: UiText },
+    Script {
+        id: String,
+        src: String,
+        #[serde(rename = "async")]
+        is_async: bool,
+        referrerpolicy: String,
+        crossorigin: String,
+        integrity: String,
+        #[serde(rename = "type")]
+        script_type: String,
+        nonce: String,
+    },
+    Div {
+        id: String,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        class: Option<String>,
+    },
+}
+
+/// Node meta (label).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Meta {
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub label: Option<UiText>,
+}
+
+/// One UI node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Node {
+    #[serde(rename = "type")]
+    pub node_type: String,
+    pub group: Group,
+    pub attributes: Attributes,
+    pub messages: Vec<UiText>,
+    pub meta: Meta,
+}
+
+impl Node {
+    fn wrap(group: Group, attributes: Attributes, label: Option<UiText>) -> Self {
+        let node_type = match &attributes {
+            Attributes::Input(_) => "input",
+            Attributes::Text { .. } => "text",
+            Attributes::Img { .. } => "img",
+            Attributes::A { .. } => "a",
+            Attributes::Script { .. } => "script",
+            Attributes::Div { .. } => "div",
+        };
+        Node { node_type: node_type.into(), group, attributes, messages: vec![], meta: Meta { label } }
+    }
+
+    /// An input node.
+    pub fn input(group: Group, name: &str, input_type: &str) -> Self {
+        Self::wrap(
+            group,
+            Attributes::Input(InputAttributes {
+                name: name.into(),
+                input_type: input_type.into(),
+                ..Default::default()
+            }),
+            None,
+        )
+    }
+
+    /// A submit button `name=value`.
+    pub fn submit(group: Group, name: &str, value: Value, label: UiText) -> Self {
+        Self::input(group, name, "submit").value(value).label(label)
+    }
+
+    /// The hidden `csrf_token` node.
+    pub fn csrf(token: &str) -> Self {
+        Self::input(Group::Default, "csrf_token", "hidden").value(json!(token)).required()
+    }
+
+    pub fn text(group: Group, id: &str, text: UiText, label: Option<UiText>) -> Self {
+        Self::wrap(group, Attributes::Text { id: id.into(), text }, label)
+    }
+
+    pub fn img(group: Group, id: &str, src: String, width: u32, height: u32, label: UiText) -> Self {
+        Self::wrap(group, Attributes::Img { id: id.into(), src, width, height }, Some(label))
+    }
+
+    pub fn script(group: Group, id: &str, src: String, integrity: String, nonce: String) -> Self {
+        Self::wrap(
+            group,
+            Attributes::Script {
+                id: id.into(),
+                src,
+                is_async: true,
+                referrerpolicy: "no-referrer".into(),
+                crossorigin: "anonymous".into(),
+                integrity,
+                script_type: "text/javascript".into(),
+                nonce,
+            },
+            None,
+        )
+    }
+
+    fn input_attrs(&mut self) -> Option<&mut InputAttributes> {
+        match &mut self.attributes {
+            Attributes::Input(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    pub fn value(mut self, v: Value) -> Self {
+        if let Some(a) = self.input_attrs() {
+            a.value = Some(v);
+        }
+        self
+    }
+    pub fn required(mut self) -> Self {
+        if let Some(a) = self.input_attrs() {
+            a.required = true;
+        }
+        self
+    }
+    pub fn disabled(mut self, d: bool) -> Self {
+        if let Some(a) = self.input_attrs() {
+            a.disabled = d;
+        }
+        self
+    }
+    pub fn autocomplete(mut self, v: &str) -> Self {
+        if let Some(a) = self.input_attrs() {
+            a.autocomplete = Some(v.into());
+        }
+        self
+    }
+    pub fn label(mut self, l: UiText) -> Self {
+        self.meta.label = Some(l);
+        self
+    }
+    pub fn with_attrs(mut self, f: impl FnOnce(&mut InputAttributes)) -> Self {
+        if let Some(a) = self.input_attrs() {
+            f(a);
+        }
+        self
+    }
+
+    /// `attributes.name` for inputs, `attributes.id` for the rest.
+    pub fn id(&self) -> &str {
+        match &self.attributes {
+            Attributes::Input(a) => &a.name,
+            Attributes::Text { id, .. }
+            | Attributes::Img { id, .. }
+            | Attributes::A { id, .. }
+            | Attributes::Script { id, .. }
+            | Attributes::Div { id, .. } => id,
+        }
+    }
+
+    pub fn input_value(&self) -> Option<&Value> {
+        match &self.attributes {
+            Attributes::Input(a) => a.value.as_ref(),
+            _ => None,
+        }
+    }
+    pub fn input_type(&self) -> Option<&str> {
+        match &self.attributes {
+            Attributes::Input(a) => Some(&a.input_type),
+            _ => None,
+        }
+    }
+}
+
+/// The UI container.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ui {
+    pub action: String,
+    pub method: String,
+    pub nodes: Vec<Node>,
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub messages: Vec<UiText>,
+}
+
+impl Ui {
+    pub fn new(action: String) -> Self {
+        Ui { action, method: "POST".into(), nodes: vec![], messages: vec![] }
+    }
+
+    /// Remove every message on nodes and at form level.
+    pub fn clear_messages(&mut self) {
+        self.messages.clear();
+        for n in &mut self.nodes {
+            n.messages.clear();
+        }
+    }
+
+    pub fn has_errors(&self) -> bool {
+        self.messages.iter().any(UiText::is_error)
+            || self.nodes.iter().any(|n| n.messages.iter().any(UiText::is_error))
+    }
+
+    /// Replace the value of the `csrf_token` node (adds the node if missing).
+    pub fn set_csrf(&mut self, token: &str) {
+        if let Some(n) = self.nodes.iter_mut().find(|n| n.id() == "csrf_token") {
+            *n = Node::csrf(token);
+        } else {
+            self.nodes.insert(0, Node::csrf(token));
+        }
+    }
+
+    /// Find a node by name (input) or id, optionally restricted to a group.
+    pub fn node_mut(&mut self, name: &str) -> Option<&mut Node> {
+        self.nodes.iter_mut().find(|n| n.id() == name)
+    }
+
+    /// Attach a message to the node `name`, creating a text input in group default if absent;
+    /// an empty name puts it at form level.
+    pub fn add_message(&mut self, name: &str, message: UiText) {
+        if name.is_empty() {
+            self.messages.push(message);
+            return;
+        }
+        match self.node_mut(name) {
+            Some(n) => n.messages.push(message),
+            None => {
+                let mut n = Node::input(Group::Default, name, "text");
+                n.messages.push(message);
+                self.nodes.push(n);
+            }
+        }
+    }
+
+    /// Set an input's value (if such node exists).
+    pub fn set_value(&mut self, name: &str, value: Value) {
+        if let Some(n) = self.node_mut(name)
+            && let Attributes::Input(a) = &mut n.attributes
+        {
+            a.value = Some(value);
+        }
+    }
+
+    /// Remove every node of a group.
+    pub fn remove_group(&mut self, g: Group) {
+        self.nodes.retain(|n| n.group != g);
+    }
+
+    /// Sort nodes (settings-flow §6.6). `trait_order` is the schema order of trait node names.
+    pub fn sort(&mut self, trait_order: &[String]) {
+        const ORDER: &[&str] = &[
+            "lookup_secret_reveal",
+            "lookup_secret_regenerate",
+            "lookup_secret_codes",
+            "lookup_secret_confirm",
+            "webauthn_remove",
+            "webauthn_register_displayname",
+            "webauthn_register",
+            "passkey_remove",
+            "passkey_register",
+            "totp_qr",
+            "totp_secret_key",
+            "totp_unlink",
+            "totp_code",
+        ];
+        let key = |n: &Node| -> (u8, usize, String) {
+            let id = n.id();
+            let pos = if id == "method" {
+                usize::MAX
+            } else if id == "csrf_token" {
+                0
+            } else if let Some(p) = trait_order.iter().position(|t| t == id) {
+                1 + p
+            } else if let Some(p) = ORDER.iter().position(|o| id.starts_with(o)) {
+                1 + trait_order.len() + p
+            } else {
+                usize::MAX - 1
+            };
+            let v = n.input_value().map(|v| v.to_string()).unwrap_or_default();
+            (n.group.rank(), pos, v)
+        };
+        self.nodes.sort_by_key(key);
+    }
+}
+
+/// Flatten a JSON object into dot-notation leaves (`traits.name.first`).
+pub fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, Value)>) {
+    match v {
+        Value::Object(m) => {
+            for (k, v) in m {
+                let p = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                flatten(&p, v, out);
+            }
+        }
+        Value::Array(a) => {
+            for (i, v) in a.iter().enumerate() {
+                flatten(&format!("{prefix}.{i}"), v, out);
+            }
+        }
+        other => out.push((prefix.to_string(), other.clone())),
+    }
+}
+
+/// Turn dot-notation keys of an object into nested objects (`{"traits.email": x}` →
+/// `{"traits": {"email": x}}`); keys without dots are kept. Nested objects are merged.
+pub fn unflatten(m: Map<String, Value>) -> Map<String, Value> {
+    let mut out = Map::new();
+    for (k, v) in m {
+        insert_path(&mut out, &k, v);
+    }
+    out
+}
+
+fn insert_path(obj: &mut Map<String, Value>, path: &str, v: Value) {
+    match path.split_once('.') {
+        None => match (obj.get_mut(path), v) {
+            (Some(Value::Object(existing)), Value::Object(new)) => {
+                for (k, v) in new {
+                    insert_path(existing, &k, v);
+                }
+            }
+            (_, v) => {
+                obj.insert(path.to_string(), v);
+            }
+        },
+        Some((head, rest)) => {
+            let entry = obj.entry(head.to_string()).or_insert_with(|| Value::Object(Map::new()));
+            if !entry.is_object() {
+                *entry = Value::Object(Map::new());
+            }
+            if let Value::Object(inner) = entry {
+                insert_path(inner, rest, v);
+            }
+        }
+    }
+}
+
+/// The message catalogue: constructors for every message id used by idflow.
+pub mod msg {
+    use super::{TextType, UiText};
+    use serde_json::json;
+
+    // Login (1010xxx)
+    pub fn login_sign_in() -> UiText {
+        UiText::info(1010001, "Sign in")
+    }
+    pub fn login_refresh() -> UiText {
+        UiText::info(1010003, "Please confirm this action by verifying that it is you.")
+    }
+    pub fn login_aal2() -> UiText {
+        UiText::info(1010004, "Please complete the second authentication challenge.")
+    }
+    pub fn login_auth_code() -> UiText {
+        UiText::info(1010006, "Authentication code")
+    }
+    pub fn login_backup_code() -> UiText {
+        UiText::info(1010007, "Backup recovery code")
+    }
+    pub fn login_use_totp() -> UiText {
+        UiText::info(1010009, "Use Authenticator")
+    }
+    pub fn login_use_lookup() -> UiText {
+        UiText::info(1010010, "Use backup recovery code")
+    }
+    pub fn login_with_password() -> UiText {
+        UiText::info(1010022, "Sign in with password")
+    }
+    // Registration
+    pub fn sign_up() -> UiText {
+        UiText::info(1040001, "Sign up")
+    }
+    // Settings (1050xxx)
+    pub fn settings_saved() -> UiText {
+        UiText::new(1050001, TextType::Success, "Your changes have been saved!")
+    }
+    pub fn link_provider(p: &str) -> UiText {
+        UiText::info(1050002, format!("Link {p}")).with_context(json!({"provider": p}))
+    }
+    pub fn unlink_provider(p: &str) -> UiText {
+        UiText::info(1050003, format!("Unlink {p}")).with_context(json!({"provider": p}))
+    }
+    pub fn totp_unlink() -> UiText {
+        UiText::info(1050004, "Unlink TOTP Authenticator App")
+    }
+    pub fn totp_qr() -> UiText {
+        UiText::info(1050005, "Authenticator app QR code")
+    }
+    pub fn totp_secret(secret: &str) -> UiText {
+        UiText::info(1050006, secret).with_context(json!({"secret": secret}))
+    }
+    pub fn lookup_reveal() -> UiText {
+        UiText::info(1050007, "Reveal backup recovery codes")
+    }
+    pub fn lookup_regenerate() -> UiText {
+        UiText::info(1050008, "Generate new backup recovery codes")
+    }
+    pub fn lookup_codes_label() -> UiText {
+        UiText::info(1050010, "These are your back up recovery codes. Please keep them in a safe place!")
+    }
+    pub fn lookup_confirm() -> UiText {
+        UiText::info(1050011, "Confirm backup recovery codes")
+    }
+    pub fn webauthn_add() -> UiText {
+        UiText::info(1050012, "Add security key")
+    }
+    pub fn webauthn_name() -> UiText {
+        UiText::info(1050013, "Name of the security key")
+    }
+    pub fn lookup_disable() -> UiText {
+        UiText::info(1050016, "Disable this method")
+    }
+    pub fn totp_secret_label() -> UiText {
+        UiText::info(1050017, "This is your authenticator app secret. Use it if you can not scan the QR code.")
+    }
+    pub fn passkey_add() -> UiText {
+        UiText::info(1050019, "Add passkey")
+    }
+    // Labels (1070xxx)
+    pub fn label_password() -> UiText {
+        UiText::info(1070001, "Password")
+    }
+    pub fn label_trait(title: &str, name: &str) -> UiText {
+        UiText::info(1070002, title).with_context(json!({"title": title, "name": name}))
+    }
+    pub fn label_save() -> UiText {
+        UiText::info(1070003, "Save")
+    }
+    pub fn label_id() -> UiText {
+        UiText::info(1070004, "ID")
+    }
+    pub fn label_verify_code() -> UiText {
+        UiText::info(1070006, "Verify code")
+    }
+    // Validation (4000xxx)
+    pub fn generic(reason: &str) -> UiText {
+        UiText::error(4000001, reason).with_context(json!({"reason": reason}))
+    }
+    pub fn missing(property: &str) -> UiText {
+        UiText::error(4000002, format!("Property {property} is missing.")).with_context(json!({"property": property}))
+    }
+    pub fn invalid_credentials() -> UiText {
+        UiText::error(
+            4000006,
+            "The provided credentials are invalid, check for spelling mistakes in your password or username, email address, or phone number.",
+        )
+    }
+    pub fn duplicate() -> UiText {
+        UiText::error(4000007, "An account with the same identifier (email, phone, username, ...) exists already.")
+    }
+    pub fn totp_invalid() -> UiText {
+        UiText::error(4000008, "The provided authentication code is invalid, please try again.")
+    }
+    pub fn no_identifiers() -> UiText {
+        UiText::error(
+            4000009,
+            "Could not find any login identifiers. Did you forget to set them? This could also be caused by a server misconfiguration.",
+        )
+    }
+    pub fn no_totp() -> UiText {
+        UiText::error(4000011, "You have no TOTP device set up.")
+    }
+    pub fn lookup_used() -> UiText {
+        UiText::error(4000012, "This backup recovery code has already been used.")
+    }
+    pub fn no_lookup() -> UiText {
+        UiText::error(4000014, "You have no backup recovery codes set up.")
+    }
+    pub fn lookup_invalid() -> UiText {
+        UiText::error(4000016, "The backup recovery code is not valid.")
+    }
+    pub fn password_similar() -> UiText {
+        UiText::error(4000031, "The password can not be used because it is too similar to the identifier.")
+    }
+    pub fn password_too_short(min: usize, actual: usize) -> UiText {
+        UiText::error(4000032, format!("The password must be at least {min} characters long, but got {actual}."))
+            .with_context(json!({"min_length": min, "actual_length": actual}))
+    }
+    pub fn password_too_long(max: usize, actual: usize) -> UiText {
+        UiText::error(4000033, format!("The password must be at most {max} characters long, but got {actual}."))
+            .with_context(json!({"max_length": max, "actual_length": actual}))
+    }
+    pub fn password_breached() -> UiText {
+        UiText::error(4000034, "The password has been found in data breaches and must no longer be used.")
+            .with_context(json!({"breaches": 1}))
+    }
+    pub fn password_same_as_old() -> UiText {
+        UiText::error(4000039, "The new password must be different from the old password.")
+    }
+    pub fn no_strategy_login() -> UiText {
+        UiText::error(4010002, "Could not find a strategy to log you in with. Did you fill out the form correctly?")
+    }
+    pub fn no_strategy_registration() -> UiText {
+        UiText::error(4010003, "Could not find a strategy to sign you up with. Did you fill out the form correctly?")
+    }
+    pub fn no_strategy_settings() -> UiText {
+        UiText::error(4010004, "Could not find a strategy to update your settings. Did you fill out the form correctly?")
+    }
+    pub fn identity_disabled() -> UiText {
+        UiText::error(4010011, "This account has been disabled. Please contact support for assistance.")
+    }
+    pub fn login_expired(minutes: f64) -> UiText {
+        UiText::error(4010001, format!("The login flow expired {minutes:.2} minutes ago, please try again."))
+    }
+    pub fn registration_expired(minutes: f64) -> UiText {
+        UiText::error(4040001, format!("The registration flow expired {minutes:.2} minutes ago, please try again."))
+    }
+    pub fn settings_expired(minutes: f64) -> UiText {
+        UiText::error(4050001, format!("The settings flow expired {minutes:.2} minutes ago, please try again."))
+    }
+}

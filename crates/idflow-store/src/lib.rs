@@ -1,0 +1,772 @@
+//! SQLite and PostgreSQL implementations of [`idflow_core::store::Store`].
+//!
+//! Both backends run the *same* SQL text (written once in the `sql_store!` macro below with
+//! `$n` placeholders, which SQLite also accepts); only the DDL differs (`migrations/sqlite`,
+//! `migrations/postgres`, kept in lockstep: same file names). Timestamps are stored as
+//! microseconds since the epoch (BIGINT), JSON as TEXT (so traits keep their key order), ids as
+//! native UUID (PostgreSQL) or 16-byte BLOB (SQLite).
+
+use idflow_core::model::{
+    Aal, AuthMethod, Credential, CredentialType, Device, Flow, Identity, IdentityState, RecoveryAddress, Session,
+    VerifiableAddress,
+};
+use idflow_core::store::{Commit, IdentityFilter, Store, StoreError};
+use serde_json::Value;
+use sqlx::Row;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// Pool settings.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    pub max_connections: u32,
+    pub min_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig { max_connections: 16, min_connections: 0, acquire_timeout: Duration::from_secs(5) }
+    }
+}
+
+/// Open the database named by `dsn` (`sqlite:…` or `postgres://…`) and apply migrations.
+pub async fn connect(dsn: &str, pool: &PoolConfig) -> Result<Arc<dyn Store>, StoreError> {
+    if dsn.starts_with("postgres://") || dsn.starts_with("postgresql://") {
+        Ok(Arc::new(PgStore::connect(dsn, pool).await?))
+    } else if dsn.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(dsn, pool).await?))
+    } else {
+        Err(StoreError::Other(format!(
+            "unsupported database URL (expected sqlite:… or postgres://…): {}",
+            idflow_core::config::redact_dsn(dsn)
+        )))
+    }
+}
+
+/// Apply migrations only.
+pub async fn migrate(dsn: &str) -> Result<(), StoreError> {
+    connect(dsn, &PoolConfig { max_connections: 2, ..PoolConfig::default() }).await.map(|_| ())
+}
+
+fn ts(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX)
+}
+
+fn from_ts(v: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(v) * 1000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+fn map_err(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(db.message().to_string()),
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::NotFound,
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.to_string()),
+        sqlx::Error::Database(db) => {
+            // PostgreSQL: 57P01 admin shutdown, 57P03 cannot connect now, 08xxx connection errors.
+            let code = db.code().map(|c| c.to_string()).unwrap_or_default();
+            if code.starts_with("08") || code.starts_with("57P") {
+                StoreError::Unavailable(e.to_string())
+            } else if code == "5" || code == "517" || code == "6" {
+                // SQLite BUSY / LOCKED: treat as a retryable conflict.
+                StoreError::Conflict(format!("database busy: {}", db.message()))
+            } else {
+                StoreError::Other(e.to_string())
+            }
+        }
+        _ => StoreError::Other(e.to_string()),
+    }
+}
+
+fn json_text(v: &Value) -> String {
+    v.to_string()
+}
+
+fn parse_json(s: &str) -> Value {
+    serde_json::from_str(s).unwrap_or(Value::Null)
+}
+
+fn ser<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::Other(e.to_string()))
+}
+
+fn de<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, StoreError> {
+    serde_json::from_str(s).map_err(|e| StoreError::Other(format!("corrupt stored JSON: {e}")))
+}
+
+macro_rules! sql_store {
+    ($name:ident, $db:ty, $backend:literal) => {
+        /// A store on one database pool.
+        #[derive(Clone)]
+        pub struct $name {
+            pool: sqlx::Pool<$db>,
+        }
+
+        impl $name {
+            pub fn pool(&self) -> &sqlx::Pool<$db> {
+                &self.pool
+            }
+
+            async fn load_identity_rows(
+                &self,
+                rows: Vec<<$db as sqlx::Database>::Row>,
+            ) -> Result<Vec<Identity>, StoreError> {
+                let mut out = Vec::with_capacity(rows.len());
+                for row in rows {
+                    out.push(self.hydrate(row).await?);
+                }
+                Ok(out)
+            }
+
+            async fn hydrate(&self, row: <$db as sqlx::Database>::Row) -> Result<Identity, StoreError> {
+                let id: Uuid = row.try_get("id").map_err(map_err)?;
+                let state: String = row.try_get("state").map_err(map_err)?;
+                let mut ident = Identity {
+                    id,
+                    schema_id: row.try_get("schema_id").map_err(map_err)?,
+                    state: IdentityState::parse(&state).unwrap_or(IdentityState::Inactive),
+                    state_changed_at: row.try_get::<Option<i64>, _>("state_changed_at").map_err(map_err)?.map(from_ts),
+                    traits: parse_json(&row.try_get::<String, _>("traits").map_err(map_err)?),
+                    metadata_public: parse_json(&row.try_get::<String, _>("metadata_public").map_err(map_err)?),
+                    metadata_admin: parse_json(&row.try_get::<String, _>("metadata_admin").map_err(map_err)?),
+                    external_id: row.try_get("external_id").map_err(map_err)?,
+                    verifiable_addresses: vec![],
+                    recovery_addresses: vec![],
+                    credentials: Default::default(),
+                    version: row.try_get("version").map_err(map_err)?,
+                    created_at: from_ts(row.try_get("created_at").map_err(map_err)?),
+                    updated_at: from_ts(row.try_get("updated_at").map_err(map_err)?),
+                };
+                let creds = sqlx::query(
+                    "SELECT id, kind, config, version, created_at, updated_at FROM credentials WHERE identity_id = $1",
+                )
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
+                let idents = sqlx::query(
+                    "SELECT credential_id, identifier FROM credential_identifiers WHERE identity_id = $1 ORDER BY identifier",
+                )
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
+                for c in creds {
+                    let kind: String = c.try_get("kind").map_err(map_err)?;
+                    let Some(kind) = CredentialType::parse(&kind) else { continue };
+                    let cid: Uuid = c.try_get("id").map_err(map_err)?;
+                    let mut identifiers = vec![];
+                    for r in &idents {
+                        let rc: Uuid = r.try_get("credential_id").map_err(map_err)?;
+                        if rc == cid {
+                            identifiers.push(r.try_get::<String, _>("identifier").map_err(map_err)?);
+                        }
+                    }
+                    ident.credentials.insert(
+                        kind,
+                        Credential {
+                            id: cid,
+                            kind,
+                            identifiers,
+                            config: parse_json(&c.try_get::<String, _>("config").map_err(map_err)?),
+                            version: c.try_get("version").map_err(map_err)?,
+                            created_at: from_ts(c.try_get("created_at").map_err(map_err)?),
+                            updated_at: from_ts(c.try_get("updated_at").map_err(map_err)?),
+                        },
+                    );
+                }
+                for a in sqlx::query(
+                    "SELECT id, via, value, verified, status, verified_at, created_at, updated_at FROM verifiable_addresses WHERE identity_id = $1 ORDER BY created_at, value",
+                )
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?
+                {
+                    ident.verifiable_addresses.push(VerifiableAddress {
+                        id: a.try_get("id").map_err(map_err)?,
+                        via: a.try_get("via").map_err(map_err)?,
+                        value: a.try_get("value").map_err(map_err)?,
+                        verified: a.try_get("verified").map_err(map_err)?,
+                        status: a.try_get("status").map_err(map_err)?,
+                        verified_at: a.try_get::<Option<i64>, _>("verified_at").map_err(map_err)?.map(from_ts),
+                        created_at: from_ts(a.try_get("created_at").map_err(map_err)?),
+                        updated_at: from_ts(a.try_get("updated_at").map_err(map_err)?),
+                    });
+                }
+                for a in sqlx::query(
+                    "SELECT id, via, value, created_at, updated_at FROM recovery_addresses WHERE identity_id = $1 ORDER BY created_at, value",
+                )
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?
+                {
+                    ident.recovery_addresses.push(RecoveryAddress {
+                        id: a.try_get("id").map_err(map_err)?,
+                        via: a.try_get("via").map_err(map_err)?,
+                        value: a.try_get("value").map_err(map_err)?,
+                        created_at: from_ts(a.try_get("created_at").map_err(map_err)?),
+                        updated_at: from_ts(a.try_get("updated_at").map_err(map_err)?),
+                    });
+                }
+                Ok(ident)
+            }
+
+            fn session_from_row(row: &<$db as sqlx::Database>::Row) -> Result<Session, StoreError> {
+                let aal: String = row.try_get("aal").map_err(map_err)?;
+                let methods: Vec<AuthMethod> = de(&row.try_get::<String, _>("authentication_methods").map_err(map_err)?)?;
+                let devices: Vec<Device> = de(&row.try_get::<String, _>("devices").map_err(map_err)?)?;
+                Ok(Session {
+                    id: row.try_get("id").map_err(map_err)?,
+                    token_hash: row.try_get("token_hash").map_err(map_err)?,
+                    logout_token_hash: row.try_get("logout_token_hash").map_err(map_err)?,
+                    identity_id: row.try_get("identity_id").map_err(map_err)?,
+                    active: row.try_get("active").map_err(map_err)?,
+                    aal: Aal::parse(&aal).unwrap_or(Aal::Aal0),
+                    authentication_methods: methods,
+                    authenticated_at: from_ts(row.try_get("authenticated_at").map_err(map_err)?),
+                    issued_at: from_ts(row.try_get("issued_at").map_err(map_err)?),
+                    expires_at: from_ts(row.try_get("expires_at").map_err(map_err)?),
+                    devices,
+                    created_at: from_ts(row.try_get("created_at").map_err(map_err)?),
+                    updated_at: from_ts(row.try_get("updated_at").map_err(map_err)?),
+                })
+            }
+
+            async fn write_identity_children(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                i: &Identity,
+            ) -> Result<(), StoreError> {
+                for c in i.credentials.values() {
+                    sqlx::query(
+                        "INSERT INTO credentials (id, identity_id, kind, config, version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(c.id)
+                    .bind(i.id)
+                    .bind(c.kind.as_str())
+                    .bind(json_text(&c.config))
+                    .bind(c.version)
+                    .bind(ts(c.created_at))
+                    .bind(ts(c.updated_at))
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(map_err)?;
+                    for ident in &c.identifiers {
+                        sqlx::query(
+                            "INSERT INTO credential_identifiers (kind, identifier, identity_id, credential_id) VALUES ($1, $2, $3, $4)",
+                        )
+                        .bind(c.kind.as_str())
+                        .bind(ident)
+                        .bind(i.id)
+                        .bind(c.id)
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(map_err)?;
+                    }
+                }
+                for a in &i.verifiable_addresses {
+                    sqlx::query(
+                        "INSERT INTO verifiable_addresses (id, identity_id, via, value, verified, status, verified_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    )
+                    .bind(a.id)
+                    .bind(i.id)
+                    .bind(&a.via)
+                    .bind(&a.value)
+                    .bind(a.verified)
+                    .bind(&a.status)
+                    .bind(a.verified_at.map(ts))
+                    .bind(ts(a.created_at))
+                    .bind(ts(a.updated_at))
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(map_err)?;
+                }
+                for a in &i.recovery_addresses {
+                    sqlx::query(
+                        "INSERT INTO recovery_addresses (id, identity_id, via, value, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(a.id)
+                    .bind(i.id)
+                    .bind(&a.via)
+                    .bind(&a.value)
+                    .bind(ts(a.created_at))
+                    .bind(ts(a.updated_at))
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(map_err)?;
+                }
+                Ok(())
+            }
+
+            async fn insert_session(tx: &mut sqlx::Transaction<'_, $db>, s: &Session) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO sessions (id, token_hash, logout_token_hash, identity_id, active, aal, authentication_methods, authenticated_at, issued_at, expires_at, devices, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                )
+                .bind(s.id)
+                .bind(&s.token_hash)
+                .bind(&s.logout_token_hash)
+                .bind(s.identity_id)
+                .bind(s.active)
+                .bind(s.aal.as_str())
+                .bind(ser(&s.authentication_methods)?)
+                .bind(ts(s.authenticated_at))
+                .bind(ts(s.issued_at))
+                .bind(ts(s.expires_at))
+                .bind(ser(&s.devices)?)
+                .bind(ts(s.created_at))
+                .bind(ts(s.updated_at))
+                .execute(&mut **tx)
+                .await
+                .map_err(map_err)?;
+                Ok(())
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl Store for $name {
+            fn backend(&self) -> &'static str {
+                $backend
+            }
+
+            async fn ping(&self) -> Result<(), StoreError> {
+                sqlx::query("SELECT 1").execute(&self.pool).await.map_err(map_err)?;
+                Ok(())
+            }
+
+            async fn get_identity(&self, id: Uuid) -> Result<Option<Identity>, StoreError> {
+                let row = sqlx::query("SELECT * FROM identities WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                match row {
+                    Some(r) => Ok(Some(self.hydrate(r).await?)),
+                    None => Ok(None),
+                }
+            }
+
+            async fn find_identity_by_identifier(
+                &self,
+                kind: CredentialType,
+                identifier: &str,
+            ) -> Result<Option<Identity>, StoreError> {
+                let row = sqlx::query(
+                    "SELECT i.* FROM identities i JOIN credential_identifiers c ON c.identity_id = i.id WHERE c.kind = $1 AND c.identifier = $2",
+                )
+                .bind(kind.as_str())
+                .bind(identifier)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_err)?;
+                match row {
+                    Some(r) => Ok(Some(self.hydrate(r).await?)),
+                    None => Ok(None),
+                }
+            }
+
+            async fn find_identity_by_external_id(&self, external_id: &str) -> Result<Option<Identity>, StoreError> {
+                let row = sqlx::query("SELECT * FROM identities WHERE external_id = $1")
+                    .bind(external_id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                match row {
+                    Some(r) => Ok(Some(self.hydrate(r).await?)),
+                    None => Ok(None),
+                }
+            }
+
+            async fn list_identities(
+                &self,
+                filter: &IdentityFilter,
+                after: Option<Uuid>,
+                limit: u32,
+            ) -> Result<Vec<Identity>, StoreError> {
+                let limit = i64::from(limit.clamp(1, 1000));
+                let rows = if let Some(ident) = &filter.credentials_identifier {
+                    sqlx::query(
+                        "SELECT DISTINCT i.* FROM identities i JOIN credential_identifiers c ON c.identity_id = i.id WHERE c.identifier = $1 ORDER BY i.id LIMIT $2",
+                    )
+                    .bind(ident)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(map_err)?
+                } else if !filter.ids.is_empty() {
+                    let mut out = vec![];
+                    for id in &filter.ids {
+                        if let Some(r) = sqlx::query("SELECT * FROM identities WHERE id = $1")
+                            .bind(*id)
+                            .fetch_optional(&self.pool)
+                            .await
+                            .map_err(map_err)?
+                        {
+                            out.push(r);
+                        }
+                    }
+                    out
+                } else if let Some(after) = after {
+                    sqlx::query("SELECT * FROM identities WHERE id > $1 ORDER BY id LIMIT $2")
+                        .bind(after)
+                        .bind(limit)
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(map_err)?
+                } else {
+                    sqlx::query("SELECT * FROM identities ORDER BY id LIMIT $1")
+                        .bind(limit)
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(map_err)?
+                };
+                self.load_identity_rows(rows).await
+            }
+
+            async fn count_identities(&self) -> Result<u64, StoreError> {
+                let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM identities")
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(map_err)?
+                    .try_get("n")
+                    .map_err(map_err)?;
+                Ok(u64::try_from(n).unwrap_or(0))
+            }
+
+            async fn delete_identity(&self, id: Uuid) -> Result<bool, StoreError> {
+                let r = sqlx::query("DELETE FROM identities WHERE id = $1")
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                Ok(r.rows_affected() > 0)
+            }
+
+            async fn get_session(&self, id: Uuid) -> Result<Option<Session>, StoreError> {
+                let row = sqlx::query("SELECT * FROM sessions WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                row.as_ref().map(Self::session_from_row).transpose()
+            }
+
+            async fn get_session_by_token_hash(&self, hash: &str) -> Result<Option<Session>, StoreError> {
+                let row = sqlx::query("SELECT * FROM sessions WHERE token_hash = $1")
+                    .bind(hash)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                row.as_ref().map(Self::session_from_row).transpose()
+            }
+
+            async fn get_session_by_logout_hash(&self, hash: &str) -> Result<Option<Session>, StoreError> {
+                let row = sqlx::query("SELECT * FROM sessions WHERE logout_token_hash = $1")
+                    .bind(hash)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                row.as_ref().map(Self::session_from_row).transpose()
+            }
+
+            async fn list_sessions(
+                &self,
+                identity_id: Option<Uuid>,
+                active_only: bool,
+                after: Option<Uuid>,
+                limit: u32,
+            ) -> Result<Vec<Session>, StoreError> {
+                let limit = i64::from(limit.clamp(1, 1000));
+                let nil = Uuid::nil();
+                let rows = sqlx::query(
+                    "SELECT * FROM sessions WHERE ($1 = 0 OR identity_id = $2) AND ($3 = 0 OR active = $4) AND id > $5 ORDER BY id LIMIT $6",
+                )
+                .bind(i64::from(identity_id.is_some()))
+                .bind(identity_id.unwrap_or(nil))
+                .bind(i64::from(active_only))
+                .bind(true)
+                .bind(after.unwrap_or(nil))
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
+                rows.iter().map(Self::session_from_row).collect()
+            }
+
+            async fn revoke_session(&self, id: Uuid) -> Result<bool, StoreError> {
+                let r = sqlx::query("UPDATE sessions SET active = $1 WHERE id = $2")
+                    .bind(false)
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                Ok(r.rows_affected() > 0)
+            }
+
+            async fn delete_sessions_of(&self, identity_id: Uuid) -> Result<u64, StoreError> {
+                let r = sqlx::query("DELETE FROM sessions WHERE identity_id = $1")
+                    .bind(identity_id)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                Ok(r.rows_affected())
+            }
+
+            async fn create_flow(&self, f: &Flow) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO flows (id, kind, identity_id, data, expires_at, version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(f.id)
+                .bind(f.kind.as_str())
+                .bind(f.identity_id)
+                .bind(ser(f)?)
+                .bind(ts(f.expires_at))
+                .bind(f.version)
+                .bind(ts(f.created_at))
+                .bind(ts(f.updated_at))
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?;
+                Ok(())
+            }
+
+            async fn get_flow(&self, id: Uuid) -> Result<Option<Flow>, StoreError> {
+                let row = sqlx::query("SELECT data, version FROM flows WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                match row {
+                    None => Ok(None),
+                    Some(r) => {
+                        let mut f: Flow = de(&r.try_get::<String, _>("data").map_err(map_err)?)?;
+                        f.version = r.try_get("version").map_err(map_err)?;
+                        Ok(Some(f))
+                    }
+                }
+            }
+
+            async fn commit(&self, c: Commit<'_>) -> Result<u64, StoreError> {
+                let mut tx = self.pool.begin().await.map_err(map_err)?;
+                if let Some(f) = c.update_flow {
+                    // First write of the transaction: takes the write lock (SQLite) / row lock (PG),
+                    // so of two concurrent submits to one flow exactly one commits.
+                    let r = sqlx::query(
+                        "UPDATE flows SET data = $1, version = version + 1, updated_at = $2, identity_id = $3 WHERE id = $4 AND version = $5",
+                    )
+                    .bind(ser(f)?)
+                    .bind(ts(f.updated_at))
+                    .bind(f.identity_id)
+                    .bind(f.id)
+                    .bind(f.version)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                    if r.rows_affected() != 1 {
+                        return Err(StoreError::Conflict("the flow was changed by a concurrent request".into()));
+                    }
+                }
+                if let Some(i) = c.create_identity {
+                    sqlx::query(
+                        "INSERT INTO identities (id, schema_id, state, state_changed_at, traits, metadata_public, metadata_admin, external_id, version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                    )
+                    .bind(i.id)
+                    .bind(&i.schema_id)
+                    .bind(i.state.as_str())
+                    .bind(i.state_changed_at.map(ts))
+                    .bind(json_text(&i.traits))
+                    .bind(json_text(&i.metadata_public))
+                    .bind(json_text(&i.metadata_admin))
+                    .bind(&i.external_id)
+                    .bind(i.version)
+                    .bind(ts(i.created_at))
+                    .bind(ts(i.updated_at))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                    Self::write_identity_children(&mut tx, i).await?;
+                }
+                if let Some(i) = c.update_identity {
+                    let r = sqlx::query(
+                        "UPDATE identities SET schema_id = $1, state = $2, state_changed_at = $3, traits = $4, metadata_public = $5, metadata_admin = $6, external_id = $7, version = version + 1, updated_at = $8 WHERE id = $9 AND version = $10",
+                    )
+                    .bind(&i.schema_id)
+                    .bind(i.state.as_str())
+                    .bind(i.state_changed_at.map(ts))
+                    .bind(json_text(&i.traits))
+                    .bind(json_text(&i.metadata_public))
+                    .bind(json_text(&i.metadata_admin))
+                    .bind(&i.external_id)
+                    .bind(ts(i.updated_at))
+                    .bind(i.id)
+                    .bind(i.version)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                    if r.rows_affected() != 1 {
+                        return Err(StoreError::Conflict("the identity was changed by a concurrent request".into()));
+                    }
+                    for q in [
+                        "DELETE FROM credential_identifiers WHERE identity_id = $1",
+                        "DELETE FROM credentials WHERE identity_id = $1",
+                        "DELETE FROM verifiable_addresses WHERE identity_id = $1",
+                        "DELETE FROM recovery_addresses WHERE identity_id = $1",
+                    ] {
+                        sqlx::query(q)
+                            .bind(i.id)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(map_err)?;
+                    }
+                    Self::write_identity_children(&mut tx, i).await?;
+                }
+                if let Some(s) = c.create_session {
+                    Self::insert_session(&mut tx, s).await?;
+                }
+                if let Some(s) = c.update_session {
+                    sqlx::query(
+                        "UPDATE sessions SET active = $1, aal = $2, authentication_methods = $3, authenticated_at = $4, expires_at = $5, devices = $6, updated_at = $7, identity_id = $8, token_hash = $9, logout_token_hash = $10 WHERE id = $11",
+                    )
+                    .bind(s.active)
+                    .bind(s.aal.as_str())
+                    .bind(ser(&s.authentication_methods)?)
+                    .bind(ts(s.authenticated_at))
+                    .bind(ts(s.expires_at))
+                    .bind(ser(&s.devices)?)
+                    .bind(ts(s.updated_at))
+                    .bind(s.identity_id)
+                    .bind(&s.token_hash)
+                    .bind(&s.logout_token_hash)
+                    .bind(s.id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                }
+                let mut revoked = 0;
+                if let Some((identity, except)) = c.revoke_other_sessions {
+                    let r = sqlx::query("UPDATE sessions SET active = $1 WHERE identity_id = $2 AND id <> $3 AND active = $4")
+                        .bind(false)
+                        .bind(identity)
+                        .bind(except.unwrap_or(Uuid::nil()))
+                        .bind(true)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                    revoked = r.rows_affected();
+                }
+                tx.commit().await.map_err(map_err)?;
+                Ok(revoked)
+            }
+
+            async fn kv_get_or_init(&self, key: &str, init: &str) -> Result<String, StoreError> {
+                sqlx::query("INSERT INTO kv (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+                    .bind(key)
+                    .bind(init)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                sqlx::query("SELECT value FROM kv WHERE key = $1")
+                    .bind(key)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(map_err)?
+                    .try_get("value")
+                    .map_err(map_err)
+            }
+
+            async fn rate_hit(&self, key: &str, window_start: i64) -> Result<i64, StoreError> {
+                sqlx::query(
+                    "INSERT INTO rate_limits (key, window_start, count) VALUES ($1, $2, 1) ON CONFLICT (key) DO UPDATE SET count = CASE WHEN rate_limits.window_start = excluded.window_start THEN rate_limits.count + 1 ELSE 1 END, window_start = excluded.window_start RETURNING count",
+                )
+                .bind(key)
+                .bind(window_start)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(map_err)?
+                .try_get("count")
+                .map_err(map_err)
+            }
+
+            async fn rate_clear(&self, key: &str) -> Result<(), StoreError> {
+                sqlx::query("DELETE FROM rate_limits WHERE key = $1")
+                    .bind(key)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                Ok(())
+            }
+        }
+    };
+}
+
+sql_store!(SqliteStore, sqlx::Sqlite, "sqlite");
+sql_store!(PgStore, sqlx::Postgres, "postgres");
+
+impl SqliteStore {
+    pub async fn connect(dsn: &str, pool: &PoolConfig) -> Result<Self, StoreError> {
+        use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+        let opts = SqliteConnectOptions::from_str(dsn)
+            .map_err(|e| StoreError::Other(format!("invalid SQLite URL: {e}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let p = SqlitePoolOptions::new()
+            .max_connections(pool.max_connections.max(1))
+            .min_connections(pool.min_connections)
+            .acquire_timeout(pool.acquire_timeout)
+            .connect_with(opts)
+            .await
+            .map_err(map_err)?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&p)
+            .await
+            .map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
+        Ok(SqliteStore { pool: p })
+    }
+}
+
+impl PgStore {
+    /// Connect and migrate. sqlx takes a PostgreSQL advisory lock around migrations, so
+    /// several nodes starting at once apply them exactly once.
+    pub async fn connect(dsn: &str, pool: &PoolConfig) -> Result<Self, StoreError> {
+        use sqlx::postgres::PgPoolOptions;
+        let p = PgPoolOptions::new()
+            .max_connections(pool.max_connections.max(1))
+            .min_connections(pool.min_connections)
+            .acquire_timeout(pool.acquire_timeout)
+            .connect(dsn)
+            .await
+            .map_err(map_err)?;
+        sqlx::migrate!("./migrations/postgres")
+            .run(&p)
+            .await
+            .map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
+        Ok(PgStore { pool: p })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn migration_folders_in_lockstep() {
+        let names = |dir: &str| {
+            let mut v: Vec<String> = std::fs::read_dir(format!("{}/migrations/{dir}", env!("CARGO_MANIFEST_DIR")))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(names("sqlite"), names("postgres"));
+        assert!(!names("sqlite").is_empty());
+    }
+}
