@@ -1,1 +1,5 @@
-fn main() {}
+//! The `idflow` binary.
+
+fn main() -> std::process::ExitCode {
+    idflow_server::cli::main()
+}

@@ -7,6 +7,7 @@
 pub mod login;
 pub mod methods;
 pub mod registration;
+pub mod identities;
 pub mod sessions;
 pub mod settings;
 

@@ -1,0 +1,262 @@
+//! `Application::build(config)`: the one place that picks the database, loads schemas and
+//! secrets, and binds both listeners. Used by `main` and by the integration tests.
+
+use crate::http::{self, AppState};
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use idflow_core::clock::Clock;
+use idflow_core::config::Config;
+use idflow_core::error::{Error, ErrorKind};
+use idflow_core::schema::IdentitySchema;
+use idflow_core::selfservice::{Engine, WebHooks};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+/// Web hooks over a real HTTP client.
+struct HttpHooks {
+    client: reqwest::Client,
+}
+
+#[async_trait::async_trait]
+impl WebHooks for HttpHooks {
+    async fn post(&self, url: &str, body: &Value, timeout: Duration) -> Result<u16, String> {
+        let resp = self.client.post(url).json(body).timeout(timeout).send().await.map_err(|e| {
+            if e.is_timeout() { format!("timed out after {} ms", timeout.as_millis()) } else { e.to_string() }
+        })?;
+        Ok(resp.status().as_u16())
+    }
+}
+
+/// A built, bound server.
+pub struct Application {
+    public: TcpListener,
+    admin: TcpListener,
+    state: AppState,
+}
+
+/// Read a schema reference (`file://`, `base64://`, or a plain path).
+fn load_schema_text(url: &str) -> anyhow::Result<String> {
+    use base64::Engine as _;
+    if let Some(b) = url.strip_prefix("base64://") {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(b)
+            .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(b))
+            .context("identity schema base64:// URL is not valid base64")?;
+        return String::from_utf8(bytes).context("identity schema is not UTF-8");
+    }
+    let path = url.strip_prefix("file://").unwrap_or(url);
+    std::fs::read_to_string(path).with_context(|| format!("could not read identity schema {path}"))
+}
+
+/// Load the configured identity schemas (the built-in default when none is configured).
+pub fn load_schemas(cfg: &Config) -> anyhow::Result<HashMap<String, Arc<IdentitySchema>>> {
+    let mut map = HashMap::new();
+    for (i, s) in cfg.identity.schemas.iter().enumerate() {
+        let text = load_schema_text(&s.url).with_context(|| format!("at key `identity.schemas.{i}.url`"))?;
+        let schema = IdentitySchema::compile_str(&s.id, &text)
+            .map_err(|e| anyhow::anyhow!("invalid identity schema `{}` (key `identity.schemas.{i}`): {e}", s.id))?;
+        map.insert(s.id.clone(), Arc::new(schema));
+    }
+    if !map.contains_key(&cfg.identity.default_schema_id) {
+        if !cfg.identity.schemas.is_empty() {
+            anyhow::bail!(
+                "invalid configuration at key `identity.default_schema_id`: no schema with id {:?} is configured",
+                cfg.identity.default_schema_id
+            );
+        }
+        let schema = IdentitySchema::compile_str(&cfg.identity.default_schema_id, idflow_core::schema::DEFAULT_SCHEMA_JSON)
+            .map_err(|e| anyhow::anyhow!("built-in identity schema: {e}"))?;
+        map.insert(cfg.identity.default_schema_id.clone(), Arc::new(schema));
+    }
+    Ok(map)
+}
+
+/// The database URL in effect.
+pub fn dsn(cfg: &Config) -> String {
+    cfg.dsn.clone().unwrap_or_else(|| "sqlite://idflow.db?mode=rwc".to_string())
+}
+
+/// Secrets from config, or generated once and persisted in the database (shared by all nodes).
+async fn secret_keys(
+    store: &Arc<dyn idflow_core::store::Store>,
+    configured: &[idflow_core::config::Secret],
+    name: &str,
+) -> anyhow::Result<Vec<Vec<u8>>> {
+    if !configured.is_empty() {
+        return Ok(configured.iter().map(|s| s.0.as_bytes().to_vec()).collect());
+    }
+    let fresh = idflow_core::crypto::random_token("");
+    let v = store.kv_get_or_init(&format!("secret:{name}"), &fresh).await?;
+    if v == fresh {
+        tracing::warn!("no `secrets.{name}` configured: generated one and stored it in the database");
+    }
+    Ok(vec![v.into_bytes()])
+}
+
+impl Application {
+    /// Connect, migrate, load schemas and secrets, bind both listeners.
+    pub async fn build(cfg: Config) -> anyhow::Result<Self> {
+        Self::build_with_clock(cfg, Clock::new()).await
+    }
+
+    pub async fn build_with_clock(cfg: Config, clock: Clock) -> anyhow::Result<Self> {
+        let schemas = load_schemas(&cfg)?;
+        let dsn = dsn(&cfg);
+        let pool = idflow_store::PoolConfig {
+            max_connections: cfg.database.max_connections,
+            min_connections: cfg.database.min_connections,
+            acquire_timeout: cfg.database.acquire_timeout.0,
+        };
+        let store = idflow_store::connect(&dsn, &pool)
+            .await
+            .with_context(|| format!("could not open the database {}", idflow_core::config::redact_dsn(&dsn)))?;
+        let cookie_keys = secret_keys(&store, &cfg.secrets.cookie, "cookie").await?;
+        let cipher_key = secret_keys(&store, &cfg.secrets.cipher, "cipher").await?.into_iter().next().unwrap_or_default();
+        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
+        let public_addr = cfg.serve.public.addr(4433);
+        let admin_addr = cfg.serve.admin.addr(4434);
+        let cfg = Arc::new(cfg);
+        let engine = Arc::new(Engine::new(cfg, store, clock, schemas, cookie_keys, cipher_key, Arc::new(HttpHooks { client })));
+        let public = TcpListener::bind(&public_addr).await.with_context(|| format!("could not listen on {public_addr}"))?;
+        let admin = TcpListener::bind(&admin_addr).await.with_context(|| format!("could not listen on {admin_addr}"))?;
+        Ok(Application { public, admin, state: AppState::new(engine) })
+    }
+
+    pub fn public_addr(&self) -> SocketAddr {
+        self.public.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    pub fn engine(&self) -> Arc<Engine> {
+        self.state.engine.clone()
+    }
+
+    /// Serve until `shutdown` resolves; in-flight requests are drained.
+    pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let (tx, _) = tokio::sync::broadcast::channel::<()>(1);
+        let public = router(self.state.clone(), true);
+        let admin = router(self.state.clone(), false);
+        tracing::info!(public = %self.public_addr(), admin = %self.admin_addr(), base_url = %self.state.engine.base(), "idflow listening");
+        let mut rx1 = tx.subscribe();
+        let mut rx2 = tx.subscribe();
+        let p = axum::serve(self.public, public.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move {
+                let _ = rx1.recv().await;
+            });
+        let a = axum::serve(self.admin, admin.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move {
+                let _ = rx2.recv().await;
+            });
+        let trigger = async move {
+            shutdown.await;
+            tracing::info!("shutting down: draining in-flight requests");
+            let _ = tx.send(());
+        };
+        let (r1, r2, ()) = tokio::join!(p.into_future(), a.into_future(), trigger);
+        r1?;
+        r2?;
+        Ok(())
+    }
+}
+
+async fn alive() -> Response {
+    axum::Json(json!({"status": "ok"})).into_response()
+}
+
+async fn ready(State(state): State<AppState>) -> Response {
+    match state.engine.store.ping().await {
+        Ok(()) => axum::Json(json!({"status": "ok"})).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"errors": {"database": "not reachable"}}))).into_response()
+        }
+    }
+}
+
+/// Security headers on every response.
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(HeaderName::from_static("x-content-type-options"), HeaderValue::from_static("nosniff"));
+    h.insert(HeaderName::from_static("referrer-policy"), HeaderValue::from_static("same-origin"));
+    h.insert(HeaderName::from_static("x-frame-options"), HeaderValue::from_static("DENY"));
+    if !h.contains_key("content-security-policy") {
+        h.insert(
+            HeaderName::from_static("content-security-policy"),
+            HeaderValue::from_static("default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"),
+        );
+    }
+    h.insert(HeaderName::from_static("cache-control"), HeaderValue::from_static("no-store"));
+    resp
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("request handler panicked");
+    let e = Error::new(ErrorKind::Internal, "");
+    (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(crate::wire::error(&e, ""))).into_response()
+}
+
+fn router(state: AppState, public: bool) -> Router {
+    let limit = state.engine.cfg.limits.max_body_bytes;
+    let timeout = state.engine.cfg.limits.request_timeout.0;
+    let base = if public {
+        http::kratos::routes().merge(http::v1::routes())
+    } else {
+        http::admin::routes()
+    };
+    let fallback_state = state.clone();
+    base.route("/health/alive", get(alive))
+        .route("/health/ready", get(ready))
+        .fallback(move |req: Request| {
+            let state = fallback_state.clone();
+            async move { fallback(state, public, req).await }
+        })
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn(security_headers))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let rid = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+            // Only method and path: query strings may carry tokens.
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %rid)
+        }))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// Unknown routes: admin paths on the public port (and public paths on the admin port) get a
+/// 307 to the right listener; everything else a 404 in the error envelope.
+async fn fallback(state: AppState, public: bool, req: Request) -> Response {
+    let pq = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default();
+    let path = req.uri().path();
+    let target = if public && path.starts_with("/admin/") {
+        Some(format!("{}{}", state.engine.cfg.admin_base(), pq))
+    } else if !public && (path.starts_with("/self-service/") || path.starts_with("/sessions") || path.starts_with("/.well-known/")) {
+        Some(format!("{}{}", state.engine.base(), pq))
+    } else {
+        None
+    };
+    if let Some(t) = target {
+        return axum::response::Redirect::temporary(&t).into_response();
+    }
+    let e = Error::not_found(format!("No route matches {} {}.", req.method(), path));
+    let rid = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    http::render_error(&state, &e, &rid)
+}

@@ -1,0 +1,243 @@
+//! Command line: `serve`, `migrate`, `config show`, `identities import|list`.
+
+use crate::app::{self, Application};
+use clap::{Args, Parser, Subcommand};
+use idflow_core::config::Config;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(name = "idflow", version, about = "idflow: a self-hosted identity server (Kratos-compatible API)")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+struct Common {
+    /// YAML configuration file.
+    #[arg(long, short = 'c', env = "IDFLOW_CONFIG")]
+    config: Option<String>,
+    /// Database URL (`sqlite://file.db?mode=rwc` or `postgres://…`); overrides `dsn`.
+    #[arg(long)]
+    database: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run the public and admin APIs.
+    Serve {
+        #[command(flatten)]
+        common: Common,
+        /// Development mode: allows plain-http cookies.
+        #[arg(long)]
+        dev: bool,
+        /// Public listener address (host:port), overrides `serve.public.host/port`.
+        #[arg(long)]
+        public_addr: Option<String>,
+        /// Admin listener address (host:port), overrides `serve.admin.host/port`.
+        #[arg(long)]
+        admin_addr: Option<String>,
+    },
+    /// Apply database migrations and exit.
+    Migrate {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Configuration commands.
+    Config {
+        #[command(subcommand)]
+        cmd: ConfigCmd,
+    },
+    /// Identity commands.
+    Identities {
+        #[command(subcommand)]
+        cmd: IdentitiesCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCmd {
+    /// Print the effective configuration (secrets redacted).
+    Show {
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum IdentitiesCmd {
+    /// Import identities from a JSON file: one identity object or an array of them
+    /// (the admin API's create body, with `credentials.password.config.password` or
+    /// `hashed_password`).
+    Import {
+        file: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// List identities as JSON.
+    List {
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+fn load_config(common: &Common) -> anyhow::Result<Config> {
+    let text = match &common.config {
+        Some(path) => Some(std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("could not read config file {path}: {e}"))?),
+        None => None,
+    };
+    let mut cfg = Config::load(text.as_deref(), std::env::vars())?;
+    if let Some(db) = &common.database {
+        cfg.dsn = Some(db.clone());
+    }
+    Ok(cfg)
+}
+
+fn split_addr(a: &str) -> anyhow::Result<(String, u16)> {
+    let (h, p) = a.rsplit_once(':').ok_or_else(|| anyhow::anyhow!("address {a:?} must be host:port"))?;
+    let p: u16 = p.parse().map_err(|_| anyhow::anyhow!("address {a:?} has an invalid port"))?;
+    Ok((h.trim_matches(['[', ']']).to_string(), p))
+}
+
+fn init_tracing(cfg: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("IDFLOW_LOG").unwrap_or_else(|_| EnvFilter::new(&cfg.log.level));
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if cfg.log.format == "json" {
+        let _ = b.json().try_init();
+    } else {
+        let _ = b.try_init();
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.cmd {
+        Cmd::Serve { common, dev, public_addr, admin_addr } => {
+            let mut cfg = load_config(&common)?;
+            cfg.dev |= dev;
+            if let Some(a) = public_addr {
+                let (h, p) = split_addr(&a)?;
+                cfg.serve.public.host = Some(h);
+                cfg.serve.public.port = Some(p);
+            }
+            if let Some(a) = admin_addr {
+                let (h, p) = split_addr(&a)?;
+                cfg.serve.admin.host = Some(h);
+                cfg.serve.admin.port = Some(p);
+            }
+            init_tracing(&cfg);
+            if cfg.dsn.is_none() {
+                tracing::info!("no database configured: using the SQLite file idflow.db");
+            }
+            let app = Application::build(cfg).await?;
+            app.run_until(shutdown_signal()).await
+        }
+        Cmd::Migrate { common } => {
+            let cfg = load_config(&common)?;
+            init_tracing(&cfg);
+            idflow_store::migrate(&app::dsn(&cfg)).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Cmd::Config { cmd: ConfigCmd::Show { common } } => {
+            let cfg = load_config(&common)?;
+            print!("{}", cfg.redacted_yaml());
+            Ok(())
+        }
+        Cmd::Identities { cmd } => identities(cmd).await,
+    }
+}
+
+async fn engine_for(common: &Common) -> anyhow::Result<std::sync::Arc<idflow_core::selfservice::Engine>> {
+    let mut cfg = load_config(common)?;
+    // Offline commands do not listen: bind to ephemeral ports.
+    cfg.serve.public.port = Some(0);
+    cfg.serve.admin.port = Some(0);
+    init_tracing(&cfg);
+    Ok(Application::build(cfg).await?.engine())
+}
+
+async fn identities(cmd: IdentitiesCmd) -> anyhow::Result<()> {
+    match cmd {
+        IdentitiesCmd::Import { file, common } => {
+            let engine = engine_for(&common).await?;
+            let text = std::fs::read_to_string(&file).map_err(|e| anyhow::anyhow!("could not read {file}: {e}"))?;
+            let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{file} is not valid JSON: {e}"))?;
+            let list = match v {
+                serde_json::Value::Array(a) => a,
+                other => vec![other],
+            };
+            let mut failed = 0;
+            for (i, item) in list.into_iter().enumerate() {
+                let input = serde_json::from_value(item).map_err(|e| anyhow::anyhow!("entry {i}: {e}"));
+                let res = match input {
+                    Ok(input) => engine.admin_create_identity(input).await.map_err(|e| anyhow::anyhow!("entry {i}: {}", e.reason)),
+                    Err(e) => Err(e),
+                };
+                match res {
+                    Ok(identity) => println!("imported {}", identity.id),
+                    Err(e) => {
+                        failed += 1;
+                        eprintln!("error: {e}");
+                    }
+                }
+            }
+            if failed > 0 {
+                anyhow::bail!("{failed} identities could not be imported");
+            }
+            Ok(())
+        }
+        IdentitiesCmd::List { common } => {
+            let engine = engine_for(&common).await?;
+            let mut after = None;
+            loop {
+                let page = engine.store.list_identities(&Default::default(), after, 500).await?;
+                for i in &page {
+                    let j = crate::wire::identity(engine.base(), i, crate::wire::IdentityView::Admin, &[]);
+                    println!("{j}");
+                }
+                match page.last() {
+                    Some(l) if page.len() == 500 => after = Some(l.id),
+                    _ => break,
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: could not start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,361 @@
+//! Admin API (identities and sessions), served on the admin listener under `/admin/...` and,
+//! for convenience, under the same paths without the prefix.
+
+use super::{AppState, Ctx, json_response, render_error};
+use crate::wire::{self, IdentityView};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
+use idflow_core::error::Error;
+use idflow_core::model::Identity;
+use idflow_core::selfservice::identities::IdentityInput;
+use idflow_core::store::IdentityFilter;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+pub fn routes() -> Router<AppState> {
+    let r = Router::new()
+        .route("/identities", get(list_identities).post(create_identity))
+        .route("/identities/{id}", get(get_identity).put(update_identity).patch(patch_identity).delete(delete_identity))
+        .route("/identities/{id}/credentials/{kind}", delete(delete_credential))
+        .route("/identities/{id}/sessions", get(identity_sessions).delete(delete_identity_sessions))
+        .route("/sessions", get(list_sessions))
+        .route("/sessions/{id}", get(get_session).delete(disable_session));
+    Router::new().nest("/admin", r.clone()).merge(r)
+}
+
+fn parse_id(s: &str) -> Result<Uuid, Error> {
+    Uuid::parse_str(s).map_err(|_| Error::bad_request("The id is not a valid UUID."))
+}
+
+fn admin_identity(state: &AppState, i: &Identity, include: &[String]) -> Value {
+    let view = if include.is_empty() { IdentityView::Admin } else { IdentityView::AdminWithConfigs };
+    wire::identity(state.engine.base(), i, view, include)
+}
+
+fn parse_input(bytes: &[u8]) -> Result<IdentityInput, Error> {
+    serde_json::from_slice(bytes).map_err(|e| Error::bad_request(format!("Unable to decode the identity: {e}")))
+}
+
+/// Repeated query parameters (`include_credential`, `ids`).
+fn multi(uri: &axum::http::Uri, name: &str) -> Vec<String> {
+    url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+        .filter(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+        .collect()
+}
+
+fn single(uri: &axum::http::Uri, name: &str) -> Option<String> {
+    multi(uri, name).into_iter().next()
+}
+
+async fn create_identity(State(state): State<AppState>, ctx: Ctx, body: Bytes) -> Response {
+    let input = match parse_input(&body) {
+        Ok(i) => i,
+        Err(e) => return render_error(&state, &e, &ctx.request_id),
+    };
+    match state.engine.admin_create_identity(input).await {
+        Ok(i) => {
+            let mut resp = json_response(StatusCode::CREATED, admin_identity(&state, &i, &[]));
+            if let Ok(v) = HeaderValue::from_str(&format!("{}/admin/identities/{}", state.engine.cfg.admin_base(), i.id)) {
+                resp.headers_mut().insert(header::LOCATION, v);
+            }
+            resp
+        }
+        Err(e) => render_error(&state, &e, &ctx.request_id),
+    }
+}
+
+async fn list_identities(State(state): State<AppState>, ctx: Ctx) -> Response {
+    let uri = &ctx.uri;
+    let include = multi(uri, "include_credential");
+    let size: u32 = single(uri, "page_size")
+        .or_else(|| single(uri, "per_page"))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100)
+        .clamp(1, 500);
+    let after = match single(uri, "page_token").filter(|s| !s.is_empty()) {
+        Some(t) => match parse_id(&t) {
+            Ok(id) => Some(id),
+            Err(_) => return render_error(&state, &Error::bad_request("The page_token is invalid."), &ctx.request_id),
+        },
+        None => None,
+    };
+    let mut filter = IdentityFilter {
+        credentials_identifier: single(uri, "credentials_identifier")
+            .map(|c| idflow_core::schema::normalize_identifier(&c)),
+        ids: vec![],
+    };
+    for id in multi(uri, "ids") {
+        match parse_id(&id) {
+            Ok(u) => filter.ids.push(u),
+            Err(e) => return render_error(&state, &e, &ctx.request_id),
+        }
+    }
+    if filter.credentials_identifier.is_some() && !filter.ids.is_empty() {
+        return render_error(&state, &Error::bad_request("You cannot combine multiple filters in this API"), &ctx.request_id);
+    }
+    match state.engine.store.list_identities(&filter, after, size).await {
+        Ok(list) => {
+            let full = filter.credentials_identifier.is_some() || !include.is_empty();
+            let v: Vec<Value> = list
+                .iter()
+                .map(|i| {
+                    let mut j = admin_identity(&state, i, &include);
+                    if !full && let Value::Object(m) = &mut j {
+                        m.remove("credentials");
+                    }
+                    j
+                })
+                .collect();
+            let mut resp = json_response(StatusCode::OK, Value::Array(v));
+            if list.len() == size as usize
+                && let Some(last) = list.last()
+            {
+                let link = format!(
+                    "<{}/admin/identities?page_size={size}&page_token={}>; rel=\"next\"",
+                    state.engine.cfg.admin_base(),
+                    last.id
+                );
+                if let Ok(v) = HeaderValue::from_str(&link) {
+                    resp.headers_mut().insert(header::LINK, v);
+                }
+            }
+            resp
+        }
+        Err(e) => render_error(&state, &e.into(), &ctx.request_id),
+    }
+}
+
+async fn load(state: &AppState, id: &str) -> Result<Identity, Error> {
+    let id = parse_id(id)?;
+    state.engine.store.get_identity(id).await?.ok_or_else(|| Error::not_found("Unable to locate the resource"))
+}
+
+async fn get_identity(State(state): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> Response {
+    let include = multi(&ctx.uri, "include_credential");
+    if let Some(bad) = include.iter().find(|t| idflow_core::model::CredentialType::parse(t).is_none()) {
+        return render_error(&state, &Error::bad_request(format!("Unknown credential type {bad:?}.")), &ctx.request_id);
+    }
+    match load(&state, &id).await {
+        Ok(i) => json_response(StatusCode::OK, admin_identity(&state, &i, &include)),
+        Err(e) => render_error(&state, &e, &ctx.request_id),
+    }
+}
+
+async fn update_identity(State(state): State<AppState>, ctx: Ctx, Path(id): Path<String>, body: Bytes) -> Response {
+    let res = async {
+        let id = parse_id(&id)?;
+        let input = parse_input(&body)?;
+        state.engine.admin_update_identity(id, input).await
+    }
+    .await;
+    match res {
+        Ok(i) => json_response(StatusCode::OK, admin_identity(&state, &i, &[])),
+        Err(e) => render_error(&state, &e, &ctx.request_id),
+    }
+}
+
+/// JSON-Patch (RFC 6902: add, replace, remove, test) over the admin form of the identity.
+async fn patch_identity(State(state): State<AppState>, ctx: Ctx, Path(id): Path<String>, body: Bytes) -> Response {
+    let res = async {
+        let identity = load(&state, &id).await?;
+        let ops: Vec<Value> = serde_json::from_slice(&body).map_err(|e| Error::bad_request(format!("Unable to decode the JSON patch: {e}")))?;
+        let mut doc = json!({
+            "schema_id": identity.schema_id,
+            "traits": identity.traits,
+            "state": identity.state.as_str(),
+            "metadata_public": identity.metadata_public,
+            "metadata_admin": identity.metadata_admin,
+            "external_id": identity.external_id,
+        });
+        for op in &ops {
+            let kind = op.get("op").and_then(Value::as_str).unwrap_or_default();
+            let path = op.get("path").and_then(Value::as_str).unwrap_or_default();
+            if !["/schema_id", "/traits", "/state", "/metadata_public", "/metadata_admin", "/external_id"]
+                .iter()
+                .any(|p| path == *p || path.starts_with(&format!("{p}/")))
+            {
+                return Err(Error::bad_request(format!("failed to apply JSON patch: path {path:?} may not be changed")));
+            }
+            apply_patch_op(&mut doc, kind, path, op.get("value").cloned())
+                .map_err(|e| Error::bad_request(format!("failed to apply JSON patch: {e}")))?;
+        }
+        let input: IdentityInput = serde_json::from_value(json!({
+            "schema_id": doc["schema_id"], "traits": doc["traits"], "state": doc["state"],
+            "metadata_public": doc["metadata_public"], "metadata_admin": doc["metadata_admin"],
+            "external_id": doc["external_id"],
+            "verifiable_addresses": identity.verifiable_addresses.iter().map(|a| json!({"value": a.value, "via": a.via, "verified": a.verified, "status": a.status})).collect::<Vec<_>>(),
+        }))
+        .map_err(|e| Error::bad_request(format!("failed to apply JSON patch: {e}")))?;
+        state.engine.admin_update_identity(identity.id, input).await
+    }
+    .await;
+    match res {
+        Ok(i) => json_response(StatusCode::OK, admin_identity(&state, &i, &[])),
+        Err(e) => render_error(&state, &e, &ctx.request_id),
+    }
+}
+
+fn apply_patch_op(doc: &mut Value, op: &str, path: &str, value: Option<Value>) -> Result<(), String> {
+    let segs: Vec<String> = path.split('/').skip(1).map(|s| s.replace("~1", "/").replace("~0", "~")).collect();
+    let (last, parents) = segs.split_last().ok_or("empty path")?;
+    let mut cur = doc;
+    for s in parents {
+        cur = match cur {
+            Value::Object(m) => m.get_mut(s).ok_or(format!("path {path} not found"))?,
+            Value::Array(a) => a.get_mut(s.parse::<usize>().map_err(|_| "bad index")?).ok_or("index out of range")?,
+            _ => return Err(format!("path {path} not found")),
+        };
+    }
+    match (op, cur) {
+        ("add" | "replace", Value::Object(m)) => {
+            if op == "replace" && !m.contains_key(last) {
+                return Err(format!("path {path} not found"));
+            }
+            m.insert(last.clone(), value.ok_or("missing value")?);
+        }
+        ("add", Value::Array(a)) => {
+            let v = value.ok_or("missing value")?;
+            if last == "-" {
+                a.push(v);
+            } else {
+                let i: usize = last.parse().map_err(|_| "bad index")?;
+                if i > a.len() {
+                    return Err("index out of range".into());
+                }
+                a.insert(i, v);
+            }
+        }
+        ("replace", Value::Array(a)) => {
+            let i: usize = last.parse().map_err(|_| "bad index")?;
+            *a.get_mut(i).ok_or("index out of range")? = value.ok_or("missing value")?;
+        }
+        ("remove", Value::Object(m)) => {
+            m.remove(last).ok_or(format!("path {path} not found"))?;
+        }
+        ("remove", Value::Array(a)) => {
+            let i: usize = last.parse().map_err(|_| "bad index")?;
+            if i >= a.len() {
+                return Err("index out of range".into());
+            }
+            a.remove(i);
+        }
+        ("test", Value::Object(m)) => {
+            if m.get(last) != value.as_ref() {
+                return Err("test failed".into());
+            }
+        }
+        (op, _) => return Err(format!("unsupported operation {op:?} at {path}")),
+    }
+    Ok(())
+}
+
+async fn delete_identity(State(state): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> Response {
+    let res = async {
+        let id = parse_id(&id)?;
+        if state.engine.store.delete_identity(id).await? {
+            tracing::info!(identity_id = %id, "identity deleted");
+            Ok(())
+        } else {
+            Err(Error::not_found("Unable to locate the resource"))
+        }
+    }
+    .await;
+    match res {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => render_error(&state, &e, &ctx.request_id),
+    }
+}
+
+async fn delete_credential(State(state): State<AppState>, ctx: Ctx, Path((id, kind)): Path<(String, String)>) -> Response {
+    let res = async {
+        let id = parse_id(&id)?;
+        state.engine.admin_delete_credential(id, &kind).await
+    }
+    .await;
+    match res {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => render_error(&state, &e, &ctx.request_id),
+    }
+}
+
+async fn identity_sessions(State(state): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> Response {
+    let active = single(&ctx.uri, "active").map(|a| a == "true");
+    let res = async {
+        let identity = load(&state, &id).await?;
+        let list = state.engine.store.list_sessions(Some(identity.id), active == Some(true), None, 1000).await?;
+        let now = state.engine.clock.now();
+        let ident = admin_identity(&state, &identity, &[]);
+        Ok::<_, Error>(
+            list.iter()
+                .filter(|s| active != Some(false) || !s.is_active(now))
+                .map(|s| wire::session(s, Some(ident.clone()), now))
+                .collect::<Vec<_>>(),
+        )
+    }
+    .await;
+    match res {
+        Ok(v) => json_response(StatusCode::OK, Value::Array(v)),
+        Err(e) => render_error(&state, &e, &ctx.request_id),
+    }
+}
+
+async fn delete_identity_sessions(State(state): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> Response {
+    let res = async {
+        let identity = load(&state, &id).await?;
+        state.engine.store.delete_sessions_of(identity.id).await?;
+        Ok::<_, Error>(())
+    }
+    .await;
+    match res {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => render_error(&state, &e, &ctx.request_id),
+    }
+}
+
+async fn list_sessions(State(state): State<AppState>, ctx: Ctx) -> Response {
+    let active = single(&ctx.uri, "active").map(|a| a == "true");
+    let size: u32 = single(&ctx.uri, "page_size").and_then(|s| s.parse().ok()).unwrap_or(250).clamp(1, 1000);
+    match state.engine.store.list_sessions(None, active == Some(true), None, size).await {
+        Ok(list) => {
+            let now = state.engine.clock.now();
+            let v: Vec<Value> = list
+                .iter()
+                .filter(|s| active != Some(false) || !s.is_active(now))
+                .map(|s| wire::session(s, None, now))
+                .collect();
+            json_response(StatusCode::OK, Value::Array(v))
+        }
+        Err(e) => render_error(&state, &e.into(), &ctx.request_id),
+    }
+}
+
+async fn get_session(State(state): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> Response {
+    let res = async {
+        let id = parse_id(&id)?;
+        let s = state.engine.store.get_session(id).await?.ok_or_else(|| Error::not_found("Unable to locate the resource"))?;
+        let ident = state.engine.store.get_identity(s.identity_id).await?.map(|i| admin_identity(&state, &i, &[]));
+        Ok::<_, Error>(wire::session(&s, ident, state.engine.clock.now()))
+    }
+    .await;
+    match res {
+        Ok(v) => json_response(StatusCode::OK, v),
+        Err(e) => render_error(&state, &e, &ctx.request_id),
+    }
+}
+
+async fn disable_session(State(state): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> Response {
+    let res = async {
+        let id = parse_id(&id)?;
+        if state.engine.store.revoke_session(id).await? { Ok(()) } else { Err(Error::not_found("Unable to locate the resource")) }
+    }
+    .await;
+    match res {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => render_error(&state, &e, &ctx.request_id),
+    }
+}

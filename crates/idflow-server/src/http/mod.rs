@@ -1,0 +1,357 @@
+//! HTTP layer: request context extraction (session, CSRF cookie, content negotiation, body
+//! parsing), cookie handling and error rendering shared by the Kratos, v1 and admin routes.
+
+pub mod admin;
+pub mod kratos;
+pub mod v1;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::header::{self, HeaderMap, HeaderValue};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Redirect, Response};
+use idflow_core::crypto;
+use idflow_core::error::{Error, ErrorKind};
+use idflow_core::selfservice::{Body, Engine, Req};
+use serde_json::{Map, Value, json};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Shared state of every route.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Arc<Engine>,
+    /// Name of the CSRF cookie (`csrf_token_<sha256 of the public base URL>`).
+    pub csrf_cookie: String,
+}
+
+impl AppState {
+    pub fn new(engine: Arc<Engine>) -> Self {
+        let base = engine.cfg.serve.public.base_url.clone().unwrap_or_else(|| format!("{}/", engine.base()));
+        let csrf_cookie = format!("csrf_token_{}", crypto::sha256_hex(base.as_bytes()));
+        AppState { engine, csrf_cookie }
+    }
+
+    fn secure_cookies(&self) -> bool {
+        !self.engine.cfg.dev && self.engine.base().starts_with("https://")
+    }
+
+    /// `Set-Cookie` for the session.
+    pub fn session_cookie(&self, token: &str, max_age_secs: i64) -> HeaderValue {
+        let cfg = &self.engine.cfg.session.cookie;
+        let value = crypto::sign(&self.engine.cookie_keys, token);
+        let mut c = format!("{}={}; Path={}; HttpOnly; SameSite={}", cfg.name, value, cfg.path.as_deref().unwrap_or("/"), self.same_site());
+        if cfg.persistent {
+            c.push_str(&format!("; Max-Age={}", max_age_secs.max(0)));
+        }
+        if let Some(d) = cfg.domain.as_ref().or(self.engine.cfg.cookies.domain.as_ref()) {
+            c.push_str(&format!("; Domain={d}"));
+        }
+        if self.secure_cookies() {
+            c.push_str("; Secure");
+        }
+        HeaderValue::from_str(&c).unwrap_or(HeaderValue::from_static(""))
+    }
+
+    pub fn clear_session_cookie(&self) -> HeaderValue {
+        let cfg = &self.engine.cfg.session.cookie;
+        let c = format!("{}=; Path={}; HttpOnly; Max-Age=0", cfg.name, cfg.path.as_deref().unwrap_or("/"));
+        HeaderValue::from_str(&c).unwrap_or(HeaderValue::from_static(""))
+    }
+
+    pub fn csrf_cookie_header(&self, secret: &str) -> HeaderValue {
+        let mut c = format!(
+            "{}={}; Path={}; HttpOnly; SameSite={}; Max-Age=31536000",
+            self.csrf_cookie,
+            secret,
+            self.engine.cfg.cookies.path.as_deref().unwrap_or("/"),
+            self.same_site()
+        );
+        if let Some(d) = &self.engine.cfg.cookies.domain {
+            c.push_str(&format!("; Domain={d}"));
+        }
+        if self.secure_cookies() {
+            c.push_str("; Secure");
+        }
+        HeaderValue::from_str(&c).unwrap_or(HeaderValue::from_static(""))
+    }
+
+    fn same_site(&self) -> &'static str {
+        use idflow_core::config::SameSite;
+        if !self.secure_cookies() {
+            return "Lax";
+        }
+        match self.engine.cfg.cookies.same_site {
+            SameSite::Lax => "Lax",
+            SameSite::Strict => "Strict",
+            SameSite::None => "None",
+        }
+    }
+}
+
+/// Everything about a request that the handlers need, with the session resolved.
+pub struct Ctx {
+    pub req: Req,
+    pub request_id: String,
+    /// `Accept` negotiates to JSON (used for success/creation responses).
+    pub accept_json: bool,
+    pub headers: HeaderMap,
+    /// Whether the session came from the cookie (so it must be re-issued / cleared there).
+    pub via_cookie: bool,
+    pub uri: Uri,
+}
+
+/// Content negotiation over `text/html, text/*, */*, application/json` (default text/html):
+/// true when `application/json` wins.
+pub fn negotiates_json(accept: Option<&str>) -> bool {
+    let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else { return false };
+    let offers = ["text/html", "text/*", "*/*", "application/json"];
+    let mut best: Option<(usize, f32, usize)> = None; // (offer index, q, specificity)
+    for (oi, offer) in offers.iter().enumerate() {
+        let (otype, osub) = offer.split_once('/').unwrap_or((offer, ""));
+        let mut chosen: Option<(f32, usize)> = None;
+        for part in accept.split(',') {
+            let mut it = part.split(';');
+            let media = it.next().unwrap_or("").trim().to_ascii_lowercase();
+            let mut q = 1.0f32;
+            for p in it {
+                if let Some(v) = p.trim().strip_prefix("q=") {
+                    q = v.trim().parse().unwrap_or(0.0);
+                }
+            }
+            let (t, s) = media.split_once('/').unwrap_or((media.as_str(), ""));
+            let spec = if t == "*" && s == "*" {
+                1
+            } else if s == "*" && t == otype {
+                2
+            } else if t == otype && s == osub {
+                3
+            } else {
+                continue;
+            };
+            if chosen.is_none_or(|(_, cs)| spec > cs) {
+                chosen = Some((q, spec));
+            }
+        }
+        if let Some((q, spec)) = chosen
+            && q > 0.0
+            && best.is_none_or(|(_, bq, bs)| q > bq || (q == bq && spec > bs))
+        {
+            best = Some((oi, q, spec));
+        }
+    }
+    best.is_some_and(|(oi, _, _)| offers[oi] == "application/json")
+}
+
+fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+fn non_cf_cookies(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('=').map(|(k, _)| k.to_string()))
+        .filter(|k| !(k.starts_with("__cf") || k.starts_with("_cf") || k.starts_with("cf_")))
+        .collect()
+}
+
+impl FromRequestParts<AppState> for Ctx {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let engine = &state.engine;
+        let headers = parts.headers.clone();
+        let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let request_id = h("x-request-id").unwrap_or_default();
+        let accept = h("accept");
+        let accept_json = negotiates_json(accept.as_deref());
+        let content_json = h("content-type").is_some_and(|c| c.trim() == "application/json");
+        let path_q = parts.uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default();
+        let request_url = format!("{}{}", engine.base(), path_q);
+        // Token lookup order: X-Session-Token, cookie, Authorization: Bearer.
+        let mut via_cookie = false;
+        let token = h("x-session-token")
+            .filter(|t| !t.is_empty())
+            .or_else(|| {
+                let c = cookie_value(&headers, &engine.cfg.session.cookie.name)
+                    .and_then(|v| crypto::unsign(&engine.cookie_keys, v));
+                via_cookie = c.is_some();
+                c
+            })
+            .or_else(|| {
+                h("authorization").and_then(|a| {
+                    let mut it = a.split(' ');
+                    match (it.next(), it.next(), it.next()) {
+                        (Some(s), Some(t), None) if s.eq_ignore_ascii_case("bearer") && !t.is_empty() => Some(t.to_string()),
+                        _ => None,
+                    }
+                })
+            });
+        let auth = match &token {
+            Some(t) => engine.authenticate(t).await.map_err(|e| render_error(state, &e, &request_id))?,
+            None => None,
+        };
+        let api_violation = if h("origin").is_some() {
+            Some("The request includes the \"Origin\" key in the HTTP header, which is not allowed for API flows. Remove it and try again.".to_string())
+        } else if !non_cf_cookies(&headers).is_empty() {
+            Some("The request includes the \"Cookie\" key in the HTTP header, which is not allowed for API flows. Remove it and try again.".to_string())
+        } else {
+            None
+        };
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.to_string())
+            .unwrap_or_default();
+        let user_agent = headers
+            .get_all(header::USER_AGENT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let req = Req {
+            json: accept_json || content_json,
+            request_url,
+            auth,
+            token,
+            csrf_cookie: cookie_value(&headers, &state.csrf_cookie).map(str::to_string),
+            api_violation,
+            ip,
+            user_agent,
+        };
+        Ok(Ctx { req, request_id, accept_json, headers, via_cookie, uri: parts.uri.clone() })
+    }
+}
+
+/// Render an error in the Kratos envelope (with `Ory-Error-Id`).
+pub fn render_error(state: &AppState, e: &Error, request_id: &str) -> Response {
+    let _ = state;
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = crate::wire::error(e, request_id);
+    let mut resp = (status, axum::Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(e.kind.id().unwrap_or("")) {
+        resp.headers_mut().insert("ory-error-id", v);
+    }
+    if let Some(secs) = e.retry_after
+        && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+    {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
+}
+
+/// A request body: JSON object or urlencoded form, unflattened (`traits.email` → nested).
+pub struct ParsedBody(pub Body);
+
+/// Max JSON nesting accepted in request bodies.
+fn json_depth(v: &Value) -> usize {
+    match v {
+        Value::Object(m) => 1 + m.values().map(json_depth).max().unwrap_or(0),
+        Value::Array(a) => 1 + a.iter().map(json_depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// Parse a body by content type. Errors are Kratos `BadRequest`s.
+pub fn parse_body(content_type: Option<&str>, bytes: &[u8], max_depth: usize, form_types: &[(String, String)]) -> Result<Body, Error> {
+    let ct = content_type.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if bytes.is_empty() && ct.is_empty() {
+        return Ok(Map::new());
+    }
+    if ct == "application/json" || ct.ends_with("+json") || (ct.is_empty() && bytes.first() == Some(&b'{')) {
+        let v: Value = serde_json::from_slice(bytes)
+            .map_err(|e| Error::bad_request(format!("Unable to decode JSON payload: {e}")))?;
+        if json_depth(&v) > max_depth {
+            return Err(Error::bad_request(format!("The JSON payload is nested deeper than {max_depth} levels.")));
+        }
+        match v {
+            Value::Object(m) => Ok(idflow_core::ui::unflatten(m)),
+            _ => Err(Error::bad_request("The request body must be a JSON object.")),
+        }
+    } else if ct == "application/x-www-form-urlencoded" || ct.is_empty() {
+        let mut m = Map::new();
+        for (k, v) in url::form_urlencoded::parse(bytes) {
+            let typed = match form_types.iter().find(|(n, _)| *n == k).map(|(_, t)| t.as_str()) {
+                Some("number") => v
+                    .parse::<i64>()
+                    .map(Value::from)
+                    .or_else(|_| v.parse::<f64>().map(Value::from))
+                    .unwrap_or_else(|_| Value::String(v.to_string())),
+                Some("checkbox") => Value::Bool(v == "true" || v == "on" || v == "1"),
+                _ => Value::String(v.to_string()),
+            };
+            m.insert(k.into_owned(), typed);
+        }
+        Ok(idflow_core::ui::unflatten(m))
+    } else {
+        Err(Error::bad_request(format!(
+            "The request content type {ct:?} is not supported. Use application/json or application/x-www-form-urlencoded."
+        )))
+    }
+}
+
+impl FromRequest<AppState> for ParsedBody {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let rid = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            let kind = if e.status() == StatusCode::PAYLOAD_TOO_LARGE { ErrorKind::PayloadTooLarge } else { ErrorKind::BadRequest };
+            render_error(state, &Error::new(kind, e.body_text()), &rid)
+        })?;
+        let form_types: Vec<(String, String)> = state
+            .engine
+            .default_schema()
+            .map(|s| {
+                s.trait_nodes(idflow_core::ui::Group::Profile, None)
+                    .iter()
+                    .filter_map(|n| n.input_type().map(|t| (n.id().to_string(), t.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        parse_body(ct.as_deref(), &bytes, state.engine.cfg.limits.max_json_depth, &form_types)
+            .map(ParsedBody)
+            .map_err(|e| render_error(state, &e, &rid))
+    }
+}
+
+/// 303 See Other.
+pub fn see_other(url: &str) -> Response {
+    Redirect::to(url).into_response()
+}
+
+/// JSON with a status.
+pub fn json_response(status: StatusCode, v: Value) -> Response {
+    (status, axum::Json(v)).into_response()
+}
+
+/// Store an error for the error UI and redirect the browser there.
+pub async fn error_redirect(state: &AppState, e: &Error, request_id: &str) -> Response {
+    let id = uuid::Uuid::new_v4();
+    let body = json!({
+        "id": id,
+        "error": crate::wire::error(e, request_id).get("error").cloned().unwrap_or(Value::Null),
+        "created_at": crate::wire::ts(state.engine.clock.now()),
+    });
+    let _ = state.engine.store.kv_get_or_init(&format!("error:{id}"), &body.to_string()).await;
+    let url = idflow_core::selfservice::with_query(&state.engine.ui_url("error"), &[("id", &id.to_string())]);
+    see_other(&url)
+}
+
+/// Parse a UUID query parameter; a missing or malformed one is a 400 in the envelope.
+pub fn parse_uuid(v: Option<&String>, name: &str) -> Result<uuid::Uuid, Error> {
+    v.and_then(|s| uuid::Uuid::parse_str(s).ok())
+        .ok_or_else(|| Error::bad_request(format!("The {name} query parameter is missing or malformed.")))
+}

@@ -1,0 +1,480 @@
+//! The v1 dialect: a thin translation over the same selfservice functions as the Kratos routes.
+//! Calls are API flows internally (no redirects, JSON in and out, Bearer tokens); the flow
+//! shape is converted (`type` = flow kind, string message ids, `image` nodes, absolute
+//! `:submit` action) and every error uses the `AVNOLOGY_AUTH_xxx` envelope.
+
+use super::{AppState, Ctx, json_response};
+use crate::wire;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use idflow_core::error::{Error, ErrorKind};
+use idflow_core::model::{Aal, Flow, FlowKind, FlowType};
+use idflow_core::selfservice::{Body, Submitted, with_query};
+use serde_json::{Map, Value, json};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/flows/settings", get(settings_create))
+        .route("/v1/flows/settings/{tail}", get(settings_get).post(settings_submit))
+        .route("/v1/flows/login", get(login_create))
+        .route("/v1/flows/login/{tail}", get(login_get).post(login_submit))
+        .route("/v1/flows/registration", get(registration_create))
+        .route("/v1/flows/registration/{tail}", get(registration_get).post(registration_submit))
+        .route("/v1/sessions/current", get(session_current).delete(session_delete))
+}
+
+/// A v1 error.
+pub struct V1Error {
+    pub code: &'static str,
+    pub status: u16,
+    pub message: String,
+    pub reason: String,
+    pub details: Map<String, Value>,
+    pub continue_flow: Option<Value>,
+    pub retry_after: Option<u64>,
+}
+
+impl V1Error {
+    pub fn new(code: &'static str, status: u16, message: &str, reason: impl Into<String>) -> Self {
+        V1Error {
+            code,
+            status,
+            message: message.into(),
+            reason: reason.into(),
+            details: Map::new(),
+            continue_flow: None,
+            retry_after: None,
+        }
+    }
+
+    fn malformed(reason: impl Into<String>) -> Self {
+        Self::new("AVNOLOGY_AUTH_001", 400, "Malformed request", reason)
+    }
+
+    pub fn into_response(self, request_id: &str) -> Response {
+        let mut body = json!({
+            "error": {
+                "code": self.code,
+                "status": self.status,
+                "message": self.message,
+                "reason": self.reason,
+                "request_id": request_id,
+                "details": Value::Object(self.details),
+            }
+        });
+        if let Some(f) = self.continue_flow {
+            body["continue_flow"] = f;
+        }
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut resp = json_response(status, body);
+        if let Some(s) = self.retry_after
+            && let Ok(v) = HeaderValue::from_str(&s.to_string())
+        {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        resp
+    }
+}
+
+/// Map a core error to its v1 code (v1-api.md §5).
+pub fn map_error(state: &AppState, e: &Error) -> V1Error {
+    let base = state.engine.base();
+    let mut v = match e.kind {
+        ErrorKind::SessionInactive | ErrorKind::Unauthorized | ErrorKind::Aal1Required => V1Error::new(
+            "AVNOLOGY_AUTH_005",
+            401,
+            "Session invalid",
+            "No valid session was found: sign in and send the session token as `Authorization: Bearer <token>`.",
+        ),
+        ErrorKind::Aal2Required | ErrorKind::RefreshRequired => {
+            let (reason, q) = if e.kind == ErrorKind::Aal2Required {
+                ("session_aal2_required", "aal=aal2")
+            } else {
+                ("session_refresh_required", "refresh=true")
+            };
+            let mut v = V1Error::new("AVNOLOGY_AUTH_102", 403, "Step-up authentication required", e.reason.clone());
+            v.details.insert("reason".into(), json!(reason));
+            v.details.insert("login_url".into(), json!(format!("{base}/v1/flows/login?{q}")));
+            v
+        }
+        ErrorKind::Csrf => V1Error::new("AVNOLOGY_AUTH_003", 403, "CSRF token missing or wrong", e.reason.clone()),
+        ErrorKind::NotFound | ErrorKind::IdentityMismatch => {
+            V1Error::new("AVNOLOGY_AUTH_004", 404, "Flow not found", "The flow does not exist or does not belong to the caller.")
+        }
+        ErrorKind::FlowExpired | ErrorKind::Gone => {
+            let mut v = V1Error::new("AVNOLOGY_AUTH_009", 400, "Flow expired", e.reason.clone());
+            if let Some(id) = e.use_flow_id {
+                v.details.insert("use_flow_id".into(), json!(id));
+            }
+            v
+        }
+        ErrorKind::ReturnToForbidden => V1Error::new("AVNOLOGY_AUTH_013", 400, "return_to not allowed", e.reason.clone()),
+        ErrorKind::RateLimited => {
+            let mut v = V1Error::new("AVNOLOGY_AUTH_029", 429, "Too many attempts", e.reason.clone());
+            v.retry_after = e.retry_after;
+            v
+        }
+        ErrorKind::Conflict => V1Error::new("AVNOLOGY_AUTH_012", 409, "Conflict", e.reason.clone()),
+        ErrorKind::PayloadTooLarge => V1Error::new("AVNOLOGY_AUTH_001", 413, "Malformed request", e.reason.clone()),
+        ErrorKind::BadRequest
+        | ErrorKind::Disabled
+        | ErrorKind::SessionAlreadyAvailable
+        | ErrorKind::FlowDisabled
+        | ErrorKind::BrowserLocationChange
+        | ErrorKind::Forbidden => V1Error::malformed(e.reason.clone()),
+        ErrorKind::Unavailable => {
+            V1Error::new("AVNOLOGY_AUTH_500", 503, "Service unavailable", "The service is temporarily unavailable.")
+        }
+        ErrorKind::Internal => V1Error::new("AVNOLOGY_AUTH_500", 500, "Internal error", "An internal error occurred."),
+    };
+    if v.code == "AVNOLOGY_AUTH_001" && v.reason.is_empty() {
+        v.reason = e.message().to_string();
+    }
+    v
+}
+
+/// Convert a Kratos flow JSON to the v1 shape.
+pub fn to_v1_flow(state: &AppState, mut flow: Value, kind: FlowKind, method: Option<&str>) -> Value {
+    let id = flow.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
+    flow["type"] = json!(kind.as_str());
+    flow["ui"]["action"] = json!(format!("{}/v1/flows/{}/{id}:submit", state.engine.base(), kind.as_str()));
+    if let Some(nodes) = flow["ui"]["nodes"].as_array_mut() {
+        for n in nodes {
+            if n["type"] == "img" {
+                n["type"] = json!("image");
+                n["attributes"]["node_type"] = json!("image");
+            }
+        }
+    }
+    if method == Some("profile")
+        && let Some(msgs) = flow["ui"]["messages"].as_array_mut()
+    {
+        for m in msgs {
+            if m["id"] == 1050001 {
+                m["text"] = json!("Your profile has been updated.");
+            }
+        }
+    }
+    stringify_ids(&mut flow["ui"]);
+    flow
+}
+
+/// Every UiText id becomes a string.
+fn stringify_ids(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            let is_text = m.get("type").and_then(Value::as_str).is_some_and(|t| matches!(t, "info" | "error" | "success"))
+                && m.get("text").is_some();
+            if is_text && let Some(Value::Number(n)) = m.get("id").cloned() {
+                m.insert("id".into(), Value::String(n.to_string()));
+            }
+            for (_, x) in m.iter_mut() {
+                stringify_ids(x);
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(stringify_ids),
+        _ => {}
+    }
+}
+
+/// The v1 code for a flow returned with form errors, chosen by the submitted method.
+fn form_error(state: &AppState, flow_json: Value, kind: FlowKind, method: &str) -> V1Error {
+    let mut errors: Vec<(u64, String)> = vec![];
+    if let Some(ui) = flow_json.get("ui") {
+        for m in ui.get("messages").and_then(Value::as_array).into_iter().flatten() {
+            if m["type"] == "error" {
+                errors.push((m["id"].as_u64().unwrap_or(0), m["text"].as_str().unwrap_or("").to_string()));
+            }
+        }
+        for n in ui.get("nodes").and_then(Value::as_array).into_iter().flatten() {
+            for m in n.get("messages").and_then(Value::as_array).into_iter().flatten() {
+                if m["type"] == "error" {
+                    errors.push((m["id"].as_u64().unwrap_or(0), m["text"].as_str().unwrap_or("").to_string()));
+                }
+            }
+        }
+    }
+    let reason = errors.first().map(|(_, t)| t.clone()).unwrap_or_else(|| "The form contains errors.".into());
+    let ids: Vec<u64> = errors.iter().map(|(i, _)| *i).collect();
+    let (code, msg) = if ids.contains(&4010002) || ids.contains(&4010003) || ids.contains(&4010004) {
+        ("AVNOLOGY_AUTH_001", "Malformed request")
+    } else if kind == FlowKind::Login && ids.contains(&4000006) {
+        ("AVNOLOGY_AUTH_006", "Invalid credentials")
+    } else if !ids.is_empty() && ids.iter().all(|i| *i == 4000007) {
+        ("AVNOLOGY_AUTH_012", "Identifier already in use")
+    } else {
+        match method {
+            "password" if ids.iter().any(|i| (4000031..=4000039).contains(i) || *i == 4000005 || *i == 4000002) => {
+                ("AVNOLOGY_AUTH_011", "New password too weak")
+            }
+            "totp" => ("AVNOLOGY_AUTH_007", "Invalid TOTP code"),
+            "lookup_secret" | "webauthn" | "passkey" => ("AVNOLOGY_AUTH_008", "Invalid second factor"),
+            _ => ("AVNOLOGY_AUTH_010", "Invalid input"),
+        }
+    };
+    let status = if code == "AVNOLOGY_AUTH_012" { 409 } else { 400 };
+    let mut e = V1Error::new(code, status, msg, reason);
+    e.continue_flow = Some(to_v1_flow(state, flow_json, kind, Some(method)));
+    e
+}
+
+/// `{flow_id}:submit` → flow id.
+fn parse_tail(tail: &str, submit: bool) -> Result<Uuid, V1Error> {
+    let id = if submit {
+        match tail.rsplit_once(':') {
+            Some((id, "submit")) => id,
+            _ => return Err(V1Error::malformed("The path must be /v1/flows/<kind>/<flow_id>:submit.")),
+        }
+    } else {
+        tail
+    };
+    Uuid::parse_str(id).map_err(|_| V1Error::new("AVNOLOGY_AUTH_004", 404, "Flow not found", "The flow id is not a valid id."))
+}
+
+/// `{ "method": "...", "body": { ... } }` → the flat Kratos body.
+fn parse_envelope(bytes: &[u8], max_depth: usize) -> Result<(String, Body), V1Error> {
+    let body = super::parse_body(Some("application/json"), bytes, max_depth, &[]).map_err(|e| V1Error::malformed(e.reason))?;
+    let method = body
+        .get("method")
+        .and_then(Value::as_str)
+        .filter(|m| !m.is_empty())
+        .ok_or_else(|| V1Error::malformed("The request body must be {\"method\": \"...\", \"body\": {...}} with a string method."))?
+        .to_string();
+    let inner = match body.get("body") {
+        Some(Value::Object(m)) => idflow_core::ui::unflatten(m.clone()),
+        None => Map::new(),
+        Some(_) => return Err(V1Error::malformed("`body` must be a JSON object.")),
+    };
+    let mut flat = inner;
+    flat.insert("method".into(), json!(method));
+    Ok((method, flat))
+}
+
+/// v1 calls are API flows unless the caller authenticated with the session cookie (then the
+/// flow is a browser flow and `csrf_token` is checked). Origin/cookies are fine here.
+fn v1_req(ctx: &Ctx) -> idflow_core::selfservice::Req {
+    let mut r = ctx.req.clone();
+    r.api_violation = None;
+    r.json = true;
+    r
+}
+
+fn flow_type(ctx: &Ctx) -> FlowType {
+    if ctx.via_cookie { FlowType::Browser } else { FlowType::Api }
+}
+
+const METHODS: &[&str] = &["profile", "password", "totp", "lookup_secret"];
+
+async fn settings_json(state: &AppState, flow: &Flow, method: Option<&str>) -> Value {
+    let identity = match flow.identity_id {
+        Some(id) => state
+            .engine
+            .store
+            .get_identity(id)
+            .await
+            .ok()
+            .flatten()
+            .map(|i| wire::identity(state.engine.base(), &i, wire::IdentityView::Public, &[])),
+        None => None,
+    };
+    to_v1_flow(state, wire::flow(flow, identity), FlowKind::Settings, method)
+}
+
+async fn settings_create(State(state): State<AppState>, ctx: Ctx) -> Response {
+    let req = v1_req(&ctx);
+    match state.engine.create_settings(&req, flow_type(&ctx)).await {
+        Ok(flow) => json_response(StatusCode::OK, settings_json(&state, &flow, None).await),
+        Err(e) => map_error(&state, &e).into_response(&ctx.request_id),
+    }
+}
+
+async fn settings_get(State(state): State<AppState>, ctx: Ctx, Path(tail): Path<String>) -> Response {
+    let id = match parse_tail(&tail, false) {
+        Ok(id) => id,
+        Err(e) => return e.into_response(&ctx.request_id),
+    };
+    match state.engine.get_settings(id, &v1_req(&ctx)).await {
+        Ok(flow) => json_response(StatusCode::OK, settings_json(&state, &flow, None).await),
+        Err(e) => map_error(&state, &e).into_response(&ctx.request_id),
+    }
+}
+
+async fn settings_submit(State(state): State<AppState>, ctx: Ctx, Path(tail): Path<String>, body: Bytes) -> Response {
+    let rid = ctx.request_id.clone();
+    let id = match parse_tail(&tail, true) {
+        Ok(id) => id,
+        Err(e) => return e.into_response(&rid),
+    };
+    if ctx.req.auth.is_none() {
+        return map_error(&state, &Error::new(ErrorKind::Unauthorized, "")).into_response(&rid);
+    }
+    let (method, flat) = match parse_envelope(&body, state.engine.cfg.limits.max_json_depth) {
+        Ok(x) => x,
+        Err(e) => return e.into_response(&rid),
+    };
+    if !METHODS.contains(&method.as_str()) {
+        return V1Error::malformed(format!("Unknown method {method:?}. Known methods: {}.", METHODS.join(", "))).into_response(&rid);
+    }
+    match state.engine.submit_settings(id, &flat, &v1_req(&ctx)).await {
+        Ok(Submitted::Done(r)) => {
+            let identity = wire::identity(state.engine.base(), &r.identity, wire::IdentityView::Public, &[]);
+            let mut flow = to_v1_flow(&state, wire::flow(&r.flow, Some(identity)), FlowKind::Settings, Some(&method));
+            if !r.continue_with.is_empty() {
+                flow["continue_with"] = Value::Array(r.continue_with.clone());
+            }
+            json_response(StatusCode::OK, json!({ "continue_flow": flow }))
+        }
+        Ok(Submitted::ShowForm(flow)) => {
+            json_response(StatusCode::OK, json!({ "continue_flow": settings_json(&state, &flow, Some(&method)).await }))
+        }
+        Ok(Submitted::Invalid(flow)) => {
+            // TOTP enrolment start: `{"method":"totp","body":{}}` shows the QR code, no error.
+            let only_missing_code = method == "totp"
+                && !flat.contains_key("totp_code")
+                && flow.ui.nodes.iter().any(|n| n.id() == "totp_qr");
+            if only_missing_code {
+                let mut f = flow.clone();
+                f.ui.clear_messages();
+                return json_response(StatusCode::OK, json!({ "continue_flow": settings_json(&state, &f, Some(&method)).await }));
+            }
+            let identity = match flow.identity_id {
+                Some(i) => state.engine.store.get_identity(i).await.ok().flatten(),
+                None => None,
+            }
+            .map(|i| wire::identity(state.engine.base(), &i, wire::IdentityView::Public, &[]));
+            form_error(&state, wire::flow(&flow, identity), FlowKind::Settings, &method).into_response(&rid)
+        }
+        Err(e) => map_error(&state, &e).into_response(&rid),
+    }
+}
+
+// ---- login / registration / sessions -----------------------------------------------------
+
+async fn login_create(State(state): State<AppState>, ctx: Ctx, Query(q): Query<HashMap<String, String>>) -> Response {
+    let aal = match q.get("aal").map(String::as_str) {
+        None | Some("") | Some("aal1") => Aal::Aal1,
+        Some("aal2") => Aal::Aal2,
+        Some(_) => return V1Error::malformed("`aal` must be aal1 or aal2.").into_response(&ctx.request_id),
+    };
+    let refresh = q.get("refresh").is_some_and(|r| r == "true" || r == "1");
+    match state.engine.create_login(&v1_req(&ctx), FlowType::Api, refresh, aal).await {
+        Ok(flow) => json_response(StatusCode::OK, to_v1_flow(&state, wire::flow(&flow, None), FlowKind::Login, None)),
+        Err(e) => map_error(&state, &e).into_response(&ctx.request_id),
+    }
+}
+
+async fn plain_get(state: &AppState, ctx: &Ctx, tail: &str, kind: FlowKind) -> Response {
+    let id = match parse_tail(tail, false) {
+        Ok(id) => id,
+        Err(e) => return e.into_response(&ctx.request_id),
+    };
+    match state.engine.load_flow(id, kind).await {
+        Ok(flow) if flow.flow_type == FlowType::Api => {
+            json_response(StatusCode::OK, to_v1_flow(state, wire::flow(&flow, None), kind, None))
+        }
+        Ok(_) => map_error(state, &Error::not_found("")).into_response(&ctx.request_id),
+        Err(e) => map_error(state, &e).into_response(&ctx.request_id),
+    }
+}
+
+async fn login_get(State(state): State<AppState>, ctx: Ctx, Path(tail): Path<String>) -> Response {
+    plain_get(&state, &ctx, &tail, FlowKind::Login).await
+}
+
+async fn registration_get(State(state): State<AppState>, ctx: Ctx, Path(tail): Path<String>) -> Response {
+    plain_get(&state, &ctx, &tail, FlowKind::Registration).await
+}
+
+async fn login_submit(State(state): State<AppState>, ctx: Ctx, Path(tail): Path<String>, body: Bytes) -> Response {
+    let rid = ctx.request_id.clone();
+    let id = match parse_tail(&tail, true) {
+        Ok(id) => id,
+        Err(e) => return e.into_response(&rid),
+    };
+    let (method, flat) = match parse_envelope(&body, state.engine.cfg.limits.max_json_depth) {
+        Ok(x) => x,
+        Err(e) => return e.into_response(&rid),
+    };
+    match state.engine.submit_login(id, &flat, &v1_req(&ctx)).await {
+        Ok(Submitted::Done(r)) => {
+            let now = state.engine.clock.now();
+            let identity = if r.aal_satisfied {
+                wire::identity(state.engine.base(), &r.identity, wire::IdentityView::Public, &[])
+            } else {
+                Value::Null
+            };
+            let token = if r.issued.token.is_empty() { ctx.req.token.clone().unwrap_or_default() } else { r.issued.token.clone() };
+            json_response(StatusCode::OK, json!({ "session_token": token, "session": wire::session(&r.issued.session, Some(identity), now) }))
+        }
+        Ok(Submitted::Invalid(flow)) | Ok(Submitted::ShowForm(flow)) => {
+            form_error(&state, wire::flow(&flow, None), FlowKind::Login, &method).into_response(&rid)
+        }
+        Err(e) => map_error(&state, &e).into_response(&rid),
+    }
+}
+
+async fn registration_create(State(state): State<AppState>, ctx: Ctx) -> Response {
+    match state.engine.create_registration(&v1_req(&ctx), FlowType::Api).await {
+        Ok(flow) => json_response(StatusCode::OK, to_v1_flow(&state, wire::flow(&flow, None), FlowKind::Registration, None)),
+        Err(e) => map_error(&state, &e).into_response(&ctx.request_id),
+    }
+}
+
+async fn registration_submit(State(state): State<AppState>, ctx: Ctx, Path(tail): Path<String>, body: Bytes) -> Response {
+    let rid = ctx.request_id.clone();
+    let id = match parse_tail(&tail, true) {
+        Ok(id) => id,
+        Err(e) => return e.into_response(&rid),
+    };
+    let (method, flat) = match parse_envelope(&body, state.engine.cfg.limits.max_json_depth) {
+        Ok(x) => x,
+        Err(e) => return e.into_response(&rid),
+    };
+    match state.engine.submit_registration(id, &flat, &v1_req(&ctx)).await {
+        Ok(Submitted::Done(r)) => {
+            let identity = wire::identity(state.engine.base(), &r.identity, wire::IdentityView::Public, &[]);
+            let mut out = json!({ "identity": identity });
+            if let Some(s) = &r.session {
+                out["session_token"] = json!(s.token);
+                out["session"] = wire::session(&s.session, Some(identity), state.engine.clock.now());
+            }
+            json_response(StatusCode::OK, out)
+        }
+        Ok(Submitted::Invalid(flow)) | Ok(Submitted::ShowForm(flow)) => {
+            form_error(&state, wire::flow(&flow, None), FlowKind::Registration, &method).into_response(&rid)
+        }
+        Err(e) => map_error(&state, &e).into_response(&rid),
+    }
+}
+
+async fn session_current(State(state): State<AppState>, ctx: Ctx) -> Response {
+    match state.engine.whoami(ctx.req.auth.clone()) {
+        Ok(a) => {
+            let identity = wire::identity(state.engine.base(), &a.identity, wire::IdentityView::Public, &[]);
+            json_response(StatusCode::OK, wire::session(&a.session, Some(identity), state.engine.clock.now()))
+        }
+        Err(e) => {
+            let mut v = map_error(&state, &e);
+            if e.kind == ErrorKind::Aal2Required {
+                v.details.insert("login_url".into(), json!(with_query(&state.engine.url("/v1/flows/login"), &[("aal", "aal2")])));
+            }
+            v.into_response(&ctx.request_id)
+        }
+    }
+}
+
+async fn session_delete(State(state): State<AppState>, ctx: Ctx) -> Response {
+    let Some(a) = ctx.req.auth.as_ref() else {
+        return map_error(&state, &Error::new(ErrorKind::Unauthorized, "")).into_response(&ctx.request_id);
+    };
+    match state.engine.logout(a).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => map_error(&state, &e).into_response(&ctx.request_id),
+    }
+}

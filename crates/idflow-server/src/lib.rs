@@ -1,0 +1,7 @@
+//! idflow server: the HTTP layer (Kratos-compatible routes, v1 routes, admin API) and the
+//! application wiring. The binary (`main.rs`) is a thin CLI over [`app::Application`].
+
+pub mod app;
+pub mod cli;
+pub mod http;
+pub mod wire;
