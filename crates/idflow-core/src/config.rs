@@ -527,6 +527,9 @@ pub struct Flows {
     pub error: UiUrl,
 }
 
+const TOP_LEVEL_KEYS: &[&str] =
+    &["dsn", "dev", "serve", "session", "cookies", "identity", "secrets", "hashers", "selfservice", "log", "database", "limits"];
+
 /// Why a configuration could not be loaded. The message names the key.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -551,7 +554,9 @@ impl Config {
         env.sort();
         for (k, v) in env {
             let path: Vec<String> = k["IDFLOW_".len()..].split("__").map(|s| s.to_ascii_lowercase()).collect();
-            if path.iter().any(String::is_empty) {
+            // Only keys of the configuration: other IDFLOW_* variables (IDFLOW_CONFIG, IDFLOW_LOG,
+            // test variables) are not configuration.
+            if path.iter().any(String::is_empty) || !TOP_LEVEL_KEYS.contains(&path[0].as_str()) {
                 continue;
             }
             let parsed: Value = serde_yaml_ng::from_str(&v).unwrap_or(Value::String(v.clone()));
