@@ -286,11 +286,25 @@ pub struct Limits {
     pub request_timeout: Dur,
     /// Maximum JSON nesting depth of request bodies.
     pub max_json_depth: usize,
+    /// Attempts at TOTP / recovery codes per identity per `second_factor_window` (429 above).
+    pub second_factor_attempts: i64,
+    pub second_factor_window: Dur,
+    /// Password login attempts per account identifier per `login_window` (429 above).
+    pub login_attempts: i64,
+    pub login_window: Dur,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_body_bytes: 64 * 1024, request_timeout: Dur::secs(30), max_json_depth: 32 }
+        Limits {
+            max_body_bytes: 64 * 1024,
+            request_timeout: Dur::secs(30),
+            max_json_depth: 32,
+            second_factor_attempts: 10,
+            second_factor_window: Dur::secs(300),
+            login_attempts: 100,
+            login_window: Dur::secs(3600),
+        }
     }
 }
 

@@ -195,9 +195,8 @@ impl Identity {
     pub fn has_second_factor(&self) -> bool {
         self.credentials.values().any(|c| match c.kind {
             CredentialType::Totp => c.config.get("totp_url").and_then(Value::as_str).is_some_and(|u| !u.is_empty()),
-            CredentialType::LookupSecret => {
-                c.config.get("recovery_codes").and_then(Value::as_array).is_some_and(|a| !a.is_empty())
-            }
+            // Recovery codes alone are no second factor: leftover codes must not lock a user
+            // into aal2 once the authenticator they backed up is gone (beyond Kratos).
             CredentialType::Webauthn => c
                 .config
                 .get("credentials")

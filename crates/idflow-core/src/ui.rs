@@ -500,8 +500,10 @@ pub mod msg {
     pub fn totp_qr() -> UiText {
         UiText::info(1050005, "Authenticator app QR code")
     }
-    pub fn totp_secret(secret: &str) -> UiText {
-        UiText::info(1050006, secret).with_context(json!({"secret": secret}))
+    /// The secret being enrolled; `context.url` (beyond Kratos, which has only `secret`) is the
+    /// `otpauth://` key URI encoded in the QR code, for clients that cannot read the image.
+    pub fn totp_secret(secret: &str, url: &str) -> UiText {
+        UiText::info(1050006, secret).with_context(json!({"secret": secret, "url": url}))
     }
     pub fn lookup_reveal() -> UiText {
         UiText::info(1050007, "Reveal backup recovery codes")

@@ -225,7 +225,8 @@ impl Engine {
         }
         // Per-account throttle of failed attempts (counted across nodes in the database).
         let limit_key = format!("login:{normalized}");
-        self.rate_check(&limit_key, 100, 3600).await?;
+        let l = &self.cfg.limits;
+        self.rate_check(&limit_key, l.login_attempts, i64::try_from(l.login_window.0.as_secs()).unwrap_or(3600)).await?;
         let hash = found.as_ref().and_then(|i| i.password_hash().map(str::to_string));
         let ok = self.verify_password(password.clone(), hash.clone()).await?;
         let Some(identity) = found.filter(|_| ok) else {

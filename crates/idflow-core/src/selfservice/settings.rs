@@ -429,6 +429,10 @@ impl Engine {
             if !has {
                 return Ok(Change::Invalid { errors: vec![(String::new(), msg::no_totp())], echo: None });
             }
+            // Removing a second factor needs a session at aal2 (also when required_aal is aal1).
+            if a.session.aal < crate::model::Aal::Aal2 {
+                return Err(self.aal2_error(None));
+            }
             let mut identity = a.identity.clone();
             identity.credentials.remove(&crate::model::CredentialType::Totp);
             return Ok(Change::Update { identity, add_method: None, revoke_others: false });
@@ -441,9 +445,7 @@ impl Engine {
         if code.is_empty() {
             return Ok(Change::Invalid { errors: vec![("totp_code".into(), msg::missing("totp_code"))], echo: None });
         }
-        let key = format!("2fa:{}", a.identity.id);
-        self.rate_check(&key, super::methods::totp::SECOND_FACTOR_LIMIT, super::methods::totp::SECOND_FACTOR_WINDOW_SECS)
-            .await?;
+        let key = self.second_factor_attempt(&a.identity).await?;
         let secret = flow.internal_get("totp_secret").and_then(Value::as_str).unwrap_or_default().to_string();
         let totp = self.totp_for(&a.identity, &secret);
         let step = totp.as_ref().and_then(|t| self.totp_check(t, code));

@@ -67,6 +67,17 @@ impl Engine {
                 .with_context(json!({"remaining": unused, "total": total}));
             }
             nodes.push(Node::text(Group::LookupSecret, "lookup_secret_remaining", text, None));
+            if unused > 0 && !identity.has_second_factor() {
+                nodes.push(Node::text(
+                    Group::LookupSecret,
+                    "lookup_secret_orphaned",
+                    UiText::info(
+                        1050027,
+                        "Your recovery codes are your only second factor, so sign-in does not ask for them. Disable them, or add an authenticator app or security key.",
+                    ),
+                    None,
+                ));
+            }
             if flow.internal_get("lookup_revealed").is_some() {
                 nodes.push(Node::submit(Group::LookupSecret, "lookup_secret_regenerate", json!("true"), msg::lookup_regenerate()));
             } else {
@@ -88,8 +99,7 @@ impl Engine {
         let Some(cred) = identity.credential(CredentialType::LookupSecret) else {
             return Ok(Err(msg::no_lookup()));
         };
-        let key = format!("2fa:{}", identity.id);
-        self.rate_check(&key, super::totp::SECOND_FACTOR_LIMIT, super::totp::SECOND_FACTOR_WINDOW_SECS).await?;
+        let key = self.second_factor_attempt(identity).await?;
         let h = self.lookup_hash(code);
         let codes = cred.config.get("recovery_codes").and_then(Value::as_array).cloned().unwrap_or_default();
         let pos = codes.iter().position(|c| {

@@ -11,11 +11,17 @@ use crate::ui::{Group, Node, UiText, msg};
 use serde_json::{Value, json};
 use totp_rs::{Algorithm, Builder, Secret, Totp};
 
-/// Failed TOTP / recovery-code attempts allowed per identity per window.
-pub const SECOND_FACTOR_LIMIT: i64 = 10;
-pub const SECOND_FACTOR_WINDOW_SECS: i64 = 300;
-
 impl Engine {
+    /// Count an attempt at a guessable second-factor secret for this identity (429 over the
+    /// configured limit; counted in the database so it holds across nodes).
+    pub async fn second_factor_attempt(&self, identity: &Identity) -> Result<String> {
+        let key = format!("2fa:{}", identity.id);
+        let l = &self.cfg.limits;
+        let window = i64::try_from(l.second_factor_window.0.as_secs()).unwrap_or(300);
+        self.rate_check(&key, l.second_factor_attempts, window).await?;
+        Ok(key)
+    }
+
     /// The issuer shown in authenticator apps.
     pub fn totp_issuer(&self) -> String {
         self.cfg.selfservice.methods.totp.config.issuer.clone().unwrap_or_else(|| {
@@ -65,9 +71,10 @@ impl Engine {
         };
         let Some(totp) = self.totp_for(identity, &secret) else { return vec![] };
         let qr = totp.to_qr_base64().unwrap_or_default();
+        let url = totp.to_url().unwrap_or_default();
         vec![
             Node::img(Group::Totp, "totp_qr", format!("data:image/png;base64,{qr}"), 256, 256, msg::totp_qr()),
-            Node::text(Group::Totp, "totp_secret_key", msg::totp_secret(&secret), Some(msg::totp_secret_label())),
+            Node::text(Group::Totp, "totp_secret_key", msg::totp_secret(&secret, &url), Some(msg::totp_secret_label())),
             Node::input(Group::Totp, "totp_code", "text")
                 .required()
                 .autocomplete("one-time-code")
@@ -98,9 +105,8 @@ impl Engine {
         let Some(cred) = identity.credential(CredentialType::Totp) else {
             return Ok(Err(msg::no_totp()));
         };
-        let key = format!("2fa:{}", identity.id);
         // Count the attempt before checking it: once over the limit nothing is evaluated.
-        self.rate_check(&key, SECOND_FACTOR_LIMIT, SECOND_FACTOR_WINDOW_SECS).await?;
+        let key = self.second_factor_attempt(identity).await?;
         let url = cred.config.get("totp_url").and_then(Value::as_str).unwrap_or_default();
         let Ok(totp) = Totp::from_url_unchecked(url) else {
             return Ok(Err(msg::no_totp()));
