@@ -9,11 +9,12 @@
 #                                skip the Rust build and tests; run the Python client tests
 #                                against the binary already built (IDFLOW_BIN)
 #
-# Needs: Debian 12 (or similar) with cargo, python3 (3.11) + pip; cargo-nextest is used when
-# present. PostgreSQL 15 is installed with apt-get when missing (needs root).
+# Needs: Debian 12 (or similar) with cargo, python3 (3.11) + pip, node >= 20 + npm; cargo-nextest
+# is used when present. PostgreSQL 15 and Chromium (for the UI tests in tests/e2e) are installed
+# with apt-get when missing (needs root).
 #
 # Every part runs even when an earlier one failed; the exit code is non-zero if any part failed.
-# The last line printed is "N passed, M failed", summed over the Rust and Python runs.
+# The last line printed is "N passed, M failed", summed over the Rust, Python and UI runs.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -26,7 +27,7 @@ for arg in "$@"; do
     --pg-only) PG_ONLY=1 ;;
     --python-only) RUN_RUST=0 ;;
     -h | --help)
-      sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+      sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     *)
@@ -172,6 +173,8 @@ start_postgres() {
   export IDFLOW_TEST_PG_ADMIN_URL="postgres://postgres@127.0.0.1:$port/postgres"
   # Tests call psql to create a database each; make sure the versioned one is found.
   export PATH="$PGBIN:$PATH"
+  # The fault tests start a throwaway cluster of their own (to stop and restart it under load).
+  export IDFLOW_TEST_PG_BIN="$PGBIN"
   note "PostgreSQL is up: IDFLOW_TEST_POSTGRES_URL=$IDFLOW_TEST_POSTGRES_URL"
 }
 
@@ -327,6 +330,40 @@ else
   record "python" "$py_rc" \
     "$(count_in "$PY_LOG_FILE" "$py_summary" passed)" \
     "$(($(count_in "$PY_LOG_FILE" "$py_summary" failed) + $(count_in "$PY_LOG_FILE" "$py_summary" 'errors?')))"
+fi
+
+section "E2E: the self-service UI in headless Chromium (tests/e2e)"
+E2E_LOG_FILE="$WORK/e2e.log"
+install_chromium() {
+  if [ -x /usr/bin/chromium ]; then
+    return 0
+  fi
+  if [ "$(id -u)" -ne 0 ]; then
+    note "Chromium is missing and installing it needs root"
+    return 1
+  fi
+  note "Chromium not found; installing Debian's chromium package"
+  apt-get update || return 1
+  apt-get install -y chromium || return 1
+}
+if [ "$RUN_RUST" -ne 1 ]; then
+  note "--python-only: UI tests skipped"
+elif ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  note "node/npm not found; UI tests not run"
+  record "e2e" 1 0 0
+elif ! install_chromium; then
+  note "Chromium could not be installed; UI tests not run"
+  record "e2e" 1 0 0
+else
+  export IDFLOW_BIN="${IDFLOW_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/idflow}"
+  set +e
+  timeout --foreground --kill-after=30 1200 tests/e2e/run.sh 2>&1 | tee "$E2E_LOG_FILE"
+  e2e_rc=${PIPESTATUS[0]}
+  set -e
+  # node's spec reporter closes with "ℹ pass 28", "ℹ fail 0", "ℹ cancelled 0" lines
+  e2e_count() { { grep -E "^ℹ $1 [0-9]+" "$E2E_LOG_FILE" || true; } | awk '{ s += $3 } END { print s + 0 }'; }
+  record "e2e" "$e2e_rc" "$(e2e_count pass)" "$(($(e2e_count fail) + $(e2e_count cancelled)))"
+  note "screenshots: test-artifacts/e2e/"
 fi
 
 section "Summary"

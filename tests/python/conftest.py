@@ -108,7 +108,7 @@ def _port_open(port: int) -> bool:
         return False
 
 
-def _start_server(database: str, db_url: str, workdir: Path) -> Server:
+def _start_server(database: str, db_url: str, workdir: Path, extra_config: str = "") -> Server:
     binary = _idflow_bin()
     public_port = _free_port()
     admin_port = _free_port()
@@ -123,7 +123,7 @@ def _start_server(database: str, db_url: str, workdir: Path) -> Server:
         "  public:\n"
         f"    base_url: {public_url}/\n"
         "  admin:\n"
-        f"    base_url: {admin_url}/\n"
+        f"    base_url: {admin_url}/\n" + extra_config
     )
     cmd = [
         str(binary),
@@ -200,9 +200,7 @@ def _database_params() -> list:
     return params
 
 
-@pytest.fixture(scope="session", params=_database_params())
-def server(request, tmp_path_factory):
-    """One idflow server per database backend, shared by the tests (they use unique emails)."""
+def _server_fixture(request, tmp_path_factory, extra_config: str = ""):
     database = request.param
     workdir = tmp_path_factory.mktemp(f"idflow-{database}")
     pg_db = None
@@ -215,7 +213,7 @@ def server(request, tmp_path_factory):
 
     srv = None
     try:
-        srv = _start_server(database, db_url, workdir)
+        srv = _start_server(database, db_url, workdir, extra_config)
         yield srv
         if srv.process.poll() is not None:
             pytest.fail(
@@ -231,6 +229,27 @@ def server(request, tmp_path_factory):
                 _psql(PG_ADMIN_URL, f'DROP DATABASE IF EXISTS "{pg_db}" WITH (FORCE)')
             except Exception as e:  # best effort: the cluster is thrown away anyway
                 print(f"warning: could not drop {pg_db}: {e}")
+
+
+@pytest.fixture(scope="session", params=_database_params())
+def server(request, tmp_path_factory):
+    """One idflow server per database backend, shared by the tests (they use unique emails)."""
+    yield from _server_fixture(request, tmp_path_factory)
+
+
+# A session counts as privileged for one second only (settings tests of re-authentication).
+SHORT_PRIVILEGE_CONFIG = (
+    "selfservice:\n"
+    "  flows:\n"
+    "    settings:\n"
+    "      privileged_session_max_age: 1s\n"
+)
+
+
+@pytest.fixture(scope="session", params=_database_params())
+def short_privilege_server(request, tmp_path_factory):
+    """Like `server`, with `selfservice.flows.settings.privileged_session_max_age: 1s`."""
+    yield from _server_fixture(request, tmp_path_factory, SHORT_PRIVILEGE_CONFIG)
 
 
 class _TimeoutApiClient(ory_kratos_client.ApiClient):
@@ -256,6 +275,13 @@ def frontend(server) -> FrontendApi:
 
 
 @pytest.fixture
+def short_privilege_frontend(short_privilege_server) -> FrontendApi:
+    """The SDK's FrontendApi pointed at the `short_privilege_server`."""
+    with _api_client(short_privilege_server.public_url) as client:
+        yield FrontendApi(client)
+
+
+@pytest.fixture
 def identity_api(server) -> IdentityApi:
     """The SDK's IdentityApi pointed at the admin URL."""
     with _api_client(server.admin_url) as client:
@@ -268,7 +294,8 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     if report.failed:
-        srv = getattr(item, "funcargs", {}).get("server")
+        funcargs = getattr(item, "funcargs", {})
+        srv = funcargs.get("server") or funcargs.get("short_privilege_server")
         if isinstance(srv, Server):
             report.sections.append(
                 (f"idflow server stderr ({srv.database}, last lines)", srv.stderr_tail())

@@ -292,6 +292,24 @@ pub struct Limits {
     /// Password login attempts per account identifier per `login_window` (429 above).
     pub login_attempts: i64,
     pub login_window: Dur,
+    /// Time a client has to send the headers of a request (also how long an idle keep-alive
+    /// connection stays open): guards against slow-header (slowloris) clients.
+    pub header_read_timeout: Dur,
+    /// Submits per minute per client IP address (the TCP peer, never `X-Forwarded-For`); 0 = off.
+    pub per_ip: SubmitRates,
+    /// Submits per minute per identity (login: the submitted identifier or the session's
+    /// identity; settings: the session's identity); 0 = off.
+    pub per_identity: SubmitRates,
+}
+
+/// Requests per minute for each self-service submit (`limits.per_ip.*`, `limits.per_identity.*`).
+/// Counted in the database, so the limits hold across nodes. 0 turns a limit off.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SubmitRates {
+    pub login: i64,
+    pub registration: i64,
+    pub settings: i64,
 }
 
 impl Default for Limits {
@@ -304,6 +322,9 @@ impl Default for Limits {
             second_factor_window: Dur::secs(300),
             login_attempts: 100,
             login_window: Dur::secs(3600),
+            header_read_timeout: Dur::secs(10),
+            per_ip: SubmitRates::default(),
+            per_identity: SubmitRates::default(),
         }
     }
 }
@@ -373,6 +394,117 @@ impl Default for TotpMethod {
     }
 }
 
+/// The WebAuthn relying party (`selfservice.methods.{webauthn,passkey}.config.rp`).
+///
+/// Unset values are derived from `serve.public.base_url`: `id` is its host, `origins` its
+/// origin, `display_name` the id. A base URL whose host is an IP address gives no usable relying
+/// party (browsers refuse IP addresses as RP IDs): the method then offers no nodes until `rp.id`
+/// and `rp.origins` are configured.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelyingParty {
+    /// `rp.id`: a registrable domain that every origin is (a subdomain of), e.g. `example.org`.
+    pub id: Option<String>,
+    /// `rp.display_name`: the name authenticators show; default: the RP ID.
+    pub display_name: Option<String>,
+    /// `rp.origins`: the origins allowed to use the credentials, e.g. `https://id.example.org`.
+    pub origins: Vec<String>,
+    /// `rp.origin`: a single allowed origin (older Kratos key), added to `origins`.
+    pub origin: Option<String>,
+}
+
+/// A relying party with every default applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedRp {
+    pub id: String,
+    pub display_name: String,
+    pub origins: Vec<url::Url>,
+}
+
+impl RelyingParty {
+    /// Whether any key was set explicitly (then it must be valid at start).
+    pub fn is_configured(&self) -> bool {
+        self.id.is_some() || !self.origins.is_empty() || self.origin.is_some()
+    }
+
+    /// Apply the defaults from the public base URL and check that every origin belongs to the
+    /// RP ID. The error names the problem (not the key).
+    pub fn resolve(&self, public_base: &str) -> Result<ResolvedRp, String> {
+        let mut origins: Vec<url::Url> = vec![];
+        for o in self.origins.iter().chain(self.origin.iter()) {
+            origins.push(url::Url::parse(o).map_err(|e| format!("origin {o:?} is not a URL: {e}"))?);
+        }
+        if origins.is_empty() {
+            origins.push(url::Url::parse(public_base).map_err(|e| format!("public base URL is not a URL: {e}"))?);
+        }
+        let id = match &self.id {
+            Some(id) if !id.trim().is_empty() => id.trim().to_ascii_lowercase(),
+            _ => origins[0].host_str().unwrap_or_default().to_ascii_lowercase(),
+        };
+        if id.is_empty() || id.parse::<std::net::IpAddr>().is_ok() || id.starts_with('[') {
+            return Err(format!("the RP ID {id:?} is not a domain name (WebAuthn does not accept IP addresses)"));
+        }
+        for o in &mut origins {
+            let host = o.domain().unwrap_or_default().to_ascii_lowercase();
+            if host != id && !host.ends_with(&format!(".{id}")) {
+                return Err(format!("origin {o} is not on the RP ID {id:?} or one of its subdomains"));
+            }
+            o.set_path("");
+            o.set_query(None);
+            o.set_fragment(None);
+        }
+        let display_name = self.display_name.clone().filter(|d| !d.trim().is_empty()).unwrap_or_else(|| id.clone());
+        Ok(ResolvedRp { id, display_name, origins })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebauthnConfig {
+    /// `selfservice.methods.webauthn.config.passwordless`: security keys are a first factor
+    /// (session method at aal1, login with identifier + key) instead of a second factor (aal2).
+    pub passwordless: bool,
+    /// `selfservice.methods.webauthn.config.rp`: the relying party (see [`RelyingParty`]).
+    pub rp: RelyingParty,
+}
+
+/// `selfservice.methods.webauthn`: security keys (browser flows only). On by default.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebauthnMethod {
+    /// `selfservice.methods.webauthn.enabled` (default `true`).
+    pub enabled: bool,
+    pub config: WebauthnConfig,
+}
+
+impl Default for WebauthnMethod {
+    fn default() -> Self {
+        WebauthnMethod { enabled: true, config: WebauthnConfig::default() }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct PasskeyConfig {
+    /// `selfservice.methods.passkey.config.rp`: the relying party (see [`RelyingParty`]).
+    pub rp: RelyingParty,
+}
+
+/// `selfservice.methods.passkey`: passkeys (passwordless first factor). On by default.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PasskeyMethod {
+    /// `selfservice.methods.passkey.enabled` (default `true`).
+    pub enabled: bool,
+    pub config: PasskeyConfig,
+}
+
+impl Default for PasskeyMethod {
+    fn default() -> Self {
+        PasskeyMethod { enabled: true, config: PasskeyConfig::default() }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Methods {
@@ -380,6 +512,62 @@ pub struct Methods {
     pub password: PasswordMethod,
     pub totp: TotpMethod,
     pub lookup_secret: Toggle,
+    pub webauthn: WebauthnMethod,
+    pub passkey: PasskeyMethod,
+    pub oidc: OidcMethod,
+}
+
+/// `selfservice.methods.oidc`: social sign-in with OpenID Connect / OAuth2 providers. Off by
+/// default. Provider presets, defaults and the claims mapper live in
+/// `selfservice::methods::oidc`.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct OidcMethod {
+    /// `selfservice.methods.oidc.enabled` (default `false`).
+    pub enabled: bool,
+    pub config: OidcConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct OidcConfig {
+    /// `selfservice.methods.oidc.config.providers`.
+    pub providers: Vec<OidcProvider>,
+}
+
+/// One provider (`selfservice.methods.oidc.config.providers[]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcProvider {
+    /// Stable id (`[A-Za-z0-9_-]`): part of the callback URL and of the credential identifiers
+    /// (`<id>:<subject>`). Do not change it once accounts are linked.
+    pub id: String,
+    /// `generic` (any OpenID Connect provider with discovery), `google`, `github`, `microsoft`,
+    /// `apple`, `gitlab`.
+    pub provider: String,
+    pub client_id: String,
+    #[serde(default)]
+    pub client_secret: Option<Secret>,
+    /// Issuer URL (discovery at `<issuer>/.well-known/openid-configuration`): required for
+    /// `generic`, optional for `gitlab` (self-hosted; default `https://gitlab.com`).
+    #[serde(default)]
+    pub issuer_url: Option<String>,
+    /// `microsoft`: `common` (default), `organizations`, `consumers` or a tenant id / domain.
+    #[serde(default)]
+    pub microsoft_tenant: Option<String>,
+    /// Requested scopes; default per preset (`openid email profile`, GitHub `user:email`).
+    #[serde(default)]
+    pub scope: Vec<String>,
+    /// Button label; default: the preset's name (`Google`, …) or the id.
+    #[serde(default)]
+    pub label: Option<String>,
+    /// Claims → identity mapping: `{traits: {...}, metadata_public: {...}, metadata_admin:
+    /// {...}}` with `{{ claims.<name> }}` templates. Default: `{traits: {email: "{{ claims.email }}"}}`.
+    #[serde(default)]
+    pub mapper: Option<Value>,
+    /// Further `aud` values accepted in ID tokens that native apps submit (their client ids).
+    #[serde(default)]
+    pub additional_id_token_audiences: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -507,6 +695,10 @@ impl Default for RegistrationFlowConfig {
                     default_browser_return_url: None,
                     hooks: Some(vec![Hook { hook: "session".into(), config: None }]),
                 },
+                oidc: AfterMethod {
+                    default_browser_return_url: None,
+                    hooks: Some(vec![Hook { hook: "session".into(), config: None }]),
+                },
                 ..After::default()
             },
         }
@@ -569,8 +761,9 @@ impl Config {
         for (k, v) in env {
             let path: Vec<String> = k["IDFLOW_".len()..].split("__").map(|s| s.to_ascii_lowercase()).collect();
             // Only keys of the configuration: other IDFLOW_* variables (IDFLOW_CONFIG, IDFLOW_LOG,
-            // test variables) are not configuration.
-            if path.iter().any(String::is_empty) || !TOP_LEVEL_KEYS.contains(&path[0].as_str()) {
+            // test variables) are not configuration. `IDFLOW_LOG` is the log filter, not the
+            // `log` section, although its name looks like one.
+            if k == "IDFLOW_LOG" || path.iter().any(String::is_empty) || !TOP_LEVEL_KEYS.contains(&path[0].as_str()) {
                 continue;
             }
             let parsed: Value = serde_yaml_ng::from_str(&v).unwrap_or(Value::String(v.clone()));
@@ -619,6 +812,21 @@ impl Config {
             ));
         }
         self.hashers.validate().map_err(ConfigError)?;
+        crate::selfservice::methods::oidc::validate_config(&self.selfservice.methods.oidc).map_err(ConfigError)?;
+        let m = &self.selfservice.methods;
+        for (key, enabled, rp) in [
+            ("selfservice.methods.webauthn.config.rp", m.webauthn.enabled, &m.webauthn.config.rp),
+            ("selfservice.methods.passkey.config.rp", m.passkey.enabled, &m.passkey.config.rp),
+        ] {
+            // Derived relying parties may be unusable (an IP base URL): the method is then
+            // simply not offered. Configured ones must be right.
+            if enabled && rp.is_configured() {
+                rp.resolve(&self.public_base()).map_err(|e| ConfigError(format!("invalid configuration at key `{key}`: {e}")))?;
+            }
+        }
+        if self.limits.header_read_timeout.0.is_zero() {
+            return Err(ConfigError("invalid configuration at key `limits.header_read_timeout`: must be more than 0".into()));
+        }
         if self.limits.max_body_bytes < 1024 {
             return Err(ConfigError("invalid configuration at key `limits.max_body_bytes`: must be at least 1024".into()));
         }
@@ -684,6 +892,11 @@ impl Config {
         red(&mut c.secrets.cookie);
         red(&mut c.secrets.cipher);
         red(&mut c.secrets.default);
+        for p in c.selfservice.methods.oidc.config.providers.iter_mut() {
+            if p.client_secret.is_some() {
+                p.client_secret = Some(Secret("**redacted**".into()));
+            }
+        }
         if let Some(d) = &c.dsn {
             c.dsn = Some(redact_dsn(d));
         }
@@ -761,12 +974,29 @@ mod tests {
                 ("IDFLOW_SERVE__PUBLIC__BASE_URL".to_string(), "http://b.example/".to_string()),
                 ("IDFLOW_SELFSERVICE__FLOWS__SETTINGS__PRIVILEGED_SESSION_MAX_AGE".into(), "15m".into()),
                 ("IDFLOW_DEV".into(), "true".into()),
+                // The log filter variable, not the `log` section.
+                ("IDFLOW_LOG".into(), "debug".into()),
             ],
         )
         .unwrap();
         assert_eq!(c.public_base(), "http://b.example");
         assert_eq!(c.selfservice.flows.settings.privileged_session_max_age, Dur::secs(900));
         assert!(c.dev);
+    }
+
+    #[test]
+    fn relying_party_defaults_and_checks() {
+        let c = Config::load(Some("serve:\n  public:\n    base_url: https://id.example.org:8443/base/\n"), vec![]).unwrap();
+        let rp = c.selfservice.methods.passkey.config.rp.resolve(&c.public_base()).unwrap();
+        assert_eq!(rp.id, "id.example.org");
+        assert_eq!(rp.origins[0].as_str(), "https://id.example.org:8443/");
+        assert!(RelyingParty::default().resolve("http://127.0.0.1:4433").is_err());
+        let e = Config::load(
+            Some("selfservice:\n  methods:\n    webauthn:\n      config:\n        rp:\n          id: example.org\n          origins: [https://evil.example.com]\n"),
+            vec![],
+        )
+        .unwrap_err();
+        assert!(e.0.contains("selfservice.methods.webauthn.config.rp"), "{}", e.0);
     }
 
     #[test]

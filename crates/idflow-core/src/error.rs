@@ -185,6 +185,10 @@ impl From<crate::store::StoreError> for Error {
         match e {
             StoreError::Conflict(what) => Error::new(ErrorKind::Conflict, what),
             StoreError::NotFound => Error::not_found("The requested resource could not be found"),
+            StoreError::Invalid(d) => {
+                tracing::debug!(error = %d, "value refused by the database");
+                Error::bad_request("The request contains characters that are not allowed (such as NUL).")
+            }
             StoreError::Unavailable(d) => {
                 tracing::error!(error = %d, "database unavailable");
                 Error::new(ErrorKind::Unavailable, "The database is not reachable. Please try again later.")

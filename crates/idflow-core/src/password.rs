@@ -466,6 +466,12 @@ pub fn check_policy(
     password: &str,
     identifiers: &[String],
 ) -> Result<(), UiText> {
+    check_length(policy, hashers, password)?;
+    check_content(policy, password, identifiers)
+}
+
+/// The length checks of [`check_policy`]: minimum, maximum, bcrypt's 72 bytes.
+pub fn check_length(policy: &PolicyConfig, hashers: &HashersConfig, password: &str) -> Result<(), UiText> {
     let len = password.chars().count();
     if len < policy.min_password_length {
         return Err(msg::password_too_short(policy.min_password_length, len));
@@ -477,6 +483,12 @@ pub fn check_policy(
         // bcrypt's limit is in bytes: report it in bytes.
         return Err(msg::password_too_long(BCRYPT_MAX_PASSWORD_BYTES, password.len()));
     }
+    Ok(())
+}
+
+/// The content checks of [`check_policy`]: similarity to each identifier, then the
+/// common/breached list.
+pub fn check_content(policy: &PolicyConfig, password: &str, identifiers: &[String]) -> Result<(), UiText> {
     if policy.identifier_similarity_check_enabled
         && identifiers.iter().any(|id| too_similar(id, password))
     {

@@ -884,6 +884,7 @@ fn build_validator(schema: &Value) -> Result<Validator, String> {
         .with_format("no-validate", |_: &str| true)
         .with_format("noformat", |_: &str| true)
         .with_format("tel", is_valid_phone)
+        .with_format("email", is_valid_email)
         .build(schema)
         .map_err(|e| e.to_string())
 }
@@ -1217,6 +1218,25 @@ fn normalize_phone(s: &str) -> Option<String> {
 }
 
 /// The `tel` format.
+/// `format: email` as Kratos checks it (Go's `net/mail`, RFC 6532): the local part (at most 64
+/// bytes) may hold non-ASCII characters; the structure and the domain are checked like an ASCII
+/// address. Look-alikes (e.g. fullwidth letters) are then folded by [`normalize_identifier`].
+fn is_valid_email(s: &str) -> bool {
+    static ASCII_EMAIL: std::sync::LazyLock<Option<Validator>> = std::sync::LazyLock::new(|| {
+        jsonschema::options()
+            .with_draft(Draft::Draft7)
+            .should_validate_formats(true)
+            .build(&json!({ "type": "string", "format": "email" }))
+            .ok()
+    });
+    let Some((local, domain)) = s.rsplit_once('@') else { return false };
+    if local.len() > 64 {
+        return false;
+    }
+    let masked: String = local.chars().map(|c| if c.is_ascii() { c } else { 'a' }).collect();
+    ASCII_EMAIL.as_ref().is_some_and(|v| v.is_valid(&Value::String(format!("{masked}@{domain}"))))
+}
+
 fn is_valid_phone(s: &str) -> bool {
     normalize_phone(s).is_some()
 }
@@ -1466,6 +1486,18 @@ mod tests {
         assert_eq!(ids(&errs), vec![("traits.email".to_string(), 4000040)]);
         assert_eq!(errs[0].1.text, "Enter a valid email address");
         assert_eq!(errs[0].1.context, Some(json!({"value": "not-an-email"})));
+    }
+
+    #[test]
+    fn email_format_accepts_non_ascii_local_parts() {
+        let s = default_schema();
+        for ok in ["jürgen@example.com", "\u{FF55}\u{FF53}er@example.com", "a.b+c@example.co"] {
+            assert!(s.validate(&json!({ "email": ok })).is_empty(), "{ok}");
+        }
+        let long_local = format!("{}@example.com", "\u{FF41}".repeat(22));
+        for bad in ["user\u{FF20}example.com", "user@\u{FF45}xample.com", "@example.com", "ab@", long_local.as_str()] {
+            assert_eq!(ids(&s.validate(&json!({ "email": bad }))), vec![("traits.email".to_string(), 4000040)], "{bad}");
+        }
     }
 
     #[test]

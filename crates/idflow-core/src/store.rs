@@ -17,6 +17,9 @@ pub enum StoreError {
     Conflict(String),
     #[error("not found")]
     NotFound,
+    /// The database cannot store or compare the value (e.g. text with a NUL character).
+    #[error("invalid value: {0}")]
+    Invalid(String),
     /// The database could not be reached.
     #[error("database unavailable: {0}")]
     Unavailable(String),

@@ -500,9 +500,12 @@ pub mod msg {
     pub fn totp_qr() -> UiText {
         UiText::info(1050005, "Authenticator app QR code")
     }
-    /// The secret being enrolled; `context.url` (beyond Kratos, which has only `secret`) is the
+    pub fn totp_secret(secret: &str) -> UiText {
+        UiText::info(1050006, secret).with_context(json!({"secret": secret}))
+    }
+    /// [`totp_secret`] plus `context.url` (beyond Kratos, which has only `secret`): the
     /// `otpauth://` key URI encoded in the QR code, for clients that cannot read the image.
-    pub fn totp_secret(secret: &str, url: &str) -> UiText {
+    pub fn totp_secret_with_url(secret: &str, url: &str) -> UiText {
         UiText::info(1050006, secret).with_context(json!({"secret": secret, "url": url}))
     }
     pub fn lookup_reveal() -> UiText {
@@ -531,6 +534,31 @@ pub mod msg {
     }
     pub fn passkey_add() -> UiText {
         UiText::info(1050019, "Add passkey")
+    }
+    /// Label of a `webauthn_remove` button.
+    pub fn webauthn_remove(name: &str, added_at: &str, added_at_unix: i64) -> UiText {
+        UiText::info(1050018, format!("Remove security key \"{name}\""))
+            .with_context(json!({"display_name": name, "added_at": added_at, "added_at_unix": added_at_unix}))
+    }
+    /// Label of a `passkey_remove` button.
+    pub fn passkey_remove(name: &str, added_at: &str, added_at_unix: i64) -> UiText {
+        UiText::info(1050020, format!("Remove passkey \"{name}\""))
+            .with_context(json!({"display_name": name, "added_at": added_at, "added_at_unix": added_at_unix}))
+    }
+    pub fn login_webauthn() -> UiText {
+        UiText::info(1010008, "Use security key")
+    }
+    pub fn login_passkey() -> UiText {
+        UiText::info(1010021, "Sign in with passkey")
+    }
+    pub fn login_continue_webauthn() -> UiText {
+        UiText::info(1010011, "Continue with security key")
+    }
+    pub fn no_webauthn() -> UiText {
+        UiText::error(4000013, "You have no WebAuthn device set up.")
+    }
+    pub fn no_webauthn_user() -> UiText {
+        UiText::error(4000015, "This account does not exist or has not setup sign in with security key.")
     }
     // Labels (1070xxx)
     pub fn label_password() -> UiText {
@@ -621,7 +649,9 @@ pub mod msg {
     pub fn registration_expired(minutes: f64) -> UiText {
         UiText::error(4040001, format!("The registration flow expired {minutes:.2} minutes ago, please try again."))
     }
-    pub fn settings_expired(minutes: f64) -> UiText {
+    /// `expired_at` is RFC 3339; `expired_at_unix` in seconds (settings-flow §12.5).
+    pub fn settings_expired(minutes: f64, expired_at: &str, expired_at_unix: i64) -> UiText {
         UiText::error(4050001, format!("The settings flow expired {minutes:.2} minutes ago, please try again."))
+            .with_context(json!({"expired_at": expired_at, "expired_at_unix": expired_at_unix}))
     }
 }

@@ -2,6 +2,7 @@
 //! secrets, and binds both listeners. Used by `main` and by the integration tests.
 
 use crate::http::{self, AppState};
+use crate::metrics::{self, Metrics};
 use anyhow::Context as _;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -45,6 +46,7 @@ pub struct Application {
     public: TcpListener,
     admin: TcpListener,
     state: AppState,
+    metrics: Arc<Metrics>,
 }
 
 /// Read a schema reference (`file://`, `base64://`, or a plain path).
@@ -129,10 +131,15 @@ impl Application {
         let public_addr = cfg.serve.public.addr(4433);
         let admin_addr = cfg.serve.admin.addr(4434);
         let cfg = Arc::new(cfg);
-        let engine = Arc::new(Engine::new(cfg, store, clock, schemas, cookie_keys, cipher_key, Arc::new(HttpHooks { client })));
+        let metrics = Arc::new(Metrics::new().context("could not set up the metrics registry")?);
+        let engine = Arc::new(
+            Engine::new(cfg, store, clock, schemas, cookie_keys, cipher_key, Arc::new(HttpHooks { client: client.clone() }))
+                .with_observer(metrics.clone())
+                .with_oidc(Arc::new(crate::oidc::HttpOidc::new(client))),
+        );
         let public = TcpListener::bind(&public_addr).await.with_context(|| format!("could not listen on {public_addr}"))?;
         let admin = TcpListener::bind(&admin_addr).await.with_context(|| format!("could not listen on {admin_addr}"))?;
-        Ok(Application { public, admin, state: AppState::new(engine) })
+        Ok(Application { public, admin, state: AppState::new(engine), metrics })
     }
 
     pub fn public_addr(&self) -> SocketAddr {
@@ -147,31 +154,77 @@ impl Application {
         self.state.engine.clone()
     }
 
-    /// Serve until `shutdown` resolves; in-flight requests are drained.
+    /// Serve until `shutdown` resolves; in-flight requests are drained (for at most
+    /// `limits.request_timeout` plus a few seconds).
     pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let (tx, _) = tokio::sync::broadcast::channel::<()>(1);
-        let public = router(self.state.clone(), true);
-        let admin = router(self.state.clone(), false);
+        let public = router(self.state.clone(), true, self.metrics.clone());
+        let admin = router(self.state.clone(), false, self.metrics.clone());
         tracing::info!(public = %self.public_addr(), admin = %self.admin_addr(), base_url = %self.state.engine.base(), "idflow listening");
-        let mut rx1 = tx.subscribe();
-        let mut rx2 = tx.subscribe();
-        let p = axum::serve(self.public, public.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move {
-                let _ = rx1.recv().await;
-            });
-        let a = axum::serve(self.admin, admin.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move {
-                let _ = rx2.recv().await;
-            });
+        let limits = &self.state.engine.cfg.limits;
+        let opts = ServeOpts { header_read_timeout: limits.header_read_timeout.0, drain: limits.request_timeout.0 + Duration::from_secs(5) };
+        let p = serve(self.public, public, opts, tx.subscribe());
+        let a = serve(self.admin, admin, opts, tx.subscribe());
         let trigger = async move {
             shutdown.await;
             tracing::info!("shutting down: draining in-flight requests");
             let _ = tx.send(());
         };
-        let (r1, r2, ()) = tokio::join!(p.into_future(), a.into_future(), trigger);
-        r1?;
-        r2?;
+        tokio::join!(p, a, trigger);
         Ok(())
+    }
+}
+
+#[derive(Clone, Copy)]
+struct ServeOpts {
+    header_read_timeout: Duration,
+    drain: Duration,
+}
+
+/// Accept HTTP/1.1 connections until `stop` fires, then drain them. Unlike `axum::serve`, a
+/// client gets `header_read_timeout` to send each request's headers (slow-header clients and
+/// idle keep-alive connections are closed) and every request carries the TCP peer address.
+async fn serve(listener: TcpListener, router: Router, opts: ServeOpts, mut stop: tokio::sync::broadcast::Receiver<()>) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+    use tower::ServiceExt as _;
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(opts.header_read_timeout)
+        .max_buf_size(64 * 1024)
+        .keep_alive(true);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(x) => x,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop.recv() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let svc = router.clone().map_request(move |mut req: Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+            req.map(axum::body::Body::new)
+        });
+        let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc));
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, %peer, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(opts.drain) => tracing::warn!("shutdown: some connections were still busy after the drain period"),
     }
 }
 
@@ -212,15 +265,21 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(crate::wire::error(&e, ""))).into_response()
 }
 
-fn router(state: AppState, public: bool) -> Router {
+fn router(state: AppState, public: bool, metrics: Arc<Metrics>) -> Router {
     let limit = state.engine.cfg.limits.max_body_bytes;
     let timeout = state.engine.cfg.limits.request_timeout.0;
     let base = if public {
-        http::kratos::routes().merge(http::v1::routes())
+        http::kratos::routes().merge(http::oidc::routes()).merge(http::v1::routes()).merge(crate::ui::routes())
     } else {
         http::admin::routes()
     };
     let fallback_state = state.clone();
+    let base = if public {
+        base
+    } else {
+        let m = metrics.clone();
+        base.route("/metrics", get(move || async move { m.render() }))
+    };
     base.route("/health/alive", get(alive))
         .route("/health/ready", get(ready))
         .fallback(move |req: Request| {
@@ -232,6 +291,7 @@ fn router(state: AppState, public: bool) -> Router {
         .layer(middleware::from_fn(security_headers))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(middleware::from_fn_with_state((metrics, if public { "public" } else { "admin" }), metrics::track))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let rid = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
@@ -256,7 +316,10 @@ async fn fallback(state: AppState, public: bool, req: Request) -> Response {
     if let Some(t) = target {
         return axum::response::Redirect::temporary(&t).into_response();
     }
-    let e = Error::not_found(format!("No route matches {} {}.", req.method(), path));
     let rid = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    if public && path.starts_with("/v1/") {
+        return http::v1::not_found(path, &rid);
+    }
+    let e = Error::not_found(format!("No route matches {} {}.", req.method(), path));
     http::render_error(&state, &e, &rid)
 }

@@ -4,4 +4,7 @@
 pub mod app;
 pub mod cli;
 pub mod http;
+pub mod metrics;
+pub mod oidc;
+pub mod ui;
 pub mod wire;

@@ -165,8 +165,13 @@ fn reason_phrase(status: u16) -> &'static str {
     axum::http::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("Error")
 }
 
-/// The Kratos error envelope.
+/// The Kratos error envelope (`since` measured against the system time).
 pub fn error(e: &Error, request_id: &str) -> Value {
+    error_at(e, request_id, OffsetDateTime::now_utc())
+}
+
+/// The Kratos error envelope; `now` is the server clock (for `since` of expired flows).
+pub fn error_at(e: &Error, request_id: &str, now: OffsetDateTime) -> Value {
     let mut inner = Map::new();
     if let Some(id) = e.kind.id() {
         inner.insert("id".into(), json!(id));
@@ -193,7 +198,7 @@ pub fn error(e: &Error, request_id: &str) -> Value {
     }
     if let Some(t) = e.expired_at {
         m.insert("expired_at".into(), ts(t));
-        let since = (OffsetDateTime::now_utc() - t).whole_nanoseconds();
+        let since = (now - t).whole_nanoseconds();
         m.insert("since".into(), json!(i64::try_from(since).unwrap_or(i64::MAX)));
     }
     Value::Object(m)

@@ -70,13 +70,17 @@ fn map_err(e: sqlx::Error) -> StoreError {
         | sqlx::Error::Tls(_)
         | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.to_string()),
         sqlx::Error::Database(db) => {
-            // PostgreSQL: 57P01 admin shutdown, 57P03 cannot connect now, 08xxx connection errors.
+            // PostgreSQL: 57P01 admin shutdown, 57P03 cannot connect now, 08xxx connection errors,
+            // 53xxx insufficient resources (too many connections, disk full).
             let code = db.code().map(|c| c.to_string()).unwrap_or_default();
-            if code.starts_with("08") || code.starts_with("57P") {
+            if code.starts_with("08") || code.starts_with("57P") || code.starts_with("53") {
                 StoreError::Unavailable(e.to_string())
             } else if code == "5" || code == "517" || code == "6" {
                 // SQLite BUSY / LOCKED: treat as a retryable conflict.
                 StoreError::Conflict(format!("database busy: {}", db.message()))
+            } else if code == "22021" || code == "22P05" {
+                // PostgreSQL refuses the value itself (a NUL character in text): bad input.
+                StoreError::Invalid(db.message().to_string())
             } else {
                 StoreError::Other(e.to_string())
             }

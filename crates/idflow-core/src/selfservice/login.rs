@@ -57,7 +57,7 @@ impl Engine {
         Ok(flow)
     }
 
-    fn login_ui(&self, flow: &mut Flow, req: &Req) -> Result<()> {
+    pub(crate) fn login_ui(&self, flow: &mut Flow, req: &Req) -> Result<()> {
         let csrf = self.bind_csrf(flow, req);
         let mut nodes = vec![Node::csrf(&csrf)];
         flow.ui.messages.clear();
@@ -84,6 +84,7 @@ impl Engine {
                     );
                     nodes.push(Node::submit(Group::LookupSecret, "method", json!("lookup_secret"), msg::login_use_lookup()));
                 }
+                nodes.extend(self.webauthn_login_nodes(flow, id, false));
             }
         } else if self.cfg.selfservice.methods.password.enabled {
             let refreshing = flow.refresh && req.auth.is_some();
@@ -118,11 +119,19 @@ impl Engine {
             let label = if refreshing { msg::login_sign_in() } else { msg::login_with_password() };
             nodes.push(Node::submit(Group::Password, "method", json!("password"), label));
         }
+        if flow.requested_aal != Aal::Aal2 {
+            let has_identifier = nodes.iter().any(|n| n.id() == "identifier");
+            nodes.extend(self.webauthn_first_factor_login_nodes(flow, req, has_identifier)?);
+        }
+        if flow.requested_aal != Aal::Aal2 {
+            let refreshing = if flow.refresh { req.auth.as_ref().map(|a| &a.identity) } else { None };
+            nodes.extend(self.oidc_login_nodes(refreshing));
+        }
         flow.ui.nodes = nodes;
         Ok(())
     }
 
-    async fn login_invalid(&self, mut flow: Flow, req: &Req, node: &str, m: crate::ui::UiText, identifier: Option<&str>) -> Result<Submitted<LoggedIn>> {
+    pub(crate) async fn login_invalid(&self, mut flow: Flow, req: &Req, node: &str, m: crate::ui::UiText, identifier: Option<&str>) -> Result<Submitted<LoggedIn>> {
         self.login_ui(&mut flow, req)?;
         if let Some(i) = identifier
             && !flow.refresh
@@ -134,17 +143,24 @@ impl Engine {
         Ok(Submitted::Invalid(flow))
     }
 
-    /// Submit a login flow.
-    pub async fn submit_login(&self, id: Uuid, body: &Body, req: &Req) -> Result<Submitted<LoggedIn>> {
+    /// Submit a login flow (limits and metrics: `instrument.rs`).
+    pub(crate) async fn submit_login_inner(&self, id: Uuid, body: &Body, req: &Req) -> Result<Submitted<LoggedIn>> {
         let flow = self.load_flow(id, FlowKind::Login).await?;
         if flow.expires_at < self.clock.now() {
             return Err(self.expired_error(&flow, req).await);
         }
+        if super::methods::oidc::responsible(body) {
+            return self.login_oidc(flow, body, req).await;
+        }
         let method = body_str(body, "method").unwrap_or_default().to_string();
-        let known = matches!(method.as_str(), "password" | "totp" | "lookup_secret");
+        // WebAuthn and passkeys are browser-only strategies (API flows ignore them).
+        let browser = flow.flow_type == FlowType::Browser;
+        let known = matches!(method.as_str(), "password" | "totp" | "lookup_secret")
+            || (browser && matches!(method.as_str(), "webauthn" | "passkey"));
         let level_ok = match method.as_str() {
-            "password" => flow.requested_aal == Aal::Aal1,
+            "password" | "passkey" => flow.requested_aal == Aal::Aal1,
             "totp" | "lookup_secret" => flow.requested_aal == Aal::Aal2,
+            "webauthn" => flow.requested_aal == Aal::Aal2 || self.cfg.selfservice.methods.webauthn.config.passwordless,
             _ => false,
         };
         if !known || !level_ok {
@@ -153,6 +169,8 @@ impl Engine {
         let enabled = match method.as_str() {
             "password" => self.cfg.selfservice.methods.password.enabled,
             "totp" => self.cfg.selfservice.methods.totp.enabled,
+            "webauthn" => self.webauthn_enabled(super::methods::webauthn::KeyKind::SecurityKey),
+            "passkey" => self.webauthn_enabled(super::methods::webauthn::KeyKind::Passkey),
             _ => self.cfg.selfservice.methods.lookup_secret.enabled,
         };
         if !enabled {
@@ -176,6 +194,8 @@ impl Engine {
         }
         match method.as_str() {
             "password" => self.login_password(flow, body, req).await,
+            "webauthn" => self.login_webauthn(flow, body, req).await,
+            "passkey" => self.login_passkey(flow, body, req).await,
             _ => {
                 let Some(a) = req.auth.clone() else {
                     return Err(Error::new(
@@ -257,7 +277,7 @@ impl Engine {
         self.finish_login(flow, identity, issued, is_new, "password").await
     }
 
-    async fn finish_login(
+    pub(crate) async fn finish_login(
         &self,
         mut flow: Flow,
         identity: Identity,

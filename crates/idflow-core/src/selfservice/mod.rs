@@ -8,6 +8,7 @@ pub mod login;
 pub mod methods;
 pub mod registration;
 pub mod identities;
+pub mod instrument;
 pub mod sessions;
 pub mod settings;
 
@@ -70,6 +71,10 @@ pub struct Engine {
     /// Key for hashing recovery codes (from `secrets.cipher`).
     pub cipher_key: Vec<u8>,
     pub hooks: Arc<dyn WebHooks>,
+    /// Receives outcomes and timings (metrics); a no-op unless installed with `with_observer`.
+    pub observer: Arc<dyn instrument::Observer>,
+    /// Talks to social sign-in providers; a stub unless installed with `with_oidc`.
+    pub oidc: Arc<dyn methods::oidc::OidcClient>,
     base: String,
 }
 
@@ -85,7 +90,19 @@ impl Engine {
     ) -> Self {
         let base = cfg.public_base();
         crate::password::prepare_dummy(&cfg.hashers);
-        Engine { cfg, store, clock, schemas, cookie_keys, cipher_key, hooks, base }
+        Engine { cfg, store, clock, schemas, cookie_keys, cipher_key, hooks, observer: Arc::new(instrument::NoopObserver), oidc: Arc::new(methods::oidc::NoOidcClient), base }
+    }
+
+    /// Install the observer that receives outcomes and timings.
+    pub fn with_observer(mut self, observer: Arc<dyn instrument::Observer>) -> Self {
+        self.observer = observer;
+        self
+    }
+
+    /// Install the client that talks to social sign-in providers.
+    pub fn with_oidc(mut self, client: Arc<dyn methods::oidc::OidcClient>) -> Self {
+        self.oidc = client;
+        self
     }
 
     /// `{public}` without a trailing slash.
@@ -330,17 +347,21 @@ impl Engine {
     /// Hash a password on the blocking pool.
     pub async fn hash_password(&self, password: String) -> Result<String> {
         let cfg = self.cfg.hashers.clone();
-        tokio::task::spawn_blocking(move || crate::password::hash(&cfg, &password))
+        let started = std::time::Instant::now();
+        let res = tokio::task::spawn_blocking(move || crate::password::hash(&cfg, &password))
             .await
             .map_err(Error::internal)?
-            .map_err(Error::internal)
+            .map_err(Error::internal);
+        self.observer.password_hashing("hash", started.elapsed());
+        res
     }
 
     /// Verify a password on the blocking pool (a dummy verification when `hash` is None, so
     /// unknown identifiers cost the same time).
     pub async fn verify_password(&self, password: String, hash: Option<String>) -> Result<bool> {
         let cfg = self.cfg.hashers.clone();
-        tokio::task::spawn_blocking(move || match hash {
+        let started = std::time::Instant::now();
+        let res = tokio::task::spawn_blocking(move || match hash {
             Some(h) => crate::password::verify(&password, &h).unwrap_or(false),
             None => {
                 crate::password::verify_dummy(&cfg, &password);
@@ -348,7 +369,9 @@ impl Engine {
             }
         })
         .await
-        .map_err(Error::internal)
+        .map_err(Error::internal);
+        self.observer.password_hashing("verify", started.elapsed());
+        res
     }
 
     /// Rate limit a guessable secret: counts a failure for `key`; Err(429) once over the limit.

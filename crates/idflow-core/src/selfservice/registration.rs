@@ -41,7 +41,7 @@ impl Engine {
         Ok(flow)
     }
 
-    fn registration_ui(&self, flow: &mut Flow, req: &Req, traits: Option<&Value>) -> Result<()> {
+    pub(crate) fn registration_ui(&self, flow: &mut Flow, req: &Req, traits: Option<&Value>) -> Result<()> {
         let csrf = self.bind_csrf(flow, req);
         let schema = self.default_schema()?;
         let mut nodes = vec![Node::csrf(&csrf)];
@@ -55,6 +55,7 @@ impl Engine {
             );
             nodes.push(Node::submit(Group::Password, "method", json!("password"), msg::sign_up()));
         }
+        nodes.extend(self.oidc_registration_nodes());
         flow.ui.nodes = nodes;
         Ok(())
     }
@@ -82,7 +83,8 @@ impl Engine {
                 Some(a) => {
                     let r = Req { request_url: old.request_url.clone(), ..req.clone() };
                     self.build_settings_flow(&r, a, old.flow_type).await.map(|mut f| {
-                        f.ui.messages.push(msg::settings_expired(minutes));
+                        let at = old.expires_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+                        f.ui.messages.push(msg::settings_expired(minutes, &at, old.expires_at.unix_timestamp()));
                         f
                     })
                 }
@@ -119,13 +121,16 @@ impl Engine {
     }
 
     /// Submit a registration flow.
-    pub async fn submit_registration(&self, id: Uuid, body: &Body, req: &Req) -> Result<Submitted<Registered>> {
+    pub(crate) async fn submit_registration_inner(&self, id: Uuid, body: &Body, req: &Req) -> Result<Submitted<Registered>> {
         let mut flow = self.load_flow(id, FlowKind::Registration).await?;
         if flow.expires_at < self.clock.now() {
             return Err(self.expired_error(&flow, req).await);
         }
         if req.auth.is_some() {
             return Err(Error::new(ErrorKind::SessionAlreadyAvailable, "A valid session was detected and thus registration is not possible."));
+        }
+        if super::methods::oidc::responsible(body) {
+            return self.registration_oidc(flow, body, req).await;
         }
         let method = body_str(body, "method").unwrap_or_default();
         let traits = body.get("traits").cloned();

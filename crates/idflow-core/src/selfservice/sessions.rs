@@ -19,6 +19,7 @@ impl Engine {
     /// The AAL a method contributes.
     pub fn method_aal(&self, method: &str) -> Aal {
         match method {
+            "webauthn" if self.cfg.selfservice.methods.webauthn.config.passwordless => Aal::Aal1,
             "totp" | "lookup_secret" | "webauthn" => Aal::Aal2,
             _ => Aal::Aal1,
         }

@@ -116,6 +116,8 @@ impl Engine {
         if m.lookup_secret.enabled {
             nodes.extend(self.lookup_settings_nodes(flow, identity));
         }
+        nodes.extend(self.oidc_settings_nodes(identity));
+        nodes.extend(self.webauthn_passkey_settings_nodes(flow, identity));
         flow.ui.nodes = nodes;
         flow.ui.sort(&schema.trait_order());
         if let Some(p) = flow.internal_get(PENDING).cloned() {
@@ -182,8 +184,8 @@ impl Engine {
         max.0 == Duration::ZERO || a.session.authenticated_at + max.as_time() > self.clock.now()
     }
 
-    /// `POST /self-service/settings?flow=`.
-    pub async fn submit_settings(&self, id: Uuid, body: &Body, req: &Req) -> Result<Submitted<SettingsDone>> {
+    /// `POST /self-service/settings?flow=` (limits and metrics: `instrument.rs`).
+    pub(crate) async fn submit_settings_inner(&self, id: Uuid, body: &Body, req: &Req) -> Result<Submitted<SettingsDone>> {
         let a = req.auth.as_ref().ok_or_else(Self::missing_session)?;
         let mut flow = self.load_flow(id, FlowKind::Settings).await?;
         if !self.aal_ok(self.cfg.selfservice.flows.settings.required_aal, a) {
@@ -206,8 +208,16 @@ impl Engine {
             Some(("profile", m.profile.enabled))
         } else if method == "password" {
             Some(("password", m.password.enabled))
+        } else if ["link", "unlink"].iter().any(|f| body_str(body, f).is_some_and(|v| !v.is_empty())) {
+            Some(("oidc", m.oidc.enabled))
         } else if body_flag(body, "totp_unlink") || method == "totp" {
             Some(("totp", m.totp.enabled))
+        } else if ["passkey_settings_register", "passkey_remove"].iter().any(|f| body_str(body, f).is_some_and(|v| !v.is_empty())) {
+            Some(("passkey", self.webauthn_enabled(super::methods::webauthn::KeyKind::Passkey)))
+        } else if flow.flow_type == FlowType::Browser
+            && ["webauthn_register", "webauthn_remove"].iter().any(|f| body_str(body, f).is_some_and(|v| !v.is_empty()))
+        {
+            Some(("webauthn", self.webauthn_enabled(super::methods::webauthn::KeyKind::SecurityKey)))
         } else if lookup_flags.iter().any(|f| body_flag(body, f)) {
             Some(("lookup_secret", m.lookup_secret.enabled))
         } else {
@@ -238,8 +248,24 @@ impl Engine {
             "profile" => self.settings_profile(a, body).await?,
             "password" => self.settings_password(a, body).await?,
             "totp" => self.settings_totp(&mut flow, a, body).await?,
+            "oidc" => self.settings_oidc(&mut flow, a, body).await?,
+            "passkey" => self.settings_passkey(&mut flow, a, body).await?,
+            "webauthn" => self.settings_webauthn(&mut flow, a, body).await?,
             _ => self.settings_lookup(&mut flow, a, body)?,
         };
+        self.settings_apply(flow, a, req, method, change).await
+    }
+
+    /// Turn a method's decision into the outcome of the submit (also used by the OpenID Connect
+    /// callback, which completes a link outside of a submit).
+    pub(crate) async fn settings_apply(
+        &self,
+        mut flow: Flow,
+        a: &Authed,
+        req: &Req,
+        method: &'static str,
+        change: Change,
+    ) -> Result<Submitted<SettingsDone>> {
         match change {
             Change::Invalid { errors, echo } => self.settings_invalid(flow, a, req, errors, echo).await,
             Change::NeedsPrivilege { mut pending } => {
@@ -344,7 +370,8 @@ impl Engine {
             .await;
         let revoked = match res {
             Ok(n) => n,
-            Err(StoreError::Conflict(c)) if c.contains("concurrent") => {
+            // A concurrent write (or a busy SQLite database) is no duplicate identifier: 409.
+            Err(StoreError::Conflict(c)) if c.contains("concurrent") || c.starts_with("database busy") => {
                 return Err(Error::new(
                     ErrorKind::Conflict,
                     "Your account was changed by a concurrent request. Please reload the form and try again.",

@@ -5,6 +5,7 @@ use super::{AppState, Ctx, json_response, render_error};
 use crate::wire::{self, IdentityView};
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -36,8 +37,16 @@ fn admin_identity(state: &AppState, i: &Identity, include: &[String]) -> Value {
     wire::identity(state.engine.base(), i, view, include)
 }
 
-fn parse_input(bytes: &[u8]) -> Result<IdentityInput, Error> {
-    serde_json::from_slice(bytes).map_err(|e| Error::bad_request(format!("Unable to decode the identity: {e}")))
+/// The JSON body of an admin request: size, content type and nesting are checked as for the
+/// self-service routes, with errors in the Kratos envelope.
+fn json_body(state: &AppState, ctx: &Ctx, body: Result<Bytes, BytesRejection>) -> Result<Value, Error> {
+    let bytes = body.map_err(|e| super::body_error(&e))?;
+    let ct = ctx.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    super::parse_json(ct, &bytes, state.engine.cfg.limits.max_json_depth)
+}
+
+fn parse_input(v: Value) -> Result<IdentityInput, Error> {
+    serde_json::from_value(v).map_err(|e| Error::bad_request(format!("Unable to decode the identity: {e}")))
 }
 
 /// Repeated query parameters (`include_credential`, `ids`).
@@ -52,8 +61,8 @@ fn single(uri: &axum::http::Uri, name: &str) -> Option<String> {
     multi(uri, name).into_iter().next()
 }
 
-async fn create_identity(State(state): State<AppState>, ctx: Ctx, body: Bytes) -> Response {
-    let input = match parse_input(&body) {
+async fn create_identity(State(state): State<AppState>, ctx: Ctx, body: Result<Bytes, BytesRejection>) -> Response {
+    let input = match json_body(&state, &ctx, body).and_then(parse_input) {
         Ok(i) => i,
         Err(e) => return render_error(&state, &e, &ctx.request_id),
     };
@@ -146,10 +155,15 @@ async fn get_identity(State(state): State<AppState>, ctx: Ctx, Path(id): Path<St
     }
 }
 
-async fn update_identity(State(state): State<AppState>, ctx: Ctx, Path(id): Path<String>, body: Bytes) -> Response {
+async fn update_identity(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let res = async {
         let id = parse_id(&id)?;
-        let input = parse_input(&body)?;
+        let input = parse_input(json_body(&state, &ctx, body)?)?;
         state.engine.admin_update_identity(id, input).await
     }
     .await;
@@ -160,10 +174,17 @@ async fn update_identity(State(state): State<AppState>, ctx: Ctx, Path(id): Path
 }
 
 /// JSON-Patch (RFC 6902: add, replace, remove, test) over the admin form of the identity.
-async fn patch_identity(State(state): State<AppState>, ctx: Ctx, Path(id): Path<String>, body: Bytes) -> Response {
+async fn patch_identity(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let res = async {
+        let ops = json_body(&state, &ctx, body)?;
         let identity = load(&state, &id).await?;
-        let ops: Vec<Value> = serde_json::from_slice(&body).map_err(|e| Error::bad_request(format!("Unable to decode the JSON patch: {e}")))?;
+        let ops: Vec<Value> =
+            serde_json::from_value(ops).map_err(|e| Error::bad_request(format!("Unable to decode the JSON patch: {e}")))?;
         let mut doc = json!({
             "schema_id": identity.schema_id,
             "traits": identity.traits,

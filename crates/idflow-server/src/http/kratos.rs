@@ -32,6 +32,7 @@ pub fn routes() -> Router<AppState> {
         .route("/self-service/settings/flows", get(settings_get))
         .route("/self-service/settings", get(settings_submit).post(settings_submit))
         .route("/.well-known/change-password", get(change_password))
+        .route(idflow_core::selfservice::methods::webauthn::WEBAUTHN_JS_PATH, get(webauthn_js))
         .route("/self-service/logout/browser", get(logout_browser))
         .route("/self-service/logout", get(logout))
         .route("/self-service/logout/api", delete(logout_api))
@@ -48,7 +49,7 @@ fn is_browser_nav(ctx: &Ctx, flow_type: FlowType) -> bool {
 }
 
 /// Render an error for a flow endpoint: JSON for API/AJAX, redirects for browsers.
-async fn flow_error(state: &AppState, ctx: &Ctx, flow_type: FlowType, kind: FlowKind, e: Error) -> Response {
+pub(crate) async fn flow_error(state: &AppState, ctx: &Ctx, flow_type: FlowType, kind: FlowKind, e: Error) -> Response {
     if !is_browser_nav(ctx, flow_type) {
         return render_error(state, &e, &ctx.request_id);
     }
@@ -64,7 +65,7 @@ async fn flow_error(state: &AppState, ctx: &Ctx, flow_type: FlowType, kind: Flow
             }
             see_other(&login)
         }
-        ErrorKind::Aal2Required | ErrorKind::RefreshRequired => {
+        ErrorKind::Aal2Required | ErrorKind::RefreshRequired | ErrorKind::BrowserLocationChange => {
             see_other(e.redirect_browser_to.as_deref().unwrap_or(&engine.url("/self-service/login/browser")))
         }
         ErrorKind::FlowExpired => match e.use_flow_id {
@@ -90,7 +91,7 @@ fn flow_created(state: &AppState, ctx: &Ctx, flow: &Flow, body: Value) -> Respon
     resp
 }
 
-fn set_csrf_cookie(state: &AppState, ctx: &Ctx, flow: &Flow, resp: &mut Response) {
+pub(crate) fn set_csrf_cookie(state: &AppState, ctx: &Ctx, flow: &Flow, resp: &mut Response) {
     if flow.flow_type == FlowType::Browser && ctx.req.csrf_cookie.as_deref() != Some(flow.csrf_token.as_str()) {
         resp.headers_mut().append(header::SET_COOKIE, state.csrf_cookie_header(&flow.csrf_token));
     }
@@ -386,10 +387,8 @@ async fn settings_get(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> R
     if let Some(r) = no_session_redirect(&state, &ctx) {
         return r;
     }
-    let id = match parse_uuid(q.get("id"), "id") {
-        Ok(id) => id,
-        Err(e) => return render_error(&state, &e, &ctx.request_id),
-    };
+    // A missing or malformed id is a flow that does not exist: 404 (settings-flow §4.3 step 1).
+    let id = parse_uuid(q.get("id"), "id").unwrap_or(uuid::Uuid::nil());
     match state.engine.get_settings(id, &ctx.req).await {
         Ok(flow) => {
             let mut resp = json_response(StatusCode::OK, flow_json(&state, &flow).await);
@@ -465,6 +464,16 @@ async fn settings_submit(
         }
         Err(e) => flow_error(&state, &ctx, flow_type, FlowKind::Settings, e).await,
     }
+}
+
+/// `GET /.well-known/ory/webauthn.js`: the WebAuthn/passkey helper script of the `webauthn_script`
+/// node (its `integrity` attribute is the SHA-512 of exactly these bytes).
+async fn webauthn_js() -> Response {
+    (
+        [(header::CONTENT_TYPE, HeaderValue::from_static("text/javascript; charset=utf-8"))],
+        idflow_core::selfservice::methods::webauthn::WEBAUTHN_JS,
+    )
+        .into_response()
 }
 
 async fn change_password(State(state): State<AppState>) -> Response {

@@ -3,9 +3,11 @@
 
 pub mod admin;
 pub mod kratos;
+pub mod oidc;
 pub mod v1;
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::header::{self, HeaderMap, HeaderValue};
 use axum::http::request::Parts;
@@ -199,7 +201,13 @@ impl FromRequestParts<AppState> for Ctx {
                 })
             });
         let auth = match &token {
-            Some(t) => engine.authenticate(t).await.map_err(|e| render_error(state, &e, &request_id))?,
+            Some(t) => engine.authenticate(t).await.map_err(|e| {
+                if parts.uri.path().starts_with("/v1/") {
+                    v1::map_error(state, &e).into_response(&request_id)
+                } else {
+                    render_error(state, &e, &request_id)
+                }
+            })?,
             None => None,
         };
         let api_violation = if h("origin").is_some() {
@@ -212,7 +220,7 @@ impl FromRequestParts<AppState> for Ctx {
         let ip = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.to_string())
+            .map(|c| c.0.ip().to_string())
             .unwrap_or_default();
         let user_agent = headers
             .get_all(header::USER_AGENT)
@@ -236,9 +244,8 @@ impl FromRequestParts<AppState> for Ctx {
 
 /// Render an error in the Kratos envelope (with `Ory-Error-Id`).
 pub fn render_error(state: &AppState, e: &Error, request_id: &str) -> Response {
-    let _ = state;
     let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let body = crate::wire::error(e, request_id);
+    let body = crate::wire::error_at(e, request_id, state.engine.clock.now());
     let mut resp = (status, axum::Json(body)).into_response();
     if let Ok(v) = HeaderValue::from_str(e.kind.id().unwrap_or("")) {
         resp.headers_mut().insert("ory-error-id", v);
@@ -263,19 +270,48 @@ fn json_depth(v: &Value) -> usize {
     }
 }
 
+/// Decode a JSON document, refusing nesting deeper than `max_depth`.
+fn decode_json(bytes: &[u8], max_depth: usize) -> Result<Value, Error> {
+    let v: Value =
+        serde_json::from_slice(bytes).map_err(|e| Error::bad_request(format!("Unable to decode JSON payload: {e}")))?;
+    if json_depth(&v) > max_depth {
+        return Err(Error::bad_request(format!("The JSON payload is nested deeper than {max_depth} levels.")));
+    }
+    Ok(v)
+}
+
+fn media_type(content_type: Option<&str>) -> String {
+    content_type.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+}
+
+fn is_json_media_type(ct: &str) -> bool {
+    ct == "application/json" || ct.ends_with("+json")
+}
+
+/// Parse a JSON-only body (admin API, v1): any JSON value, nesting limited. A content type
+/// other than JSON is refused; none at all is taken as JSON.
+pub fn parse_json(content_type: Option<&str>, bytes: &[u8], max_depth: usize) -> Result<Value, Error> {
+    let ct = media_type(content_type);
+    if !ct.is_empty() && !is_json_media_type(&ct) {
+        return Err(Error::bad_request(format!("The request content type {ct:?} is not supported. Use application/json.")));
+    }
+    decode_json(bytes, max_depth)
+}
+
+/// The error for a request body that could not be read (413 over `limits.max_body_bytes`).
+pub fn body_error(e: &BytesRejection) -> Error {
+    let kind = if e.status() == StatusCode::PAYLOAD_TOO_LARGE { ErrorKind::PayloadTooLarge } else { ErrorKind::BadRequest };
+    Error::new(kind, e.body_text())
+}
+
 /// Parse a body by content type. Errors are Kratos `BadRequest`s.
 pub fn parse_body(content_type: Option<&str>, bytes: &[u8], max_depth: usize, form_types: &[(String, String)]) -> Result<Body, Error> {
-    let ct = content_type.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let ct = media_type(content_type);
     if bytes.is_empty() && ct.is_empty() {
         return Ok(Map::new());
     }
-    if ct == "application/json" || ct.ends_with("+json") || (ct.is_empty() && bytes.first() == Some(&b'{')) {
-        let v: Value = serde_json::from_slice(bytes)
-            .map_err(|e| Error::bad_request(format!("Unable to decode JSON payload: {e}")))?;
-        if json_depth(&v) > max_depth {
-            return Err(Error::bad_request(format!("The JSON payload is nested deeper than {max_depth} levels.")));
-        }
-        match v {
+    if is_json_media_type(&ct) || (ct.is_empty() && bytes.first() == Some(&b'{')) {
+        match decode_json(bytes, max_depth)? {
             Value::Object(m) => Ok(idflow_core::ui::unflatten(m)),
             _ => Err(Error::bad_request("The request body must be a JSON object.")),
         }
@@ -307,10 +343,7 @@ impl FromRequest<AppState> for ParsedBody {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
         let rid = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            let kind = if e.status() == StatusCode::PAYLOAD_TOO_LARGE { ErrorKind::PayloadTooLarge } else { ErrorKind::BadRequest };
-            render_error(state, &Error::new(kind, e.body_text()), &rid)
-        })?;
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| render_error(state, &body_error(&e), &rid))?;
         let form_types: Vec<(String, String)> = state
             .engine
             .default_schema()
@@ -339,6 +372,11 @@ pub fn json_response(status: StatusCode, v: Value) -> Response {
 
 /// Store an error for the error UI and redirect the browser there.
 pub async fn error_redirect(state: &AppState, e: &Error, request_id: &str) -> Response {
+    // Not stored: with the database down it could not be, and a throttled client must not be
+    // able to write a row per request. The error is answered directly.
+    if matches!(e.kind, ErrorKind::Unavailable | ErrorKind::RateLimited) {
+        return render_error(state, e, request_id);
+    }
     let id = uuid::Uuid::new_v4();
     let body = json!({
         "id": id,

@@ -7,10 +7,11 @@ use super::{AppState, Ctx, json_response};
 use crate::wire;
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{MethodRouter, get};
 use idflow_core::error::{Error, ErrorKind};
 use idflow_core::model::{Aal, Flow, FlowKind, FlowType};
 use idflow_core::selfservice::{Body, Submitted, with_query};
@@ -20,13 +21,44 @@ use uuid::Uuid;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/v1/flows/settings", get(settings_create))
-        .route("/v1/flows/settings/{tail}", get(settings_get).post(settings_submit))
-        .route("/v1/flows/login", get(login_create))
-        .route("/v1/flows/login/{tail}", get(login_get).post(login_submit))
-        .route("/v1/flows/registration", get(registration_create))
-        .route("/v1/flows/registration/{tail}", get(registration_get).post(registration_submit))
-        .route("/v1/sessions/current", get(session_current).delete(session_delete))
+        .route("/v1/flows/settings", v1(get(settings_create)))
+        .route("/v1/flows/settings/{tail}", v1(get(settings_get).post(settings_submit)))
+        .route("/v1/flows/login", v1(get(login_create)))
+        .route("/v1/flows/login/{tail}", v1(get(login_get).post(login_submit)))
+        .route("/v1/flows/registration", v1(get(registration_create)))
+        .route("/v1/flows/registration/{tail}", v1(get(registration_get).post(registration_submit)))
+        .route("/v1/sessions/current", v1(get(session_current).delete(session_delete)))
+}
+
+/// A v1 route: other HTTP methods get 405 in the v1 envelope (axum's default is an empty body).
+fn v1(m: MethodRouter<AppState>) -> MethodRouter<AppState> {
+    m.fallback(method_not_allowed)
+}
+
+async fn method_not_allowed(headers: HeaderMap) -> Response {
+    let rid = headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    V1Error::new("AVNOLOGY_AUTH_001", 405, "Method not allowed", "This HTTP method is not supported on this path.").into_response(rid)
+}
+
+/// Unknown paths under `/v1/` (used by the router's fallback).
+pub fn not_found(path: &str, request_id: &str) -> Response {
+    V1Error::new("AVNOLOGY_AUTH_004", 404, "Not found", format!("No v1 endpoint matches {path}.")).into_response(request_id)
+}
+
+/// The request body, or the v1 error for an unreadable one (413 when over the size limit).
+fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, V1Error> {
+    body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            V1Error::new("AVNOLOGY_AUTH_001", 413, "Malformed request", "The request body is too large.")
+        } else {
+            V1Error::malformed(e.body_text())
+        }
+    })
+}
+
+/// The `{tail}` path segment, or the v1 error for an undecodable one.
+fn path_tail(p: Result<Path<String>, PathRejection>) -> Result<String, V1Error> {
+    p.map(|Path(t)| t).map_err(|e| V1Error::malformed(e.body_text()))
 }
 
 /// A v1 error.
@@ -237,9 +269,14 @@ fn parse_tail(tail: &str, submit: bool) -> Result<Uuid, V1Error> {
     Uuid::parse_str(id).map_err(|_| V1Error::new("AVNOLOGY_AUTH_004", 404, "Flow not found", "The flow id is not a valid id."))
 }
 
-/// `{ "method": "...", "body": { ... } }` → the flat Kratos body.
-fn parse_envelope(bytes: &[u8], max_depth: usize) -> Result<(String, Body), V1Error> {
-    let body = super::parse_body(Some("application/json"), bytes, max_depth, &[]).map_err(|e| V1Error::malformed(e.reason))?;
+/// `{ "method": "...", "body": { ... } }` → the flat Kratos body. The content type must be
+/// JSON (or absent): a cross-site `text/plain` or form post is refused.
+fn parse_envelope(ctx: &Ctx, bytes: &[u8], max_depth: usize) -> Result<(String, Body), V1Error> {
+    let ct = ctx.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let body = match super::parse_json(ct, bytes, max_depth).map_err(|e| V1Error::malformed(e.reason))? {
+        Value::Object(m) => idflow_core::ui::unflatten(m),
+        _ => return Err(V1Error::malformed("The request body must be a JSON object.")),
+    };
     let method = body
         .get("method")
         .and_then(Value::as_str)
@@ -248,8 +285,7 @@ fn parse_envelope(bytes: &[u8], max_depth: usize) -> Result<(String, Body), V1Er
         .to_string();
     let inner = match body.get("body") {
         Some(Value::Object(m)) => idflow_core::ui::unflatten(m.clone()),
-        None => Map::new(),
-        Some(_) => return Err(V1Error::malformed("`body` must be a JSON object.")),
+        _ => return Err(V1Error::malformed("The request body must be {\"method\": \"...\", \"body\": {...}} with `body` a JSON object.")),
     };
     let mut flat = inner;
     flat.insert("method".into(), json!(method));
@@ -286,35 +322,65 @@ async fn settings_json(state: &AppState, flow: &Flow, method: Option<&str>) -> V
     to_v1_flow(state, wire::flow(flow, identity), FlowKind::Settings, method)
 }
 
+/// A settings flow answer; a cookie-authenticated (browser) flow also gets its CSRF cookie, so
+/// the `body.csrf_token` of the flow can be checked on submit.
+fn settings_flow_response(state: &AppState, ctx: &Ctx, flow: &Flow, body: Value) -> Response {
+    let mut resp = json_response(StatusCode::OK, body);
+    super::kratos::set_csrf_cookie(state, ctx, flow, &mut resp);
+    resp
+}
+
+fn no_session(state: &AppState, ctx: &Ctx) -> Option<Response> {
+    ctx.req
+        .auth
+        .is_none()
+        .then(|| map_error(state, &Error::new(ErrorKind::Unauthorized, "")).into_response(&ctx.request_id))
+}
+
 async fn settings_create(State(state): State<AppState>, ctx: Ctx) -> Response {
     let req = v1_req(&ctx);
     match state.engine.create_settings(&req, flow_type(&ctx)).await {
-        Ok(flow) => json_response(StatusCode::OK, settings_json(&state, &flow, None).await),
+        Ok(flow) => {
+            let body = settings_json(&state, &flow, None).await;
+            settings_flow_response(&state, &ctx, &flow, body)
+        }
         Err(e) => map_error(&state, &e).into_response(&ctx.request_id),
     }
 }
 
-async fn settings_get(State(state): State<AppState>, ctx: Ctx, Path(tail): Path<String>) -> Response {
-    let id = match parse_tail(&tail, false) {
+async fn settings_get(State(state): State<AppState>, ctx: Ctx, tail: Result<Path<String>, PathRejection>) -> Response {
+    if let Some(r) = no_session(&state, &ctx) {
+        return r;
+    }
+    let id = match path_tail(tail).and_then(|t| parse_tail(&t, false)) {
         Ok(id) => id,
         Err(e) => return e.into_response(&ctx.request_id),
     };
     match state.engine.get_settings(id, &v1_req(&ctx)).await {
-        Ok(flow) => json_response(StatusCode::OK, settings_json(&state, &flow, None).await),
+        Ok(flow) => {
+            let body = settings_json(&state, &flow, None).await;
+            settings_flow_response(&state, &ctx, &flow, body)
+        }
         Err(e) => map_error(&state, &e).into_response(&ctx.request_id),
     }
 }
 
-async fn settings_submit(State(state): State<AppState>, ctx: Ctx, Path(tail): Path<String>, body: Bytes) -> Response {
+async fn settings_submit(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    tail: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let rid = ctx.request_id.clone();
-    let id = match parse_tail(&tail, true) {
+    if let Some(r) = no_session(&state, &ctx) {
+        return r;
+    }
+    let id = match path_tail(tail).and_then(|t| parse_tail(&t, true)) {
         Ok(id) => id,
         Err(e) => return e.into_response(&rid),
     };
-    if ctx.req.auth.is_none() {
-        return map_error(&state, &Error::new(ErrorKind::Unauthorized, "")).into_response(&rid);
-    }
-    let (method, flat) = match parse_envelope(&body, state.engine.cfg.limits.max_json_depth) {
+    let parsed = body_bytes(body).and_then(|b| parse_envelope(&ctx, &b, state.engine.cfg.limits.max_json_depth));
+    let (method, flat) = match parsed {
         Ok(x) => x,
         Err(e) => return e.into_response(&rid),
     };
@@ -369,8 +435,8 @@ async fn login_create(State(state): State<AppState>, ctx: Ctx, Query(q): Query<H
     }
 }
 
-async fn plain_get(state: &AppState, ctx: &Ctx, tail: &str, kind: FlowKind) -> Response {
-    let id = match parse_tail(tail, false) {
+async fn plain_get(state: &AppState, ctx: &Ctx, tail: Result<Path<String>, PathRejection>, kind: FlowKind) -> Response {
+    let id = match path_tail(tail).and_then(|t| parse_tail(&t, false)) {
         Ok(id) => id,
         Err(e) => return e.into_response(&ctx.request_id),
     };
@@ -383,21 +449,27 @@ async fn plain_get(state: &AppState, ctx: &Ctx, tail: &str, kind: FlowKind) -> R
     }
 }
 
-async fn login_get(State(state): State<AppState>, ctx: Ctx, Path(tail): Path<String>) -> Response {
-    plain_get(&state, &ctx, &tail, FlowKind::Login).await
+async fn login_get(State(state): State<AppState>, ctx: Ctx, tail: Result<Path<String>, PathRejection>) -> Response {
+    plain_get(&state, &ctx, tail, FlowKind::Login).await
 }
 
-async fn registration_get(State(state): State<AppState>, ctx: Ctx, Path(tail): Path<String>) -> Response {
-    plain_get(&state, &ctx, &tail, FlowKind::Registration).await
+async fn registration_get(State(state): State<AppState>, ctx: Ctx, tail: Result<Path<String>, PathRejection>) -> Response {
+    plain_get(&state, &ctx, tail, FlowKind::Registration).await
 }
 
-async fn login_submit(State(state): State<AppState>, ctx: Ctx, Path(tail): Path<String>, body: Bytes) -> Response {
+async fn login_submit(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    tail: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let rid = ctx.request_id.clone();
-    let id = match parse_tail(&tail, true) {
+    let id = match path_tail(tail).and_then(|t| parse_tail(&t, true)) {
         Ok(id) => id,
         Err(e) => return e.into_response(&rid),
     };
-    let (method, flat) = match parse_envelope(&body, state.engine.cfg.limits.max_json_depth) {
+    let parsed = body_bytes(body).and_then(|b| parse_envelope(&ctx, &b, state.engine.cfg.limits.max_json_depth));
+    let (method, flat) = match parsed {
         Ok(x) => x,
         Err(e) => return e.into_response(&rid),
     };
@@ -426,13 +498,19 @@ async fn registration_create(State(state): State<AppState>, ctx: Ctx) -> Respons
     }
 }
 
-async fn registration_submit(State(state): State<AppState>, ctx: Ctx, Path(tail): Path<String>, body: Bytes) -> Response {
+async fn registration_submit(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    tail: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let rid = ctx.request_id.clone();
-    let id = match parse_tail(&tail, true) {
+    let id = match path_tail(tail).and_then(|t| parse_tail(&t, true)) {
         Ok(id) => id,
         Err(e) => return e.into_response(&rid),
     };
-    let (method, flat) = match parse_envelope(&body, state.engine.cfg.limits.max_json_depth) {
+    let parsed = body_bytes(body).and_then(|b| parse_envelope(&ctx, &b, state.engine.cfg.limits.max_json_depth));
+    let (method, flat) = match parsed {
         Ok(x) => x,
         Err(e) => return e.into_response(&rid),
     };

@@ -2,6 +2,9 @@
 //! handlers. Adding a method means one module here and one dispatch line in `settings.rs`.
 
 pub mod lookup;
+pub mod oidc;
+pub mod passkey;
 pub mod password;
 pub mod profile;
 pub mod totp;
+pub mod webauthn;

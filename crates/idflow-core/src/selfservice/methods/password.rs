@@ -21,21 +21,27 @@ impl Engine {
         if identifiers.is_empty() {
             return Ok(Change::Invalid { errors: vec![(String::new(), msg::no_identifiers())], echo: None });
         }
+        // Policy order (settings-flow §17.9): min length → max length → same-as-old →
+        // similarity → breach.
         let policy = &self.cfg.selfservice.methods.password.config;
-        if let Err(m) = crate::password::check_policy(policy, &self.cfg.hashers, &password, &identifiers) {
+        if let Err(m) = crate::password::check_length(policy, &self.cfg.hashers, &password) {
             return Ok(Change::Invalid { errors: vec![("password".into(), m)], echo: None });
         }
         // Hash the new password and compare with the old one side by side.
         let old = a.identity.password_hash().map(str::to_string);
         let (hash, same) = match old {
             Some(old) => {
-                let (h, s) = tokio::join!(self.hash_password(password.clone()), self.verify_password(password, Some(old)));
+                let (h, s) =
+                    tokio::join!(self.hash_password(password.clone()), self.verify_password(password.clone(), Some(old)));
                 (h?, s?)
             }
-            None => (self.hash_password(password).await?, false),
+            None => (self.hash_password(password.clone()).await?, false),
         };
         if same {
             return Ok(Change::Invalid { errors: vec![("password".into(), msg::password_same_as_old())], echo: None });
+        }
+        if let Err(m) = crate::password::check_content(policy, &password, &identifiers) {
+            return Ok(Change::Invalid { errors: vec![("password".into(), m)], echo: None });
         }
         let now = self.clock.now();
         let mut identity = a.identity.clone();

@@ -74,7 +74,7 @@ impl Engine {
         let url = totp.to_url().unwrap_or_default();
         vec![
             Node::img(Group::Totp, "totp_qr", format!("data:image/png;base64,{qr}"), 256, 256, msg::totp_qr()),
-            Node::text(Group::Totp, "totp_secret_key", msg::totp_secret(&secret, &url), Some(msg::totp_secret_label())),
+            Node::text(Group::Totp, "totp_secret_key", msg::totp_secret_with_url(&secret, &url), Some(msg::totp_secret_label())),
             Node::input(Group::Totp, "totp_code", "text")
                 .required()
                 .autocomplete("one-time-code")

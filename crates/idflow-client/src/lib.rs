@@ -1,0 +1,407 @@
+//! A Rust client for the **v1 API** of idflow, a self-hosted
+//! identity server: sign-in, registration, sessions, and account settings (profile, password,
+//! TOTP authenticator apps).
+//!
+//! The v1 API works with session tokens (`Authorization: Bearer <token>`). Every settings
+//! operation of this crate creates a settings flow (`GET /v1/flows/settings`) and submits one
+//! method to it (`POST /v1/flows/settings/{id}:submit`), exactly as the API documentation
+//! describes; the low-level calls are public too.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use idflow_client::{Client, Error};
+//! use serde_json::json;
+//!
+//! # async fn run() -> Result<(), Error> {
+//! let client = Client::new("https://id.example.com")?;
+//!
+//! // Sign in and use the session token for the following calls.
+//! let signed_in = client.login("ada@example.com", "correct horse battery staple").await?;
+//! let client = client.with_token(signed_in.session_token);
+//!
+//! // Update the profile.
+//! client.auth().update_profile(json!({"email": "ada@example.com", "name": {"first": "Ada"}})).await?;
+//!
+//! // Change the password; recent sign-in required.
+//! match client.auth().change_password("a much better passphrase").await {
+//!     Ok(_) => println!("password changed"),
+//!     Err(Error::WeakPassword(e)) => {
+//!         for m in e.error_messages() {
+//!             println!("rejected: {}", m.text);
+//!         }
+//!     }
+//!     Err(Error::ReauthenticationRequired { .. }) => {
+//!         client.refresh_login("ada@example.com", "correct horse battery staple").await?;
+//!         client.auth().change_password("a much better passphrase").await?;
+//!     }
+//!     Err(e) => return Err(e),
+//! }
+//!
+//! // Add an authenticator app: show the QR code, then confirm a code from the app.
+//! let enrollment = client.auth().enroll_totp().await?;
+//! std::fs::write("totp.png", &enrollment.qr_png).ok();
+//! println!("or enter the key {} / open {}", enrollment.secret, enrollment.otpauth_url);
+//! client.auth().confirm_totp("123456").await?;
+//!
+//! client.logout().await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Errors
+//!
+//! Every call returns [`Error`]. Server errors carry an [`ApiError`] with the v1 code
+//! (`AVNOLOGY_AUTH_xxx`), the HTTP status, the message and — for form errors — the flow with
+//! its field messages. The situations a caller handles differently have their own variants:
+//! [`Error::Unauthorized`] (005), [`Error::ReauthenticationRequired`] and
+//! [`Error::SecondFactorRequired`] (102, carrying the login URL), [`Error::WeakPassword`]
+//! (011), [`Error::InvalidTotpCode`] (007), [`Error::FlowExpired`] (009), and more.
+//!
+//! # Cookies and CSRF
+//!
+//! This client never stores cookies; it authenticates with the session token only, for which
+//! the server needs no CSRF token. It still sends each flow's `csrf_token` back, as the API
+//! documentation's examples do.
+
+#![warn(missing_docs)]
+
+mod auth;
+mod error;
+mod types;
+
+pub use auth::Auth;
+pub use error::{ApiError, Error};
+pub use types::{Authenticated, Flow, Identity, Message, Node, Registered, Session, TotpEnrollment, Ui};
+
+use reqwest::header::{ACCEPT, AUTHORIZATION, RETRY_AFTER};
+use reqwest::{RequestBuilder, Url};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+
+/// A convenient alias for results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A client of one idflow server's v1 API, optionally holding a session token.
+///
+/// Cloning is cheap (the HTTP connection pool is shared).
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: Url,
+    token: Option<String>,
+    /// The settings flow of the TOTP enrolment started last (its secret is bound to it).
+    pending_totp: Arc<Mutex<Option<String>>>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base_url", &self.base.as_str())
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// A client for the server at `base_url` (e.g. `https://id.example.com`; a path prefix such
+    /// as `https://example.com/auth` is kept), without a session token.
+    ///
+    /// # Errors
+    /// [`Error::InvalidBaseUrl`] when `base_url` is not an absolute `http` or `https` URL;
+    /// [`Error::Http`] when the HTTP client cannot be initialised (TLS setup).
+    pub fn new(base_url: impl AsRef<str>) -> Result<Self> {
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
+        Self::with_http_client(base_url, http)
+    }
+
+    /// Like [`Client::new`], with your own configured [`reqwest::Client`] (timeouts, proxy,
+    /// root certificates, …).
+    ///
+    /// # Errors
+    /// [`Error::InvalidBaseUrl`] when `base_url` is not an absolute `http` or `https` URL.
+    pub fn with_http_client(base_url: impl AsRef<str>, http: reqwest::Client) -> Result<Self> {
+        let raw = base_url.as_ref();
+        let invalid = |reason: &str| Error::InvalidBaseUrl { url: raw.to_string(), reason: reason.to_string() };
+        let mut base = Url::parse(raw).map_err(|e| invalid(&e.to_string()))?;
+        if !matches!(base.scheme(), "http" | "https") {
+            return Err(invalid("the scheme must be http or https"));
+        }
+        if base.cannot_be_a_base() || base.host_str().is_none() {
+            return Err(invalid("the URL must name a host"));
+        }
+        if base.query().is_some() || base.fragment().is_some() {
+            return Err(invalid("the URL must not have a query or fragment"));
+        }
+        let path = base.path().trim_end_matches('/').to_string();
+        base.set_path(&path);
+        Ok(Client { http, base, token: None, pending_totp: Arc::new(Mutex::new(None)) })
+    }
+
+    /// This client with a session token (from [`Client::login`], [`Client::register`] or
+    /// elsewhere), sent as `Authorization: Bearer <token>` on every call.
+    #[must_use]
+    pub fn with_token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self.pending_totp = Arc::new(Mutex::new(None));
+        self
+    }
+
+    /// The session token this client sends, if any.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    /// The server's base URL.
+    pub fn base_url(&self) -> &str {
+        self.base.as_str()
+    }
+
+    /// The account settings operations (profile, password, TOTP).
+    pub fn auth(&self) -> Auth<'_> {
+        Auth::new(self)
+    }
+
+    // ---- sign-in, registration, sessions -----------------------------------------------
+
+    /// Sign in with an identifier (e.g. the email address) and password through the v1 login
+    /// flow. Use the returned token with [`Client::with_token`].
+    ///
+    /// If the account has a second factor, the returned session is `aal1`; settings calls then
+    /// fail with [`Error::SecondFactorRequired`] until [`Client::login_totp`] completes it.
+    ///
+    /// # Errors
+    /// [`Error::InvalidCredentials`] for a wrong identifier or password;
+    /// [`Error::RateLimited`] after too many attempts; other [`Error`]s as for any call.
+    pub async fn login(&self, identifier: &str, password: &str) -> Result<Authenticated> {
+        let flow = self.create_login_flow(&[]).await?;
+        self.submit_login_flow(&flow.id, "password", json!({"identifier": identifier, "password": password})).await
+    }
+
+    /// Sign in again with the password for the session this client holds (a "refresh"), so
+    /// that changes needing a recent sign-in are allowed again. This is what to do on
+    /// [`Error::ReauthenticationRequired`]. The session token stays the same.
+    ///
+    /// # Errors
+    /// [`Error::Unauthorized`] without a valid session token; [`Error::InvalidCredentials`]
+    /// for a wrong password.
+    pub async fn refresh_login(&self, identifier: &str, password: &str) -> Result<Authenticated> {
+        let flow = self.create_login_flow(&[("refresh", "true")]).await?;
+        self.submit_login_flow(&flow.id, "password", json!({"identifier": identifier, "password": password})).await
+    }
+
+    /// Complete the second factor of the session this client holds with a code from the
+    /// authenticator app. This is what to do on [`Error::SecondFactorRequired`]. The session
+    /// token stays the same; the session becomes `aal2`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidTotpCode`] for a wrong code; [`Error::Unauthorized`] without a valid
+    /// session token; [`Error::RateLimited`] after too many attempts.
+    pub async fn login_totp(&self, code: &str) -> Result<Authenticated> {
+        let flow = self.create_login_flow(&[("aal", "aal2")]).await?;
+        self.submit_login_flow(&flow.id, "totp", json!({"totp_code": code})).await
+    }
+
+    /// Create an account with `traits` (e.g. `{"email": "…"}`; the server's identity schema
+    /// decides which traits exist) and a password. By default the server signs the new user in
+    /// and the result carries a session token.
+    ///
+    /// # Errors
+    /// [`Error::WeakPassword`] when the password policy rejects the password;
+    /// [`Error::IdentifierTaken`] when the identifier is in use; [`Error::InvalidTraits`] when
+    /// the traits do not fit the schema.
+    pub async fn register(&self, traits: Value, password: &str) -> Result<Registered> {
+        let url = self.endpoint(&["v1", "flows", "registration"]);
+        let flow: Flow = self.call(self.http.get(url)).await?;
+        let url = self.endpoint(&["v1", "flows", "registration", &format!("{}:submit", flow.id)]);
+        let body = json!({"method": "password", "body": {"traits": traits, "password": password}});
+        self.call(self.http.post(url).json(&body)).await
+    }
+
+    /// The session this client's token stands for (`GET /v1/sessions/current`).
+    ///
+    /// # Errors
+    /// [`Error::Unauthorized`] when there is no valid session;
+    /// [`Error::SecondFactorRequired`] when the server requires the second factor first.
+    pub async fn get_session(&self) -> Result<Session> {
+        let url = self.endpoint(&["v1", "sessions", "current"]);
+        self.call(self.http.get(url)).await
+    }
+
+    /// Sign out: revoke the session this client's token stands for
+    /// (`DELETE /v1/sessions/current`). The token is useless afterwards.
+    ///
+    /// # Errors
+    /// [`Error::Unauthorized`] when there is no valid session.
+    pub async fn logout(&self) -> Result<()> {
+        let url = self.endpoint(&["v1", "sessions", "current"]);
+        let (status, retry_after, bytes) = self.send(self.http.delete(url)).await?;
+        if (200..300).contains(&status) { Ok(()) } else { Err(error::from_response(status, retry_after, &bytes)) }
+    }
+
+    // ---- settings flows (low level) ----------------------------------------------------
+
+    /// Create a settings flow for the signed-in user (`GET /v1/flows/settings`).
+    /// `return_to` must be on the server's allow-list.
+    ///
+    /// # Errors
+    /// [`Error::Unauthorized`] without a valid session; [`Error::SecondFactorRequired`] when
+    /// the account has a second factor the session has not used; [`Error::Api`] with
+    /// `AVNOLOGY_AUTH_013` when `return_to` is not allowed.
+    pub async fn create_settings_flow(&self, return_to: Option<&str>) -> Result<Flow> {
+        let mut url = self.endpoint(&["v1", "flows", "settings"]);
+        if let Some(rt) = return_to {
+            url.query_pairs_mut().append_pair("return_to", rt);
+        }
+        self.call(self.http.get(url)).await
+    }
+
+    /// Fetch a settings flow of the signed-in user (`GET /v1/flows/settings/{id}`).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown flow or one of another user; [`Error::FlowExpired`]
+    /// when it expired; [`Error::Unauthorized`] without a valid session.
+    pub async fn get_settings_flow(&self, flow_id: &str) -> Result<Flow> {
+        let url = self.endpoint(&["v1", "flows", "settings", flow_id]);
+        self.call(self.http.get(url)).await
+    }
+
+    /// Submit one method to a settings flow (`POST /v1/flows/settings/{id}:submit` with
+    /// `{"method": method, "body": body}`) and return the resulting flow (`continue_flow`).
+    ///
+    /// `method` is `"profile"` (body `{"traits": {…}}`), `"password"` (`{"password": "…"}`),
+    /// `"totp"` (`{}` to start enrolment, `{"totp_code": "…"}` to confirm it,
+    /// `{"totp_unlink": true}` to remove it) or `"lookup_secret"` (recovery codes:
+    /// `{"lookup_secret_regenerate": true}`, then `{"lookup_secret_confirm": true}`, …).
+    ///
+    /// # Errors
+    /// The form errors of the method ([`Error::WeakPassword`], [`Error::InvalidTotpCode`],
+    /// [`Error::InvalidTraits`], …) carry the flow with field messages; see [`Error`].
+    pub async fn submit_settings_flow(&self, flow_id: &str, method: &str, body: Value) -> Result<Flow> {
+        let url = self.endpoint(&["v1", "flows", "settings", &format!("{flow_id}:submit")]);
+        let out: ContinueFlow = self.call(self.http.post(url).json(&json!({"method": method, "body": body}))).await?;
+        Ok(out.continue_flow)
+    }
+
+    // ---- internals ---------------------------------------------------------------------
+
+    async fn create_login_flow(&self, query: &[(&str, &str)]) -> Result<Flow> {
+        let mut url = self.endpoint(&["v1", "flows", "login"]);
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        self.call(self.http.get(url)).await
+    }
+
+    async fn submit_login_flow(&self, flow_id: &str, method: &str, body: Value) -> Result<Authenticated> {
+        let url = self.endpoint(&["v1", "flows", "login", &format!("{flow_id}:submit")]);
+        self.call(self.http.post(url).json(&json!({"method": method, "body": body}))).await
+    }
+
+    pub(crate) fn set_pending_totp(&self, flow_id: Option<String>) {
+        match self.pending_totp.lock() {
+            Ok(mut g) => *g = flow_id,
+            Err(poisoned) => *poisoned.into_inner() = flow_id,
+        }
+    }
+
+    pub(crate) fn pending_totp(&self) -> Option<String> {
+        match self.pending_totp.lock() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The base URL with path segments appended (each percent-encoded as needed).
+    fn endpoint(&self, segments: &[&str]) -> Url {
+        let mut url = self.base.clone();
+        if let Ok(mut p) = url.path_segments_mut() {
+            p.pop_if_empty().extend(segments);
+        }
+        url
+    }
+
+    async fn send(&self, rb: RequestBuilder) -> Result<(u16, Option<u64>, Vec<u8>)> {
+        let mut rb = rb.header(ACCEPT, "application/json");
+        if let Some(t) = &self.token {
+            rb = rb.header(AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let resp = rb.send().await?;
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|s| s.trim().parse::<u64>().ok());
+        let bytes = resp.bytes().await?;
+        Ok((status, retry_after, bytes.to_vec()))
+    }
+
+    async fn call<T: DeserializeOwned>(&self, rb: RequestBuilder) -> Result<T> {
+        let (status, retry_after, bytes) = self.send(rb).await?;
+        if !(200..300).contains(&status) {
+            return Err(error::from_response(status, retry_after, &bytes));
+        }
+        serde_json::from_slice(&bytes)
+            .map_err(|e| Error::UnexpectedResponse { status, detail: format!("the response body could not be read: {e}") })
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct ContinueFlow {
+    continue_flow: Flow,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_url_is_validated_and_normalised() {
+        assert!(matches!(Client::new("id.example.com"), Err(Error::InvalidBaseUrl { .. })));
+        assert!(matches!(Client::new("ftp://id.example.com"), Err(Error::InvalidBaseUrl { .. })));
+        assert!(matches!(Client::new("https://id.example.com/?x=1"), Err(Error::InvalidBaseUrl { .. })));
+        let Ok(c) = Client::new("https://id.example.com/auth/") else { panic!("valid URL rejected") };
+        assert_eq!(
+            c.endpoint(&["v1", "flows", "settings", "abc:submit"]).as_str(),
+            "https://id.example.com/auth/v1/flows/settings/abc:submit"
+        );
+        let Ok(c) = Client::new("http://127.0.0.1:4433") else { panic!("valid URL rejected") };
+        assert_eq!(c.endpoint(&["v1", "sessions", "current"]).as_str(), "http://127.0.0.1:4433/v1/sessions/current");
+    }
+
+    #[test]
+    fn debug_redacts_the_token() {
+        let Ok(c) = Client::new("https://id.example.com") else { panic!("valid URL rejected") };
+        let c = c.with_token("idf_st_secret");
+        assert!(!format!("{c:?}").contains("idf_st_secret"));
+    }
+
+    #[test]
+    fn error_envelope_maps_to_variants() {
+        let body = br#"{"error":{"code":"AVNOLOGY_AUTH_102","status":403,"message":"Step-up authentication required","reason":"r","request_id":"x","details":{"reason":"session_refresh_required","login_url":"https://id.example.com/v1/flows/login?refresh=true"}}}"#;
+        let e = error::from_response(403, None, body);
+        assert!(matches!(e, Error::ReauthenticationRequired { .. }));
+        assert_eq!(e.login_url(), Some("https://id.example.com/v1/flows/login?refresh=true"));
+        assert_eq!(e.code(), Some("AVNOLOGY_AUTH_102"));
+        assert_eq!(e.status(), Some(403));
+
+        let body = br#"{"error":{"code":"AVNOLOGY_AUTH_102","status":403,"message":"m","reason":"r","details":{"reason":"session_aal2_required","login_url":"u"}}}"#;
+        assert!(matches!(error::from_response(403, None, body), Error::SecondFactorRequired { .. }));
+
+        let body = br#"{"error":{"code":"AVNOLOGY_AUTH_029","status":429,"message":"m","reason":"r","details":{}}}"#;
+        assert!(matches!(error::from_response(429, Some(30), body), Error::RateLimited { retry_after: Some(30), .. }));
+
+        let e = error::from_response(502, None, b"<html>bad gateway</html>");
+        assert!(matches!(e, Error::UnexpectedResponse { status: 502, .. }));
+    }
+
+    #[test]
+    fn message_ids_may_be_strings_or_numbers() {
+        let m: Message = serde_json::from_value(json!({"id": "1050001", "text": "t", "type": "success"})).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(m.id, "1050001");
+        let m: Message = serde_json::from_value(json!({"id": 1050001, "text": "t", "type": "success"})).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(m.id, "1050001");
+    }
+}

@@ -1,0 +1,732 @@
+//! The built-in self-service UI: server-rendered pages on the public port, so a person can
+//! register, sign in and manage an account without anyone writing a frontend.
+//!
+//! Pages (the defaults the flows redirect to, see `Engine::ui_url`):
+//! - `GET /ui/login?flow=`, `GET /ui/registration?flow=`: a login/registration flow;
+//! - `GET /ui/settings?flow=`: a settings flow plus the account's active sessions;
+//! - `GET /ui/welcome`: who is signed in, links to settings and logout;
+//! - `GET /ui/error?id=`: a stored error (the same storage as `GET /self-service/errors`).
+//!
+//! Without a `flow` parameter a page redirects to `/self-service/<kind>/browser`, which creates
+//! a flow and comes back. A page reads its flow server-side through the engine (the functions
+//! the JSON endpoints use) with the request's cookies, and renders the flow's nodes with one
+//! generic renderer ([`nodes`]): forms post `application/x-www-form-urlencoded` to the flow's
+//! `ui.action`, and the server answers browser posts with a 303 back to the page.
+//!
+//! One route is the UI's own: `POST /ui/sessions/revoke` (sign out another session), protected
+//! by the CSRF cookie and a masked token in the form.
+//!
+//! Pages carry no inline script or style (a strict CSP is set on them); CSS and the small
+//! WebAuthn/passkey script are embedded in the binary and served under `/ui/static/`.
+
+pub mod nodes;
+
+use crate::http::{AppState, Ctx, ParsedBody, render_error, see_other};
+use askama::Template;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use idflow_core::crypto;
+use idflow_core::error::{Error, ErrorKind};
+use idflow_core::model::{Aal, CredentialType, Flow, FlowKind, FlowType, Session};
+use idflow_core::selfservice::{Authed, body_str, with_query};
+use idflow_core::ui::{Group, Node};
+use nodes::{Form, Ids, Msg};
+use serde_json::Value;
+use std::collections::HashMap;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+type Q = Query<HashMap<String, String>>;
+
+const CSS: &str = include_str!("static/idflow.css");
+const JS: &str = include_str!("static/idflow.js");
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/ui", get(home))
+        .route("/ui/", get(home))
+        .route("/ui/welcome", get(welcome_page))
+        .route("/ui/login", get(login_page))
+        .route("/ui/registration", get(registration_page))
+        .route("/ui/settings", get(settings_page))
+        .route("/ui/error", get(error_page))
+        .route("/ui/sessions/revoke", post(revoke_session))
+        .route("/ui/static/{file}", get(static_file))
+}
+
+// ---- page chrome and responses ---------------------------------------------------------
+
+/// What the layout needs.
+struct Chrome {
+    title: String,
+    /// `{public}/ui/static`.
+    assets: String,
+    home: String,
+    settings_url: String,
+    signed_in: bool,
+    /// Page kind, used as a CSS class.
+    kind: &'static str,
+}
+
+impl Chrome {
+    fn new(state: &AppState, title: impl Into<String>, kind: &'static str, signed_in: bool) -> Self {
+        let e = &state.engine;
+        Chrome {
+            title: title.into(),
+            assets: e.url("/ui/static"),
+            home: e.url("/ui/welcome"),
+            settings_url: e.url("/ui/settings"),
+            signed_in,
+            kind,
+        }
+    }
+}
+
+/// A link under a card: "before <a>text</a>".
+struct Link {
+    id: &'static str,
+    before: String,
+    href: String,
+    text: String,
+}
+
+#[derive(Template)]
+#[template(path = "ui/flow.html")]
+struct FlowPage {
+    page: Chrome,
+    heading: String,
+    subtitle: String,
+    messages: Vec<Msg>,
+    forms: Vec<Form>,
+    links: Vec<Link>,
+}
+
+struct SessionRow {
+    id: String,
+    device: String,
+    details: String,
+    current: bool,
+}
+
+#[derive(Template)]
+#[template(path = "ui/settings.html")]
+struct SettingsPage {
+    page: Chrome,
+    who: String,
+    messages: Vec<Msg>,
+    forms: Vec<Form>,
+    sessions: Vec<SessionRow>,
+    others: usize,
+    revoke_action: String,
+    csrf_token: String,
+    flow_id: String,
+}
+
+struct WelcomeUser {
+    greeting: String,
+    facts: Vec<(String, String)>,
+    logout_url: String,
+}
+
+#[derive(Template)]
+#[template(path = "ui/welcome.html")]
+struct WelcomePage {
+    page: Chrome,
+    user: Option<WelcomeUser>,
+    login_url: String,
+    registration_url: String,
+}
+
+#[derive(Template)]
+#[template(path = "ui/error.html")]
+struct ErrorPage {
+    page: Chrome,
+    heading: String,
+    message: String,
+    reason: String,
+    facts: Vec<(String, String)>,
+    links: Vec<Link>,
+}
+
+/// `scheme://host[:port]` of a URL.
+fn origin(url: &str) -> Option<String> {
+    url::Url::parse(url).ok().map(|u| u.origin().ascii_serialization()).filter(|o| o != "null")
+}
+
+/// The UI pages' CSP: no inline script or style, no framing; forms may post to this server and
+/// be redirected to the configured return URLs.
+fn csp(state: &AppState) -> HeaderValue {
+    let cfg = &state.engine.cfg.selfservice;
+    let own = origin(state.engine.base()).unwrap_or_default();
+    let mut targets: Vec<String> = vec!["'self'".into()];
+    if !own.is_empty() {
+        targets.push(own.clone());
+    }
+    for u in cfg.allowed_return_urls.iter().chain(cfg.default_browser_return_url.iter()) {
+        if let Some(o) = origin(u)
+            && !targets.contains(&o)
+        {
+            targets.push(o);
+        }
+    }
+    let src = if own.is_empty() { "'self'".to_string() } else { format!("'self' {own}") };
+    let value = format!(
+        "default-src 'none'; script-src {src}; style-src {src}; img-src {src} data:; connect-src {src}; \
+         form-action {}; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
+        targets.join(" ")
+    );
+    HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static(
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    ))
+}
+
+fn html(state: &AppState, status: StatusCode, page: &impl Template) -> Response {
+    match page.render() {
+        Ok(body) => {
+            let mut resp = (status, Html(body)).into_response();
+            resp.headers_mut().insert(header::CONTENT_SECURITY_POLICY, csp(state));
+            resp
+        }
+        Err(e) => render_error(state, &Error::internal(format!("rendering a UI page failed: {e}")), ""),
+    }
+}
+
+fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
+        None => String::new(),
+    }
+}
+
+fn error_heading(code: u64) -> &'static str {
+    match code {
+        400 => "The request could not be processed",
+        401 => "Please sign in",
+        403 => "The request was blocked",
+        404 => "Not found",
+        410 => "This page has expired",
+        429 => "Too many attempts",
+        500.. => "Something went wrong",
+        _ => "Something went wrong",
+    }
+}
+
+/// The error page for an error object in the Kratos envelope (`{id, code, status, reason,
+/// message}`), shown with `status`.
+fn error_view(state: &AppState, signed_in: bool, status: StatusCode, err: &Value) -> Response {
+    let s = |k: &str| err.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+    let code = err.get("code").and_then(Value::as_u64).unwrap_or(500);
+    let message = capitalize(&s("message"));
+    let reason = s("reason");
+    let mut facts = vec![("Status".to_string(), format!("{code} {}", s("status")).trim().to_string())];
+    if !s("id").is_empty() {
+        facts.push(("Error".into(), s("id")));
+    }
+    if !s("request").is_empty() {
+        facts.push(("Request".into(), s("request")));
+    }
+    let e = &state.engine;
+    let mut links = vec![Link { id: "home-link", before: String::new(), href: e.url("/ui/welcome"), text: "Back to the start".into() }];
+    if !signed_in {
+        links.push(Link { id: "login-link", before: String::new(), href: e.url("/ui/login"), text: "Sign in".into() });
+    }
+    let page = ErrorPage {
+        page: Chrome::new(state, error_heading(code), "error", signed_in),
+        heading: error_heading(code).into(),
+        message: if message.is_empty() { "An error occurred.".into() } else { message },
+        reason,
+        facts,
+        links,
+    };
+    html(state, status, &page)
+}
+
+/// Show an error right away (not stored).
+fn error_inline(state: &AppState, ctx: &Ctx, e: &Error) -> Response {
+    let body = crate::wire::error(e, &ctx.request_id);
+    let err = body.get("error").cloned().unwrap_or(Value::Null);
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    error_view(state, ctx.req.auth.is_some(), status, &err)
+}
+
+// ---- static assets ---------------------------------------------------------------------
+
+async fn static_file(State(state): State<AppState>, ctx: Ctx, Path(file): Path<String>) -> Response {
+    let (body, ct) = match file.as_str() {
+        "idflow.css" => (CSS, "text/css; charset=utf-8"),
+        "idflow.js" => (JS, "text/javascript; charset=utf-8"),
+        _ => return render_error(&state, &Error::not_found(format!("No UI asset named {file:?}.")), &ctx.request_id),
+    };
+    ([(header::CONTENT_TYPE, ct)], body).into_response()
+}
+
+async fn home(State(state): State<AppState>) -> Response {
+    see_other(&state.engine.url("/ui/welcome"))
+}
+
+// ---- flow lookup shared by the login and registration pages ----------------------------
+
+fn kind_path(kind: FlowKind) -> &'static str {
+    match kind {
+        FlowKind::Login => "login",
+        FlowKind::Registration => "registration",
+        FlowKind::Settings => "settings",
+    }
+}
+
+/// `/self-service/<kind>/browser`, passing on the query parameters that shape a new flow.
+fn init_url(state: &AppState, kind: FlowKind, q: &HashMap<String, String>) -> String {
+    let keep: &[&str] = match kind {
+        FlowKind::Login => &["return_to", "refresh", "aal"],
+        _ => &["return_to"],
+    };
+    let params: Vec<(&str, &str)> = keep
+        .iter()
+        .filter_map(|k| q.get(*k).filter(|v| !v.is_empty()).map(|v| (*k, v.as_str())))
+        .collect();
+    let url = state.engine.url(&format!("/self-service/{}/browser", kind_path(kind)));
+    if params.is_empty() { url } else { with_query(&url, &params) }
+}
+
+/// A new flow like `flow` (same return_to, refresh, aal).
+fn restart_url(state: &AppState, flow: &Flow) -> String {
+    let mut q = HashMap::new();
+    if let Some(rt) = &flow.return_to {
+        q.insert("return_to".to_string(), rt.clone());
+    }
+    if flow.refresh {
+        q.insert("refresh".into(), "true".into());
+    }
+    if flow.requested_aal == Aal::Aal2 {
+        q.insert("aal".into(), "aal2".into());
+    }
+    init_url(state, flow.kind, &q)
+}
+
+/// The flow a login/registration page shows; `Err` is the response to send instead.
+async fn page_flow(state: &AppState, ctx: &Ctx, q: &HashMap<String, String>, kind: FlowKind) -> Result<Flow, Response> {
+    let Some(id) = q.get("flow").and_then(|s| Uuid::parse_str(s.trim()).ok()) else {
+        return Err(see_other(&init_url(state, kind, q)));
+    };
+    let flow = match state.engine.load_flow(id, kind).await {
+        Ok(f) => f,
+        Err(e) if e.kind == ErrorKind::NotFound => return Err(see_other(&init_url(state, kind, q))),
+        Err(e) => return Err(error_inline(state, ctx, &e)),
+    };
+    if flow.flow_type != FlowType::Browser {
+        let e = Error::bad_request("This flow was started by an API client and can not be shown in a browser.");
+        return Err(error_inline(state, ctx, &e));
+    }
+    if flow.expires_at < state.engine.clock.now() {
+        return Err(see_other(&restart_url(state, &flow)));
+    }
+    if !ctx.req.csrf_cookie.as_deref().is_some_and(|c| crypto::csrf_matches(c, &flow.csrf_token)) {
+        // Not a redirect: a browser that refuses cookies would loop.
+        return Err(cookie_error(state, ctx, &restart_url(state, &flow)));
+    }
+    Ok(flow)
+}
+
+/// The page for a flow this browser cannot submit (no or another CSRF cookie).
+fn cookie_error(state: &AppState, ctx: &Ctx, restart: &str) -> Response {
+    let page = ErrorPage {
+        page: Chrome::new(state, "Please start again", "error", ctx.req.auth.is_some()),
+        heading: "Please start again".into(),
+        message: "This form could not be verified.".into(),
+        reason: "It belongs to another browser session, or this browser did not send its security cookie. Make sure cookies are enabled for this site, then start again.".into(),
+        facts: vec![],
+        links: vec![
+            Link { id: "restart-link", before: String::new(), href: restart.to_string(), text: "Start again".into() },
+            Link { id: "home-link", before: String::new(), href: state.engine.url("/ui/welcome"), text: "Back to the start".into() },
+        ],
+    };
+    html(state, StatusCode::FORBIDDEN, &page)
+}
+
+/// A logout URL for the caller's session (the same token `/self-service/logout/browser` hands
+/// out), or None.
+async fn logout_url(state: &AppState, a: &Authed) -> Option<String> {
+    let token = state.engine.new_logout_token(a).await.ok()?;
+    Some(with_query(&state.engine.url("/self-service/logout"), &[("token", &token)]))
+}
+
+fn first_factor_describe(g: Group, _: &[&Node]) -> (String, String) {
+    match g {
+        Group::Totp => ("Authenticator app".into(), "Enter the 6-digit code from your authenticator app.".into()),
+        Group::LookupSecret => ("Recovery code".into(), "No access to your app? Use one of your backup recovery codes.".into()),
+        Group::Webauthn => ("Security key".into(), String::new()),
+        Group::Passkey => ("Passkey".into(), String::new()),
+        Group::Oidc => ("Social sign-in".into(), String::new()),
+        _ => (String::new(), String::new()),
+    }
+}
+
+const FLOW_ORDER: &[Group] = &[Group::Password, Group::Passkey, Group::Webauthn, Group::Totp, Group::LookupSecret, Group::Oidc];
+
+/// Forms of a login/registration flow (the password form has no heading of its own).
+fn flow_forms(flow: &Flow) -> Vec<Form> {
+    nodes::forms(&flow.ui, FLOW_ORDER, &mut Ids::default(), &first_factor_describe)
+}
+
+// ---- login -----------------------------------------------------------------------------
+
+async fn login_page(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Response {
+    let flow = match page_flow(&state, &ctx, &q, FlowKind::Login).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let e = &state.engine;
+    let auth = ctx.req.auth.as_ref();
+    let who = auth.map(|a| display_name(&state, a)).unwrap_or_default();
+    let (heading, subtitle) = if flow.requested_aal == Aal::Aal2 {
+        ("Two-factor authentication".to_string(), format!("Signed in as {who}. Confirm it is you with your second factor."))
+    } else if flow.refresh && auth.is_some() {
+        ("Confirm it is you".to_string(), format!("Enter the password of {who} to continue."))
+    } else {
+        ("Sign in".to_string(), String::new())
+    };
+    let mut links = vec![];
+    match auth {
+        Some(a) => {
+            if let Some(url) = logout_url(&state, a).await {
+                links.push(Link { id: "logout-link", before: "Not you, or stuck?".into(), href: url, text: "Sign out".into() });
+            }
+        }
+        None => {
+            let mut href = e.url("/ui/registration");
+            if let Some(rt) = &flow.return_to {
+                href = with_query(&href, &[("return_to", rt)]);
+            }
+            links.push(Link { id: "registration-link", before: "No account yet?".into(), href, text: "Create an account".into() });
+        }
+    }
+    let page = FlowPage {
+        page: Chrome::new(&state, heading.clone(), "login", auth.is_some() && flow.requested_aal != Aal::Aal2),
+        heading,
+        subtitle,
+        messages: nodes::messages(&flow.ui),
+        forms: flow_forms(&flow),
+        links,
+    };
+    html(&state, StatusCode::OK, &page)
+}
+
+// ---- registration ----------------------------------------------------------------------
+
+async fn registration_page(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Response {
+    if ctx.req.auth.is_some() {
+        // Registration needs no session; the init endpoint sends signed-in browsers onwards.
+        return see_other(&init_url(&state, FlowKind::Registration, &q));
+    }
+    let flow = match page_flow(&state, &ctx, &q, FlowKind::Registration).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let mut href = state.engine.url("/ui/login");
+    if let Some(rt) = &flow.return_to {
+        href = with_query(&href, &[("return_to", rt)]);
+    }
+    let page = FlowPage {
+        page: Chrome::new(&state, "Create an account", "registration", false),
+        heading: "Create an account".into(),
+        subtitle: String::new(),
+        messages: nodes::messages(&flow.ui),
+        forms: flow_forms(&flow),
+        links: vec![Link { id: "login-link", before: "Already have an account?".into(), href, text: "Sign in".into() }],
+    };
+    html(&state, StatusCode::OK, &page)
+}
+
+// ---- settings --------------------------------------------------------------------------
+
+const SETTINGS_ORDER: &[Group] = &[
+    Group::Profile,
+    Group::Password,
+    Group::Totp,
+    Group::LookupSecret,
+    Group::Webauthn,
+    Group::Passkey,
+    Group::Oidc,
+];
+
+fn settings_describe(g: Group, nodes: &[&Node]) -> (String, String) {
+    let has = |id: &str| nodes.iter().any(|n| n.id() == id);
+    let (h, d) = match g {
+        Group::Profile => ("Profile", "The details stored with your account."),
+        Group::Password => ("Password", "Choose a new password for signing in."),
+        Group::Totp if has("totp_unlink") => {
+            ("Authenticator app", "An authenticator app is linked to your account and asked for when you sign in.")
+        }
+        Group::Totp => (
+            "Authenticator app",
+            "Scan the QR code with an authenticator app (or type in the secret key), then enter the 6-digit code the app shows.",
+        ),
+        Group::LookupSecret if has("lookup_secret_codes") => (
+            "Recovery codes",
+            "Write these codes down or store them in a password manager, then confirm. Each code works once.",
+        ),
+        Group::LookupSecret => ("Recovery codes", "Single-use codes to sign in when you can not use your authenticator app."),
+        Group::Webauthn => ("Security keys", "Hardware keys used as a second factor."),
+        Group::Passkey => ("Passkeys", "Sign in without a password, with your device's screen lock or a security key."),
+        Group::Oidc => ("Linked accounts", "Accounts at other providers you can sign in with."),
+        _ => ("Other", ""),
+    };
+    (h.to_string(), d.to_string())
+}
+
+/// A person's name for an authentication method.
+fn method_label(m: &str) -> &str {
+    match m {
+        "password" => "Password",
+        "totp" => "Authenticator app",
+        "lookup_secret" => "Recovery code",
+        "webauthn" => "Security key",
+        "passkey" => "Passkey",
+        "oidc" => "Social sign-in",
+        "code" => "One-time code",
+        other => other,
+    }
+}
+
+fn methods_text(s: &Session) -> String {
+    s.authentication_methods.iter().map(|m| method_label(&m.method)).collect::<Vec<_>>().join(" + ")
+}
+
+fn fmt_time(t: OffsetDateTime) -> String {
+    let f = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+    t.to_offset(time::UtcOffset::UTC).format(&f).unwrap_or_default()
+}
+
+/// A short device name from a User-Agent ("Chrome on Linux").
+fn device_name(ua: &str) -> String {
+    if ua.is_empty() {
+        return "Unknown device".into();
+    }
+    let browser = [("Edg/", "Edge"), ("Firefox/", "Firefox"), ("HeadlessChrome/", "Chrome (headless)"), ("Chrome/", "Chrome"), ("Safari/", "Safari")]
+        .iter()
+        .find(|(k, _)| ua.contains(k))
+        .map(|(_, v)| *v);
+    let os = [("Android", "Android"), ("iPhone", "iOS"), ("iPad", "iPadOS"), ("Windows", "Windows"), ("Mac OS X", "macOS"), ("Linux", "Linux")]
+        .iter()
+        .find(|(k, _)| ua.contains(k))
+        .map(|(_, v)| *v);
+    match (browser, os) {
+        (Some(b), Some(o)) => format!("{b} on {o}"),
+        (Some(b), None) => b.to_string(),
+        _ => ua.chars().take(60).collect(),
+    }
+}
+
+fn session_row(s: &Session, current: bool) -> SessionRow {
+    let dev = s.devices.first();
+    let mut details = vec![];
+    if let Some(ip) = dev.map(|d| d.ip_address.as_str()).filter(|i| !i.is_empty()) {
+        details.push(ip.rsplit_once(':').filter(|_| ip.contains('.')).map(|(h, _)| h.to_string()).unwrap_or_else(|| ip.to_string()));
+    }
+    details.push(format!("signed in {}", fmt_time(s.authenticated_at)));
+    if !s.authentication_methods.is_empty() {
+        details.push(format!("with {}", methods_text(s)));
+    }
+    details.push(format!("expires {}", fmt_time(s.expires_at)));
+    SessionRow {
+        id: s.id.to_string(),
+        device: device_name(dev.map(|d| d.user_agent.as_str()).unwrap_or_default()),
+        details: details.join(" · "),
+        current,
+    }
+}
+
+/// The name shown for the signed-in identity: the first password identifier, else the id.
+fn display_name(state: &AppState, a: &Authed) -> String {
+    let _ = state;
+    a.identity
+        .credential(CredentialType::Password)
+        .and_then(|c| c.identifiers.first().cloned())
+        .or_else(|| a.identity.traits.get("email").and_then(Value::as_str).map(str::to_string))
+        .unwrap_or_else(|| a.identity.id.to_string())
+}
+
+fn login_redirect(state: &AppState, return_to: &str) -> Response {
+    see_other(&with_query(&state.engine.url("/self-service/login/browser"), &[("return_to", return_to)]))
+}
+
+async fn settings_page(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Response {
+    let e = &state.engine;
+    let Some(a) = ctx.req.auth.clone() else {
+        let here = with_query(&e.url("/ui/settings"), &q.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect::<Vec<_>>());
+        return login_redirect(&state, &here);
+    };
+    let Some(id) = q.get("flow").and_then(|s| Uuid::parse_str(s.trim()).ok()) else {
+        return see_other(&init_url(&state, FlowKind::Settings, &q));
+    };
+    let flow = match e.get_settings(id, &ctx.req).await {
+        Ok(f) => f,
+        Err(err) => {
+            return match err.kind {
+                ErrorKind::NotFound | ErrorKind::Gone => see_other(&init_url(&state, FlowKind::Settings, &q)),
+                ErrorKind::Aal2Required => see_other(err.redirect_browser_to.as_deref().unwrap_or(&e.aal2_login_url(None))),
+                _ => error_inline(&state, &ctx, &err),
+            };
+        }
+    };
+    if flow.flow_type != FlowType::Browser {
+        let err = Error::bad_request("This flow was started by an API client and can not be shown in a browser.");
+        return error_inline(&state, &ctx, &err);
+    }
+    let others = match e.my_other_sessions(&a).await {
+        Ok(list) => list,
+        Err(err) => return error_inline(&state, &ctx, &err),
+    };
+    let mut sessions = vec![session_row(&a.session, true)];
+    sessions.extend(others.iter().map(|s| session_row(s, false)));
+    let mut messages = nodes::messages(&flow.ui);
+    match q.get("notice").map(String::as_str) {
+        Some("session_revoked") => messages.push(Msg::success("The session was signed out.")),
+        Some("sessions_revoked") => messages.push(Msg::success("All other sessions were signed out.")),
+        _ => {}
+    }
+    let mut ids = Ids::default();
+    let forms = nodes::forms(&flow.ui, SETTINGS_ORDER, &mut ids, &settings_describe);
+    let page = SettingsPage {
+        page: Chrome::new(&state, "Account settings", "settings", true),
+        who: display_name(&state, &a),
+        messages,
+        forms,
+        sessions,
+        others: others.len(),
+        revoke_action: e.url("/ui/sessions/revoke"),
+        csrf_token: crypto::mask_csrf(&flow.csrf_token),
+        flow_id: flow.id.to_string(),
+    };
+    let mut resp = html(&state, StatusCode::OK, &page);
+    // Like `GET /self-service/settings/flows`: the browser gets the flow's CSRF cookie.
+    if ctx.req.csrf_cookie.as_deref() != Some(flow.csrf_token.as_str()) {
+        resp.headers_mut().append(header::SET_COOKIE, state.csrf_cookie_header(&flow.csrf_token));
+    }
+    resp
+}
+
+/// `POST /ui/sessions/revoke` (`csrf_token`, `session_id` = a session id or `others`, `flow`):
+/// sign out other sessions of the caller, then back to the settings page.
+async fn revoke_session(State(state): State<AppState>, ctx: Ctx, ParsedBody(body): ParsedBody) -> Response {
+    let e = &state.engine;
+    let back = body_str(&body, "flow")
+        .and_then(|f| Uuid::parse_str(f).ok())
+        .map(|f| with_query(&e.url("/ui/settings"), &[("flow", &f.to_string())]))
+        .unwrap_or_else(|| e.url("/ui/settings"));
+    if ctx.req.auth.is_none() {
+        return login_redirect(&state, &back);
+    }
+    let a = match e.whoami(ctx.req.auth.clone()) {
+        Ok(a) => a,
+        Err(err) if err.kind == ErrorKind::Aal2Required => {
+            return see_other(err.redirect_browser_to.as_deref().unwrap_or(&e.aal2_login_url(None)));
+        }
+        Err(err) => return error_inline(&state, &ctx, &err),
+    };
+    let token_ok = match (ctx.req.csrf_cookie.as_deref(), body_str(&body, "csrf_token")) {
+        (Some(c), Some(t)) if !c.is_empty() && !t.is_empty() => crypto::csrf_matches(t, c),
+        _ => false,
+    };
+    if !token_ok {
+        let err = Error::new(
+            ErrorKind::Csrf,
+            "The request was rejected to protect you from Cross-Site-Request-Forgery: the form's token does not match this browser's cookie. Reload the settings page and try again.",
+        );
+        return error_inline(&state, &ctx, &err);
+    }
+    let (res, notice) = match body_str(&body, "session_id").unwrap_or_default() {
+        "others" => (e.revoke_my_other_sessions(&a).await.map(|_| ()), "sessions_revoked"),
+        id => match Uuid::parse_str(id) {
+            Ok(id) => (e.revoke_my_session(&a, id).await, "session_revoked"),
+            Err(_) => (Err(Error::bad_request("The session_id field is missing or not a valid session id.")), ""),
+        },
+    };
+    match res {
+        Ok(()) => see_other(&with_query(&back, &[("notice", notice)])),
+        Err(err) => error_inline(&state, &ctx, &err),
+    }
+}
+
+// ---- welcome ---------------------------------------------------------------------------
+
+/// The identity's traits as (label, value), labelled like the profile form (schema titles).
+fn trait_facts(state: &AppState, a: &Authed) -> Vec<(String, String)> {
+    let Ok(schema) = state.engine.schema(&a.identity.schema_id) else { return vec![] };
+    schema
+        .trait_nodes(Group::Profile, Some(&a.identity.traits))
+        .iter()
+        .filter_map(|n| {
+            let value = match n.input_value()? {
+                Value::String(s) if !s.is_empty() => s.clone(),
+                Value::String(_) | Value::Null => return None,
+                other => other.to_string(),
+            };
+            let label = n.meta.label.as_ref().map(|l| l.text.clone()).unwrap_or_else(|| n.id().to_string());
+            Some((label, value))
+        })
+        .collect()
+}
+
+async fn welcome_page(State(state): State<AppState>, ctx: Ctx) -> Response {
+    let e = &state.engine;
+    let user = match ctx.req.auth.clone() {
+        None => None,
+        Some(a) => match e.whoami(Some(a)) {
+            Ok(a) => {
+                let traits = &a.identity.traits;
+                let first = traits.pointer("/name/first").and_then(Value::as_str).filter(|s| !s.is_empty());
+                let greeting = first.map(str::to_string).unwrap_or_else(|| display_name(&state, &a));
+                let mut facts = trait_facts(&state, &a);
+                facts.push(("Signed in with".into(), methods_text(&a.session)));
+                facts.push((
+                    "Two-factor".into(),
+                    if a.session.aal == Aal::Aal2 { "Yes (aal2)".into() } else { "No (aal1)".into() },
+                ));
+                facts.push(("Session expires".into(), fmt_time(a.session.expires_at)));
+                let logout_url = logout_url(&state, &a).await.unwrap_or_else(|| e.url("/self-service/logout/browser"));
+                Some(WelcomeUser { greeting, facts, logout_url })
+            }
+            Err(err) if err.kind == ErrorKind::Aal2Required => {
+                return see_other(err.redirect_browser_to.as_deref().unwrap_or(&e.aal2_login_url(None)));
+            }
+            Err(_) => None,
+        },
+    };
+    let page = WelcomePage {
+        page: Chrome::new(&state, "Welcome", "welcome", user.is_some()),
+        user,
+        login_url: e.url("/ui/login"),
+        registration_url: e.url("/ui/registration"),
+    };
+    html(&state, StatusCode::OK, &page)
+}
+
+// ---- error -----------------------------------------------------------------------------
+
+async fn error_page(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Response {
+    let signed_in = ctx.req.auth.is_some();
+    let Some(id) = q.get("id").and_then(|s| Uuid::parse_str(s.trim()).ok()) else {
+        let e = Error::bad_request("The error id in the address is missing or malformed.");
+        return error_inline(&state, &ctx, &e);
+    };
+    match state.engine.store.kv_get_or_init(&format!("error:{id}"), "").await {
+        Ok(v) if !v.is_empty() => {
+            let stored: Value = serde_json::from_str(&v).unwrap_or(Value::Null);
+            let mut err = stored.get("error").cloned().unwrap_or(Value::Null);
+            if !err.is_object() {
+                err = serde_json::json!({"code": 500, "status": "Internal Server Error", "message": "An error occurred."});
+            }
+            if let Some(obj) = err.as_object_mut() {
+                obj.insert("id".into(), Value::String(id.to_string()));
+            }
+            error_view(&state, signed_in, StatusCode::OK, &err)
+        }
+        Ok(_) => error_inline(&state, &ctx, &Error::not_found("This error could not be found. It may have been removed.")),
+        Err(e) => error_inline(&state, &ctx, &e.into()),
+    }
+}

@@ -1,0 +1,142 @@
+//! Password policy and identifier clashes in settings (settings-flow §8.1, §8.2, §17.9), and
+//! concurrent submits to one flow.
+
+use crate::both_dbs;
+use crate::helpers::*;
+use crate::settings_common::*;
+use serde_json::{Value, json};
+
+async fn password_error(app: &TestApp, u: &User, flow: &Value, password: &str) -> Value {
+    let r = u.submit(app, flow, json!({"method": "password", "password": password})).await;
+    let (status, f) = u.outcome(app, r).await;
+    assert_eq!(status, if u.kind == Kind::Browser { 303 } else { 400 }, "{password:?}: {f}");
+    let msgs = node(&f, "password").unwrap()["messages"].as_array().unwrap().clone();
+    assert_eq!(msgs.len(), 1, "exactly one policy error: {msgs:?}");
+    assert!(form_ids(&f).is_empty(), "errors are on the password node");
+    msgs[0].clone()
+}
+
+async fn password_policy(db: Db) {
+    let app = spawn_app(db).await;
+    for kind in KINDS {
+        let u = user(&app, kind).await;
+        let flow = u.create(&app).await;
+        let m = password_error(&app, &u, &flow, "abc12").await;
+        assert_eq!(
+            m,
+            json!({"id": 4000032, "text": "The password must be at least 8 characters long, but got 5.", "type": "error",
+                   "context": {"min_length": 8, "actual_length": 5}})
+        );
+        let m = password_error(&app, &u, &flow, &"x7Q!".repeat(65)).await;
+        assert_eq!(m["id"], 4000033);
+        assert_eq!(m["context"], json!({"max_length": 256, "actual_length": 260}));
+        let m = password_error(&app, &u, &flow, &u.email.to_uppercase()).await;
+        assert_eq!(m["id"], 4000031, "similar to the email (case-insensitive)");
+        assert_eq!(m["text"], "The password can not be used because it is too similar to the identifier.");
+        let m = password_error(&app, &u, &flow, "password123").await;
+        assert_eq!(m["id"], 4000034);
+        assert_eq!(m["text"], "The password has been found in data breaches and must no longer be used.");
+        let m = password_error(&app, &u, &flow, PASSWORD).await;
+        assert_eq!(m["id"], 4000039);
+        assert_eq!(m["text"], "The new password must be different from the old password.");
+        // Missing / empty password: 4000002.
+        for body in [json!({"method": "password"}), json!({"method": "password", "password": ""})] {
+            let r = u.submit(&app, &flow, body).await;
+            let (_, f) = u.outcome(&app, r).await;
+            assert_eq!(node_ids(&f, "password"), vec![4000002], "{kind:?}");
+        }
+        assert!(u.password_works(&app, PASSWORD).await, "{kind:?}: nothing changed");
+        // Errors never echo the password and the flow stays usable.
+        let r = u.submit(&app, &flow, json!({"method": "password", "password": "Juniper-Comet-Basalt-90"})).await;
+        let (status, f) = u.outcome(&app, r).await;
+        assert!(status == 200 || status == 303);
+        assert_eq!(f["state"], "success");
+        assert!(node_ids(&f, "password").is_empty(), "old errors are cleared");
+    }
+}
+both_dbs!(password_policy);
+
+/// Fixed order of §17.9: min length → max length → same-as-old → similarity → breach.
+async fn password_policy_order(db: Db) {
+    let app = spawn_app(db).await;
+    let email = unique_email();
+    // Imported with a weak password (the admin API imports as-is).
+    let r = api_client()
+        .post(app.admin_url("/admin/identities"))
+        .json(&json!({"traits": {"email": email}, "credentials": {"password": {"config": {"password": "password123"}}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    let u = sign_in(&app, Kind::Api, &email, "password123", String::new(), id).await;
+    let flow = u.create(&app).await;
+    let m = password_error(&app, &u, &flow, "password123").await;
+    assert_eq!(m["id"], 4000039, "same-as-old is reported before the breach check");
+    let m = password_error(&app, &u, &flow, "short").await;
+    assert_eq!(m["id"], 4000032, "length first");
+}
+both_dbs!(password_policy_order);
+
+async fn duplicate_and_look_alike_identifiers(db: Db) {
+    let app = spawn_app(db).await;
+    let (alice_email, _, alice_id) = app.user().await;
+    let local = alice_email.split('@').next().unwrap();
+    // Fullwidth look-alike of alice's local part (NFKC folds it back to ASCII).
+    let fullwidth: String = local
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { char::from_u32(c as u32 - 0x21 + 0xFF01).unwrap() } else { c })
+        .collect();
+    for kind in KINDS {
+        let bob = user(&app, kind).await;
+        let flow = bob.create(&app).await;
+        for clash in [alice_email.clone(), alice_email.to_uppercase(), format!("{fullwidth}@example.com")] {
+            let r = bob.submit(&app, &flow, json!({"method": "profile", "traits": {"email": clash}})).await;
+            let (status, f) = bob.outcome(&app, r).await;
+            assert_eq!(status, if kind == Kind::Browser { 303 } else { 400 }, "{clash}: {f}");
+            assert_eq!(form_ids(&f), vec![4000007], "{kind:?} {clash}: {f}");
+            assert_eq!(node(&f, "traits.email").unwrap()["attributes"]["value"], clash.as_str(), "the value is echoed");
+            assert_eq!(admin_identity(&app, &bob.identity_id).await["traits"]["email"], bob.email.as_str());
+        }
+    }
+    assert_eq!(admin_identity(&app, &alice_id).await["traits"]["email"], alice_email.as_str());
+}
+both_dbs!(duplicate_and_look_alike_identifiers);
+
+/// Two concurrent password submits to one flow: both end cleanly and exactly one password is
+/// stored.
+async fn concurrent_password_submits(db: Db) {
+    let app = spawn_app(db).await;
+    for kind in [Kind::Api, Kind::Ajax] {
+        for round in 0..4 {
+            let u = user(&app, kind).await;
+            let flow = u.create(&app).await;
+            let (p1, p2) = (format!("Orbit-Cedar-Mango-{round}1"), format!("Pebble-Frost-Lilac-{round}2"));
+            let (r1, r2) = tokio::join!(
+                u.submit(&app, &flow, json!({"method": "password", "password": p1})),
+                u.submit(&app, &flow, json!({"method": "password", "password": p2}))
+            );
+            let mut ok = 0;
+            for r in [r1, r2] {
+                let st = r.status().as_u16();
+                let body: Value = r.json().await.unwrap_or(Value::Null);
+                assert!([200, 400, 409].contains(&st), "{kind:?}: status {st}: {body}");
+                if st == 200 {
+                    ok += 1;
+                }
+                if st == 400 {
+                    assert!(!message_ids(&body).contains(&4000007), "a race is no duplicate: {body}");
+                }
+                if st == 409 {
+                    assert!(body["error"]["reason"].is_string(), "{body}");
+                }
+            }
+            assert!(ok >= 1, "{kind:?}: at least one submit wins");
+            let w1 = u.password_works(&app, &p1).await;
+            let w2 = u.password_works(&app, &p2).await;
+            assert!(w1 ^ w2, "{kind:?}: exactly one password is stored (p1 {w1}, p2 {w2})");
+            assert!(!u.password_works(&app, PASSWORD).await);
+        }
+    }
+}
+both_dbs!(concurrent_password_submits);
