@@ -277,6 +277,36 @@ if ! setup_venv; then
   TOTAL_FAILED=$((TOTAL_FAILED + 1))
 fi
 
+section "Test OpenID provider (tests/oidc-provider: npm ci)"
+# The Rust social sign-in tests start a real OpenID provider (the oidc-provider package, pinned by
+# tests/oidc-provider/package-lock.json) with Node.js.
+setup_oidc_provider() {
+  local dir="tests/oidc-provider" stamp want
+  if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+      note "Node.js/npm missing; installing Debian's nodejs and npm packages"
+      apt-get update || return 1
+      apt-get install -y --no-install-recommends nodejs npm || return 1
+    else
+      note "Node.js and npm are needed for the social sign-in tests"
+      return 1
+    fi
+  fi
+  stamp="$dir/node_modules/.package-lock.sha256"
+  want="$({ sha256sum "$dir/package-lock.json" | cut -d' ' -f1; node --version; } | sha256sum | cut -d' ' -f1)"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    note "oidc-provider already installed (stamp matches)"
+    return 0
+  fi
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) || return 1
+  echo "$want" >"$stamp"
+  note "installed $dir"
+}
+if ! setup_oidc_provider; then
+  FAILED_PARTS+=("oidc-provider")
+  TOTAL_FAILED=$((TOTAL_FAILED + 1))
+fi
+
 RUST_LOG_FILE="$WORK/rust.log"
 if [ "$RUN_RUST" -eq 1 ]; then
   section "Rust: build (cargo build --workspace --all-targets)"

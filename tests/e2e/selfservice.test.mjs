@@ -57,7 +57,7 @@ function journey(variant, { js }) {
     const email = `ada-${variant}-${Date.now()}@example.org`;
     let password = 'correct horse battery staple 1';
     let secret;
-    let enrolledStep;
+    let lastStep; // the last TOTP time step the server accepted (codes are single use)
     let settingsUrl;
 
     const step = (name, fn) =>
@@ -96,6 +96,17 @@ function journey(variant, { js }) {
     }
 
     const section = (name) => page.getByRole('region', { name, exact: true });
+
+    /**
+     * A TOTP code the server will accept: codes are single use, so it must be for a later time
+     * step than the last accepted one (the server allows one step of clock skew ahead).
+     */
+    async function nextCode() {
+      const s = Math.max(currentStep(), lastStep + 1);
+      while (s > currentStep() + 1) await new Promise((r) => setTimeout(r, 500));
+      lastStep = s;
+      return totp(secret, s);
+    }
 
     before(async () => {
       ctx = await browser.newContext({ javaScriptEnabled: js, viewport: { width: 1100, height: 900 } });
@@ -197,8 +208,8 @@ function journey(variant, { js }) {
       assert.match(await section('Authenticator app').locator('.field-messages').innerText(), /authentication code is invalid/);
       // The secret stays the same for this flow.
       assert.equal((await section('Authenticator app').locator('[data-node="totp_secret_key"]').innerText()).trim(), secret);
-      enrolledStep = currentStep();
-      await section('Authenticator app').getByLabel('Verify code').fill(totp(secret, enrolledStep));
+      lastStep = currentStep();
+      await section('Authenticator app').getByLabel('Verify code').fill(totp(secret, lastStep));
       await go(section('Authenticator app').getByRole('button', { name: 'Save' }), 'settings-totp-enrolled');
       assert.ok((await messages(page)).includes('Your changes have been saved!'), 'no success message');
       assert.ok(await section('Authenticator app').getByRole('button', { name: 'Unlink TOTP Authenticator App' }).isVisible());
@@ -228,11 +239,7 @@ function journey(variant, { js }) {
       assert.equal(await page.locator('h1').innerText(), 'Two-factor authentication');
       assert.ok((await messages(page)).includes('Please complete the second authentication challenge.'));
       assert.ok(await section('Authenticator app').isVisible());
-      // Codes are single use: the login must use a later time step than the enrolment did
-      // (the server accepts one step of clock skew).
-      let s = Math.max(currentStep(), enrolledStep + 1);
-      while (s > currentStep() + 1) await new Promise((r) => setTimeout(r, 1000));
-      await section('Authenticator app').getByLabel('Authentication code').fill(totp(secret, s));
+      await section('Authenticator app').getByLabel('Authentication code').fill(await nextCode());
       await go(section('Authenticator app').getByRole('button', { name: 'Use Authenticator' }), 'welcome-after-2fa');
       assert.match(page.url(), /\/ui\/welcome$/);
       assert.match(await page.locator('dl.facts').innerText(), /Password \+ Authenticator app/);
@@ -272,7 +279,7 @@ function journey(variant, { js }) {
       assert.match(await resp.text(), /Cross-Site-Request-Forgery/);
     });
 
-    step('passkey: add and remove', async (t) => {
+    step('passkey: add, sign in with it, remove', async (t) => {
       await open(settingsUrl);
       const passkeys = section('Passkeys');
       if (!js) {
@@ -300,6 +307,21 @@ function journey(variant, { js }) {
       assert.ok((await messages(page)).includes('Your changes have been saved!'), `no success message: ${await messages(page)}`);
       const { credentials } = await cdp.send('WebAuthn.getCredentials', { authenticatorId });
       assert.equal(credentials.length, 1, 'the authenticator holds the new passkey');
+      assert.equal(await section('Passkeys').getByRole('button', { name: /^Remove/ }).count(), 1);
+
+      // Sign out and back in with the passkey (then the second factor, if asked for).
+      await open(`${server.base}/ui/welcome`);
+      await go(page.getByRole('link', { name: 'Sign out' }), 'login-passkey-offered');
+      await go(page.getByRole('button', { name: 'Sign in with passkey' }), 'after-passkey-login');
+      if (/\/ui\/login\?/.test(page.url())) {
+        assert.equal(await page.locator('h1').innerText(), 'Two-factor authentication');
+        await section('Authenticator app').getByLabel('Authentication code').fill(await nextCode());
+        await go(section('Authenticator app').getByRole('button', { name: 'Use Authenticator' }), 'welcome-after-passkey-2fa');
+      }
+      assert.match(page.url(), /\/ui\/welcome$/);
+      assert.match(await page.locator('dl.facts').innerText(), /Signed in with\s+Passkey/);
+
+      await open(`${server.base}/ui/settings`, 'settings-with-passkey');
       const remove = section('Passkeys').getByRole('button', { name: /^Remove/ });
       assert.equal(await remove.count(), 1);
       await go(remove, 'settings-passkey-removed');

@@ -24,6 +24,7 @@
 //! client.auth().update_profile(json!({"email": "ada@example.com", "name": {"first": "Ada"}})).await?;
 //!
 //! // Change the password; recent sign-in required.
+//! // (refresh_login below switches the client to the rotated session token by itself)
 //! match client.auth().change_password("a much better passphrase").await {
 //!     Ok(_) => println!("password changed"),
 //!     Err(Error::WeakPassword(e)) => {
@@ -90,7 +91,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub struct Client {
     http: reqwest::Client,
     base: Url,
-    token: Option<String>,
+    /// The session token; shared by clones, because the server may rotate it (refresh and
+    /// second-factor sign-in issue a new token for the same session).
+    token: Arc<Mutex<Option<String>>>,
     /// The settings flow of the TOTP enrolment started last (its secret is bound to it).
     pending_totp: Arc<Mutex<Option<String>>>,
 }
@@ -99,7 +102,7 @@ impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
             .field("base_url", &self.base.as_str())
-            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("token", &self.token().map(|_| "<redacted>"))
             .finish_non_exhaustive()
     }
 }
@@ -136,21 +139,33 @@ impl Client {
         }
         let path = base.path().trim_end_matches('/').to_string();
         base.set_path(&path);
-        Ok(Client { http, base, token: None, pending_totp: Arc::new(Mutex::new(None)) })
+        Ok(Client { http, base, token: Arc::new(Mutex::new(None)), pending_totp: Arc::new(Mutex::new(None)) })
     }
 
     /// This client with a session token (from [`Client::login`], [`Client::register`] or
-    /// elsewhere), sent as `Authorization: Bearer <token>` on every call.
+    /// elsewhere), sent as `Authorization: Bearer <token>` on every call. The returned client
+    /// has its own token state (clones of it share it; the original is unchanged).
     #[must_use]
     pub fn with_token(mut self, token: impl Into<String>) -> Self {
-        self.token = Some(token.into());
+        self.token = Arc::new(Mutex::new(Some(token.into())));
         self.pending_totp = Arc::new(Mutex::new(None));
         self
     }
 
-    /// The session token this client sends, if any.
-    pub fn token(&self) -> Option<&str> {
-        self.token.as_deref()
+    /// The session token this client sends, if any. It changes after
+    /// [`Client::refresh_login`] and [`Client::login_totp`], which rotate it.
+    pub fn token(&self) -> Option<String> {
+        match self.token.lock() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn set_token(&self, token: String) {
+        match self.token.lock() {
+            Ok(mut g) => *g = Some(token),
+            Err(poisoned) => *poisoned.into_inner() = Some(token),
+        }
     }
 
     /// The server's base URL.
@@ -181,26 +196,42 @@ impl Client {
 
     /// Sign in again with the password for the session this client holds (a "refresh"), so
     /// that changes needing a recent sign-in are allowed again. This is what to do on
-    /// [`Error::ReauthenticationRequired`]. The session token stays the same.
+    /// [`Error::ReauthenticationRequired`].
+    ///
+    /// The session stays the same, but the server issues a new session token for it (the old
+    /// one stops working): this client (and its clones) switch to the new token, which is
+    /// also in the result.
     ///
     /// # Errors
     /// [`Error::Unauthorized`] without a valid session token; [`Error::InvalidCredentials`]
     /// for a wrong password.
     pub async fn refresh_login(&self, identifier: &str, password: &str) -> Result<Authenticated> {
         let flow = self.create_login_flow(&[("refresh", "true")]).await?;
-        self.submit_login_flow(&flow.id, "password", json!({"identifier": identifier, "password": password})).await
+        let done = self.submit_login_flow(&flow.id, "password", json!({"identifier": identifier, "password": password})).await?;
+        self.adopt_token(&done);
+        Ok(done)
     }
 
     /// Complete the second factor of the session this client holds with a code from the
     /// authenticator app. This is what to do on [`Error::SecondFactorRequired`]. The session
-    /// token stays the same; the session becomes `aal2`.
+    /// becomes `aal2`; as with [`Client::refresh_login`], its token is rotated and this client
+    /// switches to the new one.
     ///
     /// # Errors
     /// [`Error::InvalidTotpCode`] for a wrong code; [`Error::Unauthorized`] without a valid
     /// session token; [`Error::RateLimited`] after too many attempts.
     pub async fn login_totp(&self, code: &str) -> Result<Authenticated> {
         let flow = self.create_login_flow(&[("aal", "aal2")]).await?;
-        self.submit_login_flow(&flow.id, "totp", json!({"totp_code": code})).await
+        let done = self.submit_login_flow(&flow.id, "totp", json!({"totp_code": code})).await?;
+        self.adopt_token(&done);
+        Ok(done)
+    }
+
+    /// Use the token of a re-authentication of this client's own session.
+    fn adopt_token(&self, done: &Authenticated) {
+        if !done.session_token.is_empty() {
+            self.set_token(done.session_token.clone());
+        }
     }
 
     /// Create an account with `traits` (e.g. `{"email": "…"}`; the server's identity schema
@@ -324,7 +355,7 @@ impl Client {
 
     async fn send(&self, rb: RequestBuilder) -> Result<(u16, Option<u64>, Vec<u8>)> {
         let mut rb = rb.header(ACCEPT, "application/json");
-        if let Some(t) = &self.token {
+        if let Some(t) = self.token() {
             rb = rb.header(AUTHORIZATION, format!("Bearer {t}"));
         }
         let resp = rb.send().await?;

@@ -41,7 +41,7 @@ pub struct Flow {
     #[serde(default)]
     pub identity: Option<Identity>,
     /// Follow-up actions the server suggests after a successful submit.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub continue_with: Vec<Value>,
 }
 
@@ -91,10 +91,10 @@ pub struct Ui {
     /// The HTTP method of the form (`"POST"`).
     pub method: String,
     /// Inputs, images, texts and buttons, in display order.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub nodes: Vec<Node>,
     /// Form-level messages (success, errors that belong to no single field, …).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub messages: Vec<Message>,
 }
 
@@ -108,10 +108,10 @@ pub struct Node {
     /// The method the node belongs to: `"default"`, `"profile"`, `"password"`, `"totp"`, …
     pub group: String,
     /// The type-specific attributes (`name`, `value`, `src`, `text`, …) as sent by the server.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub attributes: Map<String, Value>,
     /// Messages about this node (e.g. the reason a password was rejected).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub messages: Vec<Message>,
     /// Presentation hints such as `meta.label`.
     #[serde(default)]
@@ -167,6 +167,11 @@ pub struct Message {
     pub context: Option<Value>,
 }
 
+/// `null` reads as the empty value (some servers send `null` for an empty list).
+fn null_as_empty<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>(d: D) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
 fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     match Value::deserialize(d)? {
         Value::String(s) => Ok(s),
@@ -210,7 +215,7 @@ pub struct Session {
     #[serde(default)]
     pub authenticator_assurance_level: String,
     /// The methods used to authenticate, e.g. `[{"method": "password", "aal": "aal1", …}]`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub authentication_methods: Vec<Value>,
     /// The identity the session belongs to.
     #[serde(default)]

@@ -137,6 +137,7 @@ impl Application {
                 .with_observer(metrics.clone())
                 .with_oidc(Arc::new(crate::oidc::HttpOidc::new(client))),
         );
+        engine.log_webauthn_availability();
         let public = TcpListener::bind(&public_addr).await.with_context(|| format!("could not listen on {public_addr}"))?;
         let admin = TcpListener::bind(&admin_addr).await.with_context(|| format!("could not listen on {admin_addr}"))?;
         Ok(Application { public, admin, state: AppState::new(engine), metrics })

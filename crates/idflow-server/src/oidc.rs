@@ -32,10 +32,9 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
-use tokio::sync::Mutex;
 
 const MAX_BODY: usize = 1024 * 1024;
 const CACHE_TTL: Duration = Duration::from_secs(3600);
@@ -159,12 +158,12 @@ impl HttpOidc {
 
     /// Discovery document + JWKS of a provider (cached).
     async fn discover(&self, p: &OidcProvider, refresh_keys: bool) -> Result<Arc<Discovered>, String> {
-        let mut cache = self.cache.lock().await;
-        if let Some(d) = cache.get(&p.id) {
+        // The lock is never held across a request: one slow provider does not hold up others.
+        if let Some(d) = self.cached(&p.id) {
             let fresh = d.fetched.elapsed() < CACHE_TTL;
             let may_refresh = d.fetched.elapsed() >= JWKS_REFRESH_MIN;
             if fresh && !(refresh_keys && may_refresh) {
-                return Ok(d.clone());
+                return Ok(d);
             }
         }
         let issuer = p.issuer();
@@ -183,8 +182,14 @@ impl HttpOidc {
         let jwks: CoreJsonWebKeySet =
             serde_json::from_value(keys).map_err(|e| format!("the provider keys are not a valid JWK set: {e}"))?;
         let d = Arc::new(Discovered { metadata: metadata.set_jwks(jwks), fetched: Instant::now() });
-        cache.insert(p.id.clone(), d.clone());
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.insert(p.id.clone(), d.clone());
+        }
         Ok(d)
+    }
+
+    fn cached(&self, id: &str) -> Option<Arc<Discovered>> {
+        self.cache.lock().ok().and_then(|c| c.get(id).cloned())
     }
 
     fn secret(p: &OidcProvider) -> Option<ClientSecret> {
@@ -449,16 +454,13 @@ impl OidcClient for HttpOidc {
         let mut d = d;
         let verified = {
             let v = Self::verifier(p, &d, now, false);
-            match id_token.claims(&v, &nonce) {
-                Ok(c) => Ok(c.clone()),
-                Err(e) => Err(e),
-            }
+            id_token.claims(&v, &nonce).cloned()
         };
         let claims_checked = match verified {
             Err(e) if no_matching_key(&e) => {
                 d = self.discover(p, true).await?;
                 let v = Self::verifier(p, &d, now, false);
-                id_token.claims(&v, &nonce).map(Clone::clone).map_err(|e| describe_claims_error(&e))?
+                id_token.claims(&v, &nonce).cloned().map_err(|e| describe_claims_error(&e))?
             }
             other => other.map_err(|e| describe_claims_error(&e))?,
         };
@@ -487,13 +489,13 @@ impl OidcClient for HttpOidc {
         let any_nonce = |_: Option<&Nonce>| Ok(());
         let checked = {
             let v = Self::verifier(p, &d, now, true);
-            token.claims(&v, any_nonce).map(Clone::clone)
+            token.claims(&v, any_nonce).cloned()
         };
         let checked = match checked {
             Err(e) if no_matching_key(&e) => {
                 d = self.discover(p, true).await?;
                 let v = Self::verifier(p, &d, now, true);
-                token.claims(&v, any_nonce).map(Clone::clone).map_err(|e| describe_claims_error(&e))?
+                token.claims(&v, any_nonce).cloned().map_err(|e| describe_claims_error(&e))?
             }
             other => other.map_err(|e| describe_claims_error(&e))?,
         };

@@ -141,6 +141,11 @@ impl Engine {
                     }
                     self.lookup_config(&codes)
                 }
+                CredentialType::Oidc => {
+                    let (config, identifiers) = self.import_oidc(&cfg)?;
+                    identity.credentials.insert(kind, Credential::new(kind, identifiers, config, now));
+                    continue;
+                }
                 _ => return Err(Error::bad_request(format!("Importing {} credentials is not supported.", kind.as_str()))),
             };
             identity.credentials.insert(kind, Credential::new(kind, vec![], config, now));

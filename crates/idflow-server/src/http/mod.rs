@@ -261,13 +261,20 @@ pub fn render_error(state: &AppState, e: &Error, request_id: &str) -> Response {
 /// A request body: JSON object or urlencoded form, unflattened (`traits.email` → nested).
 pub struct ParsedBody(pub Body);
 
-/// Max JSON nesting accepted in request bodies.
+/// Nesting of a JSON value as the handlers see it: a dot in a key is one more level, because
+/// bodies are unflattened (`{"a.b": 1}` is `{"a": {"b": 1}}`). Counting them here keeps a flat
+/// key with thousands of dots from turning into a nesting that exhausts the stack.
 fn json_depth(v: &Value) -> usize {
     match v {
-        Value::Object(m) => 1 + m.values().map(json_depth).max().unwrap_or(0),
+        Value::Object(m) => 1 + m.iter().map(|(k, v)| key_depth(k) - 1 + json_depth(v)).max().unwrap_or(0),
         Value::Array(a) => 1 + a.iter().map(json_depth).max().unwrap_or(0),
         _ => 0,
     }
+}
+
+/// Levels a (possibly dotted) key becomes when unflattened.
+fn key_depth(k: &str) -> usize {
+    1 + k.bytes().filter(|b| *b == b'.').count()
 }
 
 /// Decode a JSON document, refusing nesting deeper than `max_depth`.
@@ -318,6 +325,9 @@ pub fn parse_body(content_type: Option<&str>, bytes: &[u8], max_depth: usize, fo
     } else if ct == "application/x-www-form-urlencoded" || ct.is_empty() {
         let mut m = Map::new();
         for (k, v) in url::form_urlencoded::parse(bytes) {
+            if key_depth(&k) > max_depth {
+                return Err(Error::bad_request(format!("The form field names are nested deeper than {max_depth} levels.")));
+            }
             let typed = match form_types.iter().find(|(n, _)| *n == k).map(|(_, t)| t.as_str()) {
                 Some("number") => v
                     .parse::<i64>()

@@ -176,8 +176,14 @@ pub fn to_v1_flow(state: &AppState, mut flow: Value, kind: FlowKind, method: Opt
     let id = flow.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
     flow["type"] = json!(kind.as_str());
     flow["ui"]["action"] = json!(format!("{}/v1/flows/{}/{id}:submit", state.engine.base(), kind.as_str()));
+    if flow["ui"]["messages"].is_null() {
+        flow["ui"]["messages"] = json!([]);
+    }
     if let Some(nodes) = flow["ui"]["nodes"].as_array_mut() {
         for n in nodes {
+            if n["messages"].is_null() {
+                n["messages"] = json!([]);
+            }
             if n["type"] == "img" {
                 n["type"] = json!("image");
                 n["attributes"]["node_type"] = json!("image");
@@ -273,6 +279,11 @@ fn parse_tail(tail: &str, submit: bool) -> Result<Uuid, V1Error> {
 /// JSON (or absent): a cross-site `text/plain` or form post is refused.
 fn parse_envelope(ctx: &Ctx, bytes: &[u8], max_depth: usize) -> Result<(String, Body), V1Error> {
     let ct = ctx.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    parse_envelope_bytes(ct, bytes, max_depth)
+}
+
+/// [`parse_envelope`] from the content type and the bytes (public for the fuzz targets).
+pub fn parse_envelope_bytes(ct: Option<&str>, bytes: &[u8], max_depth: usize) -> Result<(String, Body), V1Error> {
     let body = match super::parse_json(ct, bytes, max_depth).map_err(|e| V1Error::malformed(e.reason))? {
         Value::Object(m) => idflow_core::ui::unflatten(m),
         _ => return Err(V1Error::malformed("The request body must be a JSON object.")),
@@ -400,10 +411,13 @@ async fn settings_submit(
             json_response(StatusCode::OK, json!({ "continue_flow": settings_json(&state, &flow, Some(&method)).await }))
         }
         Ok(Submitted::Invalid(flow)) => {
-            // TOTP enrolment start: `{"method":"totp","body":{}}` shows the QR code, no error.
+            // TOTP enrolment start: `{"method":"totp","body":{}}` shows the QR code, no error —
+            // when the only complaint is the missing code (not e.g. an unlink without TOTP).
             let only_missing_code = method == "totp"
                 && !flat.contains_key("totp_code")
-                && flow.ui.nodes.iter().any(|n| n.id() == "totp_qr");
+                && flow.ui.nodes.iter().any(|n| n.id() == "totp_qr")
+                && flow.ui.messages.iter().all(|m| m.id == 1050024)
+                && flow.ui.nodes.iter().all(|n| n.messages.iter().all(|m| n.id() == "totp_code" && m.id == 4000002));
             if only_missing_code {
                 let mut f = flow.clone();
                 f.ui.clear_messages();

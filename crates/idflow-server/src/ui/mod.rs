@@ -210,7 +210,6 @@ fn error_heading(code: u64) -> &'static str {
         404 => "Not found",
         410 => "This page has expired",
         429 => "Too many attempts",
-        500.. => "Something went wrong",
         _ => "Something went wrong",
     }
 }
@@ -381,7 +380,7 @@ async fn login_page(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Res
     };
     let e = &state.engine;
     let auth = ctx.req.auth.as_ref();
-    let who = auth.map(|a| display_name(&state, a)).unwrap_or_default();
+    let who = auth.map(display_name).unwrap_or_default();
     let (heading, subtitle) = if flow.requested_aal == Aal::Aal2 {
         ("Two-factor authentication".to_string(), format!("Signed in as {who}. Confirm it is you with your second factor."))
     } else if flow.refresh && auth.is_some() {
@@ -541,8 +540,7 @@ fn session_row(s: &Session, current: bool) -> SessionRow {
 }
 
 /// The name shown for the signed-in identity: the first password identifier, else the id.
-fn display_name(state: &AppState, a: &Authed) -> String {
-    let _ = state;
+fn display_name(a: &Authed) -> String {
     a.identity
         .credential(CredentialType::Password)
         .and_then(|c| c.identifiers.first().cloned())
@@ -593,7 +591,7 @@ async fn settings_page(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> 
     let forms = nodes::forms(&flow.ui, SETTINGS_ORDER, &mut ids, &settings_describe);
     let page = SettingsPage {
         page: Chrome::new(&state, "Account settings", "settings", true),
-        who: display_name(&state, &a),
+        who: display_name(&a),
         messages,
         forms,
         sessions,
@@ -680,7 +678,7 @@ async fn welcome_page(State(state): State<AppState>, ctx: Ctx) -> Response {
             Ok(a) => {
                 let traits = &a.identity.traits;
                 let first = traits.pointer("/name/first").and_then(Value::as_str).filter(|s| !s.is_empty());
-                let greeting = first.map(str::to_string).unwrap_or_else(|| display_name(&state, &a));
+                let greeting = first.map(str::to_string).unwrap_or_else(|| display_name(&a));
                 let mut facts = trait_facts(&state, &a);
                 facts.push(("Signed in with".into(), methods_text(&a.session)));
                 facts.push((

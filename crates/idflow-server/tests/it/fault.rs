@@ -42,8 +42,9 @@ impl Node {
     /// Start the binary with `dsn` and extra YAML appended to the base config; wait until ready.
     async fn start(dir: &std::path::Path, dsn: &str, extra_yaml: &str) -> Node {
         let (pp, ap) = (free_port(), free_port());
+        let hashers = if extra_yaml.contains("hashers:") { "" } else { "hashers:\n  argon2: { memory: 1024, iterations: 1, parallelism: 1 }\n" };
         let cfg = format!(
-            "dsn: \"{dsn}\"\ndev: true\nserve:\n  public: {{ base_url: \"http://127.0.0.1:{pp}/\" }}\n  admin: {{ base_url: \"http://127.0.0.1:{ap}/\" }}\nhashers:\n  argon2: {{ memory: 1024, iterations: 1, parallelism: 1 }}\nlog: {{ level: warn }}\n{extra_yaml}"
+            "dsn: \"{dsn}\"\ndev: true\nserve:\n  public: {{ base_url: \"http://127.0.0.1:{pp}/\" }}\n  admin: {{ base_url: \"http://127.0.0.1:{ap}/\" }}\n{hashers}log: {{ level: warn }}\n{extra_yaml}"
         );
         let n = Uuid::new_v4().simple().to_string();
         let cfg_path = dir.join(format!("node-{n}.yaml"));
@@ -182,7 +183,9 @@ async fn kill_9_during_password_changes_leaves_old_or_new() {
     let dir = scratch_dir("kill9");
     let _cleanup = TempDir(dir.clone());
     let (dsn, _) = fresh_dsn(Db::Postgres).await;
-    let mut node = Node::start(&dir, &dsn, "").await;
+    // Real-world hashing cost, so the burst's commits spread over the kill window.
+    let yaml = "hashers:\n  argon2: { memory: 19456, iterations: 2, parallelism: 1 }\n";
+    let mut node = Node::start(&dir, &dsn, yaml).await;
     let email = unique_email();
     let (main_token, identity) = node.register(&email, PASSWORD).await;
     let mut current = PASSWORD.to_string();
@@ -212,7 +215,7 @@ async fn kill_9_during_password_changes_leaves_old_or_new() {
             tasks.push(tokio::spawn(req.send()));
         }
         // Kill at a different moment each time: before, during and after the commits.
-        tokio::time::sleep(Duration::from_millis(((it * 37) % 120) as u64)).await;
+        tokio::time::sleep(Duration::from_millis(((it * 29) % 200) as u64)).await;
         node.kill9().await;
         let mut acknowledged = vec![];
         for (t, pw) in tasks.into_iter().zip(&candidates) {
@@ -240,7 +243,7 @@ async fn kill_9_during_password_changes_leaves_old_or_new() {
             assert!(active.iter().all(|a| !*a), "the change revoked the other sessions in the same transaction: {active:?}");
         }
         current = now;
-        node = Node::start(&dir, &dsn, "").await;
+        node = Node::start(&dir, &dsn, yaml).await;
         // The database state is what the service sees.
         assert!(node.login(&email, &current).await.is_some(), "the stored password signs in");
         let who = api_client().get(node.url("/sessions/whoami")).header("X-Session-Token", &main_token).send().await.unwrap();

@@ -318,6 +318,12 @@ async fn register_and_login_via_provider(db: Db) {
     assert_eq!(admin["credentials"]["password"]["identifiers"], json!(["alice@example.org"]));
     let pw = app.login("alice@example.org", PASSWORD).await;
     assert_eq!(pw["ui"]["messages"][0]["id"], 4000006, "no password login: {pw}");
+    // A password can be added in settings; then both ways sign in.
+    let flow = browser_flow(&c, app, "settings").await;
+    let r = submit_form(&c, app, "settings", &flow, &[("method", "password"), ("password", PASSWORD), ("csrf_token", &csrf(&flow))]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let pw = app.login("alice@example.org", PASSWORD).await;
+    assert_eq!(pw["session"]["identity"]["id"], id.as_str(), "{pw}");
 
     // Replaying the callback: the state was used.
     let r = c.get(&cb).send().await.unwrap();
@@ -427,8 +433,20 @@ async fn state_and_browser_binding(db: Db) {
     let err = error_of(&other, app, &r).await;
     assert_eq!(err["error"]["id"], "security_csrf_violation", "{err}");
     assert_eq!(whoami(&other, app).await.0, 401);
-    // Neither attempt used the state: the right browser completes the sign-in.
-    let r = c.get(&cb).send().await.unwrap();
+    // Neither attempt used the state: the right browser completes the sign-in, here as a
+    // `form_post` response (a POST is turned into a GET so that the browser's cookies come along).
+    let parsed = url::Url::parse(&cb).unwrap();
+    let fields: Vec<(String, String)> = parsed.query_pairs().into_owned().collect();
+    let r = c.post(app.url(&format!("/self-service/methods/oidc/callback/{PROVIDER}"))).form(&fields).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let again = url::Url::parse(&location(&r)).unwrap();
+    assert_eq!(again.path(), parsed.path());
+    let mut got: Vec<(String, String)> = again.query_pairs().into_owned().collect();
+    let mut want = fields.clone();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+    let r = c.get(again.as_str()).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&r), app.engine.default_return_url());
     assert_eq!(whoami(&c, app).await.0, 200);
@@ -586,6 +604,26 @@ async fn native_id_tokens(db: Db) {
     let (st, body) = api_submit(app, "login", submit("not-a-jwt".into(), "nonce-iiiiiiiiiiiiiiii")).await;
     assert_eq!(st, 400);
     rejected(&body, "JWT");
+    // A settings API flow links with an ID token.
+    let (_, token_pw, pw_id) = app.user().await;
+    let c = api_client();
+    let flow: Value = c.get(app.url("/self-service/settings/api")).header("x-session-token", &token_pw).send().await.unwrap().json().await.unwrap();
+    assert!(node_with(&flow, "link", PROVIDER).is_some());
+    let token = sign(&s.op, claims("native-3", "nonce-llllllllllllllll", now + 300), "provider").await;
+    let r = c
+        .post(app.url(&format!("/self-service/settings?flow={}", flow["id"].as_str().unwrap())))
+        .header("x-session-token", &token_pw)
+        .json(&json!({"method": "oidc", "link": PROVIDER, "id_token": token, "id_token_nonce": "nonce-llllllllllllllll"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["state"], "success", "{body}");
+    assert!(node_with(&body, "unlink", PROVIDER).is_some());
+    let admin = admin_identity(app, &pw_id).await;
+    assert_eq!(admin["credentials"]["oidc"]["identifiers"], json!([format!("{PROVIDER}:native-3")]));
+
     // None of the rejected tokens created an identity.
     let n = app.engine.store.find_identity_by_identifier(idflow_core::model::CredentialType::Oidc, "test:native-2").await.unwrap();
     assert!(n.is_none());
@@ -727,7 +765,12 @@ both_dbs!(link_and_unlink_in_settings);
 
 /// The last way to sign in cannot be unlinked; an account linked to someone else cannot be linked.
 async fn unlink_last_factor_and_link_conflict(db: Db) {
-    let s = setup(db).await;
+    // A short privileged window: the test moves the server clock past it, and the provider's ID
+    // tokens (valid 1 h by the real clock) must still be valid by the server's.
+    let s = setup_with(db, |cfg| {
+        cfg.selfservice.flows.settings.privileged_session_max_age = idflow_core::config::Dur::secs(600);
+    })
+    .await;
     let app = &s.app;
     // An identity that has only the provider.
     let c = browser_client();
@@ -764,6 +807,32 @@ async fn unlink_last_factor_and_link_conflict(db: Db) {
     let me = whoami(&c2, app).await.1;
     let admin = admin_identity(app, me["identity"]["id"].as_str().unwrap()).await;
     assert!(admin["credentials"].get("oidc").is_none());
+
+    // Re-authentication with the provider: an old session becomes privileged again.
+    app.clock.advance(900);
+    let flow = settings_flow(&c, app).await;
+    let r = submit_form(&c, app, "settings", &flow, &[("link", PROVIDER), ("csrf_token", &csrf(&flow))]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(location(&r).contains("refresh=true"), "{}", location(&r));
+    let before = whoami(&c, app).await.1;
+    let refresh: Value = c
+        .get(app.url("/self-service/login/browser?refresh=true"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(node_with(&refresh, "provider", PROVIDER).is_some(), "the linked provider is offered: {refresh}");
+    let r = submit_form(&c, app, "login", &refresh, &[("provider", PROVIDER), ("csrf_token", &csrf(&refresh))]).await;
+    let cb = through_provider(&c, app, location(&r), "heidi").await;
+    let r = c.get(&cb).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let after = whoami(&c, app).await.1;
+    assert_eq!(after["id"], before["id"], "the same session");
+    assert_ne!(after["authenticated_at"], before["authenticated_at"]);
+    assert_eq!(after["authentication_methods"].as_array().unwrap().len(), 2);
 }
 both_dbs!(unlink_last_factor_and_link_conflict);
 

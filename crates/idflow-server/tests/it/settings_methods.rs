@@ -217,7 +217,7 @@ async fn lookup_secret_all_actions_all_kinds(db: Db) {
         let resp = u.submit(&app, &flow, json!({"method": "lookup_secret", "lookup_secret_regenerate": true})).await;
         let shown = expect_show_form(&app, &u, &flow, resp).await;
         assert_eq!(shown["state"], "show_form");
-        assert!(!form_ids(&shown).contains(&1050001));
+        assert!(form_ids(&shown).is_empty(), "earlier errors are cleared: {shown}");
         let codes = lookup_codes(&shown);
         assert_eq!(codes.len(), 12);
         assert!(codes.iter().all(|c| c.len() == 8 && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())), "{codes:?}");

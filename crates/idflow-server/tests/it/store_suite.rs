@@ -397,3 +397,25 @@ async fn store_migrations_idempotent(db: Db) {
     assert!(idflow_store::connect("mysql://nope", &PoolConfig::default()).await.is_err());
 }
 both_dbs!(store_migrations_idempotent);
+
+/// Text the database cannot hold (a NUL character) is bad input, never an internal error:
+/// lookups find nothing or fail with `Invalid`; writes fail with `Invalid` (PostgreSQL) or
+/// store it (SQLite).
+async fn store_nul_is_bad_input(db: Db) {
+    let (s, _dsn, _tmp) = store(db).await;
+    let r = s.find_identity_by_identifier(CredentialType::Password, "a\0b@example.com").await;
+    assert!(matches!(r, Ok(None) | Err(StoreError::Invalid(_))), "{r:?}");
+    let r = s.rate_hit("login:a\0b", 100).await;
+    assert!(matches!(r, Ok(1) | Err(StoreError::Invalid(_))), "{r:?}");
+    let r = s.find_identity_by_external_id("x\0y").await;
+    assert!(matches!(r, Ok(None) | Err(StoreError::Invalid(_))), "{r:?}");
+    let mut i = identity("nul@example.com");
+    i.external_id = Some("ext\0id".into());
+    let r = create_identity(&s, &i).await;
+    assert!(matches!(r, Ok(_) | Err(StoreError::Invalid(_))), "{r:?}");
+    if db == Db::Postgres {
+        assert!(matches!(r, Err(StoreError::Invalid(_))), "{r:?}");
+        assert!(s.get_identity(i.id).await.unwrap().is_none());
+    }
+}
+both_dbs!(store_nul_is_bad_input);

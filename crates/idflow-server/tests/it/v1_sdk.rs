@@ -41,7 +41,7 @@ async fn sdk_session_lifecycle(db: Db) {
     assert_eq!(s.identity.as_ref().unwrap().traits["email"], email.as_str());
 
     let login = sdk(&app).login(&email, PASSWORD).await.unwrap();
-    assert_ne!(Some(login.session_token.as_str()), client.token());
+    assert_ne!(Some(login.session_token.clone()), client.token());
     assert_eq!(login.session.authenticator_assurance_level, "aal1");
     let second = sdk(&app).with_token(&login.session_token);
     assert_eq!(second.get_session().await.unwrap().id, login.session.id);
@@ -203,8 +203,14 @@ async fn sdk_second_factor_required(db: Db) {
     let e = client.login_totp(&wrong_totp_code(&secret, &app)).await.unwrap_err();
     assert!(matches!(e, Error::InvalidTotpCode(_)), "{e:?}");
     let done = client.login_totp(&totp_code(&secret, &app.clock)).await.unwrap();
-    assert_eq!(done.session_token, login.session_token, "same session, stepped up");
+    assert_eq!(done.session.id, login.session.id, "same session, stepped up");
     assert_eq!(done.session.authenticator_assurance_level, "aal2");
+    // The token was rotated; the client switched to the new one.
+    assert_ne!(done.session_token, login.session_token);
+    assert_eq!(client.token().as_deref(), Some(done.session_token.as_str()));
+    let e = sdk(&app).with_token(&login.session_token).get_session().await.unwrap_err();
+    assert!(matches!(e, Error::Unauthorized(_)), "the old token is gone: {e:?}");
+    assert_eq!(client.get_session().await.unwrap().authenticator_assurance_level, "aal2");
     assert!(client.auth().change_password(NEW_PASSWORD).await.unwrap().is_success());
 }
 both_dbs!(sdk_second_factor_required);
@@ -228,8 +234,16 @@ async fn sdk_reauthentication_required(db: Db) {
 
     let e = client.refresh_login(&email, "wrong-password-123").await.unwrap_err();
     assert!(matches!(e, Error::InvalidCredentials(_)), "{e:?}");
+    let old_token = client.token().unwrap();
+    let old_session = client.get_session().await.unwrap();
     let refreshed = client.refresh_login(&email, PASSWORD).await.unwrap();
-    assert_eq!(Some(refreshed.session_token.as_str()), client.token());
+    assert_eq!(refreshed.session.id, old_session.id, "the same session, re-authenticated");
+    assert_ne!(refreshed.session.authenticated_at, old_session.authenticated_at);
+    assert_eq!(client.token().as_deref(), Some(refreshed.session_token.as_str()));
+    if refreshed.session_token != old_token {
+        let e = sdk(&app).with_token(&old_token).get_session().await.unwrap_err();
+        assert!(matches!(e, Error::Unauthorized(_)), "a rotated token is gone: {e:?}");
+    }
     assert!(client.auth().change_password(NEW_PASSWORD).await.unwrap().is_success());
     assert!(sdk(&app).login(&email, NEW_PASSWORD).await.is_ok());
 }
@@ -352,16 +366,3 @@ async fn sdk_lookup_secret(db: Db) {
     assert!(done.node("lookup_secret_reveal").is_some(), "{:?}", done.ui.nodes);
 }
 both_dbs!(sdk_lookup_secret);
-
-async fn zz_debug(db: Db) {
-    let app = spawn_app(db).await;
-    let (_, token, _) = app.user().await;
-    let c = api_client();
-    let flow: serde_json::Value = c.get(app.url("/v1/flows/settings")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
-    let r: serde_json::Value = c.post(app.url(&format!("/v1/flows/settings/{}:submit", flow["id"].as_str().unwrap()))).bearer_auth(&token)
-        .json(&json!({"method":"profile","body":{"traits":{"email":"not-an-email"}}})).send().await.unwrap().json().await.unwrap();
-    eprintln!("DBG {}", serde_json::to_string_pretty(&r).unwrap());
-    let f: Result<Flow, _> = serde_json::from_value(r["continue_flow"].clone());
-    eprintln!("PARSE {:?}", f.err());
-}
-both_dbs!(zz_debug);

@@ -270,14 +270,22 @@ async fn security_key_lifecycle(db: Db) {
 
     // Remove the key: unknown ids are form errors, the real one goes.
     let flow = b.settings(&app).await;
+    // The official SDK models accept the webauthn nodes (buttons, script, remove buttons).
+    let sdk: ory_kratos_client::models::SettingsFlow = serde_json::from_value(flow.clone()).expect("SDK SettingsFlow");
+    assert!(sdk.ui.nodes.len() >= flow["ui"]["nodes"].as_array().unwrap().len());
+    let login: ory_kratos_client::models::LoginFlow = serde_json::from_value(b3.login_flow(&app, "?aal=aal2&refresh=true").await).expect("SDK LoginFlow");
+    assert!(!login.ui.nodes.is_empty());
     let (s, f) = b.submit_settings(&app, &flow, json!({"method": "webauthn", "webauthn_remove": "abcd"})).await;
     assert_eq!(s, 400, "{f}");
     assert!(texts(&f).iter().any(|t| t.contains("does not exist")), "{f}");
     let (s, done) = b.submit_settings(&app, &f, json!({"method": "webauthn", "webauthn_remove": hex_id})).await;
     assert_eq!(s, 200, "{done}");
     assert!(nodes_named(&done, "webauthn_remove").is_empty());
+    // The form's next registration no longer excludes the removed key.
+    let options = value_json(&done, "webauthn_register_trigger");
+    assert!(options["publicKey"]["excludeCredentials"].as_array().is_none_or(Vec::is_empty), "{options}");
     let stored = app.engine.store.get_identity(identity_id.parse().unwrap()).await.unwrap().unwrap();
-    assert!(stored.credentials.get(&CredentialType::Webauthn).is_none());
+    assert!(!stored.credentials.contains_key(&CredentialType::Webauthn));
     // Without a second factor a password login is enough again.
     let (s, body) = Browser::new().password_login(&app, &email).await;
     assert_eq!(s, 200, "{body}");
@@ -314,9 +322,11 @@ async fn passkey_register_and_passwordless_login(db: Db) {
     let (_, who) = b.whoami(&app).await;
     assert!(methods(&who).contains(&"passkey".to_string()), "{who}");
     assert_eq!(who["authenticator_assurance_level"], "aal1");
-    // The next registration excludes it.
+    // The next registrations (passkeys and security keys alike) exclude it.
     let create = value_json(&done, "passkey_create_data");
     assert_eq!(create["credentialOptions"]["publicKey"]["excludeCredentials"][0]["id"], b64u(&device.creds[0].id));
+    let options = value_json(&done, "webauthn_register_trigger");
+    assert_eq!(options["publicKey"]["excludeCredentials"][0]["id"], b64u(&device.creds[0].id));
 
     // Passwordless login with the discoverable credential.
     let b2 = Browser::new();
@@ -327,6 +337,7 @@ async fn passkey_register_and_passwordless_login(db: Db) {
     assert!(node(&flow, "webauthn_script").is_some());
     let challenge = value_json(&flow, "passkey_challenge");
     assert!(challenge["publicKey"]["allowCredentials"].as_array().is_none_or(Vec::is_empty));
+    let _: ory_kratos_client::models::LoginFlow = serde_json::from_value(flow.clone()).expect("SDK LoginFlow with passkey nodes");
     let assertion = device.get(&challenge).unwrap();
     let (s, done) = b2.submit_login(&app, &flow, json!({"method": "passkey", "passkey_login": assertion})).await;
     assert_eq!(s, 200, "{done}");

@@ -1303,3 +1303,31 @@ mod tests {
         validate_config(&cfg(json!({"id": "a", "provider": "generic", "client_id": "x", "issuer_url": "https://id.example.org"}))).unwrap();
     }
 }
+
+impl Engine {
+    /// An imported oidc credential (admin API): `{"providers": [{"provider", "subject"}]}` with
+    /// configured provider ids; returns the stored config and the identifiers.
+    pub(crate) fn import_oidc(&self, cfg: &Value) -> Result<(Value, Vec<String>)> {
+        let list = cfg.get("providers").and_then(Value::as_array).filter(|l| !l.is_empty()).ok_or_else(|| {
+            Error::bad_request("An oidc credential needs config.providers: [{\"provider\": …, \"subject\": …}].")
+        })?;
+        let mut entries = vec![];
+        let mut identifiers: Vec<String> = vec![];
+        for e in list {
+            let provider = e.get("provider").and_then(Value::as_str).unwrap_or_default();
+            let subject = e.get("subject").and_then(Value::as_str).unwrap_or_default();
+            if provider.is_empty() || subject.is_empty() {
+                return Err(Error::bad_request("Every oidc provider entry needs a provider and a subject."));
+            }
+            if self.oidc_provider(provider).is_none() {
+                return Err(Error::bad_request(format!("The sign-in provider {provider:?} is not configured.")));
+            }
+            if entries.iter().any(|x: &Value| x["provider"] == provider) {
+                return Err(Error::bad_request(format!("The sign-in provider {provider:?} is listed twice.")));
+            }
+            entries.push(json!({"provider": provider, "subject": subject}));
+            identifiers.push(identifier(provider, subject));
+        }
+        Ok((json!({"providers": entries}), identifiers))
+    }
+}

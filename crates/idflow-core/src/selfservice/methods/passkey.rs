@@ -3,7 +3,7 @@
 //! WebAuthn machinery (relying party, stored keys, ceremony state, verification) is in
 //! `webauthn.rs`.
 
-use super::webauthn::{KeyKind, PASSKEY_LOGIN, ceremony, decode_id, raw_keys, user_handle};
+use super::webauthn::{KeyKind, PASSKEY_LOGIN, ceremony, decode_id, raw_keys, reset_registrations, user_handle};
 use crate::error::Result;
 use crate::model::{CredentialType, Flow, FlowType, Identity, IdentityState};
 use crate::selfservice::login::LoggedIn;
@@ -55,18 +55,21 @@ impl Engine {
         let register = body_str(body, "passkey_settings_register").unwrap_or_default();
         if !register.is_empty() {
             let name = self.webauthn_user_name(&a.identity).unwrap_or_else(|| "passkey".into());
-            return Ok(
+            let change =
                 match self.finish_registration(flow, &a.identity, KeyKind::Passkey, "passkey_settings_register", register, name)? {
                     Ok(identity) => Change::Update { identity, add_method: Some("passkey"), revoke_others: false },
                     Err(e) => invalid(e),
-                },
-            );
+                };
+            reset_registrations(flow, &change);
+            return Ok(change);
         }
         let remove = body_str(body, "passkey_remove").unwrap_or_default();
-        Ok(match self.remove_key(&a.identity, KeyKind::Passkey, remove) {
+        let change = match self.remove_key(&a.identity, KeyKind::Passkey, remove) {
             Ok(identity) => Change::Update { identity, add_method: None, revoke_others: false },
             Err(e) => invalid(e),
-        })
+        };
+        reset_registrations(flow, &change);
+        Ok(change)
     }
 
     /// Login nodes of the `passkey` group (browser flows, aal1): a discoverable-credential

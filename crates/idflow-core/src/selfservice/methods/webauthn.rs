@@ -108,6 +108,15 @@ pub struct StoredKey {
     pub passkey: Option<Passkey>,
 }
 
+/// Forget both registration ceremonies of a settings flow (after a key was added or removed,
+/// so the next options exclude exactly the registered keys).
+pub(crate) fn reset_registrations(flow: &mut Flow, change: &Change) {
+    if matches!(change, Change::Update { .. }) {
+        flow.internal_remove(WEBAUTHN_REGISTER);
+        flow.internal_remove(PASSKEY_REGISTER);
+    }
+}
+
 /// Decode a stored credential id (base64url, or standard base64 as Kratos stores it).
 pub fn decode_id(s: &str) -> Option<Vec<u8>> {
     let t = s.trim_end_matches('=');
@@ -233,6 +242,25 @@ impl Engine {
             b = b.append_allowed_origin(o);
         }
         b.build().ok()
+    }
+
+    /// Say at start why an enabled method is not offered (a relying party that can not be
+    /// derived from the public base URL).
+    pub fn log_webauthn_availability(&self) {
+        let m = &self.cfg.selfservice.methods;
+        for (kind, enabled, key) in [
+            (KeyKind::SecurityKey, m.webauthn.enabled, "selfservice.methods.webauthn.config.rp"),
+            (KeyKind::Passkey, m.passkey.enabled, "selfservice.methods.passkey.config.rp"),
+        ] {
+            if enabled && self.webauthn_rp(kind).is_none() {
+                tracing::info!(
+                    method = kind.method(),
+                    "{} are not offered: no relying party can be derived from serve.public.base_url {} (WebAuthn needs a domain name); set `{key}.id` and `{key}.origins`",
+                    if kind == KeyKind::Passkey { "passkeys" } else { "security keys" },
+                    self.base()
+                );
+            }
+        }
     }
 
     /// Whether a method is enabled and has a usable relying party.
@@ -512,18 +540,21 @@ impl Engine {
                     .with_context(json!({"min_length": 1, "actual_length": 0}));
                 return Ok(invalid(("webauthn_register_displayname".into(), m)));
             }
-            return Ok(
+            let change =
                 match self.finish_registration(flow, &a.identity, KeyKind::SecurityKey, "webauthn_register", register, name)? {
                     Ok(identity) => Change::Update { identity, add_method: Some("webauthn"), revoke_others: false },
                     Err(e) => invalid(e),
-                },
-            );
+                };
+            reset_registrations(flow, &change);
+            return Ok(change);
         }
         let remove = body_str(body, "webauthn_remove").unwrap_or_default();
-        Ok(match self.remove_key(&a.identity, KeyKind::SecurityKey, remove) {
+        let change = match self.remove_key(&a.identity, KeyKind::SecurityKey, remove) {
             Ok(identity) => Change::Update { identity, add_method: None, revoke_others: false },
             Err(e) => invalid(e),
-        })
+        };
+        reset_registrations(flow, &change);
+        Ok(change)
     }
 
     // ---- login ----------------------------------------------------------------------------
