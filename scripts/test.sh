@@ -38,6 +38,8 @@ for arg in "$@"; do
 done
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# Snapshot tests (insta) must find their committed .snap files and match them; never write new ones.
+export INSTA_UPDATE="${INSTA_UPDATE:-no}"
 export PYTHONDONTWRITEBYTECODE=1
 export DEBIAN_FRONTEND=noninteractive
 
@@ -338,6 +340,45 @@ else
   record "rust" "$rust_rc" \
     "$(count_in "$RUST_LOG_FILE" '^test result:' passed)" \
     "$(count_in "$RUST_LOG_FILE" '^test result:' failed)"
+fi
+
+# Fuzz targets (fuzz/, cargo-fuzz on nightly): each runs for IDFLOW_FUZZ_SECONDS (default 60;
+# 0 skips). Without a nightly toolchain or an installable cargo-fuzz the step is skipped with a
+# note: the same checks run on stable as property tests (crates/idflow-server/tests/it/fuzz_props.rs).
+run_fuzz() {
+  local secs="${IDFLOW_FUZZ_SECONDS:-60}" t passed=0 failed=0 log="$WORK/fuzz.log"
+  if [ "$secs" = "0" ]; then
+    note "IDFLOW_FUZZ_SECONDS=0: fuzzing skipped"
+    return 0
+  fi
+  if ! rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+    note "no nightly toolchain: fuzzing skipped (the checks ran as stable property tests)"
+    return 0
+  fi
+  if ! cargo fuzz --version >/dev/null 2>&1; then
+    note "installing cargo-fuzz"
+    if ! cargo install cargo-fuzz --locked >"$log" 2>&1; then
+      tail -n 20 "$log" >&2 || true
+      note "cargo-fuzz is not installable here: fuzzing skipped (the checks ran as stable property tests)"
+      return 0
+    fi
+  fi
+  for t in parse_body v1_envelope schema_validate; do
+    note "fuzzing $t for ${secs}s"
+    if (cd fuzz && cargo +nightly fuzz run --dev --sanitizer none "$t" -- -max_total_time="$secs" -rss_limit_mb=4096) >"$log" 2>&1; then
+      passed=$((passed + 1))
+      grep -E '^(Done|#[0-9]+ +DONE)' "$log" | tail -n 1 || true
+    else
+      failed=$((failed + 1))
+      tail -n 40 "$log" >&2 || true
+      note "fuzz target $t failed (crash input under fuzz/artifacts/$t/)"
+    fi
+  done
+  record "fuzz" "$failed" "$passed" "$failed"
+}
+if [ "$RUN_RUST" -eq 1 ] && [ "${build_rc:-1}" -eq 0 ]; then
+  section "Fuzzing (cargo fuzz)"
+  run_fuzz
 fi
 
 section "Python: third-party client tests (tests/python)"

@@ -198,7 +198,7 @@ def test_settings_refresh_required(short_privilege_frontend, short_privilege_ser
     # The flow now carries the notice; the password is not kept.
     pending = frontend.get_settings_flow(id=flow.id, x_session_token=token)
     assert MSG_PENDING_CHANGE in [m.id for m in pending.ui.messages or []]
-    assert new_pw not in pending.to_json()
+    assert new_pw not in str(pending.to_dict())
 
     # Refresh login (API), then the same flow accepts the change.
     refresh = frontend.create_native_login_flow(refresh=True, x_session_token=token)

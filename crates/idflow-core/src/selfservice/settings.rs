@@ -271,6 +271,8 @@ impl Engine {
             Change::NeedsPrivilege { mut pending } => {
                 pending["method"] = json!(method);
                 flow.internal_set(PENDING, pending);
+                // The form shown after the refresh login carries only the pending-change notice.
+                flow.ui.messages.clear();
                 self.settings_ui(&mut flow, &a.identity, req, None)?;
                 self.save_flow(&mut flow).await?;
                 let back = self.url(&format!("/self-service/settings?flow={}", flow.id));
@@ -283,6 +285,8 @@ impl Engine {
                 .with_redirect(url))
             }
             Change::ShowForm => {
+                // A fresh form: earlier errors (and success notices) do not apply to it.
+                flow.ui.messages.retain(|m| m.id == 1050024);
                 self.settings_ui(&mut flow, &a.identity, req, None)?;
                 self.save_flow(&mut flow).await?;
                 Ok(Submitted::ShowForm(flow))

@@ -356,6 +356,11 @@ async fn list_sessions(State(state): State<AppState>, ctx: Ctx) -> Response {
 }
 
 async fn get_session(State(state): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> Response {
+    // `/sessions/whoami` is a public route: send callers of the admin port there.
+    if id == "whoami" {
+        let pq = ctx.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/sessions/whoami");
+        return axum::response::Redirect::temporary(&format!("{}{pq}", state.engine.base())).into_response();
+    }
     let res = async {
         let id = parse_id(&id)?;
         let s = state.engine.store.get_session(id).await?.ok_or_else(|| Error::not_found("Unable to locate the resource"))?;

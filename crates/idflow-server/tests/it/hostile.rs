@@ -263,3 +263,27 @@ async fn metrics_exposition(db: Db) {
     assert_eq!(api_client().get(app.url("/metrics")).send().await.unwrap().status(), 404);
 }
 both_dbs!(metrics_exposition);
+
+/// A form field name of 60 000 dots once unflattened into a nesting that overflowed the stack
+/// and killed the process: now a 400, and the server keeps serving.
+async fn dotted_key_bomb(db: Db) {
+    let app = spawn_app_with(db, |c| c.limits.max_body_bytes = 256 * 1024).await;
+    let c = api_client();
+    let flow: Value = c.get(app.url("/self-service/login/api")).send().await.unwrap().json().await.unwrap();
+    let url = app.url(&format!("/self-service/login?flow={}", flow["id"].as_str().unwrap()));
+    let dots = ".".repeat(60_000);
+    let r = c.post(&url).header("content-type", "application/x-www-form-urlencoded").body(format!("{dots}=1")).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let r = c.post(&url).json(&json!({ dots.clone(): 1, "method": "password" })).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let v1: Value = c.get(app.url("/v1/flows/login")).send().await.unwrap().json().await.unwrap();
+    let r = c
+        .post(app.url(&format!("/v1/flows/login/{}:submit", v1["id"].as_str().unwrap())))
+        .json(&json!({"method": "password", "body": { dots: 1 }}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(c.get(app.url("/health/alive")).send().await.unwrap().status(), 200, "still serving");
+}
+both_dbs!(dotted_key_bomb);

@@ -36,3 +36,4 @@ mod hostile;
 mod fault;
 mod ui_pages;
 mod oidc;
+mod fuzz_props;

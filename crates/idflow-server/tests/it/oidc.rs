@@ -854,3 +854,36 @@ async fn disabled_method(db: Db) {
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
 }
 both_dbs!(disabled_method);
+
+/// Identities imported with an oidc credential sign in with the provider account.
+async fn admin_import_then_sign_in(db: Db) {
+    let s = setup(db).await;
+    let app = &s.app;
+    let c = api_client();
+    let r = c
+        .post(app.admin_url("/admin/identities"))
+        .json(&json!({"traits": {"email": "ivan@corp.example"},
+                      "credentials": {"oidc": {"config": {"providers": [{"provider": PROVIDER, "subject": "ivan"}]}}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let created: Value = r.json().await.unwrap();
+    assert_eq!(created["credentials"]["oidc"]["identifiers"], json!([format!("{PROVIDER}:ivan")]));
+    let r = c
+        .post(app.admin_url("/admin/identities"))
+        .json(&json!({"traits": {"email": "x@corp.example"},
+                      "credentials": {"oidc": {"config": {"providers": [{"provider": "unknown", "subject": "x"}]}}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let b = browser_client();
+    let r = provider_login(&b, &s, "ivan").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (st, session) = whoami(&b, app).await;
+    assert_eq!(st, 200);
+    assert_eq!(session["identity"]["id"], created["id"]);
+    assert_eq!(session["identity"]["traits"]["email"], "ivan@corp.example", "traits are not overwritten on login");
+}
+both_dbs!(admin_import_then_sign_in);

@@ -77,6 +77,33 @@ async fn aal_gate(db: Db) {
     let r = api.submit(&app, &flow, json!({"method": "profile", "traits": {"email": email}})).await;
     let submit_url = app.url(&format!("/self-service/settings?flow={id}"));
     expect_aal2_error(r, &format!("{login}&return_to={}", form_encode(&submit_url))).await;
+    // Browser flows: a browser with an aal1 session is redirected to the aal2 login instead.
+    app.clock.advance(30); // the next TOTP code (codes are single-use)
+    let strong_browser = sign_in(&app, Kind::Browser, &email, PASSWORD, String::new(), strong.identity_id.clone()).await;
+    let lf: Value = strong_browser
+        .http
+        .get(app.url("/self-service/login/browser?aal=aal2"))
+        .header(ACCEPT, "application/json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let r = strong_browser
+        .http
+        .post(app.url(&format!("/self-service/login?flow={}", lf["id"].as_str().unwrap())))
+        .form(&[("csrf_token", csrf(&lf).as_str()), ("method", "totp"), ("totp_code", totp_code(SECRET, &app.clock).as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "browser step-up");
+    let bflow = strong_browser.create(&app).await;
+    let bid = bflow["id"].as_str().unwrap();
+    let r = browser.submit_raw(&app, bid, json!({"method": "profile", "traits": {"email": email}})).await;
+    assert_eq!(r.status(), 303);
+    let bsubmit = app.url(&format!("/self-service/settings?flow={bid}"));
+    assert_eq!(location(&r), format!("{login}&return_to={}", form_encode(&bsubmit)));
     // The aal2 session itself may use it.
     let r = strong.submit(&app, &flow, json!({"method": "profile", "traits": {"email": email, "name": {"first": "Strong"}}})).await;
     assert_eq!(r.status(), 200);

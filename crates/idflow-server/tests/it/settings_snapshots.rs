@@ -69,10 +69,8 @@ fn normalize(app: &TestApp, v: &Value) -> Value {
             Value::Object(m) => {
                 let name = m.get("attributes").and_then(|a| a.get("name").or_else(|| a.get("id"))).and_then(Value::as_str).map(str::to_string);
                 match name.as_deref() {
-                    Some("csrf_token") => {
-                        if m["attributes"]["value"].as_str().is_some_and(|s| !s.is_empty()) {
-                            m.get_mut("attributes").unwrap()["value"] = json!("[csrf]");
-                        }
+                    Some("csrf_token") if m["attributes"]["value"].as_str().is_some_and(|s| !s.is_empty()) => {
+                        m.get_mut("attributes").unwrap()["value"] = json!("[csrf]");
                     }
                     Some("totp_qr") => m.get_mut("attributes").unwrap()["src"] = json!("[qr]"),
                     Some("totp_secret_key") => {

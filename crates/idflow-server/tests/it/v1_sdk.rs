@@ -366,3 +366,30 @@ async fn sdk_lookup_secret(db: Db) {
     assert!(done.node("lookup_secret_reveal").is_some(), "{:?}", done.ui.nodes);
 }
 both_dbs!(sdk_lookup_secret);
+
+/// Client-side failures: nothing listening (transport error), a server that does not speak v1
+/// (the admin port), a bad base URL.
+async fn sdk_client_side_errors(db: Db) {
+    let app = spawn_app(db).await;
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        drop(l);
+        format!("http://127.0.0.1:{port}")
+    };
+    let e = Client::new(&closed).unwrap().login("a@example.com", PASSWORD).await.unwrap_err();
+    assert!(matches!(e, Error::Http(_)), "{e:?}");
+    assert_eq!(e.code(), None);
+
+    let e = Client::new(&app.admin).unwrap().with_token("idf_st_x").get_session().await.unwrap_err();
+    assert!(matches!(e, Error::UnexpectedResponse { .. }), "{e:?}");
+    assert!(e.status().is_some_and(|s| s >= 300), "{e:?}");
+
+    let e = Client::new("not a url").unwrap_err();
+    assert!(matches!(e, Error::InvalidBaseUrl { .. }), "{e:?}");
+    // A base URL with a trailing slash or a path prefix is fine.
+    let c = Client::new(format!("{}/", app.public)).unwrap();
+    let (email, _) = sdk_user(&app).await;
+    assert!(c.login(&email, PASSWORD).await.is_ok());
+}
+both_dbs!(sdk_client_side_errors);

@@ -270,11 +270,6 @@ async fn security_key_lifecycle(db: Db) {
 
     // Remove the key: unknown ids are form errors, the real one goes.
     let flow = b.settings(&app).await;
-    // The official SDK models accept the webauthn nodes (buttons, script, remove buttons).
-    let sdk: ory_kratos_client::models::SettingsFlow = serde_json::from_value(flow.clone()).expect("SDK SettingsFlow");
-    assert!(sdk.ui.nodes.len() >= flow["ui"]["nodes"].as_array().unwrap().len());
-    let login: ory_kratos_client::models::LoginFlow = serde_json::from_value(b3.login_flow(&app, "?aal=aal2&refresh=true").await).expect("SDK LoginFlow");
-    assert!(!login.ui.nodes.is_empty());
     let (s, f) = b.submit_settings(&app, &flow, json!({"method": "webauthn", "webauthn_remove": "abcd"})).await;
     assert_eq!(s, 400, "{f}");
     assert!(texts(&f).iter().any(|t| t.contains("does not exist")), "{f}");
@@ -337,7 +332,6 @@ async fn passkey_register_and_passwordless_login(db: Db) {
     assert!(node(&flow, "webauthn_script").is_some());
     let challenge = value_json(&flow, "passkey_challenge");
     assert!(challenge["publicKey"]["allowCredentials"].as_array().is_none_or(Vec::is_empty));
-    let _: ory_kratos_client::models::LoginFlow = serde_json::from_value(flow.clone()).expect("SDK LoginFlow with passkey nodes");
     let assertion = device.get(&challenge).unwrap();
     let (s, done) = b2.submit_login(&app, &flow, json!({"method": "passkey", "passkey_login": assertion})).await;
     assert_eq!(s, 200, "{done}");

@@ -1242,6 +1242,34 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// An imported oidc credential (admin API): `{"providers": [{"provider", "subject"}]}` with
+    /// configured provider ids; returns the stored config and the identifiers.
+    pub(crate) fn import_oidc(&self, cfg: &Value) -> Result<(Value, Vec<String>)> {
+        let list = cfg.get("providers").and_then(Value::as_array).filter(|l| !l.is_empty()).ok_or_else(|| {
+            Error::bad_request("An oidc credential needs config.providers: [{\"provider\": …, \"subject\": …}].")
+        })?;
+        let mut entries = vec![];
+        let mut identifiers: Vec<String> = vec![];
+        for e in list {
+            let provider = e.get("provider").and_then(Value::as_str).unwrap_or_default();
+            let subject = e.get("subject").and_then(Value::as_str).unwrap_or_default();
+            if provider.is_empty() || subject.is_empty() {
+                return Err(Error::bad_request("Every oidc provider entry needs a provider and a subject."));
+            }
+            if self.oidc_provider(provider).is_none() {
+                return Err(Error::bad_request(format!("The sign-in provider {provider:?} is not configured.")));
+            }
+            if entries.iter().any(|x: &Value| x["provider"] == provider) {
+                return Err(Error::bad_request(format!("The sign-in provider {provider:?} is listed twice.")));
+            }
+            entries.push(json!({"provider": provider, "subject": subject}));
+            identifiers.push(identifier(provider, subject));
+        }
+        Ok((json!({"providers": entries}), identifiers))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1295,39 +1323,22 @@ mod tests {
     }
 
     #[test]
+    fn client_secrets_are_redacted() {
+        let yaml = "selfservice:\n  methods:\n    oidc:\n      enabled: true\n      config:\n        providers:\n          - id: g\n            provider: google\n            client_id: abc\n            client_secret: topsecretvalue42\n";
+        let c = crate::config::Config::load(Some(yaml), vec![]).unwrap();
+        assert!(!c.redacted_yaml().contains("topsecretvalue42"));
+        assert!(!format!("{c:?}").contains("topsecretvalue42"));
+        let bad = "selfservice:\n  methods:\n    oidc:\n      config:\n        providers:\n          - id: g\n            provider: generic\n            client_id: abc\n            mapper: {traits: {email: '{{ claim.email }}'}}\n            issuer_url: https://x.example\n";
+        let e = crate::config::Config::load(Some(bad), vec![]).unwrap_err();
+        assert!(e.0.contains("selfservice.methods.oidc.config.providers.0.mapper"), "{}", e.0);
+    }
+
+    #[test]
     fn config_validation() {
         let cfg = |p: Value| -> OidcMethod { serde_json::from_value(json!({"enabled": true, "config": {"providers": [p]}})).unwrap() };
         assert!(validate_config(&cfg(json!({"id": "a", "provider": "generic", "client_id": "x"}))).unwrap_err().contains("issuer_url"));
         assert!(validate_config(&cfg(json!({"id": "a b", "provider": "google", "client_id": "x"}))).unwrap_err().contains(".id"));
         assert!(validate_config(&cfg(json!({"id": "a", "provider": "yahoo", "client_id": "x"}))).unwrap_err().contains("unknown provider"));
         validate_config(&cfg(json!({"id": "a", "provider": "generic", "client_id": "x", "issuer_url": "https://id.example.org"}))).unwrap();
-    }
-}
-
-impl Engine {
-    /// An imported oidc credential (admin API): `{"providers": [{"provider", "subject"}]}` with
-    /// configured provider ids; returns the stored config and the identifiers.
-    pub(crate) fn import_oidc(&self, cfg: &Value) -> Result<(Value, Vec<String>)> {
-        let list = cfg.get("providers").and_then(Value::as_array).filter(|l| !l.is_empty()).ok_or_else(|| {
-            Error::bad_request("An oidc credential needs config.providers: [{\"provider\": …, \"subject\": …}].")
-        })?;
-        let mut entries = vec![];
-        let mut identifiers: Vec<String> = vec![];
-        for e in list {
-            let provider = e.get("provider").and_then(Value::as_str).unwrap_or_default();
-            let subject = e.get("subject").and_then(Value::as_str).unwrap_or_default();
-            if provider.is_empty() || subject.is_empty() {
-                return Err(Error::bad_request("Every oidc provider entry needs a provider and a subject."));
-            }
-            if self.oidc_provider(provider).is_none() {
-                return Err(Error::bad_request(format!("The sign-in provider {provider:?} is not configured.")));
-            }
-            if entries.iter().any(|x: &Value| x["provider"] == provider) {
-                return Err(Error::bad_request(format!("The sign-in provider {provider:?} is listed twice.")));
-            }
-            entries.push(json!({"provider": provider, "subject": subject}));
-            identifiers.push(identifier(provider, subject));
-        }
-        Ok((json!({"providers": entries}), identifiers))
     }
 }

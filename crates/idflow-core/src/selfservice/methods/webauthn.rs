@@ -217,6 +217,19 @@ pub(crate) fn ceremony(
     Ok((o, kind, s))
 }
 
+/// Creation options that require a discoverable credential. Passkeys sign in without an
+/// identifier (discoverable authentication), which finds only resident keys; webauthn-rs'
+/// passkey registration merely "discourages" one, so authenticators that honour it (security
+/// keys, Chromium's virtual authenticator) would create a passkey that can never sign in.
+fn discoverable(options: &impl Serialize) -> std::result::Result<Value, String> {
+    let mut v = serde_json::to_value(options).map_err(|e| e.to_string())?;
+    if let Some(sel) = v.pointer_mut("/publicKey/authenticatorSelection").and_then(Value::as_object_mut) {
+        sel.insert("residentKey".into(), json!("required"));
+        sel.insert("requireResidentKey".into(), json!(true));
+    }
+    Ok(v)
+}
+
 fn expired_challenge() -> UiText {
     msg::generic("The WebAuthn challenge of this form was already used or is missing. Please try again.")
 }
@@ -322,7 +335,7 @@ impl Engine {
         } else {
             rp.start_passkey_registration(identity.id, &name, &name, exclude)
                 .map_err(|e| e.to_string())
-                .and_then(|(ccr, st)| ceremony(&ccr, "passkey", &st))
+                .and_then(|(ccr, st)| ceremony(&discoverable(&ccr)?, "passkey", &st))
         };
         match made {
             Ok((options, st_kind, state)) => {

@@ -88,7 +88,13 @@
     if (el) { el.textContent = text; el.hidden = false; }
   }
 
-  function submitWith(form, name, value) {
+  function submitWith(form, name, value, method) {
+    // form.submit() sends no button value: name the method explicitly.
+    var m = document.createElement('input');
+    m.type = 'hidden';
+    m.name = 'method';
+    m.value = method;
+    form.appendChild(m);
     var out = field(form, name);
     if (!out) {
       out = document.createElement('input');
@@ -139,7 +145,7 @@
     btn.disabled = true;
     var p = t.create ? navigator.credentials.create(opts) : navigator.credentials.get(opts);
     p.then(function (cred) {
-      submitWith(form, t.result, t.create ? attestationJSON(cred) : assertionJSON(cred));
+      submitWith(form, t.result, t.create ? attestationJSON(cred) : assertionJSON(cred), name.indexOf('oryPasskey') === 0 ? 'passkey' : 'webauthn');
     }).catch(function (err) {
       btn.disabled = false;
       showError(form, (err && err.name === 'NotAllowedError')
@@ -167,7 +173,7 @@
       if (!ok) return;
       opts.mediation = 'conditional';
       return navigator.credentials.get(opts).then(function (cred) {
-        submitWith(form, 'passkey_login', assertionJSON(cred));
+        submitWith(form, 'passkey_login', assertionJSON(cred), 'passkey');
       });
     }).catch(function () { /* the user can still use the button */ });
   }
