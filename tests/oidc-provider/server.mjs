@@ -16,10 +16,17 @@
 // "provider" | "other"} returns {"token": "<RS256 JWT>"} signed with the provider's signing key
 // or with an unrelated key that claims the same key id (a forgery).
 //
+// A fake GitHub (OAuth2 + user API, as GitHub Enterprise lays it out) under /github, for the
+// `github` preset with issuer_url http://127.0.0.1:<port>/github: /github/login/oauth/authorize
+// signs in at once as `login_hint` (default "octocat") and sends the browser back with a code;
+// /github/login/oauth/access_token checks client, redirect URI and the PKCE verifier (S256);
+// /github/api/v3/user and /github/api/v3/user/emails describe the user (id = a number derived
+// from the login; primary verified email <login>@users.example).
+//
 // The process exits when its standard input closes (the test that started it is gone).
 
 import { createServer } from 'node:http';
-import { generateKeyPairSync, sign as rsaSign } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes, sign as rsaSign } from 'node:crypto';
 import Provider from 'oidc-provider';
 
 function args() {
@@ -111,10 +118,76 @@ async function testSign(req, res) {
   }
 }
 
+const ghCodes = new Map();
+const ghId = (login) => parseInt(createHash('sha256').update(login).digest('hex').slice(0, 8), 16);
+
+function json(res, status, body) {
+  res.writeHead(status, { 'content-type': 'application/json' });
+  res.end(JSON.stringify(body));
+}
+
+async function github(req, res, url) {
+  if (req.method === 'GET' && url.pathname === '/github/login/oauth/authorize') {
+    const q = url.searchParams;
+    const redirect = q.get('redirect_uri');
+    if (q.get('client_id') !== opts.clientId || !opts.redirectUris.includes(redirect)
+      || q.get('code_challenge_method') !== 'S256' || !q.get('code_challenge')) {
+      json(res, 400, { error: 'bad authorization request' });
+      return;
+    }
+    const code = randomBytes(16).toString('hex');
+    ghCodes.set(code, { login: q.get('login_hint') || 'octocat', challenge: q.get('code_challenge'), redirect });
+    const back = new URL(redirect);
+    back.searchParams.set('code', code);
+    back.searchParams.set('state', q.get('state') || '');
+    res.writeHead(302, { location: back.toString() });
+    res.end();
+    return;
+  }
+  if (req.method === 'POST' && url.pathname === '/github/login/oauth/access_token') {
+    let raw = '';
+    for await (const chunk of req) raw += chunk;
+    const f = new URLSearchParams(raw);
+    const grant = ghCodes.get(f.get('code'));
+    ghCodes.delete(f.get('code'));
+    const verifier = f.get('code_verifier') || '';
+    const challenge = createHash('sha256').update(verifier).digest('base64url');
+    if (!grant || f.get('client_id') !== opts.clientId || f.get('client_secret') !== opts.clientSecret
+      || f.get('redirect_uri') !== grant.redirect || challenge !== grant.challenge) {
+      json(res, 200, { error: 'bad_verification_code', error_description: 'The code passed is incorrect or expired.' });
+      return;
+    }
+    json(res, 200, { access_token: `gho_${grant.login}`, token_type: 'bearer', scope: 'user:email' });
+    return;
+  }
+  const auth = req.headers.authorization || '';
+  const login = auth.startsWith('Bearer gho_') ? auth.slice('Bearer gho_'.length) : '';
+  if (req.method === 'GET' && login && url.pathname === '/github/api/v3/user') {
+    json(res, 200, {
+      id: ghId(login), login, name: `The ${login}`, email: null,
+      avatar_url: `https://avatars.example/${login}`, html_url: `https://github.example/${login}`,
+    });
+    return;
+  }
+  if (req.method === 'GET' && login && url.pathname === '/github/api/v3/user/emails') {
+    json(res, 200, [
+      { email: `${login}-old@users.example`, primary: false, verified: false },
+      { email: `${login}@users.example`, primary: true, verified: true },
+    ]);
+    return;
+  }
+  json(res, 401, { message: 'Requires authentication' });
+}
+
 const handle = provider.callback();
 const server = createServer((req, res) => {
   if (req.method === 'POST' && req.url === '/test/sign') {
     testSign(req, res);
+    return;
+  }
+  const url = new URL(req.url, issuer);
+  if (url.pathname.startsWith('/github/')) {
+    github(req, res, url).catch((e) => json(res, 500, { error: String(e) }));
     return;
   }
   handle(req, res);

@@ -112,15 +112,16 @@ async fn register(c: &reqwest::Client, base: &str, email: &str) -> anyhow::Resul
 
 const OPS: &[(&str, u32)] = &[("create_fetch", 25), ("profile", 30), ("whoami", 20), ("totp_start", 15), ("password", 10)];
 
-/// One operation; Ok(true) = expected answer, Ok(false) = unexpected status.
-async fn run_op(c: &reqwest::Client, op: &str, a: &str, b: &str, u: &User, n: u64) -> Result<bool, reqwest::Error> {
+/// One operation; Ok(None) = expected answers, Ok(Some(status)) = an unexpected status.
+async fn run_op(c: &reqwest::Client, op: &str, a: &str, b: &str, u: &User, n: u64) -> Result<Option<u16>, reqwest::Error> {
     let create = |base: &str| c.get(format!("{base}/self-service/settings/api")).header("X-Session-Token", &u.token).send();
     if op == "whoami" {
-        return Ok(c.get(format!("{b}/sessions/whoami")).header("X-Session-Token", &u.token).send().await?.status() == 200);
+        let s = c.get(format!("{b}/sessions/whoami")).header("X-Session-Token", &u.token).send().await?.status().as_u16();
+        return Ok((s != 200).then_some(s));
     }
     let r = create(a).await?;
     if r.status() != 200 {
-        return Ok(false);
+        return Ok(Some(r.status().as_u16()));
     }
     let flow: Value = r.json().await?;
     let id = flow["id"].as_str().unwrap_or_default().to_string();
@@ -142,18 +143,20 @@ async fn run_op(c: &reqwest::Client, op: &str, a: &str, b: &str, u: &User, n: u6
             (r.status().as_u16(), 200)
         }
     };
-    Ok(status == want)
+    Ok((status != want).then_some(status))
 }
 
 struct Stats {
     hist: Histogram<u64>,
     errors: u64,
+    /// Unexpected answers by status (0 = transport error).
+    statuses: BTreeMap<u16, u64>,
 }
 
 impl Stats {
     #[expect(clippy::expect_used, reason = "3 significant figures is a valid precision")]
     fn new() -> Stats {
-        Stats { hist: Histogram::new(3).expect("histogram"), errors: 0 }
+        Stats { hist: Histogram::new(3).expect("histogram"), errors: 0, statuses: BTreeMap::new() }
     }
 }
 
@@ -170,7 +173,7 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("nodes: {a} and {b}; seeding {} users", cli.users);
     let c = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
     let mut users = vec![];
-    for i in 0..cli.users {
+    for i in 0..cli.users.max(cli.workers) {
         let base = if i % 2 == 0 { &a } else { &b };
         users.push(register(&c, base, &format!("load-{i}-{}@example.com", uuid::Uuid::new_v4().simple())).await?);
     }
@@ -178,6 +181,7 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let deadline = started + duration;
     let mut tasks = vec![];
+    let workers = cli.workers;
     for w in 0..cli.workers {
         let (c, a, b, users) = (c.clone(), a.clone(), b.clone(), users.clone());
         tasks.push(tokio::spawn(async move {
@@ -189,15 +193,26 @@ async fn main() -> anyhow::Result<()> {
                 // A fixed pseudo-random mix (reproducible): pick by weight.
                 let mut pick = ((n.wrapping_mul(2_654_435_761)) % u64::from(total)) as u32;
                 let op = OPS.iter().find(|(_, wt)| if pick < *wt { true } else { pick -= wt; false }).map(|(o, _)| *o).unwrap_or("whoami");
-                let u = &users[(n as usize * 7 + w) % users.len()];
+                // Each worker has users of its own: concurrent changes to one identity (409 by
+                // design) are not part of this load.
+                let per_worker = (users.len() / workers).max(1);
+                let u = &users[(w + workers * (n as usize % per_worker)) % users.len()];
                 let (x, y) = if n % 2 == 0 { (&a, &b) } else { (&b, &a) };
                 let t = Instant::now();
-                let ok = matches!(run_op(&c, op, x, y, u, n).await, Ok(true));
+                let res = run_op(&c, op, x, y, u, n).await;
                 let took = t.elapsed().as_micros() as u64;
                 let s = stats.entry(op).or_insert_with(|| Stats::new());
                 let _ = s.hist.record(took.max(1));
-                if !ok {
-                    s.errors += 1;
+                match res {
+                    Ok(None) => {}
+                    Ok(Some(st)) => {
+                        s.errors += 1;
+                        *s.statuses.entry(st).or_default() += 1;
+                    }
+                    Err(_) => {
+                        s.errors += 1;
+                        *s.statuses.entry(0).or_default() += 1;
+                    }
                 }
             }
             stats
@@ -209,6 +224,9 @@ async fn main() -> anyhow::Result<()> {
             let m = merged.entry(op).or_insert_with(|| Stats::new());
             m.hist.add(&s.hist)?;
             m.errors += s.errors;
+            for (k, v) in s.statuses {
+                *m.statuses.entry(k).or_default() += v;
+            }
         }
     }
     let secs = started.elapsed().as_secs_f64();
@@ -228,6 +246,9 @@ async fn main() -> anyhow::Result<()> {
     };
     for (op, s) in &merged {
         row(op, s);
+        if !s.statuses.is_empty() {
+            eprintln!("{op}: unexpected answers by status (0 = transport error): {:?}", s.statuses);
+        }
         all.hist.add(&s.hist)?;
         all.errors += s.errors;
     }

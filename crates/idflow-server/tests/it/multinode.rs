@@ -319,3 +319,79 @@ async fn rate_limits_hold_across_nodes() {
     }
     assert_eq!(statuses, vec![(400, false), (400, false), (400, false), (429, true)]);
 }
+
+fn value_json(flow: &Value, name: &str) -> Value {
+    let v = node(flow, name).unwrap_or_else(|| panic!("no node {name} in {flow}"))["attributes"]["value"].as_str().unwrap().to_string();
+    serde_json::from_str(&v).unwrap()
+}
+
+/// Passkeys across nodes: the registration ceremony started on A is finished on B, and a
+/// passwordless login started on B is finished on A (challenges live in `flow.internal`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn passkeys_across_nodes() {
+    if !pg_or_skip() {
+        return;
+    }
+    use idflow_core::config::RelyingParty;
+    let (dsn, _) = fresh_dsn(Db::Postgres).await;
+    let mut origin = String::new();
+    let a = spawn_on(Db::Postgres, dsn.clone(), None, |c| {
+        origin = format!("http://localhost:{}", c.serve.public.port.unwrap());
+        c.serve.public.base_url = Some(format!("{origin}/"));
+        let rp = RelyingParty { id: Some("localhost".into()), origins: vec![origin.clone()], ..Default::default() };
+        c.selfservice.methods.passkey.config.rp = rp.clone();
+        c.selfservice.methods.webauthn.config.rp = rp;
+    })
+    .await;
+    let cfg = a.engine.cfg.clone();
+    let b = spawn_on(Db::Postgres, dsn, None, move |c| {
+        c.serve.public.base_url = cfg.serve.public.base_url.clone();
+        c.selfservice.methods.passkey.config.rp = cfg.selfservice.methods.passkey.config.rp.clone();
+        c.selfservice.methods.webauthn.config.rp = cfg.selfservice.methods.webauthn.config.rp.clone();
+    })
+    .await;
+    let (email, _, identity_id) = a.user().await;
+    let ajax = |c: &reqwest::Client, url: String| c.get(url).header("Accept", "application/json").send();
+    let post = |c: &reqwest::Client, url: String, body: Value| c.post(url).header("Accept", "application/json").json(&body).send();
+
+    let browser = browser_client();
+    let login: Value = ajax(&browser, a.url("/self-service/login/browser")).await.unwrap().json().await.unwrap();
+    let r = post(
+        &browser,
+        a.url(&format!("/self-service/login?flow={}", login["id"].as_str().unwrap())),
+        json!({"method": "password", "identifier": email, "password": PASSWORD, "csrf_token": csrf(&login)}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let mut device = crate::webauthn_softkey::SoftAuthenticator::new(&origin);
+    let flow: Value = ajax(&browser, a.url("/self-service/settings/browser")).await.unwrap().json().await.unwrap();
+    let id = flow["id"].as_str().unwrap();
+    let on_b: Value = ajax(&browser, b.url(&format!("/self-service/settings/flows?id={id}"))).await.unwrap().json().await.unwrap();
+    let create = value_json(&on_b, "passkey_create_data");
+    assert_eq!(create, value_json(&flow, "passkey_create_data"), "same ceremony options on both nodes");
+    let response = device.create(&create["credentialOptions"]).unwrap();
+    let r = post(
+        &browser,
+        b.url(&format!("/self-service/settings?flow={id}")),
+        json!({"method": "passkey", "passkey_settings_register": response, "csrf_token": csrf(&flow)}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+
+    let other = browser_client();
+    let flow: Value = ajax(&other, b.url("/self-service/login/browser")).await.unwrap().json().await.unwrap();
+    let assertion = device.get(&value_json(&flow, "passkey_challenge")).unwrap();
+    let r = post(
+        &other,
+        a.url(&format!("/self-service/login?flow={}", flow["id"].as_str().unwrap())),
+        json!({"method": "passkey", "passkey_login": assertion, "csrf_token": csrf(&flow)}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let done: Value = r.json().await.unwrap();
+    assert_eq!(done["session"]["identity"]["id"], identity_id.as_str());
+}

@@ -27,34 +27,49 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// Start the provider on `port` (another free port if that one is taken meanwhile) and wait for
+/// its discovery document.
 async fn start_provider(port: u16, redirect_uris: &[String]) -> OpenIdProvider {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/oidc-provider");
     assert!(
         dir.join("node_modules/oidc-provider").is_dir(),
         "the test OpenID provider is not installed: run `npm ci` in tests/oidc-provider (scripts/test.sh does)"
     );
-    let mut cmd = tokio::process::Command::new("node");
-    cmd.arg(dir.join("server.mjs"))
-        .args(["--port", &port.to_string(), "--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true);
-    for r in redirect_uris {
-        cmd.args(["--redirect-uri", r]);
-    }
-    let child = cmd.spawn().expect("start node (is Node.js installed?)");
-    let issuer = format!("http://127.0.0.1:{port}");
-    let c = api_client();
-    for _ in 0..200 {
-        if let Ok(r) = c.get(format!("{issuer}/.well-known/openid-configuration")).send().await
-            && r.status() == 200
-        {
-            return OpenIdProvider { _child: child, issuer };
+    let mut port = port;
+    let mut last_err = String::new();
+    for _attempt in 0..3 {
+        let log = std::env::temp_dir().join(format!("idflow-oidc-provider-{}.log", uuid::Uuid::new_v4().simple()));
+        let mut cmd = tokio::process::Command::new("node");
+        cmd.arg(dir.join("server.mjs"))
+            .args(["--port", &port.to_string(), "--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .kill_on_drop(true);
+        for r in redirect_uris {
+            cmd.args(["--redirect-uri", r]);
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut child = cmd.spawn().expect("start node (is Node.js installed?)");
+        let issuer = format!("http://127.0.0.1:{port}");
+        let c = api_client();
+        // Generous: a loaded two-core machine may take a while to start Node.js.
+        for _ in 0..600 {
+            if let Ok(r) = c.get(format!("{issuer}/.well-known/openid-configuration")).send().await
+                && r.status() == 200
+            {
+                let _ = std::fs::remove_file(&log);
+                return OpenIdProvider { _child: child, issuer };
+            }
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        last_err = std::fs::read_to_string(&log).unwrap_or_default();
+        let _ = std::fs::remove_file(&log);
+        port = free_port();
     }
-    panic!("the test OpenID provider did not serve its discovery document");
+    panic!("the test OpenID provider did not serve its discovery document:\n{last_err}");
 }
 
 struct Setup {
@@ -82,8 +97,8 @@ fn provider_config(issuer: &str) -> Value {
 
 async fn setup_with(db: Db, tweak: impl FnOnce(&mut Config)) -> Setup {
     let port = free_port();
-    let redirect = format!("http://127.0.0.1:{port}/self-service/methods/oidc/callback/{PROVIDER}");
-    let op = start_provider(free_port(), &[redirect]).await;
+    let redirect = |id: &str| format!("http://127.0.0.1:{port}/self-service/methods/oidc/callback/{id}");
+    let op = start_provider(free_port(), &[redirect(PROVIDER), redirect("gh")]).await;
     let issuer = op.issuer.clone();
     let app = spawn_app_with(db, |cfg| {
         cfg.serve.public.port = Some(port);
@@ -887,3 +902,70 @@ async fn admin_import_then_sign_in(db: Db) {
     assert_eq!(session["identity"]["traits"]["email"], "ivan@corp.example", "traits are not overwritten on login");
 }
 both_dbs!(admin_import_then_sign_in);
+
+/// The `github` preset (OAuth2 + the user API) against the provider script's fake GitHub.
+async fn github_preset(db: Db) {
+    let port = free_port();
+    let redirect = |id: &str| format!("http://127.0.0.1:{port}/self-service/methods/oidc/callback/{id}");
+    let op = start_provider(free_port(), &[redirect("gh")]).await;
+    let issuer = op.issuer.clone();
+    let app = spawn_app_with(db, |cfg| {
+        cfg.serve.public.port = Some(port);
+        cfg.serve.public.base_url = Some(format!("http://127.0.0.1:{port}/"));
+        cfg.selfservice.methods.oidc = serde_json::from_value(json!({"enabled": true, "config": {"providers": [{
+            "id": "gh", "provider": "github", "issuer_url": format!("{issuer}/github"),
+            "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+            "mapper": {"traits": {"email": "{{ claims.email }}", "name": {"first": "{{ claims.name }}"}},
+                       "metadata_public": {"github": "{{ claims.nickname }}"}},
+        }]}}))
+        .unwrap();
+    })
+    .await;
+    let c = browser_client();
+    let flow = browser_flow(&c, &app, "login").await;
+    let n = node_with(&flow, "provider", "gh").unwrap();
+    assert_eq!(n["meta"]["label"]["text"], "Sign in with GitHub");
+    let r = c
+        .post(app.url(&format!("/self-service/login?flow={}", flow["id"].as_str().unwrap())))
+        .json(&json!({"method": "oidc", "provider": "gh", "csrf_token": csrf(&flow), "upstream_parameters": {"login_hint": "mona", "evil": "x"}}))
+        .send()
+        .await
+        .unwrap();
+    // A JSON body is an AJAX request: 422 with the provider URL.
+    assert_eq!(r.status(), 422);
+    let to_gh = r.json::<Value>().await.unwrap()["redirect_browser_to"].as_str().unwrap().to_string();
+    let q: std::collections::HashMap<String, String> = url::Url::parse(&to_gh).unwrap().query_pairs().into_owned().collect();
+    assert_eq!(q["scope"], "user:email");
+    assert_eq!(q["login_hint"], "mona");
+    assert!(!q.contains_key("evil"), "only allow-listed upstream parameters are forwarded");
+    assert!(!q.contains_key("nonce"));
+    let cb = through_provider(&c, &app, to_gh, "unused").await;
+    let r = c.get(&cb).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), app.engine.default_return_url());
+    let (st, session) = whoami(&c, &app).await;
+    assert_eq!(st, 200, "{session}");
+    let identity = &session["identity"];
+    assert_eq!(identity["traits"], json!({"email": "mona@users.example", "name": {"first": "The mona"}}));
+    assert_eq!(identity["metadata_public"], json!({"github": "mona"}));
+    assert_eq!(identity["verifiable_addresses"][0]["verified"], true);
+    let admin = admin_identity(&app, identity["id"].as_str().unwrap()).await;
+    let ident = admin["credentials"]["oidc"]["identifiers"][0].as_str().unwrap().to_string();
+    assert!(ident.starts_with("gh:") && ident[3..].parse::<u64>().is_ok(), "{ident}");
+    // A wrong PKCE verifier is refused by the token endpoint: the flow shows the error.
+    let c = browser_client();
+    let flow = browser_flow(&c, &app, "login").await;
+    let fid = flow["id"].as_str().unwrap().to_string();
+    let r = submit_form(&c, &app, "login", &flow, &[("provider", "gh"), ("csrf_token", &csrf(&flow))]).await;
+    let cb = through_provider(&c, &app, location(&r), "unused").await;
+    let mut stored = app.engine.store.get_flow(fid.parse().unwrap()).await.unwrap().unwrap();
+    stored.internal["oidc"]["pkce_verifier"] = json!("x".repeat(64));
+    app.engine.store.commit(Commit { update_flow: Some(&stored), ..Default::default() }).await.unwrap();
+    let r = c.get(&cb).send().await.unwrap();
+    assert!(location(&r).starts_with(&app.engine.ui_url("login")));
+    let f = get_flow(&c, &app, "login", &fid).await;
+    assert!(all_message_texts(&f).contains("bad_verification_code"), "{f}");
+    assert_eq!(whoami(&c, &app).await.0, 401);
+    drop(op);
+}
+both_dbs!(github_preset);

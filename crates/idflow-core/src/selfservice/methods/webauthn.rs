@@ -333,9 +333,13 @@ impl Engine {
                 .map_err(|e| e.to_string())
                 .and_then(|(ccr, st)| ceremony(&ccr, "security_key", &st))
         } else {
+            // Passkeys sign in without an identifier, so they must be resident; passwordless
+            // security keys sign in with one and need not be.
             rp.start_passkey_registration(identity.id, &name, &name, exclude)
                 .map_err(|e| e.to_string())
-                .and_then(|(ccr, st)| ceremony(&discoverable(&ccr)?, "passkey", &st))
+                .and_then(|(ccr, st)| {
+                    if kind == KeyKind::Passkey { ceremony(&discoverable(&ccr)?, "passkey", &st) } else { ceremony(&ccr, "passkey", &st) }
+                })
         };
         match made {
             Ok((options, st_kind, state)) => {
