@@ -580,6 +580,11 @@ pub mod msg {
     pub fn generic(reason: &str) -> UiText {
         UiText::error(4000001, reason).with_context(json!({"reason": reason}))
     }
+    /// 4000001 for a change that would remove the identity's last way to sign in (the context
+    /// flag lets the v1 dialect answer `AVNOLOGY_AUTH_014`).
+    pub fn last_sign_in_method(reason: &str) -> UiText {
+        UiText::error(4000001, reason).with_context(json!({"reason": reason, "last_sign_in_method": true}))
+    }
     pub fn missing(property: &str) -> UiText {
         UiText::error(4000002, format!("Property {property} is missing.")).with_context(json!({"property": property}))
     }

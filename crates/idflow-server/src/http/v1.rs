@@ -158,8 +158,14 @@ pub fn map_error(state: &AppState, e: &Error) -> V1Error {
         | ErrorKind::Disabled
         | ErrorKind::SessionAlreadyAvailable
         | ErrorKind::FlowDisabled
-        | ErrorKind::BrowserLocationChange
         | ErrorKind::Forbidden => V1Error::malformed(e.reason.clone()),
+        ErrorKind::BrowserLocationChange => {
+            let mut v = V1Error::new("AVNOLOGY_AUTH_001", 422, "Browser redirect required", e.reason.clone());
+            if let Some(r) = &e.redirect_browser_to {
+                v.details.insert("redirect_browser_to".into(), json!(r));
+            }
+            v
+        }
         ErrorKind::Unavailable => {
             V1Error::new("AVNOLOGY_AUTH_500", 503, "Service unavailable", "The service is temporarily unavailable.")
         }
@@ -224,23 +230,23 @@ fn stringify_ids(v: &mut Value) {
 /// The v1 code for a flow returned with form errors, chosen by the submitted method.
 fn form_error(state: &AppState, flow_json: Value, kind: FlowKind, method: &str) -> V1Error {
     let mut errors: Vec<(u64, String)> = vec![];
+    let mut last_sign_in_method = false;
     if let Some(ui) = flow_json.get("ui") {
-        for m in ui.get("messages").and_then(Value::as_array).into_iter().flatten() {
+        let node_msgs = ui.get("nodes").and_then(Value::as_array).into_iter().flatten().flat_map(|n| {
+            n.get("messages").and_then(Value::as_array).into_iter().flatten()
+        });
+        for m in ui.get("messages").and_then(Value::as_array).into_iter().flatten().chain(node_msgs) {
             if m["type"] == "error" {
                 errors.push((m["id"].as_u64().unwrap_or(0), m["text"].as_str().unwrap_or("").to_string()));
-            }
-        }
-        for n in ui.get("nodes").and_then(Value::as_array).into_iter().flatten() {
-            for m in n.get("messages").and_then(Value::as_array).into_iter().flatten() {
-                if m["type"] == "error" {
-                    errors.push((m["id"].as_u64().unwrap_or(0), m["text"].as_str().unwrap_or("").to_string()));
-                }
+                last_sign_in_method |= m["context"]["last_sign_in_method"] == true;
             }
         }
     }
     let reason = errors.first().map(|(_, t)| t.clone()).unwrap_or_else(|| "The form contains errors.".into());
     let ids: Vec<u64> = errors.iter().map(|(i, _)| *i).collect();
-    let (code, msg) = if ids.contains(&4010002) || ids.contains(&4010003) || ids.contains(&4010004) {
+    let (code, msg) = if last_sign_in_method {
+        ("AVNOLOGY_AUTH_014", "Last way to sign in")
+    } else if ids.contains(&4010002) || ids.contains(&4010003) || ids.contains(&4010004) {
         ("AVNOLOGY_AUTH_001", "Malformed request")
     } else if kind == FlowKind::Login && ids.contains(&4000006) {
         ("AVNOLOGY_AUTH_006", "Invalid credentials")
@@ -316,7 +322,7 @@ fn flow_type(ctx: &Ctx) -> FlowType {
     if ctx.via_cookie { FlowType::Browser } else { FlowType::Api }
 }
 
-const METHODS: &[&str] = &["profile", "password", "totp", "lookup_secret"];
+const METHODS: &[&str] = &["profile", "password", "totp", "lookup_secret", "webauthn", "passkey", "oidc"];
 
 async fn settings_json(state: &AppState, flow: &Flow, method: Option<&str>) -> Value {
     let identity = match flow.identity_id {

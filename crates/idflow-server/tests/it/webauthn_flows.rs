@@ -369,6 +369,17 @@ async fn passkey_register_and_passwordless_login(db: Db) {
     assert!(m["text"].as_str().unwrap().contains("lock you out"), "{m}");
     let stored = app.engine.store.get_identity(identity_id.parse().unwrap()).await.unwrap().unwrap();
     assert!(stored.credentials.contains_key(&CredentialType::Passkey));
+
+    // The v1 dialect reports the same guard rail as AVNOLOGY_AUTH_014 (cookie auth + CSRF).
+    let f: Value = b.c.get(app.url("/v1/flows/settings")).send().await.unwrap().json().await.unwrap();
+    let token = node(&f, "csrf_token").unwrap()["attributes"]["value"].as_str().unwrap().to_string();
+    let url = app.url(&format!("/v1/flows/settings/{}:submit", f["id"].as_str().unwrap()));
+    let body = json!({"method": "passkey", "body": {"passkey_remove": hex::encode(&device.creds[0].id), "csrf_token": token}});
+    let r = b.c.post(url).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "AVNOLOGY_AUTH_014", "{e}");
+    assert!(e["continue_flow"]["id"].is_string(), "{e}");
 }
 both_dbs!(passkey_register_and_passwordless_login);
 

@@ -1014,7 +1014,7 @@ impl Engine {
                 return invalid(msg::generic("can not unlink non-existing OpenID Connect connection"));
             }
             if a.identity.first_factor_count() < 2 {
-                return invalid(msg::generic(
+                return invalid(msg::last_sign_in_method(
                     "can not unlink OpenID Connect connection because it is the last remaining first factor credential",
                 ));
             }

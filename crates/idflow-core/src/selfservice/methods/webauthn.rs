@@ -524,7 +524,7 @@ impl Engine {
                 KeyKind::SecurityKey => "unable to remove this security key because it would lock you out of your account",
                 KeyKind::Passkey => "unable to remove this passkey because it would lock you out of your account",
             };
-            return Err((node.to_string(), msg::generic(m)));
+            return Err((node.to_string(), msg::last_sign_in_method(m)));
         }
         let mut keys = keys;
         keys.remove(pos);
