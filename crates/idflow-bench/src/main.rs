@@ -10,6 +10,10 @@
 //! per worker, and measures each scenario at each concurrency: throughput, p50/p99 latency,
 //! error rate, and the server's peak RSS; plus the bare argon2id cost with the server's
 //! parameters so the password figure reads as overhead over the hash.
+//!
+//! `peers` runs the same client against idflow, django-allauth and better-auth side by side
+//! (see `peers.rs` and `bench/run-peers.sh`); `seed` fills a database with N identities;
+//! `scale` measures idflow with 10^3 … 10^6 identities in the database (`bench/run-scale.sh`).
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -19,6 +23,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+mod peers;
+mod scale;
+mod seed;
 
 #[derive(Parser)]
 #[command(name = "idflow-bench")]
@@ -62,6 +70,84 @@ enum Cmd {
     Argon2 {
         #[arg(long, default_value_t = 50)]
         iterations: u32,
+    },
+    /// idflow side by side with django-allauth and better-auth (see bench/run-peers.sh).
+    Peers {
+        /// The idflow binary to start (use the release build).
+        #[arg(long, default_value = "target/bench/release/idflow")]
+        server: String,
+        /// The peers' directory (bench/peers: the Django project, the better-auth server, .venv).
+        #[arg(long)]
+        peers_dir: Option<std::path::PathBuf>,
+        /// Python of the allauth venv (default: <peers-dir>/.venv/bin/python).
+        #[arg(long)]
+        python: Option<String>,
+        #[arg(long, default_value = "node")]
+        node: String,
+        /// Identities seeded into each system before the run.
+        #[arg(long, default_value_t = 1000)]
+        identities: u64,
+        /// Worker processes for gunicorn and the node cluster (default: one per core).
+        #[arg(long)]
+        workers: Option<usize>,
+        /// Systems, in the interleaving order.
+        #[arg(long, value_delimiter = ',', default_value = "idflow,allauth,better-auth")]
+        systems: Vec<String>,
+        #[arg(long, value_delimiter = ',', default_value = peers::PEER_SCENARIOS)]
+        scenarios: Vec<String>,
+        #[arg(long, value_delimiter = ',', default_value = "1,32")]
+        concurrency: Vec<usize>,
+        #[arg(long, default_value = "10s")]
+        duration: String,
+        #[arg(long, default_value = "1s")]
+        warmup: String,
+        /// Rounds of the interleaved sequence per cell (medians are reported).
+        #[arg(long, default_value_t = 1)]
+        rounds: usize,
+        /// Open-loop rate for idflow's flow-fetch latency check (0 skips it).
+        #[arg(long, default_value_t = 1000.0)]
+        rate: f64,
+        /// Also write the markdown report to this file.
+        #[arg(long)]
+        out: Option<String>,
+        /// Scratch directory for the databases and logs (default: a new temp dir, removed after).
+        #[arg(long)]
+        work_dir: Option<std::path::PathBuf>,
+    },
+    /// Fill a database with identities (one password hash, reused), through the store.
+    Seed {
+        #[arg(long)]
+        database: String,
+        /// Total number of identities the database should hold afterwards.
+        #[arg(long)]
+        count: u64,
+        /// Concurrent inserts.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+    },
+    /// idflow's per-operation cost with growing identity tables (seeds as it goes).
+    Scale {
+        #[arg(long, default_value = "target/bench/release/idflow")]
+        server: String,
+        /// Database URL (reused across sizes; it only grows).
+        #[arg(long)]
+        database: String,
+        /// Label for the table (e.g. SQLite, PostgreSQL).
+        #[arg(long, default_value = "")]
+        label: String,
+        #[arg(long, value_delimiter = ',', default_value = "1000,100000,1000000")]
+        sizes: Vec<u64>,
+        #[arg(long, value_delimiter = ',', default_value = "create_fetch,get,profile,whoami")]
+        scenarios: Vec<String>,
+        #[arg(long, value_delimiter = ',', default_value = "1,32")]
+        concurrency: Vec<usize>,
+        #[arg(long, default_value = "10s")]
+        duration: String,
+        #[arg(long, default_value_t = 8)]
+        seed_concurrency: usize,
+        /// Also append the markdown table to this file.
+        #[arg(long)]
+        out: Option<String>,
     },
 }
 
@@ -355,6 +441,64 @@ async fn main() -> anyhow::Result<()> {
         }
         Cmd::Argon2 { iterations } => {
             println!("bare argon2id (m=19456 KiB, t=2, p=1): {:.2} ms per hash", argon2_floor(iterations)?);
+            Ok(())
+        }
+        Cmd::Peers {
+            server,
+            peers_dir,
+            python,
+            node,
+            identities,
+            workers,
+            systems,
+            scenarios,
+            concurrency,
+            duration,
+            warmup,
+            rounds,
+            rate,
+            out,
+            work_dir,
+        } => {
+            let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+            let tmp = std::env::temp_dir().join(format!("idflow-peers-{}", uuid::Uuid::new_v4().simple()));
+            let keep = work_dir.is_some();
+            let o = peers::PeerOpts {
+                server,
+                peers_dir: peers_dir.unwrap_or_else(peers::default_peers_dir),
+                python,
+                node,
+                identities,
+                workers: workers.unwrap_or(cores).max(1),
+                work_dir: work_dir.unwrap_or_else(|| tmp.clone()),
+            };
+            peers::check_tools(&o, &systems)?;
+            let m = peers::MatrixOpts { systems, scenarios, concurrency, duration, warmup, rounds, rate, out };
+            let res = peers::run_peers(o, m).await;
+            if !keep {
+                let _ = std::fs::remove_dir_all(&tmp);
+            }
+            res
+        }
+        Cmd::Seed { database, count, concurrency } => seed::seed_to(&database, count, concurrency).await,
+        Cmd::Scale { server, database, label, sizes, scenarios, concurrency, duration, seed_concurrency, out } => {
+            let table = scale::run_scale(scale::ScaleOpts {
+                server,
+                database,
+                label,
+                sizes,
+                scenarios,
+                concurrency,
+                duration,
+                seed_concurrency,
+            })
+            .await?;
+            println!("{table}");
+            if let Some(path) = out {
+                use std::io::Write as _;
+                let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+                f.write_all(table.as_bytes())?;
+            }
             Ok(())
         }
     }

@@ -184,6 +184,10 @@ impl From<crate::store::StoreError> for Error {
         use crate::store::StoreError;
         match e {
             StoreError::Conflict(what) => Error::new(ErrorKind::Conflict, what),
+            StoreError::Busy(_) => Error::new(
+                ErrorKind::Conflict,
+                "The resource was changed by a concurrent request. Please reload and try again.",
+            ),
             StoreError::NotFound => Error::not_found("The requested resource could not be found"),
             StoreError::Invalid(d) => {
                 tracing::debug!(error = %d, "value refused by the database");

@@ -4,7 +4,7 @@
 //! Writes that must be atomic go through [`Store::commit`]: one call, one transaction, with
 //! optimistic concurrency on the identity and the flow (`version` columns), so concurrent
 //! submits to one flow (or one identity) never interleave: exactly one wins, the other gets
-//! [`StoreError::Conflict`].
+//! [`StoreError::Busy`].
 
 use crate::model::{CredentialType, Flow, Identity, Session};
 use async_trait::async_trait;
@@ -12,9 +12,12 @@ use uuid::Uuid;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// Unique constraint or optimistic-concurrency conflict. The text says which.
+    /// A unique constraint was violated (duplicate identifier, address, external id).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The row changed concurrently (stale version) or the database was busy: retryable.
+    #[error("concurrent update: {0}")]
+    Busy(String),
     #[error("not found")]
     NotFound,
     /// The database cannot store or compare the value (e.g. text with a NUL character).
@@ -33,7 +36,7 @@ pub struct Commit<'a> {
     /// Insert a new identity (with credentials, identifiers and addresses).
     pub create_identity: Option<&'a Identity>,
     /// Replace an identity (traits, state, metadata, credentials, identifiers, addresses);
-    /// fails with `Conflict` unless the stored version equals `identity.version`.
+    /// fails with `Busy` unless the stored version equals `identity.version`.
     pub update_identity: Option<&'a Identity>,
     /// Insert a session.
     pub create_session: Option<&'a Session>,
@@ -41,7 +44,7 @@ pub struct Commit<'a> {
     pub update_session: Option<&'a Session>,
     /// Revoke every active session of this identity except the given one.
     pub revoke_other_sessions: Option<(Uuid, Option<Uuid>)>,
-    /// Update a flow; fails with `Conflict` unless the stored version equals `flow.version`.
+    /// Update a flow; fails with `Busy` unless the stored version equals `flow.version`.
     pub update_flow: Option<&'a Flow>,
 }
 

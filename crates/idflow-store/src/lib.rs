@@ -77,7 +77,7 @@ fn map_err(e: sqlx::Error) -> StoreError {
                 StoreError::Unavailable(e.to_string())
             } else if code == "5" || code == "517" || code == "6" {
                 // SQLite BUSY / LOCKED: treat as a retryable conflict.
-                StoreError::Conflict(format!("database busy: {}", db.message()))
+                StoreError::Busy(format!("database busy: {}", db.message()))
             } else if code == "22021" || code == "22P05" {
                 // PostgreSQL refuses the value itself (a NUL character in text): bad input.
                 StoreError::Invalid(db.message().to_string())
@@ -574,7 +574,7 @@ macro_rules! sql_store {
                     .await
                     .map_err(map_err)?;
                     if r.rows_affected() != 1 {
-                        return Err(StoreError::Conflict("the flow was changed by a concurrent request".into()));
+                        return Err(StoreError::Busy("the flow was changed by a concurrent request".into()));
                     }
                 }
                 if let Some(i) = c.create_identity {
@@ -615,7 +615,7 @@ macro_rules! sql_store {
                     .await
                     .map_err(map_err)?;
                     if r.rows_affected() != 1 {
-                        return Err(StoreError::Conflict("the identity was changed by a concurrent request".into()));
+                        return Err(StoreError::Busy("the identity was changed by a concurrent request".into()));
                     }
                     for q in [
                         "DELETE FROM credential_identifiers WHERE identity_id = $1",

@@ -197,11 +197,11 @@ async fn main() -> anyhow::Result<()> {
                 // design) are not part of this load.
                 let per_worker = (users.len() / workers).max(1);
                 let u = &users[(w + workers * (n as usize % per_worker)) % users.len()];
-                let (x, y) = if n % 2 == 0 { (&a, &b) } else { (&b, &a) };
+                let (x, y) = if n.is_multiple_of(2) { (&a, &b) } else { (&b, &a) };
                 let t = Instant::now();
                 let res = run_op(&c, op, x, y, u, n).await;
                 let took = t.elapsed().as_micros() as u64;
-                let s = stats.entry(op).or_insert_with(|| Stats::new());
+                let s = stats.entry(op).or_insert_with(Stats::new);
                 let _ = s.hist.record(took.max(1));
                 match res {
                     Ok(None) => {}
@@ -221,7 +221,7 @@ async fn main() -> anyhow::Result<()> {
     let mut merged: BTreeMap<&'static str, Stats> = BTreeMap::new();
     for t in tasks {
         for (op, s) in t.await? {
-            let m = merged.entry(op).or_insert_with(|| Stats::new());
+            let m = merged.entry(op).or_insert_with(Stats::new);
             m.hist.add(&s.hist)?;
             m.errors += s.errors;
             for (k, v) in s.statuses {

@@ -211,7 +211,7 @@ impl Engine {
                 identity.version += 1;
                 Ok(identity)
             }
-            Err(StoreError::Conflict(c)) if c.contains("concurrent") => {
+            Err(StoreError::Busy(_)) => {
                 Err(Error::new(ErrorKind::Conflict, "The identity was changed by a concurrent request. Please retry."))
             }
             Err(StoreError::Conflict(_)) => Err(Self::conflict()),

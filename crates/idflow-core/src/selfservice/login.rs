@@ -299,7 +299,7 @@ impl Engine {
             .await;
         match res {
             Ok(_) => flow.version += 1,
-            Err(StoreError::Conflict(_)) => {
+            Err(StoreError::Busy(_)) => {
                 return Err(Error::new(ErrorKind::Conflict, "The flow was completed by a concurrent request."));
             }
             Err(e) => return Err(e.into()),

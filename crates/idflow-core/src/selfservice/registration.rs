@@ -111,7 +111,7 @@ impl Engine {
     pub(crate) async fn save_flow(&self, flow: &mut Flow) -> Result<()> {
         flow.updated_at = self.clock.now();
         self.store.commit(Commit { update_flow: Some(flow), ..Default::default() }).await.map_err(|e| match e {
-            StoreError::Conflict(_) => {
+            StoreError::Busy(_) => {
                 Error::new(ErrorKind::Conflict, "The flow was changed by a concurrent request. Please try again.")
             }
             other => other.into(),
@@ -223,7 +223,7 @@ impl Engine {
                 tracing::info!(identity_id = %identity.id, "identity registered");
                 Ok(Submitted::Done(Registered { flow, identity, session: issued }))
             }
-            Err(StoreError::Conflict(c)) if !c.contains("concurrent") => {
+            Err(StoreError::Conflict(_)) => {
                 let mut flow = self.load_flow(id, FlowKind::Registration).await?;
                 self.registration_ui(&mut flow, req, Some(&identity.traits))?;
                 flow.ui.messages.push(msg::duplicate());

@@ -375,7 +375,7 @@ impl Engine {
         let revoked = match res {
             Ok(n) => n,
             // A concurrent write (or a busy SQLite database) is no duplicate identifier: 409.
-            Err(StoreError::Conflict(c)) if c.contains("concurrent") || c.starts_with("database busy") => {
+            Err(StoreError::Busy(_)) => {
                 return Err(Error::new(
                     ErrorKind::Conflict,
                     "Your account was changed by a concurrent request. Please reload the form and try again.",

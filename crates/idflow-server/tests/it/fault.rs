@@ -459,15 +459,16 @@ async fn postgres_restart_under_load() {
         .unwrap();
     assert_eq!(r.status(), 200, "settings work after recovery");
 
-    let t = tally.lock().unwrap();
-    eprintln!("postgres restart under load: {t:?}");
-    assert!(t.failures.is_empty(), "unclean answers: {:#?}", t.failures);
-    assert!(t.unavailable > 0, "the outage was seen as 503s");
-    assert!(t.ok > 0);
-    assert_eq!(t.other_5xx, 0, "database errors are 503, not 500");
+    {
+        let t = tally.lock().unwrap();
+        eprintln!("postgres restart under load: {t:?}");
+        assert!(t.failures.is_empty(), "unclean answers: {:#?}", t.failures);
+        assert!(t.unavailable > 0, "the outage was seen as 503s");
+        assert!(t.ok > 0);
+        assert_eq!(t.other_5xx, 0, "database errors are 503, not 500");
+    }
     let log = node.log_text();
     assert!(!log.contains("panicked"), "no panic:\n{log}");
-    drop(t);
     node.kill9().await;
 }
 

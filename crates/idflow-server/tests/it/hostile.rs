@@ -74,6 +74,17 @@ async fn slow_clients_are_cut_off(db: Db) {
 }
 both_dbs!(slow_clients_are_cut_off);
 
+/// Move the servers' clocks to the start of a rate-limit window (fixed one-minute windows), so
+/// a test's requests are never split across two windows.
+pub fn start_of_window(clocks: &[&idflow_core::clock::Clock]) {
+    let into = clocks[0].now().unix_timestamp().rem_euclid(60);
+    if into > 5 {
+        for c in clocks {
+            c.advance(60 - into);
+        }
+    }
+}
+
 async fn api_login(app: &TestApp, identifier: &str, xff: &str) -> reqwest::Response {
     let c = api_client();
     let flow: Value = c.get(app.url("/self-service/login/api")).send().await.unwrap().json().await.unwrap();
@@ -106,6 +117,7 @@ async fn throttled(r: reqwest::Response) -> Value {
 
 async fn per_ip_login_limit(db: Db) {
     let app = spawn_app_with(db, |c| c.limits.per_ip.login = 3).await;
+    start_of_window(&[&app.clock]);
     for i in 0..3 {
         // Different identifiers and spoofed client addresses: only the socket peer counts.
         let r = api_login(&app, &unique_email(), &format!("203.0.113.{i}")).await;
@@ -152,6 +164,7 @@ async fn per_identity_limits(db: Db) {
         c.limits.per_identity.settings = 2;
     })
     .await;
+    start_of_window(&[&app.clock]);
     // Login: counted per normalised identifier (case and invisible variants are one identifier).
     let target = unique_email();
     assert_eq!(api_login(&app, &target, "").await.status(), 400);

@@ -303,6 +303,7 @@ async fn rate_limits_hold_across_nodes() {
         return;
     }
     let (a, b) = two_nodes(|c| c.limits.per_ip.login = 3).await;
+    crate::hostile::start_of_window(&[&a.clock, &b.clock]);
     let email = unique_email();
     let mut statuses = vec![];
     for i in 0..4 {

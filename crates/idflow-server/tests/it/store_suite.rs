@@ -149,7 +149,7 @@ async fn store_unique_conflicts(db: Db) {
 }
 both_dbs!(store_unique_conflicts);
 
-/// Optimistic concurrency on identities: an update with a stale version is a Conflict.
+/// Optimistic concurrency on identities: an update with a stale version is Busy.
 async fn store_identity_version(db: Db) {
     let (s, _dsn, _tmp) = store(db).await;
     let i = identity("v@example.com");
@@ -170,7 +170,7 @@ async fn store_identity_version(db: Db) {
     // `upd` still carries version 0: stale.
     let mut stale = upd.clone();
     stale.traits = json!({"email": "v@example.com", "name": {"first": "Stale"}});
-    assert!(matches!(s.commit(Commit { update_identity: Some(&stale), ..Default::default() }).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(s.commit(Commit { update_identity: Some(&stale), ..Default::default() }).await, Err(StoreError::Busy(_))));
     assert_eq!(s.get_identity(i.id).await.unwrap().unwrap().traits["name"]["first"], "New");
     stale.version = 1;
     s.commit(Commit { update_identity: Some(&stale), ..Default::default() }).await.unwrap();
@@ -193,7 +193,7 @@ async fn store_flow_cas(db: Db) {
     let got = s.get_flow(f.id).await.unwrap().unwrap();
     assert_eq!(got.version, 1);
     assert_eq!(got.state, "success");
-    assert!(matches!(s.commit(Commit { update_flow: Some(&f1), ..Default::default() }).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(s.commit(Commit { update_flow: Some(&f1), ..Default::default() }).await, Err(StoreError::Busy(_))));
 
     for round in 0..5 {
         let base = s.get_flow(f.id).await.unwrap().unwrap();
@@ -209,7 +209,7 @@ async fn store_flow_cas(db: Db) {
         assert!(ra.is_ok() != rb.is_ok(), "round {round}: exactly one wins: {ra:?} {rb:?}");
         let a_won = ra.is_ok();
         let loser = if a_won { rb } else { ra };
-        assert!(matches!(loser, Err(StoreError::Conflict(_))), "{loser:?}");
+        assert!(matches!(loser, Err(StoreError::Busy(_))), "{loser:?}");
         let after = s.get_flow(f.id).await.unwrap().unwrap();
         assert_eq!(after.version, base.version + 1);
         assert_eq!(after.state, if a_won { format!("a{round}") } else { format!("b{round}") });

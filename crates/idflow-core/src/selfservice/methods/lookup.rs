@@ -123,7 +123,7 @@ impl Engine {
                 let _ = self.store.rate_clear(&key).await;
                 Ok(Ok(()))
             }
-            Err(StoreError::Conflict(_)) => Ok(Err(msg::lookup_used())),
+            Err(StoreError::Busy(_)) => Ok(Err(msg::lookup_used())),
             Err(e) => Err(Error::from(e)),
         }
     }

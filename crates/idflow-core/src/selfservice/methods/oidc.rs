@@ -756,7 +756,7 @@ impl Engine {
             .await;
         match res {
             Ok(_) => flow.version += 1,
-            Err(StoreError::Conflict(c)) if c.contains("concurrent") => {
+            Err(StoreError::Busy(_)) => {
                 return Err(Error::new(ErrorKind::Conflict, "The flow was completed by a concurrent request."));
             }
             Err(StoreError::Conflict(_)) => {
@@ -924,7 +924,7 @@ impl Engine {
                 .commit(Commit { create_session: Some(&issued.session), update_flow: Some(&flow), ..Default::default() })
                 .await
                 .map_err(|e| match e {
-                    StoreError::Conflict(_) => Error::new(ErrorKind::Conflict, "The flow was completed by a concurrent request."),
+                    StoreError::Busy(_) => Error::new(ErrorKind::Conflict, "The flow was completed by a concurrent request."),
                     other => other.into(),
                 })?;
             flow.version += 1;
@@ -974,7 +974,7 @@ impl Engine {
                 tracing::info!(identity_id = %identity.id, provider = %p.id, "identity registered with a sign-in provider");
                 Ok(Submitted::Done(Registered { flow, identity, session: issued }))
             }
-            Err(StoreError::Conflict(c)) if c.contains("concurrent") => {
+            Err(StoreError::Busy(_)) => {
                 Err(Error::new(ErrorKind::Conflict, "The flow was completed by a concurrent request."))
             }
             Err(StoreError::Conflict(_)) => {

@@ -126,7 +126,7 @@ impl Engine {
                         Ok(Ok(()))
                     }
                     // Someone else changed the identity at the same time (e.g. used this code).
-                    Err(StoreError::Conflict(_)) => Ok(Err(msg::totp_invalid())),
+                    Err(StoreError::Busy(_)) => Ok(Err(msg::totp_invalid())),
                     Err(e) => Err(Error::from(e)),
                 }
             }

@@ -740,7 +740,7 @@ impl Engine {
                 updated.version += 1;
                 Ok(Ok(updated))
             }
-            Err(StoreError::Conflict(_)) => {
+            Err(StoreError::Busy(_)) => {
                 Ok(Err(msg::generic("Your account was changed by a concurrent request. Please try again.")))
             }
             Err(e) => Err(e.into()),
