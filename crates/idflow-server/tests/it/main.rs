@@ -9,6 +9,7 @@
 mod helpers;
 
 mod basics;
+mod mfa_login;
 mod settings_common;
 mod settings_methods;
 mod settings_privileged;
