@@ -60,66 +60,6 @@ impl Engine {
         Ok(())
     }
 
-    /// The replacement for an expired flow, and the error that names it.
-    pub(crate) async fn expired_error(&self, old: &Flow, req: &Req) -> Error {
-        let now = self.clock.now();
-        let minutes = (now - old.expires_at).as_seconds_f64() / 60.0;
-        let replacement = match old.kind {
-            FlowKind::Registration => {
-                let r = Req { auth: None, request_url: old.request_url.clone(), ..req.clone() };
-                self.create_registration(&r, old.flow_type).await.map(|mut f| {
-                    f.ui.messages.push(msg::registration_expired(minutes));
-                    f
-                })
-            }
-            FlowKind::Login => {
-                let r = Req { request_url: old.request_url.clone(), ..req.clone() };
-                self.create_login(&r, old.flow_type, old.refresh, old.requested_aal).await.map(|mut f| {
-                    f.ui.messages.push(msg::login_expired(minutes));
-                    f
-                })
-            }
-            FlowKind::Settings => match &req.auth {
-                Some(a) => {
-                    let r = Req { request_url: old.request_url.clone(), ..req.clone() };
-                    self.build_settings_flow(&r, a, old.flow_type).await.map(|mut f| {
-                        let at = old.expires_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
-                        f.ui.messages.push(msg::settings_expired(minutes, &at, old.expires_at.unix_timestamp()));
-                        f
-                    })
-                }
-                None => Err(Error::new(ErrorKind::Unauthorized, "")),
-            },
-        };
-        let mut e = Error::new(
-            ErrorKind::FlowExpired,
-            format!("The self-service flow expired {minutes:.2} minutes ago, initialize a new one."),
-        );
-        e.expired_at = Some(old.expires_at);
-        if let Ok(mut f) = replacement {
-            // The message is part of the stored flow.
-            f.updated_at = now;
-            if self.store.commit(Commit { update_flow: Some(&f), ..Default::default() }).await.is_ok() {
-                f.version += 1;
-            }
-            e.use_flow_id = Some(f.id);
-        }
-        e
-    }
-
-    /// Persist a flow that carries form errors (or a re-rendered form).
-    pub(crate) async fn save_flow(&self, flow: &mut Flow) -> Result<()> {
-        flow.updated_at = self.clock.now();
-        self.store.commit(Commit { update_flow: Some(flow), ..Default::default() }).await.map_err(|e| match e {
-            StoreError::Busy(_) => {
-                Error::new(ErrorKind::Conflict, "The flow was changed by a concurrent request. Please try again.")
-            }
-            other => other.into(),
-        })?;
-        flow.version += 1;
-        Ok(())
-    }
-
     /// Submit a registration flow.
     pub(crate) async fn submit_registration_inner(&self, id: Uuid, body: &Body, req: &Req) -> Result<Submitted<Registered>> {
         let mut flow = self.load_flow(id, FlowKind::Registration).await?;
