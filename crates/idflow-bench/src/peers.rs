@@ -132,7 +132,6 @@ pub struct Running {
     pub child: Option<Child>,
     /// idflow's own process handle (kept alive, killed on drop).
     pub idflow: Option<crate::Server>,
-    pub workers: usize,
 }
 
 impl Running {
@@ -208,7 +207,7 @@ async fn start_idflow(o: &PeerOpts) -> anyhow::Result<Running> {
     eprintln!("[peers] idflow: seeded {} identities in {:.1} s", o.identities, t.elapsed().as_secs_f64());
     let srv = crate::start_server(&o.server, Some(&dsn)).await?;
     let base = srv.base.clone();
-    Ok(Running { kind: Kind::Idflow, origin: base.clone(), base, child: None, idflow: Some(srv), workers: 1 })
+    Ok(Running { kind: Kind::Idflow, origin: base.clone(), base, child: None, idflow: Some(srv) })
 }
 
 async fn start_allauth(o: &PeerOpts) -> anyhow::Result<Running> {
@@ -256,7 +255,6 @@ async fn start_allauth(o: &PeerOpts) -> anyhow::Result<Running> {
         origin: root,
         child: Some(child),
         idflow: None,
-        workers: o.workers,
     })
 }
 
@@ -291,7 +289,6 @@ async fn start_better_auth(o: &PeerOpts) -> anyhow::Result<Running> {
         origin: root,
         child: Some(child),
         idflow: None,
-        workers: o.workers,
     })
 }
 
@@ -777,12 +774,15 @@ fn report(
             scen.push(&c.scenario);
         }
     }
-    let pick = |k: Kind, sc: &str, n: usize| cells.iter().filter(move |c| c.kind == k && c.scenario == sc && c.concurrency == n);
+    fn pick<'a>(cells: &'a [Cell], k: Kind, sc: &str, n: usize) -> impl Iterator<Item = &'a Cell> {
+        let sc = sc.to_string();
+        cells.iter().filter(move |c| c.kind == k && c.scenario == sc && c.concurrency == n)
+    }
     let mut summary: BTreeMap<(String, usize, Kind), (f64, f64, u64)> = BTreeMap::new();
     for sc in &scen {
         for &n in &m.concurrency {
             for &k in kinds {
-                let v: Vec<&Cell> = pick(k, sc, n).collect();
+                let v: Vec<&Cell> = pick(cells, k, sc, n).collect();
                 if v.is_empty() {
                     continue;
                 }
@@ -798,7 +798,7 @@ fn report(
                     let rs: Vec<f64> = v
                         .iter()
                         .filter_map(|c| {
-                            pick(Kind::Idflow, sc, n).find(|i| i.round == c.round).map(|i| i.st.rps() / c.st.rps().max(1e-9))
+                            pick(cells, Kind::Idflow, sc, n).find(|i| i.round == c.round).map(|i| i.st.rps() / c.st.rps().max(1e-9))
                         })
                         .collect();
                     if rs.is_empty() { "—".into() } else { format!("{:.1}×", median(rs)) }

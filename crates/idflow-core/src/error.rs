@@ -112,9 +112,14 @@ impl ErrorKind {
     }
 }
 
-/// A self-service error.
+/// A self-service error (boxed: errors travel through many `Result`s and should stay small;
+/// fields are reached through `Deref`).
 #[derive(Debug, Clone)]
-pub struct Error {
+pub struct Error(Box<ErrorData>);
+
+/// The contents of an [`Error`].
+#[derive(Debug, Clone)]
+pub struct ErrorData {
     pub kind: ErrorKind,
     pub reason: String,
     pub message: Option<String>,
@@ -130,7 +135,7 @@ pub struct Error {
 
 impl Error {
     pub fn new(kind: ErrorKind, reason: impl Into<String>) -> Self {
-        Error {
+        Error(Box::new(ErrorData {
             kind,
             reason: reason.into(),
             message: None,
@@ -139,7 +144,7 @@ impl Error {
             use_flow_id: None,
             expired_at: None,
             retry_after: None,
-        }
+        }))
     }
     pub fn bad_request(reason: impl Into<String>) -> Self {
         Self::new(ErrorKind::BadRequest, reason)
@@ -168,6 +173,19 @@ impl Error {
     }
     pub fn message(&self) -> &str {
         self.message.as_deref().unwrap_or(self.kind.default_message())
+    }
+}
+
+impl std::ops::Deref for Error {
+    type Target = ErrorData;
+    fn deref(&self) -> &ErrorData {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Error {
+    fn deref_mut(&mut self) -> &mut ErrorData {
+        &mut self.0
     }
 }
 

@@ -290,7 +290,7 @@ fn parse_envelope(ctx: &Ctx, bytes: &[u8], max_depth: usize) -> Result<(String, 
 
 /// [`parse_envelope`] from the content type and the bytes (public for the fuzz targets).
 pub fn parse_envelope_bytes(ct: Option<&str>, bytes: &[u8], max_depth: usize) -> Result<(String, Body), V1Error> {
-    let body = match super::parse_json(ct, bytes, max_depth).map_err(|e| V1Error::malformed(e.reason))? {
+    let body = match super::parse_json(ct, bytes, max_depth).map_err(|e| V1Error::malformed(e.reason.clone()))? {
         Value::Object(m) => idflow_core::ui::unflatten(m),
         _ => return Err(V1Error::malformed("The request body must be a JSON object.")),
     };
