@@ -342,11 +342,11 @@ else
     "$(count_in "$RUST_LOG_FILE" '^test result:' failed)"
 fi
 
-# Fuzz targets (fuzz/, cargo-fuzz on nightly): each runs for IDFLOW_FUZZ_SECONDS (default 60;
+# Fuzz targets (fuzz/, cargo-fuzz on nightly): each runs for IDFLOW_FUZZ_SECONDS (default 30;
 # 0 skips). Without a nightly toolchain or an installable cargo-fuzz the step is skipped with a
 # note: the same checks run on stable as property tests (crates/idflow-server/tests/it/fuzz_props.rs).
 run_fuzz() {
-  local secs="${IDFLOW_FUZZ_SECONDS:-60}" t passed=0 failed=0 log="$WORK/fuzz.log"
+  local secs="${IDFLOW_FUZZ_SECONDS:-30}" t passed=0 failed=0 log="$WORK/fuzz.log"
   if [ "$secs" = "0" ]; then
     note "IDFLOW_FUZZ_SECONDS=0: fuzzing skipped"
     return 0

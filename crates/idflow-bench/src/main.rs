@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+mod micro;
 mod peers;
 mod scale;
 mod seed;
@@ -113,6 +114,14 @@ enum Cmd {
         /// Scratch directory for the databases and logs (default: a new temp dir, removed after).
         #[arg(long)]
         work_dir: Option<std::path::PathBuf>,
+    },
+    /// Micro-measurements of the hot spots (QR rendering, identity load, authentication).
+    Micro {
+        /// Database URL (default: a fresh SQLite file).
+        #[arg(long)]
+        database: Option<String>,
+        #[arg(long, default_value_t = 2000)]
+        iterations: u32,
     },
     /// Fill a database with identities (one password hash, reused), through the store.
     Seed {
@@ -465,7 +474,7 @@ async fn main() -> anyhow::Result<()> {
             let keep = work_dir.is_some();
             let o = peers::PeerOpts {
                 server,
-                peers_dir: peers_dir.unwrap_or_else(peers::default_peers_dir),
+                peers_dir: std::fs::canonicalize(peers_dir.unwrap_or_else(peers::default_peers_dir))?,
                 python,
                 node,
                 identities,
@@ -480,6 +489,7 @@ async fn main() -> anyhow::Result<()> {
             }
             res
         }
+        Cmd::Micro { database, iterations } => micro::run(database, iterations).await,
         Cmd::Seed { database, count, concurrency } => seed::seed_to(&database, count, concurrency).await,
         Cmd::Scale { server, database, label, sizes, scenarios, concurrency, duration, seed_concurrency, out } => {
             let table = scale::run_scale(scale::ScaleOpts {

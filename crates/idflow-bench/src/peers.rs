@@ -321,9 +321,9 @@ pub async fn signup(c: &reqwest::Client, t: &Running, i: usize) -> anyhow::Resul
                 .filter_map(|v| v.to_str().ok())
                 .find(|v| v.starts_with("better-auth.session_token="))
                 .and_then(|v| v.split(';').next())
-                .map(str::to_string)
-                .context("better-auth sign-up: no session cookie")?;
-            json_ok(r).await?;
+                .map(str::to_string);
+            let v = json_ok(r).await.context("better-auth sign-up")?;
+            let cookie = cookie.with_context(|| format!("better-auth sign-up: no session cookie in the answer {v}"))?;
             Ok(Account { u: User { token: cookie, flow: String::new(), email, step: 0 }, password: BENCH_PASSWORD.into() })
         }
     }
@@ -644,7 +644,9 @@ pub async fn run_peers(o: PeerOpts, m: MatrixOpts) -> anyhow::Result<()> {
     for t in &targets {
         let t0 = Instant::now();
         let mut set = tokio::task::JoinSet::new();
-        let sem = Arc::new(tokio::sync::Semaphore::new(8));
+        // better-auth's sign-up transaction is a deferred SQLite transaction: two node workers
+        // signing up at once fail with SQLITE_BUSY_SNAPSHOT, so its accounts are made one by one.
+        let sem = Arc::new(tokio::sync::Semaphore::new(if t.kind == Kind::BetterAuth { 1 } else { 8 }));
         for i in 0..max_c {
             let (c, t, sem) = (c.clone(), t.clone(), sem.clone());
             set.spawn(async move {
