@@ -37,10 +37,8 @@ pub fn parse_body(data: &[u8]) {
     let Some((&sel, body)) = data.split_first() else { return };
     let ct = CONTENT_TYPES[sel as usize % CONTENT_TYPES.len()];
     let max_depth = 1 + (sel as usize / CONTENT_TYPES.len()) % 32;
-    let form_types = [
-        ("traits.age".to_string(), "number".to_string()),
-        ("traits.newsletter".to_string(), "checkbox".to_string()),
-    ];
+    let form_types =
+        [("traits.age".to_string(), "number".to_string()), ("traits.newsletter".to_string(), "checkbox".to_string())];
     if let Ok(b) = idflow_server::http::parse_body(ct, body, max_depth, &form_types) {
         let label = idflow_core::selfservice::instrument::method_label(&b);
         assert!(KNOWN_METHODS.contains(&label), "label {label:?}");
@@ -52,7 +50,8 @@ pub fn parse_body(data: &[u8]) {
 /// The v1 envelope `{"method": "...", "body": {...}}`.
 pub fn v1_envelope(data: &[u8]) {
     let max_depth = 16;
-    if let Ok((method, flat)) = idflow_server::http::v1::parse_envelope_bytes(Some("application/json"), data, max_depth) {
+    if let Ok((method, flat)) = idflow_server::http::v1::parse_envelope_bytes(Some("application/json"), data, max_depth)
+    {
         assert!(!method.is_empty());
         assert_eq!(flat.get("method").and_then(Value::as_str), Some(method.as_str()));
         let d = depth(&Value::Object(flat));

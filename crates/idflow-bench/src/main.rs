@@ -222,7 +222,9 @@ async fn new_user(c: &reqwest::Client, base: &str, i: usize) -> anyhow::Result<U
     )
     .await?;
     let token = r["session_token"].as_str().context("session token (is the session hook on?)")?.to_string();
-    let flow = json_ok(c.get(format!("{base}/self-service/settings/api")).header("X-Session-Token", &token).send().await?).await?;
+    let flow =
+        json_ok(c.get(format!("{base}/self-service/settings/api")).header("X-Session-Token", &token).send().await?)
+            .await?;
     Ok(User { token, flow: flow["id"].as_str().unwrap_or_default().to_string(), email, step: 0 })
 }
 
@@ -287,7 +289,12 @@ async fn step(c: &reqwest::Client, base: &str, scenario: &str, u: &mut User) -> 
 }
 
 /// Closed-loop load: `users.len()` workers, each issuing requests back to back.
-pub async fn drive(base: &str, scenario: &str, users: Vec<(reqwest::Client, usize)>, dur: Duration) -> anyhow::Result<Stats> {
+pub async fn drive(
+    base: &str,
+    scenario: &str,
+    users: Vec<(reqwest::Client, usize)>,
+    dur: Duration,
+) -> anyhow::Result<Stats> {
     let concurrency = users.len();
     let c0 = client()?;
     let mut prepared = vec![];
@@ -381,7 +388,14 @@ async fn start_server(bin: &str, database: Option<&str>) -> anyhow::Result<Serve
     let child = Command::new(bin)
         .args(["serve", "--dev", "--config"])
         .arg(&cfg)
-        .args(["--database", &db, "--public-addr", &format!("127.0.0.1:{pp}"), "--admin-addr", &format!("127.0.0.1:{ap}")])
+        .args([
+            "--database",
+            &db,
+            "--public-addr",
+            &format!("127.0.0.1:{pp}"),
+            "--admin-addr",
+            &format!("127.0.0.1:{ap}"),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -411,7 +425,13 @@ fn argon2_floor(iterations: u32) -> anyhow::Result<f64> {
 
 const HEADER: &str = "| scenario | concurrency | req/s | p50 ms | p99 ms | errors |\n|---|---|---|---|---|---|";
 
-async fn run_matrix(base: &str, scenarios: &[String], conc: &[usize], dur: Duration, pid: Option<u32>) -> anyhow::Result<()> {
+async fn run_matrix(
+    base: &str,
+    scenarios: &[String],
+    conc: &[usize],
+    dur: Duration,
+    pid: Option<u32>,
+) -> anyhow::Result<()> {
     println!("{HEADER}");
     for s in scenarios {
         for &n in conc {
@@ -421,11 +441,7 @@ async fn run_matrix(base: &str, scenarios: &[String], conc: &[usize], dur: Durat
         }
     }
     if let Some(pid) = pid {
-        println!(
-            "\nserver RSS now: {} KiB, peak: {} KiB",
-            rss_kib(pid).unwrap_or(0),
-            peak_rss_kib(pid).unwrap_or(0)
-        );
+        println!("\nserver RSS now: {} KiB, peak: {} KiB", rss_kib(pid).unwrap_or(0), peak_rss_kib(pid).unwrap_or(0));
     }
     Ok(())
 }
@@ -439,10 +455,7 @@ async fn main() -> anyhow::Result<()> {
             let pid = srv.child.id();
             tokio::time::sleep(Duration::from_millis(500)).await;
             println!("idle RSS after start: {} KiB", rss_kib(pid).unwrap_or(0));
-            println!(
-                "bare argon2id (m=19456 KiB, t=2, p=1), one core: {:.1} ms per hash\n",
-                argon2_floor(20)?
-            );
+            println!("bare argon2id (m=19456 KiB, t=2, p=1), one core: {:.1} ms per hash\n", argon2_floor(20)?);
             run_matrix(&srv.base, &scenarios, &concurrency, dur, Some(pid)).await
         }
         Cmd::Drive { target, duration, concurrency, scenarios } => {

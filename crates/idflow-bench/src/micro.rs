@@ -32,7 +32,12 @@ pub async fn run(dsn: Option<String>, iterations: u32) -> anyhow::Result<()> {
     let t = Instant::now();
     let mut bytes = 0usize;
     for _ in 0..n {
-        let mut flow = engine.new_flow(FlowKind::Settings, FlowType::Api, "http://127.0.0.1/", std::time::Duration::from_secs(3600));
+        let mut flow = engine.new_flow(
+            FlowKind::Settings,
+            FlowType::Api,
+            "http://127.0.0.1/",
+            std::time::Duration::from_secs(3600),
+        );
         let nodes = engine.totp_settings_nodes(&mut flow, &identity);
         bytes += serde_json::to_string(&nodes)?.len();
     }

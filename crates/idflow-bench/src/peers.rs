@@ -184,7 +184,12 @@ async fn wait_healthy(url: &str, child: &mut Child, what: &str) -> anyhow::Resul
 fn run(cmd: &mut Command, what: &str) -> anyhow::Result<String> {
     let out = cmd.output().with_context(|| format!("could not run {what}"))?;
     if !out.status.success() {
-        bail!("{what} failed ({}): {}{}", out.status, String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "{what} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
@@ -216,7 +221,10 @@ async fn start_allauth(o: &PeerOpts) -> anyhow::Result<Running> {
     let python = o.python.clone().unwrap_or_else(|| venv.join("python").display().to_string());
     let db = o.work_dir.join("allauth.db");
     let t = Instant::now();
-    run(Command::new(&python).args(["manage.py", "migrate", "-v0"]).current_dir(&dir).env("BENCH_DB", &db), "allauth migrate")?;
+    run(
+        Command::new(&python).args(["manage.py", "migrate", "-v0"]).current_dir(&dir).env("BENCH_DB", &db),
+        "allauth migrate",
+    )?;
     run(
         Command::new(&python)
             .args(["manage.py", "seed_users", &o.identities.to_string()])
@@ -302,8 +310,13 @@ pub async fn signup(c: &reqwest::Client, t: &Running, i: usize) -> anyhow::Resul
     match t.kind {
         Kind::Idflow => Ok(Account { u: new_user(c, &t.base, i).await?, password: BENCH_PASSWORD.into() }),
         Kind::Allauth => {
-            let v = json_ok(c.post(format!("{}/auth/signup", t.base)).json(&json!({"email": email, "password": BENCH_PASSWORD})).send().await?)
-                .await?;
+            let v = json_ok(
+                c.post(format!("{}/auth/signup", t.base))
+                    .json(&json!({"email": email, "password": BENCH_PASSWORD}))
+                    .send()
+                    .await?,
+            )
+            .await?;
             let token = v["meta"]["session_token"].as_str().context("allauth signup: no session_token")?.to_string();
             Ok(Account { u: User { token, flow: String::new(), email, step: 0 }, password: BENCH_PASSWORD.into() })
         }
@@ -324,7 +337,10 @@ pub async fn signup(c: &reqwest::Client, t: &Running, i: usize) -> anyhow::Resul
                 .map(str::to_string);
             let v = json_ok(r).await.context("better-auth sign-up")?;
             let cookie = cookie.with_context(|| format!("better-auth sign-up: no session cookie in the answer {v}"))?;
-            Ok(Account { u: User { token: cookie, flow: String::new(), email, step: 0 }, password: BENCH_PASSWORD.into() })
+            Ok(Account {
+                u: User { token: cookie, flow: String::new(), email, step: 0 },
+                password: BENCH_PASSWORD.into(),
+            })
         }
     }
 }
@@ -414,9 +430,12 @@ async fn better_auth_step(c: &reqwest::Client, t: &Running, scenario: &str, a: &
         "password" => {
             let new = next_password(a);
             json_ok(
-                post("change-password", json!({"currentPassword": a.password, "newPassword": new, "revokeOtherSessions": false}))
-                    .send()
-                    .await?,
+                post(
+                    "change-password",
+                    json!({"currentPassword": a.password, "newPassword": new, "revokeOtherSessions": false}),
+                )
+                .send()
+                .await?,
             )
             .await?;
             a.password = new;
@@ -693,12 +712,26 @@ pub async fn run_peers(o: PeerOpts, m: MatrixOpts) -> anyhow::Result<()> {
                     if let Some(e) = err {
                         let e: String = e.chars().take(300).collect();
                         eprintln!("[peers]   first error: {e}");
-                        notes.push(format!("{} {} c={}: {} errors, first: {}", t.kind.name(), scenario, n, st.errors, e));
+                        notes.push(format!(
+                            "{} {} c={}: {} errors, first: {}",
+                            t.kind.name(),
+                            scenario,
+                            n,
+                            st.errors,
+                            e
+                        ));
                     }
                     let mut pool = back;
                     pool.extend(rest);
                     accounts.insert(t.kind, pool);
-                    cells.push(Cell { kind: t.kind, scenario: scenario.clone(), concurrency: n, round, st, hwm_kib: hwm });
+                    cells.push(Cell {
+                        kind: t.kind,
+                        scenario: scenario.clone(),
+                        concurrency: n,
+                        round,
+                        st,
+                        hwm_kib: hwm,
+                    });
                 }
             }
         }
@@ -714,7 +747,13 @@ pub async fn run_peers(o: PeerOpts, m: MatrixOpts) -> anyhow::Result<()> {
             let (st, back2, _) = drive_accounts(&c, t, "get", back, dur, m.rate).await?;
             let _ = back2;
             let _ = rest;
-            eprintln!("[peers] idflow get at {} req/s: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms", m.rate, st.rps(), st.p50_ms, st.p99_ms);
+            eprintln!(
+                "[peers] idflow get at {} req/s: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms",
+                m.rate,
+                st.rps(),
+                st.p50_ms,
+                st.p99_ms
+            );
             rate_row = Some(st);
         }
     }
@@ -769,7 +808,10 @@ fn report(
         "\nMedians over the rounds. `idflow ÷` is idflow's throughput divided by this system's, per round, then the median.{}\n",
         if hwm_ok { "" } else { " (Peak RSS could not be reset per cell here: it is the peak since start.)" }
     );
-    let _ = writeln!(s, "| scenario | conc. | system | req/s | p50 ms | p99 ms | errors | peak RSS MiB | idflow ÷ |\n|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(
+        s,
+        "| scenario | conc. | system | req/s | p50 ms | p99 ms | errors | peak RSS MiB | idflow ÷ |\n|---|---|---|---|---|---|---|---|---|"
+    );
     let mut scen: Vec<&str> = vec![];
     for c in cells {
         if !scen.contains(&c.scenario.as_str()) {
@@ -800,7 +842,9 @@ fn report(
                     let rs: Vec<f64> = v
                         .iter()
                         .filter_map(|c| {
-                            pick(cells, Kind::Idflow, sc, n).find(|i| i.round == c.round).map(|i| i.st.rps() / c.st.rps().max(1e-9))
+                            pick(cells, Kind::Idflow, sc, n)
+                                .find(|i| i.round == c.round)
+                                .map(|i| i.st.rps() / c.st.rps().max(1e-9))
                         })
                         .collect();
                     if rs.is_empty() { "—".into() } else { format!("{:.1}×", median(rs)) }
@@ -854,12 +898,22 @@ fn report(
         }
     }
     if let Some(r) = rate_row {
-        let _ = writeln!(s, "- fetch-flow p99 at {} req/s: {:.2} ms (target < 2 ms): {}", m.rate, r.p99_ms, mark(r.p99_ms < 2.0 && r.errors == 0));
+        let _ = writeln!(
+            s,
+            "- fetch-flow p99 at {} req/s: {:.2} ms (target < 2 ms): {}",
+            m.rate,
+            r.p99_ms,
+            mark(r.p99_ms < 2.0 && r.errors == 0)
+        );
     }
     if let Some((ir, _, _)) = get("password", top, Kind::Idflow) {
         if let Some((br, _, _)) = get("password", top, Kind::BetterAuth) {
             let x = ir / br.max(1e-9);
-            let _ = writeln!(s, "- password change at c={top}: idflow {x:.1}× better-auth (target ≥ 5×): {}", mark(x >= 5.0));
+            let _ = writeln!(
+                s,
+                "- password change at c={top}: idflow {x:.1}× better-auth (target ≥ 5×): {}",
+                mark(x >= 5.0)
+            );
         }
         let f = ir / floor_rps.max(1e-9);
         let _ = writeln!(
@@ -884,7 +938,8 @@ fn report(
             );
         }
         if let Some((_, kib)) = idle.get(&Kind::Idflow) {
-            let _ = writeln!(s, "- idle RSS: idflow {:.1} MiB (target < 30 MiB): {}", mib(*kib), mark(mib(*kib) < 30.0));
+            let _ =
+                writeln!(s, "- idle RSS: idflow {:.1} MiB (target < 30 MiB): {}", mib(*kib), mark(mib(*kib) < 30.0));
         }
     }
     if !notes.is_empty() {
@@ -916,11 +971,17 @@ pub fn check_tools(o: &PeerOpts, kinds: &[String]) -> anyhow::Result<()> {
             }
             Kind::Allauth => {
                 let py = o.python.clone().unwrap_or_else(|| o.peers_dir.join(".venv/bin/python").display().to_string());
-                run(Command::new(&py).args(["-c", "import allauth, django, gunicorn"]), "the allauth venv (run bench/run-peers.sh)")?;
+                run(
+                    Command::new(&py).args(["-c", "import allauth, django, gunicorn"]),
+                    "the allauth venv (run bench/run-peers.sh)",
+                )?;
             }
             Kind::BetterAuth => {
                 if !o.peers_dir.join("better-auth/node_modules/better-auth").exists() {
-                    bail!("better-auth is not installed in {} (run bench/run-peers.sh)", o.peers_dir.join("better-auth").display());
+                    bail!(
+                        "better-auth is not installed in {} (run bench/run-peers.sh)",
+                        o.peers_dir.join("better-auth").display()
+                    );
                 }
             }
         }

@@ -46,7 +46,8 @@ pub async fn run_scale(o: ScaleOpts) -> anyhow::Result<String> {
         drop(srv);
     }
     let mut out = String::new();
-    let _ = writeln!(out, "| database | identities | scenario | conc. | req/s | p50 ms | p99 ms | errors | peak RSS MiB |");
+    let _ =
+        writeln!(out, "| database | identities | scenario | conc. | req/s | p50 ms | p99 ms | errors | peak RSS MiB |");
     let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
     for (size, st, hwm) in &rows {
         let _ = writeln!(

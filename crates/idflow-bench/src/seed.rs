@@ -65,10 +65,7 @@ pub async fn seed(engine: Arc<Engine>, start: u64, n: u64, concurrency: usize, q
             done += 1;
             if !quiet && last_report.elapsed().as_secs() >= 10 {
                 last_report = Instant::now();
-                eprintln!(
-                    "  seeded {done}/{n} ({:.0}/s)",
-                    done as f64 / t0.elapsed().as_secs_f64().max(1e-9)
-                );
+                eprintln!("  seeded {done}/{n} ({:.0}/s)", done as f64 / t0.elapsed().as_secs_f64().max(1e-9));
             }
         }
     }

@@ -37,7 +37,8 @@ async fn settings(client: Client, email: &str) -> Result<(), Error> {
     let session = client.get_session().await?;
     println!("signed in: session {} ({})", session.id, session.authenticator_assurance_level);
 
-    let flow = client.auth().update_profile(json!({ "email": email, "name": { "first": "Ada", "last": "Lovelace" } })).await?;
+    let flow =
+        client.auth().update_profile(json!({ "email": email, "name": { "first": "Ada", "last": "Lovelace" } })).await?;
     for m in flow.ui.messages {
         println!("profile: {} ({})", m.text, m.id);
     }

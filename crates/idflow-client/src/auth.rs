@@ -122,10 +122,8 @@ fn read_enrollment(flow: Flow) -> Result<TotpEnrollment> {
     let qr_png = base64::engine::general_purpose::STANDARD
         .decode(b64)
         .map_err(|e| bad(&format!("the totp_qr image is not valid base64: {e}")))?;
-    let text = flow
-        .node("totp_secret_key")
-        .and_then(Node::text)
-        .ok_or_else(|| bad("the flow has no totp_secret_key text"))?;
+    let text =
+        flow.node("totp_secret_key").and_then(Node::text).ok_or_else(|| bad("the flow has no totp_secret_key text"))?;
     let ctx = text.context.unwrap_or(Value::Null);
     let secret = ctx.get("secret").and_then(Value::as_str).map(str::to_string).unwrap_or(text.text);
     let otpauth_url = ctx

@@ -196,7 +196,9 @@ impl Error {
             | Error::SecondFactorRequired { error, .. }
             | Error::FlowExpired { error, .. }
             | Error::RateLimited { error, .. } => Some(error),
-            Error::Http(_) | Error::UnexpectedResponse { .. } | Error::InvalidBaseUrl { .. }
+            Error::Http(_)
+            | Error::UnexpectedResponse { .. }
+            | Error::InvalidBaseUrl { .. }
             | Error::NoTotpEnrollment
             | Error::TotpAlreadyEnrolled => None,
         }
@@ -229,7 +231,9 @@ impl Error {
     /// The login URL to continue at, for the two step-up variants.
     pub fn login_url(&self) -> Option<&str> {
         match self {
-            Error::ReauthenticationRequired { login_url, .. } | Error::SecondFactorRequired { login_url, .. } => Some(login_url),
+            Error::ReauthenticationRequired { login_url, .. } | Error::SecondFactorRequired { login_url, .. } => {
+                Some(login_url)
+            }
             _ => None,
         }
     }

@@ -207,7 +207,9 @@ impl Client {
     /// for a wrong password.
     pub async fn refresh_login(&self, identifier: &str, password: &str) -> Result<Authenticated> {
         let flow = self.create_login_flow(&[("refresh", "true")]).await?;
-        let done = self.submit_login_flow(&flow.id, "password", json!({"identifier": identifier, "password": password})).await?;
+        let done = self
+            .submit_login_flow(&flow.id, "password", json!({"identifier": identifier, "password": password}))
+            .await?;
         self.adopt_token(&done);
         Ok(done)
     }
@@ -360,11 +362,8 @@ impl Client {
         }
         let resp = rb.send().await?;
         let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|s| s.trim().parse::<u64>().ok());
+        let retry_after =
+            resp.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(|s| s.trim().parse::<u64>().ok());
         let bytes = resp.bytes().await?;
         Ok((status, retry_after, bytes.to_vec()))
     }
@@ -374,8 +373,10 @@ impl Client {
         if !(200..300).contains(&status) {
             return Err(error::from_response(status, retry_after, &bytes));
         }
-        serde_json::from_slice(&bytes)
-            .map_err(|e| Error::UnexpectedResponse { status, detail: format!("the response body could not be read: {e}") })
+        serde_json::from_slice(&bytes).map_err(|e| Error::UnexpectedResponse {
+            status,
+            detail: format!("the response body could not be read: {e}"),
+        })
     }
 }
 
@@ -430,9 +431,11 @@ mod tests {
 
     #[test]
     fn message_ids_may_be_strings_or_numbers() {
-        let m: Message = serde_json::from_value(json!({"id": "1050001", "text": "t", "type": "success"})).unwrap_or_else(|e| panic!("{e}"));
+        let m: Message = serde_json::from_value(json!({"id": "1050001", "text": "t", "type": "success"}))
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(m.id, "1050001");
-        let m: Message = serde_json::from_value(json!({"id": 1050001, "text": "t", "type": "success"})).unwrap_or_else(|e| panic!("{e}"));
+        let m: Message = serde_json::from_value(json!({"id": 1050001, "text": "t", "type": "success"}))
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(m.id, "1050001");
     }
 }

@@ -65,10 +65,9 @@ impl<'de> Deserialize<'de> for Dur {
         let v = Value::deserialize(d)?;
         match v {
             Value::String(s) => parse_duration(&s).map(Dur).map_err(serde::de::Error::custom),
-            Value::Number(n) => n
-                .as_u64()
-                .map(|s| Dur(Duration::from_secs(s)))
-                .ok_or_else(|| serde::de::Error::custom("duration must be a positive number of seconds or a string like 1h")),
+            Value::Number(n) => n.as_u64().map(|s| Dur(Duration::from_secs(s))).ok_or_else(|| {
+                serde::de::Error::custom("duration must be a positive number of seconds or a string like 1h")
+            }),
             _ => Err(serde::de::Error::custom("duration must be a string like \"1h\" or \"30m\"")),
         }
     }
@@ -733,8 +732,20 @@ pub struct Flows {
     pub error: UiUrl,
 }
 
-const TOP_LEVEL_KEYS: &[&str] =
-    &["dsn", "dev", "serve", "session", "cookies", "identity", "secrets", "hashers", "selfservice", "log", "database", "limits"];
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "dsn",
+    "dev",
+    "serve",
+    "session",
+    "cookies",
+    "identity",
+    "secrets",
+    "hashers",
+    "selfservice",
+    "log",
+    "database",
+    "limits",
+];
 
 /// Why a configuration could not be loaded. The message names the key.
 #[derive(Debug, thiserror::Error)]
@@ -821,14 +832,19 @@ impl Config {
             // Derived relying parties may be unusable (an IP base URL): the method is then
             // simply not offered. Configured ones must be right.
             if enabled && rp.is_configured() {
-                rp.resolve(&self.public_base()).map_err(|e| ConfigError(format!("invalid configuration at key `{key}`: {e}")))?;
+                rp.resolve(&self.public_base())
+                    .map_err(|e| ConfigError(format!("invalid configuration at key `{key}`: {e}")))?;
             }
         }
         if self.limits.header_read_timeout.0.is_zero() {
-            return Err(ConfigError("invalid configuration at key `limits.header_read_timeout`: must be more than 0".into()));
+            return Err(ConfigError(
+                "invalid configuration at key `limits.header_read_timeout`: must be more than 0".into(),
+            ));
         }
         if self.limits.max_body_bytes < 1024 {
-            return Err(ConfigError("invalid configuration at key `limits.max_body_bytes`: must be at least 1024".into()));
+            return Err(ConfigError(
+                "invalid configuration at key `limits.max_body_bytes`: must be at least 1024".into(),
+            ));
         }
         for (key, hooks) in [
             ("selfservice.flows.settings.after", &self.selfservice.flows.settings.after),
@@ -836,7 +852,8 @@ impl Config {
             ("selfservice.flows.registration.after", &self.selfservice.flows.registration.after),
         ] {
             for m in ["", "password", "profile", "totp", "lookup_secret", "webauthn", "passkey", "oidc"] {
-                let list = if m.is_empty() { Some(&hooks.hooks) } else { hooks.method(m).and_then(|a| a.hooks.as_ref()) };
+                let list =
+                    if m.is_empty() { Some(&hooks.hooks) } else { hooks.method(m).and_then(|a| a.hooks.as_ref()) };
                 for h in list.into_iter().flatten() {
                     if !matches!(h.hook.as_str(), "session" | "revoke_active_sessions" | "web_hook") {
                         return Err(ConfigError(format!(
@@ -862,22 +879,13 @@ impl Config {
 
     /// The public base URL with a trailing slash removed.
     pub fn public_base(&self) -> String {
-        let b = self
-            .serve
-            .public
-            .base_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{}/", self.serve.public.addr(4433)));
+        let b =
+            self.serve.public.base_url.clone().unwrap_or_else(|| format!("http://{}/", self.serve.public.addr(4433)));
         b.trim_end_matches('/').to_string()
     }
 
     pub fn admin_base(&self) -> String {
-        let b = self
-            .serve
-            .admin
-            .base_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{}/", self.serve.admin.addr(4434)));
+        let b = self.serve.admin.base_url.clone().unwrap_or_else(|| format!("http://{}/", self.serve.admin.addr(4434)));
         b.trim_end_matches('/').to_string()
     }
 
@@ -986,7 +994,8 @@ mod tests {
 
     #[test]
     fn relying_party_defaults_and_checks() {
-        let c = Config::load(Some("serve:\n  public:\n    base_url: https://id.example.org:8443/base/\n"), vec![]).unwrap();
+        let c =
+            Config::load(Some("serve:\n  public:\n    base_url: https://id.example.org:8443/base/\n"), vec![]).unwrap();
         let rp = c.selfservice.methods.passkey.config.rp.resolve(&c.public_base()).unwrap();
         assert_eq!(rp.id, "id.example.org");
         assert_eq!(rp.origins[0].as_str(), "https://id.example.org:8443/");
@@ -1001,7 +1010,8 @@ mod tests {
 
     #[test]
     fn secrets_redacted() {
-        let c = Config::load(Some("secrets:\n  cookie: [supersecretvalue123]\ndsn: postgres://u:pw@h/db\n"), vec![]).unwrap();
+        let c = Config::load(Some("secrets:\n  cookie: [supersecretvalue123]\ndsn: postgres://u:pw@h/db\n"), vec![])
+            .unwrap();
         let y = c.redacted_yaml();
         assert!(!y.contains("supersecretvalue123"));
         assert!(!y.contains(":pw@"));

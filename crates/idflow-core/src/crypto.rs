@@ -102,9 +102,7 @@ pub fn sign(keys: &[Vec<u8>], value: &str) -> String {
 /// Verify a signed cookie value with any of the keys (rotation).
 pub fn unsign(keys: &[Vec<u8>], signed: &str) -> Option<String> {
     let (value, sig) = signed.rsplit_once('.')?;
-    keys.iter()
-        .any(|k| ct_eq(hmac_b64(k, value.as_bytes()).as_bytes(), sig.as_bytes()))
-        .then(|| value.to_string())
+    keys.iter().any(|k| ct_eq(hmac_b64(k, value.as_bytes()).as_bytes(), sig.as_bytes())).then(|| value.to_string())
 }
 
 #[cfg(test)]

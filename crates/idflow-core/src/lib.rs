@@ -8,6 +8,7 @@ pub mod crypto;
 pub mod error;
 pub mod model;
 pub mod password;
+pub mod qr;
 pub mod schema;
 pub mod selfservice;
 pub mod store;

@@ -197,11 +197,11 @@ impl Identity {
             CredentialType::Totp => c.config.get("totp_url").and_then(Value::as_str).is_some_and(|u| !u.is_empty()),
             // Recovery codes alone are no second factor: leftover codes must not lock a user
             // into aal2 once the authenticator they backed up is gone (beyond Kratos).
-            CredentialType::Webauthn => c
-                .config
-                .get("credentials")
-                .and_then(Value::as_array)
-                .is_some_and(|a| a.iter().any(|k| !k.get("is_passwordless").and_then(Value::as_bool).unwrap_or(false))),
+            CredentialType::Webauthn => {
+                c.config.get("credentials").and_then(Value::as_array).is_some_and(|a| {
+                    a.iter().any(|k| !k.get("is_passwordless").and_then(Value::as_bool).unwrap_or(false))
+                })
+            }
             _ => false,
         })
     }
@@ -214,11 +214,9 @@ impl Identity {
                 CredentialType::Password => usize::from(self.password_hash().is_some()),
                 CredentialType::Oidc => c.config.get("providers").and_then(Value::as_array).map_or(0, Vec::len),
                 CredentialType::Passkey => c.config.get("credentials").and_then(Value::as_array).map_or(0, Vec::len),
-                CredentialType::Webauthn => c
-                    .config
-                    .get("credentials")
-                    .and_then(Value::as_array)
-                    .map_or(0, |a| a.iter().filter(|k| k.get("is_passwordless").and_then(Value::as_bool) == Some(true)).count()),
+                CredentialType::Webauthn => c.config.get("credentials").and_then(Value::as_array).map_or(0, |a| {
+                    a.iter().filter(|k| k.get("is_passwordless").and_then(Value::as_bool) == Some(true)).count()
+                }),
                 _ => 0,
             })
             .sum()

@@ -369,7 +369,13 @@ impl DummyKey {
         match cfg.algorithm {
             HashAlgorithm::Argon2 => {
                 let a = &cfg.argon2;
-                DummyKey::Argon2 { m: a.memory, t: a.iterations, p: a.parallelism, salt: a.salt_length, key: a.key_length }
+                DummyKey::Argon2 {
+                    m: a.memory,
+                    t: a.iterations,
+                    p: a.parallelism,
+                    salt: a.salt_length,
+                    key: a.key_length,
+                }
             }
             HashAlgorithm::Bcrypt => DummyKey::Bcrypt { cost: cfg.bcrypt.cost },
         }
@@ -489,9 +495,7 @@ pub fn check_length(policy: &PolicyConfig, hashers: &HashersConfig, password: &s
 /// The content checks of [`check_policy`]: similarity to each identifier, then the
 /// common/breached list.
 pub fn check_content(policy: &PolicyConfig, password: &str, identifiers: &[String]) -> Result<(), UiText> {
-    if policy.identifier_similarity_check_enabled
-        && identifiers.iter().any(|id| too_similar(id, password))
-    {
+    if policy.identifier_similarity_check_enabled && identifiers.iter().any(|id| too_similar(id, password)) {
         return Err(msg::password_similar());
     }
     if policy.haveibeenpwned_enabled && is_common_password(password) {
@@ -601,7 +605,10 @@ mod tests {
     fn defaults_and_serde() {
         let c = HashersConfig::default();
         assert_eq!(c.algorithm, HashAlgorithm::Argon2);
-        assert_eq!(c.argon2, Argon2Config { memory: 19456, iterations: 2, parallelism: 1, salt_length: 16, key_length: 32 });
+        assert_eq!(
+            c.argon2,
+            Argon2Config { memory: 19456, iterations: 2, parallelism: 1, salt_length: 16, key_length: 32 }
+        );
         assert_eq!(c.bcrypt.cost, 12);
         assert!(c.validate().is_ok());
         let p = PolicyConfig::default();
@@ -696,7 +703,14 @@ mod tests {
 
     #[test]
     fn unknown_and_malformed() {
-        for h in ["", "plain", "$1$abc$def", "$pbkdf2-sha256$i=1$abc$def", "$2x$04$abcdefghijklmnopqrstuuabcdefghijklmnopqrstuvwxyz01234", "$scrypt$ln=1"] {
+        for h in [
+            "",
+            "plain",
+            "$1$abc$def",
+            "$pbkdf2-sha256$i=1$abc$def",
+            "$2x$04$abcdefghijklmnopqrstuuabcdefghijklmnopqrstuvwxyz01234",
+            "$scrypt$ln=1",
+        ] {
             assert!(matches!(verify("pw", h), Err(PasswordError::UnknownFormat)), "{h}");
             assert!(matches!(validate_import(h), Err(PasswordError::UnknownFormat)), "{h}");
         }
@@ -848,9 +862,13 @@ mod tests {
 
     #[test]
     fn common_passwords() {
-        for pw in ["password", "123456789", "qwertyuiop", "PassWord", "QWERTYUIOP", "iloveyou", "12345678", "letmein1"] {
+        for pw in ["password", "123456789", "qwertyuiop", "PassWord", "QWERTYUIOP", "iloveyou", "12345678", "letmein1"]
+        {
             assert!(is_common_password(pw), "{pw}");
-            assert_eq!(check_policy(&policy(), &tiny(), pw, &[]).map_err(|e| e.id), if pw.chars().count() >= 8 { Err(4000034) } else { Err(4000032) });
+            assert_eq!(
+                check_policy(&policy(), &tiny(), pw, &[]).map_err(|e| e.id),
+                if pw.chars().count() >= 8 { Err(4000034) } else { Err(4000032) }
+            );
         }
         let phrase = "thequickbrownfoxjumpsoverthelazydogwhilezebrasquietlywaltzedaway";
         assert_eq!(phrase.len(), 64);

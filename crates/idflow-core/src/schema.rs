@@ -44,8 +44,7 @@ const MAX_OPTIONS: usize = 500;
 /// Nesting limit when translating `anyOf` / `oneOf` sub-errors.
 const MAX_ERROR_DEPTH: usize = 8;
 /// Formats allowed on a trait carrying `verification`.
-const VERIFICATION_FORMATS: &[&str] =
-    &["email", "tel", "date", "time", "date-time", "no-validate", "noformat"];
+const VERIFICATION_FORMATS: &[&str] = &["email", "tel", "date", "time", "date-time", "no-validate", "noformat"];
 
 /// Schema compilation failures.
 #[derive(Debug, thiserror::Error)]
@@ -230,9 +229,8 @@ impl LeafInfo {
                 _ => ("text", None),
             },
         };
-        let options = self
-            .enumeration
-            .map(|e| e.into_iter().take(MAX_OPTIONS).map(|v| json!({ "value": v })).collect());
+        let options =
+            self.enumeration.map(|e| e.into_iter().take(MAX_OPTIONS).map(|v| json!({ "value": v })).collect());
         TraitField {
             name,
             input_type,
@@ -290,9 +288,8 @@ impl Sink<'_> {
             self.extracted.passkey_display_name = Some(raw.clone());
         }
         if ext.code_identifier {
-            let via = ext.code_via.clone().unwrap_or_else(|| {
-                if format == Some("tel") { "sms" } else { "email" }.to_string()
-            });
+            let via =
+                ext.code_via.clone().unwrap_or_else(|| if format == Some("tel") { "sms" } else { "email" }.to_string());
             if via == "email" && format != Some("email") && !self.email_ok(value) {
                 self.errors.push((node.clone(), invalid_email(&raw)));
             } else {
@@ -343,11 +340,7 @@ impl IdentitySchema {
         Self::compile_str(DEFAULT_SCHEMA_ID, DEFAULT_SCHEMA_JSON)
     }
 
-    fn compile_with_order(
-        id: &str,
-        raw: Value,
-        key_order: HashMap<String, Vec<String>>,
-    ) -> Result<Self, SchemaError> {
+    fn compile_with_order(id: &str, raw: Value, key_order: HashMap<String, Vec<String>>) -> Result<Self, SchemaError> {
         let Some(root) = raw.as_object() else {
             return Err(SchemaError::Invalid("the schema must be a JSON object".into()));
         };
@@ -358,8 +351,8 @@ impl IdentitySchema {
         }
         check_extensions(&raw).map_err(SchemaError::Invalid)?;
         let validator = build_validator(&raw).map_err(SchemaError::Invalid)?;
-        let email_check = build_validator(&json!({ "type": "string", "format": "email" }))
-            .map_err(SchemaError::Invalid)?;
+        let email_check =
+            build_validator(&json!({ "type": "string", "format": "email" })).map_err(SchemaError::Invalid)?;
         let branches = compile_branches(&raw);
         let mut schema = IdentitySchema {
             id: id.to_string(),
@@ -648,7 +641,14 @@ impl IdentitySchema {
         }
     }
 
-    fn expand_one<'s>(&'s self, ptr: String, s: &'s Value, mode: Mode<'_>, depth: usize, out: &mut Vec<(String, &'s Value)>) {
+    fn expand_one<'s>(
+        &'s self,
+        ptr: String,
+        s: &'s Value,
+        mode: Mode<'_>,
+        depth: usize,
+        out: &mut Vec<(String, &'s Value)>,
+    ) {
         if depth > MAX_DEPTH || out.len() >= MAX_EXPAND {
             return;
         }
@@ -760,8 +760,7 @@ impl IdentitySchema {
                 out.push((name, msg::missing(&prop)));
                 return;
             }
-            ValidationErrorKind::AnyOf { context }
-            | ValidationErrorKind::OneOfNotValid { context } => {
+            ValidationErrorKind::AnyOf { context } | ValidationErrorKind::OneOfNotValid { context } => {
                 let before = out.len();
                 if depth < MAX_ERROR_DEPTH {
                     for e in context.iter().flatten() {
@@ -788,9 +787,7 @@ impl IdentitySchema {
                     .with_context(json!({ "pattern": pattern }))
             }
             ValidationErrorKind::Format { format } => match format.as_str() {
-                "email" | "idn-email" | "email_loose" => {
-                    invalid_email(&scalar_string(instance).unwrap_or_default())
-                }
+                "email" | "idn-email" | "email_loose" => invalid_email(&scalar_string(instance).unwrap_or_default()),
                 "tel" => invalid_phone(&scalar_string(instance).unwrap_or_default()),
                 f => msg::generic(&format!("{} is not valid {}", json_text(instance), quote(f))),
             },
@@ -851,9 +848,8 @@ impl IdentitySchema {
 
     /// The `type` keyword value that failed, read from the schema document (keeps its order).
     fn schema_types(&self, err: &ValidationError<'_>) -> Option<Vec<String>> {
-        let from_uri = err
-            .absolute_keyword_location()
-            .and_then(|u| u.as_str().split_once('#').map(|(_, f)| percent_decode(f)));
+        let from_uri =
+            err.absolute_keyword_location().and_then(|u| u.as_str().split_once('#').map(|(_, f)| percent_decode(f)));
         let candidates = from_uri.into_iter().chain(std::iter::once(err.schema_path().as_str().to_string()));
         for ptr in candidates {
             if !ptr.ends_with("/type") {
@@ -965,17 +961,28 @@ fn visit_schemas(ptr: &str, v: &Value, depth: usize, f: &mut SchemaVisitor<'_>) 
     for (kw, sub) in o {
         let base = format!("{ptr}/{}", escape_pointer(kw));
         match kw.as_str() {
-            "properties" | "patternProperties" | "definitions" | "$defs" | "dependencies"
-            | "dependentSchemas" => {
+            "properties" | "patternProperties" | "definitions" | "$defs" | "dependencies" | "dependentSchemas" => {
                 if let Some(m) = sub.as_object() {
                     for (k, s) in m {
                         visit_schemas(&format!("{base}/{}", escape_pointer(k)), s, depth + 1, f)?;
                     }
                 }
             }
-            "items" | "additionalItems" | "additionalProperties" | "contains" | "propertyNames" | "not"
-            | "if" | "then" | "else" | "unevaluatedProperties" | "unevaluatedItems" | "allOf" | "anyOf"
-            | "oneOf" | "prefixItems" => match sub {
+            "items"
+            | "additionalItems"
+            | "additionalProperties"
+            | "contains"
+            | "propertyNames"
+            | "not"
+            | "if"
+            | "then"
+            | "else"
+            | "unevaluatedProperties"
+            | "unevaluatedItems"
+            | "allOf"
+            | "anyOf"
+            | "oneOf"
+            | "prefixItems" => match sub {
                 Value::Array(items) => {
                     for (i, s) in items.iter().enumerate() {
                         visit_schemas(&format!("{base}/{i}"), s, depth + 1, f)?;
@@ -1283,11 +1290,7 @@ fn bound(id: u32, op: &str, key: &str, limit: &Value, instance: &Value) -> UiTex
 
 /// A float printed like Go's `%v` for whole numbers (no trailing `.0`).
 fn go_num(f: f64) -> String {
-    if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e21 {
-        format!("{f:.0}")
-    } else {
-        format!("{f}")
-    }
+    if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e21 { format!("{f:.0}") } else { format!("{f}") }
 }
 
 fn num_json(f: f64) -> Value {
@@ -1390,7 +1393,8 @@ fn percent_decode(s: &str) -> String {
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
         if b == b'%'
-            && let (Some(h), Some(l)) = (bytes.get(i + 1).and_then(|c| hex_val(*c)), bytes.get(i + 2).and_then(|c| hex_val(*c)))
+            && let (Some(h), Some(l)) =
+                (bytes.get(i + 1).and_then(|c| hex_val(*c)), bytes.get(i + 2).and_then(|c| hex_val(*c)))
         {
             out.push(h * 16 + l);
             i += 3;
@@ -1462,10 +1466,7 @@ mod tests {
     fn validate_ok() {
         let s = default_schema();
         assert!(s.validate(&json!({"email": "ada@example.com"})).is_empty());
-        assert!(
-            s.validate(&json!({"email": "Ada@Example.com", "name": {"first": "Ada", "last": "L"}}))
-                .is_empty()
-        );
+        assert!(s.validate(&json!({"email": "Ada@Example.com", "name": {"first": "Ada", "last": "L"}})).is_empty());
     }
 
     #[test]
@@ -1496,7 +1497,11 @@ mod tests {
         }
         let long_local = format!("{}@example.com", "\u{FF41}".repeat(22));
         for bad in ["user\u{FF20}example.com", "user@\u{FF45}xample.com", "@example.com", "ab@", long_local.as_str()] {
-            assert_eq!(ids(&s.validate(&json!({ "email": bad }))), vec![("traits.email".to_string(), 4000040)], "{bad}");
+            assert_eq!(
+                ids(&s.validate(&json!({ "email": bad }))),
+                vec![("traits.email".to_string(), 4000040)],
+                "{bad}"
+            );
         }
     }
 
@@ -1653,7 +1658,9 @@ mod tests {
             "emails": {"type": "array", "items": {"type": "string", "ory.sh/kratos": {"credentials": {"password": {"identifier": true}}}}}
         }}}});
         let multi = IdentitySchema::compile("m", schema).unwrap();
-        let ex = multi.extract(&json!({"emails": ["ＡＤＡ@example.com", "ada@example.com", "a\u{200B}da@Example.com", "bob@x.io"]}));
+        let ex = multi.extract(
+            &json!({"emails": ["ＡＤＡ@example.com", "ada@example.com", "a\u{200B}da@Example.com", "bob@x.io"]}),
+        );
         assert_eq!(ex.password_identifiers, vec!["ada@example.com", "bob@x.io"]);
         assert_eq!(s.extract(&json!({"email": "ＡＤＡ@example.com"})).password_identifiers, vec!["ada@example.com"]);
     }
@@ -1687,12 +1694,21 @@ mod tests {
 
         let nodes = s.trait_nodes(
             Group::Profile,
-            Some(&json!({"email": "ada@example.com", "name": {"first": "Ada"}, "extra": 5, "flag": true, "list": ["x"]})),
+            Some(
+                &json!({"email": "ada@example.com", "name": {"first": "Ada"}, "extra": 5, "flag": true, "list": ["x"]}),
+            ),
         );
         let names: Vec<&str> = nodes.iter().map(Node::id).collect();
         assert_eq!(
             names,
-            vec!["traits.email", "traits.name.first", "traits.name.last", "traits.extra", "traits.flag", "traits.list.0"]
+            vec![
+                "traits.email",
+                "traits.name.first",
+                "traits.name.last",
+                "traits.extra",
+                "traits.flag",
+                "traits.list.0"
+            ]
         );
         assert_eq!(nodes[0].input_value(), Some(&json!("ada@example.com")));
         assert_eq!(nodes[1].input_value(), Some(&json!("Ada")));
@@ -1739,8 +1755,17 @@ mod tests {
         assert_eq!(
             s.trait_order(),
             vec![
-                "traits.username", "traits.phone", "traits.born", "traits.seen", "traits.site", "traits.age",
-                "traits.news", "traits.tz", "traits.person.zname", "traits.person.alias", "traits.emails"
+                "traits.username",
+                "traits.phone",
+                "traits.born",
+                "traits.seen",
+                "traits.site",
+                "traits.age",
+                "traits.news",
+                "traits.tz",
+                "traits.person.zname",
+                "traits.person.alias",
+                "traits.emails"
             ]
         );
         let nodes = s.trait_nodes(Group::Default, None);
@@ -1808,7 +1833,10 @@ mod tests {
             ]}
         }}}});
         let s = IdentitySchema::compile("x", raw).unwrap();
-        assert_eq!(s.extract(&json!({"login": "a@b.io"})).verifiable_addresses, vec![("email".into(), "a@b.io".into())]);
+        assert_eq!(
+            s.extract(&json!({"login": "a@b.io"})).verifiable_addresses,
+            vec![("email".into(), "a@b.io".into())]
+        );
         assert_eq!(
             s.extract(&json!({"login": "+4930123456"})).verifiable_addresses,
             vec![("sms".into(), "+4930123456".into())]

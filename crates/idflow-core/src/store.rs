@@ -62,20 +62,32 @@ pub trait Store: Send + Sync + 'static {
 
     async fn get_identity(&self, id: Uuid) -> Result<Option<Identity>, StoreError>;
     /// Find the identity owning `identifier` for credential type `kind`.
-    async fn find_identity_by_identifier(&self, kind: CredentialType, identifier: &str)
-    -> Result<Option<Identity>, StoreError>;
+    async fn find_identity_by_identifier(
+        &self,
+        kind: CredentialType,
+        identifier: &str,
+    ) -> Result<Option<Identity>, StoreError>;
     async fn find_identity_by_external_id(&self, external_id: &str) -> Result<Option<Identity>, StoreError>;
     /// Keyset pagination by id.
-    async fn list_identities(&self, filter: &IdentityFilter, after: Option<Uuid>, limit: u32)
-    -> Result<Vec<Identity>, StoreError>;
+    async fn list_identities(
+        &self,
+        filter: &IdentityFilter,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<Identity>, StoreError>;
     async fn count_identities(&self) -> Result<u64, StoreError>;
     async fn delete_identity(&self, id: Uuid) -> Result<bool, StoreError>;
 
     async fn get_session(&self, id: Uuid) -> Result<Option<Session>, StoreError>;
     async fn get_session_by_token_hash(&self, hash: &str) -> Result<Option<Session>, StoreError>;
     async fn get_session_by_logout_hash(&self, hash: &str) -> Result<Option<Session>, StoreError>;
-    async fn list_sessions(&self, identity_id: Option<Uuid>, active_only: bool, after: Option<Uuid>, limit: u32)
-    -> Result<Vec<Session>, StoreError>;
+    async fn list_sessions(
+        &self,
+        identity_id: Option<Uuid>,
+        active_only: bool,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<Session>, StoreError>;
     /// Mark a session inactive. Returns whether it existed.
     async fn revoke_session(&self, id: Uuid) -> Result<bool, StoreError>;
     async fn delete_sessions_of(&self, identity_id: Uuid) -> Result<u64, StoreError>;

@@ -119,9 +119,21 @@ fn is_false(b: &bool) -> bool {
 #[serde(tag = "node_type", rename_all = "lowercase")]
 pub enum Attributes {
     Input(InputAttributes),
-    Text { id: String, text: UiText },
-    Img { id: String, src: String, width: u32, height: u32 },
-    A { id: String, href: String, title: UiText },
+    Text {
+        id: String,
+        text: UiText,
+    },
+    Img {
+        id: String,
+        src: String,
+        width: u32,
+        height: u32,
+    },
+    A {
+        id: String,
+        href: String,
+        title: UiText,
+    },
     Script {
         id: String,
         src: String,
@@ -312,8 +324,7 @@ impl Ui {
     }
 
     pub fn has_errors(&self) -> bool {
-        self.messages.iter().any(UiText::is_error)
-            || self.nodes.iter().any(|n| n.messages.iter().any(UiText::is_error))
+        self.messages.iter().any(UiText::is_error) || self.nodes.iter().any(|n| n.messages.iter().any(UiText::is_error))
     }
 
     /// Replace the value of the `csrf_token` node (adds the node if missing).
@@ -643,7 +654,10 @@ pub mod msg {
         UiText::error(4010003, "Could not find a strategy to sign you up with. Did you fill out the form correctly?")
     }
     pub fn no_strategy_settings() -> UiText {
-        UiText::error(4010004, "Could not find a strategy to update your settings. Did you fill out the form correctly?")
+        UiText::error(
+            4010004,
+            "Could not find a strategy to update your settings. Did you fill out the form correctly?",
+        )
     }
     pub fn identity_disabled() -> UiText {
         UiText::error(4010011, "This account has been disabled. Please contact support for assistance.")

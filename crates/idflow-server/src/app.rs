@@ -79,8 +79,9 @@ pub fn load_schemas(cfg: &Config) -> anyhow::Result<HashMap<String, Arc<Identity
                 cfg.identity.default_schema_id
             );
         }
-        let schema = IdentitySchema::compile_str(&cfg.identity.default_schema_id, idflow_core::schema::DEFAULT_SCHEMA_JSON)
-            .map_err(|e| anyhow::anyhow!("built-in identity schema: {e}"))?;
+        let schema =
+            IdentitySchema::compile_str(&cfg.identity.default_schema_id, idflow_core::schema::DEFAULT_SCHEMA_JSON)
+                .map_err(|e| anyhow::anyhow!("built-in identity schema: {e}"))?;
         map.insert(cfg.identity.default_schema_id.clone(), Arc::new(schema));
     }
     Ok(map)
@@ -126,20 +127,31 @@ impl Application {
             .await
             .with_context(|| format!("could not open the database {}", idflow_core::config::redact_dsn(&dsn)))?;
         let cookie_keys = secret_keys(&store, &cfg.secrets.cookie, "cookie").await?;
-        let cipher_key = secret_keys(&store, &cfg.secrets.cipher, "cipher").await?.into_iter().next().unwrap_or_default();
+        let cipher_key =
+            secret_keys(&store, &cfg.secrets.cipher, "cipher").await?.into_iter().next().unwrap_or_default();
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
         let public_addr = cfg.serve.public.addr(4433);
         let admin_addr = cfg.serve.admin.addr(4434);
         let cfg = Arc::new(cfg);
         let metrics = Arc::new(Metrics::new().context("could not set up the metrics registry")?);
         let engine = Arc::new(
-            Engine::new(cfg, store, clock, schemas, cookie_keys, cipher_key, Arc::new(HttpHooks { client: client.clone() }))
-                .with_observer(metrics.clone())
-                .with_oidc(Arc::new(crate::oidc::HttpOidc::new(client))),
+            Engine::new(
+                cfg,
+                store,
+                clock,
+                schemas,
+                cookie_keys,
+                cipher_key,
+                Arc::new(HttpHooks { client: client.clone() }),
+            )
+            .with_observer(metrics.clone())
+            .with_oidc(Arc::new(crate::oidc::HttpOidc::new(client))),
         );
         engine.log_webauthn_availability();
-        let public = TcpListener::bind(&public_addr).await.with_context(|| format!("could not listen on {public_addr}"))?;
-        let admin = TcpListener::bind(&admin_addr).await.with_context(|| format!("could not listen on {admin_addr}"))?;
+        let public =
+            TcpListener::bind(&public_addr).await.with_context(|| format!("could not listen on {public_addr}"))?;
+        let admin =
+            TcpListener::bind(&admin_addr).await.with_context(|| format!("could not listen on {admin_addr}"))?;
         Ok(Application { public, admin, state: AppState::new(engine), metrics })
     }
 
@@ -157,13 +169,19 @@ impl Application {
 
     /// Serve until `shutdown` resolves; in-flight requests are drained (for at most
     /// `limits.request_timeout` plus a few seconds).
-    pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let (tx, _) = tokio::sync::broadcast::channel::<()>(1);
         let public = router(self.state.clone(), true, self.metrics.clone());
         let admin = router(self.state.clone(), false, self.metrics.clone());
         tracing::info!(public = %self.public_addr(), admin = %self.admin_addr(), base_url = %self.state.engine.base(), "idflow listening");
         let limits = &self.state.engine.cfg.limits;
-        let opts = ServeOpts { header_read_timeout: limits.header_read_timeout.0, drain: limits.request_timeout.0 + Duration::from_secs(5) };
+        let opts = ServeOpts {
+            header_read_timeout: limits.header_read_timeout.0,
+            drain: limits.request_timeout.0 + Duration::from_secs(5),
+        };
         let p = serve(self.public, public, opts, tx.subscribe());
         let a = serve(self.admin, admin, opts, tx.subscribe());
         let trigger = async move {
@@ -238,7 +256,8 @@ async fn ready(State(state): State<AppState>) -> Response {
         Ok(()) => axum::Json(json!({"status": "ok"})).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"errors": {"database": "not reachable"}}))).into_response()
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"errors": {"database": "not reachable"}})))
+                .into_response()
         }
     }
 }
@@ -253,7 +272,9 @@ async fn security_headers(req: Request, next: Next) -> Response {
     if !h.contains_key("content-security-policy") {
         h.insert(
             HeaderName::from_static("content-security-policy"),
-            HeaderValue::from_static("default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"),
+            HeaderValue::from_static(
+                "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+            ),
         );
     }
     h.insert(HeaderName::from_static("cache-control"), HeaderValue::from_static("no-store"));
@@ -309,7 +330,9 @@ async fn fallback(state: AppState, public: bool, req: Request) -> Response {
     let path = req.uri().path();
     let target = if public && path.starts_with("/admin/") {
         Some(format!("{}{}", state.engine.cfg.admin_base(), pq))
-    } else if !public && (path.starts_with("/self-service/") || path.starts_with("/sessions") || path.starts_with("/.well-known/")) {
+    } else if !public
+        && (path.starts_with("/self-service/") || path.starts_with("/sessions") || path.starts_with("/.well-known/"))
+    {
         Some(format!("{}{}", state.engine.base(), pq))
     } else {
         None

@@ -83,7 +83,9 @@ enum IdentitiesCmd {
 
 fn load_config(common: &Common) -> anyhow::Result<Config> {
     let text = match &common.config {
-        Some(path) => Some(std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("could not read config file {path}: {e}"))?),
+        Some(path) => {
+            Some(std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("could not read config file {path}: {e}"))?)
+        }
         None => None,
     };
     let mut cfg = Config::load(text.as_deref(), std::env::vars())?;
@@ -180,7 +182,8 @@ async fn identities(cmd: IdentitiesCmd) -> anyhow::Result<()> {
         IdentitiesCmd::Import { file, common } => {
             let engine = engine_for(&common).await?;
             let text = std::fs::read_to_string(&file).map_err(|e| anyhow::anyhow!("could not read {file}: {e}"))?;
-            let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{file} is not valid JSON: {e}"))?;
+            let v: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{file} is not valid JSON: {e}"))?;
             let list = match v {
                 serde_json::Value::Array(a) => a,
                 other => vec![other],
@@ -189,7 +192,10 @@ async fn identities(cmd: IdentitiesCmd) -> anyhow::Result<()> {
             for (i, item) in list.into_iter().enumerate() {
                 let input = serde_json::from_value(item).map_err(|e| anyhow::anyhow!("entry {i}: {e}"));
                 let res = match input {
-                    Ok(input) => engine.admin_create_identity(input).await.map_err(|e| anyhow::anyhow!("entry {i}: {}", e.reason)),
+                    Ok(input) => engine
+                        .admin_create_identity(input)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("entry {i}: {}", e.reason)),
                     Err(e) => Err(e),
                 };
                 match res {

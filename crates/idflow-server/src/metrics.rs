@@ -37,8 +37,11 @@ impl Metrics {
             &["listener", "method", "route", "status"],
         )?;
         let duration = HistogramVec::new(
-            HistogramOpts::new("idflow_http_request_duration_seconds", "HTTP request latency by listener, method and matched route.")
-                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+            HistogramOpts::new(
+                "idflow_http_request_duration_seconds",
+                "HTTP request latency by listener, method and matched route.",
+            )
+            .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
             &["listener", "method", "route"],
         )?;
         let flows = IntCounterVec::new(
@@ -46,8 +49,11 @@ impl Metrics {
             &["kind", "method", "outcome"],
         )?;
         let hashing = HistogramVec::new(
-            HistogramOpts::new("idflow_password_hashing_seconds", "Password hashing (hash) and verification (verify) time.")
-                .buckets(vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
+            HistogramOpts::new(
+                "idflow_password_hashing_seconds",
+                "Password hashing (hash) and verification (verify) time.",
+            )
+            .buckets(vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
             &["op"],
         )?;
         registry.register(Box::new(requests.clone()))?;
@@ -101,7 +107,11 @@ fn method_label(m: &Method) -> &'static str {
 }
 
 /// Middleware: count and time every request under its route template.
-pub async fn track(State((metrics, listener)): State<(Arc<Metrics>, &'static str)>, req: Request, next: Next) -> Response {
+pub async fn track(
+    State((metrics, listener)): State<(Arc<Metrics>, &'static str)>,
+    req: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let method = method_label(req.method());
     let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());

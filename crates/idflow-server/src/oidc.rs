@@ -24,8 +24,8 @@ use openidconnect::core::{
 };
 use openidconnect::{
     AccessTokenHash, AsyncHttpClient, AuthType, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret,
-    CsrfToken, HttpRequest, HttpResponse, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
-    RedirectUrl, RequestTokenError, Scope, SignatureVerificationError, TokenResponse,
+    CsrfToken, HttpRequest, HttpResponse, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl,
+    RequestTokenError, Scope, SignatureVerificationError, TokenResponse,
 };
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -178,7 +178,8 @@ impl HttpOidc {
             ));
         }
         let jwks_url = metadata.jwks_uri().url().to_string();
-        let (keys, _) = self.get_json(&jwks_url, None).await.map_err(|e| format!("fetching the provider keys failed: {e}"))?;
+        let (keys, _) =
+            self.get_json(&jwks_url, None).await.map_err(|e| format!("fetching the provider keys failed: {e}"))?;
         let jwks: CoreJsonWebKeySet =
             serde_json::from_value(keys).map_err(|e| format!("the provider keys are not a valid JWK set: {e}"))?;
         let d = Arc::new(Discovered { metadata: metadata.set_jwks(jwks), fetched: Instant::now() });
@@ -228,12 +229,7 @@ impl HttpOidc {
         Ok(claims)
     }
 
-    fn verifier<'a>(
-        p: &'a OidcProvider,
-        d: &Discovered,
-        now: OffsetDateTime,
-        native: bool,
-    ) -> CoreIdTokenVerifier<'a> {
+    fn verifier<'a>(p: &'a OidcProvider, d: &Discovered, now: OffsetDateTime, native: bool) -> CoreIdTokenVerifier<'a> {
         let client_id = ClientId::new(p.client_id.clone());
         let issuer = d.metadata.issuer().clone();
         let keys = d.metadata.jwks().clone();
@@ -258,7 +254,9 @@ impl HttpOidc {
         let (info, ctype) = match self.get_json(endpoint.url().as_str(), Some(access_token)).await {
             Ok(x) => x,
             Err(e) if e.contains("did not answer with JSON") => {
-                tracing::warn!("userinfo is not JSON (signed userinfo is not supported); using the ID token claims only");
+                tracing::warn!(
+                    "userinfo is not JSON (signed userinfo is not supported); using the ID token claims only"
+                );
                 return Ok(());
             }
             Err(e) => return Err(format!("userinfo failed: {e}")),
@@ -280,7 +278,10 @@ impl HttpOidc {
     // ---- GitHub --------------------------------------------------------------------------
 
     fn github_base(p: &OidcProvider) -> String {
-        p.issuer_url.as_deref().map(|u| u.trim_end_matches('/').to_string()).unwrap_or_else(|| "https://github.com".into())
+        p.issuer_url
+            .as_deref()
+            .map(|u| u.trim_end_matches('/').to_string())
+            .unwrap_or_else(|| "https://github.com".into())
     }
 
     fn github_api(p: &OidcProvider) -> String {
@@ -291,7 +292,13 @@ impl HttpOidc {
         }
     }
 
-    async fn github_exchange(&self, p: &OidcProvider, redirect_uri: &str, code: &str, verifier: &str) -> Result<ProviderClaims, String> {
+    async fn github_exchange(
+        &self,
+        p: &OidcProvider,
+        redirect_uri: &str,
+        code: &str,
+        verifier: &str,
+    ) -> Result<ProviderClaims, String> {
         let secret = p.client_secret.as_ref().map(|s| s.0.clone()).unwrap_or_default();
         let form = [
             ("client_id", p.client_id.as_str()),
@@ -310,11 +317,13 @@ impl HttpOidc {
             .await
             .map_err(|e| describe_reqwest(&e))?;
         let bytes = read_capped(resp).await?;
-        let v: Value = serde_json::from_slice(&bytes).map_err(|_| "the token endpoint did not answer with JSON".to_string())?;
+        let v: Value =
+            serde_json::from_slice(&bytes).map_err(|_| "the token endpoint did not answer with JSON".to_string())?;
         if let Some(err) = v.get("error").and_then(Value::as_str) {
             return Err(format!("the token endpoint answered {err:?}"));
         }
-        let token = v.get("access_token").and_then(Value::as_str).ok_or("the token endpoint returned no access token")?;
+        let token =
+            v.get("access_token").and_then(Value::as_str).ok_or("the token endpoint returned no access token")?;
         let api = Self::github_api(p);
         let user = self.github_get(&format!("{api}/user"), token).await?;
         let id = match user.get("id") {
@@ -377,7 +386,8 @@ impl OidcClient for HttpOidc {
     async fn authorization_url(&self, p: &OidcProvider, r: &AuthRequest) -> Result<String, String> {
         let challenge = PkceCodeChallenge::from_code_verifier_sha256(&PkceCodeVerifier::new(r.pkce_verifier.clone()));
         if p.is_oauth2_only() {
-            let mut url = url::Url::parse(&format!("{}/login/oauth/authorize", Self::github_base(p))).map_err(|e| e.to_string())?;
+            let mut url = url::Url::parse(&format!("{}/login/oauth/authorize", Self::github_base(p)))
+                .map_err(|e| e.to_string())?;
             {
                 let mut q = url.query_pairs_mut();
                 q.append_pair("client_id", &p.client_id)
@@ -393,11 +403,16 @@ impl OidcClient for HttpOidc {
             return Ok(url.to_string());
         }
         let d = self.discover(p, false).await?;
-        let client = CoreClient::from_provider_metadata(d.metadata.clone(), ClientId::new(p.client_id.clone()), Self::secret(p))
-            .set_redirect_uri(RedirectUrl::new(r.redirect_uri.clone()).map_err(|e| e.to_string())?);
+        let client =
+            CoreClient::from_provider_metadata(d.metadata.clone(), ClientId::new(p.client_id.clone()), Self::secret(p))
+                .set_redirect_uri(RedirectUrl::new(r.redirect_uri.clone()).map_err(|e| e.to_string())?);
         let (state, nonce) = (r.state.clone(), r.nonce.clone());
         let mut auth = client
-            .authorize_url(CoreAuthenticationFlow::AuthorizationCode, move || CsrfToken::new(state), move || Nonce::new(nonce))
+            .authorize_url(
+                CoreAuthenticationFlow::AuthorizationCode,
+                move || CsrfToken::new(state),
+                move || Nonce::new(nonce),
+            )
             .set_pkce_challenge(challenge);
         let scopes = p.scopes();
         for s in scopes.iter().filter(|s| s.as_str() != "openid") {
@@ -427,11 +442,15 @@ impl OidcClient for HttpOidc {
             return self.github_exchange(p, redirect_uri, code, pkce_verifier).await;
         }
         let d = self.discover(p, false).await?;
-        let mut client = CoreClient::from_provider_metadata(d.metadata.clone(), ClientId::new(p.client_id.clone()), Self::secret(p))
-            .set_redirect_uri(RedirectUrl::new(redirect_uri.to_string()).map_err(|e| e.to_string())?);
+        let mut client =
+            CoreClient::from_provider_metadata(d.metadata.clone(), ClientId::new(p.client_id.clone()), Self::secret(p))
+                .set_redirect_uri(RedirectUrl::new(redirect_uri.to_string()).map_err(|e| e.to_string())?);
         // client_secret_basic unless the provider only takes client_secret_post (Apple).
         if let Some(methods) = d.metadata.token_endpoint_auth_methods_supported() {
-            let names: Vec<String> = methods.iter().map(|m| serde_json::to_value(m).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()).collect();
+            let names: Vec<String> = methods
+                .iter()
+                .map(|m| serde_json::to_value(m).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default())
+                .collect();
             if !names.iter().any(|n| n == "client_secret_basic") && names.iter().any(|n| n == "client_secret_post") {
                 client = client.set_auth_type(AuthType::RequestBody);
             }
@@ -483,7 +502,12 @@ impl OidcClient for HttpOidc {
         })
     }
 
-    async fn verify_id_token(&self, p: &OidcProvider, id_token: &str, now: OffsetDateTime) -> Result<ProviderClaims, String> {
+    async fn verify_id_token(
+        &self,
+        p: &OidcProvider,
+        id_token: &str,
+        now: OffsetDateTime,
+    ) -> Result<ProviderClaims, String> {
         let token = CoreIdToken::from_str(id_token).map_err(|_| "the ID token is not a well-formed JWT".to_string())?;
         let mut d = self.discover(p, false).await?;
         let any_nonce = |_: Option<&Nonce>| Ok(());

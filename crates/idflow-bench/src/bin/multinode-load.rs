@@ -110,13 +110,23 @@ async fn register(c: &reqwest::Client, base: &str, email: &str) -> anyhow::Resul
     Ok(User { email: email.to_string(), token })
 }
 
-const OPS: &[(&str, u32)] = &[("create_fetch", 25), ("profile", 30), ("whoami", 20), ("totp_start", 15), ("password", 10)];
+const OPS: &[(&str, u32)] =
+    &[("create_fetch", 25), ("profile", 30), ("whoami", 20), ("totp_start", 15), ("password", 10)];
 
 /// One operation; Ok(None) = expected answers, Ok(Some(status)) = an unexpected status.
-async fn run_op(c: &reqwest::Client, op: &str, a: &str, b: &str, u: &User, n: u64) -> Result<Option<u16>, reqwest::Error> {
-    let create = |base: &str| c.get(format!("{base}/self-service/settings/api")).header("X-Session-Token", &u.token).send();
+async fn run_op(
+    c: &reqwest::Client,
+    op: &str,
+    a: &str,
+    b: &str,
+    u: &User,
+    n: u64,
+) -> Result<Option<u16>, reqwest::Error> {
+    let create =
+        |base: &str| c.get(format!("{base}/self-service/settings/api")).header("X-Session-Token", &u.token).send();
     if op == "whoami" {
-        let s = c.get(format!("{b}/sessions/whoami")).header("X-Session-Token", &u.token).send().await?.status().as_u16();
+        let s =
+            c.get(format!("{b}/sessions/whoami")).header("X-Session-Token", &u.token).send().await?.status().as_u16();
         return Ok((s != 200).then_some(s));
     }
     let r = create(a).await?;
@@ -130,11 +140,17 @@ async fn run_op(c: &reqwest::Client, op: &str, a: &str, b: &str, u: &User, n: u6
     };
     let (status, want) = match op {
         "create_fetch" => {
-            let r = c.get(format!("{b}/self-service/settings/flows?id={id}")).header("X-Session-Token", &u.token).send().await?;
+            let r = c
+                .get(format!("{b}/self-service/settings/flows?id={id}"))
+                .header("X-Session-Token", &u.token)
+                .send()
+                .await?;
             (r.status().as_u16(), 200)
         }
         "profile" => {
-            let r = submit(json!({"method": "profile", "traits": {"email": u.email, "name": {"first": format!("L{n}")}}})).await?;
+            let r =
+                submit(json!({"method": "profile", "traits": {"email": u.email, "name": {"first": format!("L{n}")}}}))
+                    .await?;
             (r.status().as_u16(), 200)
         }
         "totp_start" => (submit(json!({"method": "totp"})).await?.status().as_u16(), 400),
@@ -192,7 +208,18 @@ async fn main() -> anyhow::Result<()> {
                 n += 1;
                 // A fixed pseudo-random mix (reproducible): pick by weight.
                 let mut pick = ((n.wrapping_mul(2_654_435_761)) % u64::from(total)) as u32;
-                let op = OPS.iter().find(|(_, wt)| if pick < *wt { true } else { pick -= wt; false }).map(|(o, _)| *o).unwrap_or("whoami");
+                let op = OPS
+                    .iter()
+                    .find(|(_, wt)| {
+                        if pick < *wt {
+                            true
+                        } else {
+                            pick -= wt;
+                            false
+                        }
+                    })
+                    .map(|(o, _)| *o)
+                    .unwrap_or("whoami");
                 // Each worker has users of its own: concurrent changes to one identity (409 by
                 // design) are not part of this load.
                 let per_worker = (users.len() / workers).max(1);
@@ -253,7 +280,10 @@ async fn main() -> anyhow::Result<()> {
         all.errors += s.errors;
     }
     row("**all**", &all);
-    println!("\n{} workers, {} users, {:.0} s, 2 nodes; operations start a flow on one node and finish it on the other", cli.workers, cli.users, secs);
+    println!(
+        "\n{} workers, {} users, {:.0} s, 2 nodes; operations start a flow on one node and finish it on the other",
+        cli.workers, cli.users, secs
+    );
     drop((node_a, node_b));
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())

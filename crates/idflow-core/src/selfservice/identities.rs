@@ -73,7 +73,9 @@ impl Engine {
                 .map(|(n, m)| format!("I[#/{}] {}", n.replace('.', "/"), m.text))
                 .collect::<Vec<_>>()
                 .join("\n");
-            return Err(Error::bad_request(format!("The request was malformed or contained invalid parameters: {reason}")));
+            return Err(Error::bad_request(format!(
+                "The request was malformed or contained invalid parameters: {reason}"
+            )));
         }
         let ex = schema.extract(&identity.traits);
         let now = self.clock.now();
@@ -90,7 +92,8 @@ impl Engine {
         for a in identity.verifiable_addresses.iter_mut() {
             if let Some(v) = verified.iter().find(|v| v.via == a.via && v.value.to_lowercase() == a.value) {
                 a.verified = v.verified;
-                a.status = v.status.clone().unwrap_or_else(|| if v.verified { "completed".into() } else { "pending".into() });
+                a.status =
+                    v.status.clone().unwrap_or_else(|| if v.verified { "completed".into() } else { "pending".into() });
                 if v.verified && a.verified_at.is_none() {
                     a.verified_at = Some(now);
                 }
@@ -115,11 +118,15 @@ impl Engine {
                         json!({ "hashed_password": self.hash_password(p.to_string()).await? })
                     } else if let Some(h) = cfg.get("hashed_password").and_then(Value::as_str) {
                         crate::password::validate_import(h).map_err(|e| {
-                            Error::bad_request(format!("The imported password does not match any known hash format: {e}"))
+                            Error::bad_request(format!(
+                                "The imported password does not match any known hash format: {e}"
+                            ))
                         })?;
                         json!({ "hashed_password": h })
                     } else {
-                        return Err(Error::bad_request("A password credential needs config.password or config.hashed_password."));
+                        return Err(Error::bad_request(
+                            "A password credential needs config.password or config.hashed_password.",
+                        ));
                     }
                 }
                 CredentialType::Totp => {
@@ -134,10 +141,14 @@ impl Engine {
                         .get("codes")
                         .or_else(|| cfg.get("recovery_codes"))
                         .and_then(Value::as_array)
-                        .map(|a| a.iter().filter_map(|c| c.get("code").and_then(Value::as_str)).map(str::to_string).collect())
+                        .map(|a| {
+                            a.iter().filter_map(|c| c.get("code").and_then(Value::as_str)).map(str::to_string).collect()
+                        })
                         .unwrap_or_default();
                     if codes.is_empty() {
-                        return Err(Error::bad_request("A lookup_secret credential needs config.codes: [{\"code\": …}]."));
+                        return Err(Error::bad_request(
+                            "A lookup_secret credential needs config.codes: [{\"code\": …}].",
+                        ));
                     }
                     self.lookup_config(&codes)
                 }
@@ -146,7 +157,12 @@ impl Engine {
                     identity.credentials.insert(kind, Credential::new(kind, identifiers, config, now));
                     continue;
                 }
-                _ => return Err(Error::bad_request(format!("Importing {} credentials is not supported.", kind.as_str()))),
+                _ => {
+                    return Err(Error::bad_request(format!(
+                        "Importing {} credentials is not supported.",
+                        kind.as_str()
+                    )));
+                }
             };
             identity.credentials.insert(kind, Credential::new(kind, vec![], config, now));
         }
@@ -155,12 +171,15 @@ impl Engine {
 
     /// Create an identity (admin API / import). Password policy is not applied to imports.
     pub async fn admin_create_identity(&self, input: IdentityInput) -> Result<Identity> {
-        let schema_id = input.schema_id.filter(|s| !s.is_empty()).unwrap_or_else(|| self.cfg.identity.default_schema_id.clone());
+        let schema_id =
+            input.schema_id.filter(|s| !s.is_empty()).unwrap_or_else(|| self.cfg.identity.default_schema_id.clone());
         self.schema(&schema_id)?;
         let mut identity = Identity::new(&schema_id, input.traits, self.clock.now());
         if let Some(s) = input.state {
             identity.state = IdentityState::parse(&s).ok_or_else(|| {
-                Error::bad_request(format!("The supplied state ('{s}') was not valid. Valid states are ('active', 'inactive')."))
+                Error::bad_request(format!(
+                    "The supplied state ('{s}') was not valid. Valid states are ('active', 'inactive')."
+                ))
             })?;
         }
         identity.metadata_public = input.metadata_public.unwrap_or(Value::Null);
@@ -179,11 +198,8 @@ impl Engine {
 
     /// Replace an identity's traits/state/metadata (admin `PUT`); credentials are merged.
     pub async fn admin_update_identity(&self, id: uuid::Uuid, input: IdentityInput) -> Result<Identity> {
-        let mut identity = self
-            .store
-            .get_identity(id)
-            .await?
-            .ok_or_else(|| Error::not_found("Unable to locate the resource"))?;
+        let mut identity =
+            self.store.get_identity(id).await?.ok_or_else(|| Error::not_found("Unable to locate the resource"))?;
         if let Some(s) = input.schema_id.filter(|s| !s.is_empty()) {
             self.schema(&s)?;
             identity.schema_id = s;
@@ -191,7 +207,9 @@ impl Engine {
         identity.traits = input.traits;
         if let Some(s) = input.state {
             let st = IdentityState::parse(&s).ok_or_else(|| {
-                Error::bad_request(format!("The supplied state ('{s}') was not valid. Valid states are ('active', 'inactive')."))
+                Error::bad_request(format!(
+                    "The supplied state ('{s}') was not valid. Valid states are ('active', 'inactive')."
+                ))
             })?;
             if st != identity.state {
                 identity.state = st;
@@ -221,12 +239,10 @@ impl Engine {
 
     /// Remove one credential type (admin). The last first factor cannot be removed.
     pub async fn admin_delete_credential(&self, id: uuid::Uuid, kind: &str) -> Result<()> {
-        let kind = CredentialType::parse(kind).ok_or_else(|| Error::bad_request(format!("Unknown credential type {kind:?}.")))?;
-        let mut identity = self
-            .store
-            .get_identity(id)
-            .await?
-            .ok_or_else(|| Error::not_found("Unable to locate the resource"))?;
+        let kind = CredentialType::parse(kind)
+            .ok_or_else(|| Error::bad_request(format!("Unknown credential type {kind:?}.")))?;
+        let mut identity =
+            self.store.get_identity(id).await?.ok_or_else(|| Error::not_found("Unable to locate the resource"))?;
         if identity.credentials.remove(&kind).is_none() {
             return Err(Error::not_found("The identity has no credential of this type."));
         }

@@ -98,9 +98,9 @@ impl Engine {
     pub async fn submit_login(&self, id: Uuid, body: &Body, req: &Req) -> Result<Submitted<LoggedIn>> {
         let who = match &req.auth {
             Some(a) => Some(a.identity.id.to_string()),
-            None => body_str(body, "identifier")
-                .or_else(|| body_str(body, "password_identifier"))
-                .map(normalize_identifier),
+            None => {
+                body_str(body, "identifier").or_else(|| body_str(body, "password_identifier")).map(normalize_identifier)
+            }
         };
         let res = match self.submit_limits("login", req, who.as_deref()).await {
             Ok(()) => self.submit_login_inner(id, body, req).await,

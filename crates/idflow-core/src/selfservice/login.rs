@@ -82,7 +82,12 @@ impl Engine {
                             .required()
                             .label(msg::login_backup_code()),
                     );
-                    nodes.push(Node::submit(Group::LookupSecret, "method", json!("lookup_secret"), msg::login_use_lookup()));
+                    nodes.push(Node::submit(
+                        Group::LookupSecret,
+                        "method",
+                        json!("lookup_secret"),
+                        msg::login_use_lookup(),
+                    ));
                 }
                 nodes.extend(self.webauthn_login_nodes(flow, id, false));
             }
@@ -131,7 +136,14 @@ impl Engine {
         Ok(())
     }
 
-    pub(crate) async fn login_invalid(&self, mut flow: Flow, req: &Req, node: &str, m: crate::ui::UiText, identifier: Option<&str>) -> Result<Submitted<LoggedIn>> {
+    pub(crate) async fn login_invalid(
+        &self,
+        mut flow: Flow,
+        req: &Req,
+        node: &str,
+        m: crate::ui::UiText,
+        identifier: Option<&str>,
+    ) -> Result<Submitted<LoggedIn>> {
         self.login_ui(&mut flow, req)?;
         if let Some(i) = identifier
             && !flow.refresh
@@ -246,7 +258,8 @@ impl Engine {
         // Per-account throttle of failed attempts (counted across nodes in the database).
         let limit_key = format!("login:{normalized}");
         let l = &self.cfg.limits;
-        self.rate_check(&limit_key, l.login_attempts, i64::try_from(l.login_window.0.as_secs()).unwrap_or(3600)).await?;
+        self.rate_check(&limit_key, l.login_attempts, i64::try_from(l.login_window.0.as_secs()).unwrap_or(3600))
+            .await?;
         let hash = found.as_ref().and_then(|i| i.password_hash().map(str::to_string));
         let ok = self.verify_password(password.clone(), hash.clone()).await?;
         let Some(identity) = found.filter(|_| ok) else {
@@ -271,7 +284,9 @@ impl Engine {
             }
         }
         let (issued, is_new) = match (&req.auth, flow.refresh) {
-            (Some(a), true) if a.identity.id == identity.id => (self.extend_session(&a.session, "password", true), false),
+            (Some(a), true) if a.identity.id == identity.id => {
+                (self.extend_session(&a.session, "password", true), false)
+            }
             _ => (self.new_session(&identity, "password", req), true),
         };
         self.finish_login(flow, identity, issued, is_new, "password").await

@@ -4,11 +4,11 @@
 //! Outcomes are values: a form error is the flow with messages ([`Submitted::Invalid`]), not an
 //! `Err`. `Err` is reserved for what is not a form (no session, CSRF, expiry, …).
 
+pub mod identities;
+pub mod instrument;
 pub mod login;
 pub mod methods;
 pub mod registration;
-pub mod identities;
-pub mod instrument;
 pub mod sessions;
 pub mod settings;
 
@@ -90,7 +90,18 @@ impl Engine {
     ) -> Self {
         let base = cfg.public_base();
         crate::password::prepare_dummy(&cfg.hashers);
-        Engine { cfg, store, clock, schemas, cookie_keys, cipher_key, hooks, observer: Arc::new(instrument::NoopObserver), oidc: Arc::new(methods::oidc::NoOidcClient), base }
+        Engine {
+            cfg,
+            store,
+            clock,
+            schemas,
+            cookie_keys,
+            cipher_key,
+            hooks,
+            observer: Arc::new(instrument::NoopObserver),
+            oidc: Arc::new(methods::oidc::NoOidcClient),
+            base,
+        }
     }
 
     /// Install the observer that receives outcomes and timings.
@@ -115,9 +126,7 @@ impl Engine {
     }
 
     pub fn schema(&self, id: &str) -> Result<&Arc<IdentitySchema>> {
-        self.schemas
-            .get(id)
-            .ok_or_else(|| Error::bad_request(format!("Unable to find JSON Schema ID: {id}")))
+        self.schemas.get(id).ok_or_else(|| Error::bad_request(format!("Unable to find JSON Schema ID: {id}")))
     }
 
     pub fn default_schema(&self) -> Result<&Arc<IdentitySchema>> {
@@ -163,11 +172,7 @@ impl Engine {
                 (Some(ah), Some(th)) => {
                     let ah = ah.to_ascii_lowercase();
                     let th = th.to_ascii_lowercase();
-                    if let Some(suffix) = ah.strip_prefix('*') {
-                        th.ends_with(suffix)
-                    } else {
-                        ah == th
-                    }
+                    if let Some(suffix) = ah.strip_prefix('*') { th.ends_with(suffix) } else { ah == th }
                 }
                 _ => false,
             };
@@ -180,7 +185,10 @@ impl Engine {
         if ok {
             Ok(target.to_string())
         } else {
-            Err(Error::new(ErrorKind::ReturnToForbidden, format!("Requested return_to URL \"{target}\" is not allowed.")))
+            Err(Error::new(
+                ErrorKind::ReturnToForbidden,
+                format!("Requested return_to URL \"{target}\" is not allowed."),
+            ))
         }
     }
 
@@ -462,8 +470,13 @@ impl Engine {
                 Some(a) => {
                     let r = Req { request_url: old.request_url.clone(), ..req.clone() };
                     self.build_settings_flow(&r, a, old.flow_type).await.map(|mut f| {
-                        let at = old.expires_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
-                        f.ui.messages.push(crate::ui::msg::settings_expired(minutes, &at, old.expires_at.unix_timestamp()));
+                        let at =
+                            old.expires_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+                        f.ui.messages.push(crate::ui::msg::settings_expired(
+                            minutes,
+                            &at,
+                            old.expires_at.unix_timestamp(),
+                        ));
                         f
                     })
                 }
@@ -489,12 +502,14 @@ impl Engine {
     /// Persist a flow that carries form errors (or a re-rendered form).
     pub(crate) async fn save_flow(&self, flow: &mut Flow) -> Result<()> {
         flow.updated_at = self.clock.now();
-        self.store.commit(crate::store::Commit { update_flow: Some(flow), ..Default::default() }).await.map_err(|e| match e {
-            crate::store::StoreError::Busy(_) => {
-                Error::new(ErrorKind::Conflict, "The flow was changed by a concurrent request. Please try again.")
-            }
-            other => other.into(),
-        })?;
+        self.store.commit(crate::store::Commit { update_flow: Some(flow), ..Default::default() }).await.map_err(
+            |e| match e {
+                crate::store::StoreError::Busy(_) => {
+                    Error::new(ErrorKind::Conflict, "The flow was changed by a concurrent request. Please try again.")
+                }
+                other => other.into(),
+            },
+        )?;
         flow.version += 1;
         Ok(())
     }

@@ -22,7 +22,10 @@ impl Engine {
     /// Create a registration flow.
     pub async fn create_registration(&self, req: &Req, flow_type: FlowType) -> Result<Flow> {
         if req.auth.is_some() {
-            return Err(Error::new(ErrorKind::SessionAlreadyAvailable, "A valid session was detected and thus registration is not possible."));
+            return Err(Error::new(
+                ErrorKind::SessionAlreadyAvailable,
+                "A valid session was detected and thus registration is not possible.",
+            ));
         }
         if !self.cfg.selfservice.flows.registration.enabled {
             return Err(Error::new(ErrorKind::FlowDisabled, "Registration is not allowed because it was disabled."));
@@ -61,13 +64,21 @@ impl Engine {
     }
 
     /// Submit a registration flow.
-    pub(crate) async fn submit_registration_inner(&self, id: Uuid, body: &Body, req: &Req) -> Result<Submitted<Registered>> {
+    pub(crate) async fn submit_registration_inner(
+        &self,
+        id: Uuid,
+        body: &Body,
+        req: &Req,
+    ) -> Result<Submitted<Registered>> {
         let mut flow = self.load_flow(id, FlowKind::Registration).await?;
         if flow.expires_at < self.clock.now() {
             return Err(self.expired_error(&flow, req).await);
         }
         if req.auth.is_some() {
-            return Err(Error::new(ErrorKind::SessionAlreadyAvailable, "A valid session was detected and thus registration is not possible."));
+            return Err(Error::new(
+                ErrorKind::SessionAlreadyAvailable,
+                "A valid session was detected and thus registration is not possible.",
+            ));
         }
         if super::methods::oidc::responsible(body) {
             return self.registration_oidc(flow, body, req).await;

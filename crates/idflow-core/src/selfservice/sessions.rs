@@ -87,7 +87,8 @@ impl Engine {
 
     /// `GET /sessions/whoami`: 401 without a valid session, 403 when the AAL is too low.
     pub fn whoami(&self, auth: Option<Authed>) -> Result<Authed> {
-        let a = auth.ok_or_else(|| Error::new(ErrorKind::Unauthorized, "No valid session credentials found in the request."))?;
+        let a = auth
+            .ok_or_else(|| Error::new(ErrorKind::Unauthorized, "No valid session credentials found in the request."))?;
         if !self.aal_ok(self.cfg.session.whoami.required_aal, &a) {
             return Err(self.aal2_error(None));
         }

@@ -63,9 +63,8 @@ impl Engine {
     /// `GET /self-service/settings/{browser,api}`.
     pub async fn create_settings(&self, req: &Req, flow_type: FlowType) -> Result<Flow> {
         let a = req.auth.as_ref().ok_or_else(|| Self::no_session(flow_type == FlowType::Api))?;
-        let has_return_to = url::Url::parse(&req.request_url)
-            .ok()
-            .is_some_and(|u| u.query_pairs().any(|(k, _)| k == "return_to"));
+        let has_return_to =
+            url::Url::parse(&req.request_url).ok().is_some_and(|u| u.query_pairs().any(|(k, _)| k == "return_to"));
         if !self.aal_ok(self.cfg.selfservice.flows.settings.required_aal, a) {
             return Err(self.aal2_error(has_return_to.then_some(req.request_url.as_str())));
         }
@@ -160,7 +159,10 @@ impl Engine {
             return Err(self.aal2_error(Some(&self.ui_url_for_flow(FlowKind::Settings, id))));
         }
         if flow.expires_at < self.clock.now() {
-            let mut e = Error::new(ErrorKind::Gone, "The settings flow has expired. Redirect the user to the settings flow init endpoint to initialize a new settings flow.");
+            let mut e = Error::new(
+                ErrorKind::Gone,
+                "The settings flow has expired. Redirect the user to the settings flow init endpoint to initialize a new settings flow.",
+            );
             if flow.flow_type == FlowType::Browser {
                 let mut init = self.url("/self-service/settings/browser");
                 if let Some(rt) = &flow.return_to {
@@ -185,7 +187,12 @@ impl Engine {
     }
 
     /// `POST /self-service/settings?flow=` (limits and metrics: `instrument.rs`).
-    pub(crate) async fn submit_settings_inner(&self, id: Uuid, body: &Body, req: &Req) -> Result<Submitted<SettingsDone>> {
+    pub(crate) async fn submit_settings_inner(
+        &self,
+        id: Uuid,
+        body: &Body,
+        req: &Req,
+    ) -> Result<Submitted<SettingsDone>> {
         let a = req.auth.as_ref().ok_or_else(Self::missing_session)?;
         let mut flow = self.load_flow(id, FlowKind::Settings).await?;
         if !self.aal_ok(self.cfg.selfservice.flows.settings.required_aal, a) {
@@ -202,7 +209,8 @@ impl Engine {
         }
         // Dispatch: the first responsible method handles the request (settings-flow §7.3).
         let method = body_str(body, "method").unwrap_or_default();
-        let lookup_flags = ["lookup_secret_reveal", "lookup_secret_regenerate", "lookup_secret_confirm", "lookup_secret_disable"];
+        let lookup_flags =
+            ["lookup_secret_reveal", "lookup_secret_regenerate", "lookup_secret_confirm", "lookup_secret_disable"];
         let m = &self.cfg.selfservice.methods;
         let chosen: Option<(&'static str, bool)> = if method == "profile" {
             Some(("profile", m.profile.enabled))
@@ -212,7 +220,10 @@ impl Engine {
             Some(("oidc", m.oidc.enabled))
         } else if body_flag(body, "totp_unlink") || method == "totp" {
             Some(("totp", m.totp.enabled))
-        } else if ["passkey_settings_register", "passkey_remove"].iter().any(|f| body_str(body, f).is_some_and(|v| !v.is_empty())) {
+        } else if ["passkey_settings_register", "passkey_remove"]
+            .iter()
+            .any(|f| body_str(body, f).is_some_and(|v| !v.is_empty()))
+        {
             Some(("passkey", self.webauthn_enabled(super::methods::webauthn::KeyKind::Passkey)))
         } else if flow.flow_type == FlowType::Browser
             && ["webauthn_register", "webauthn_remove"].iter().any(|f| body_str(body, f).is_some_and(|v| !v.is_empty()))
@@ -238,7 +249,9 @@ impl Engine {
         }
         // Password decode errors are reported before CSRF (settings-flow §8.2).
         if method == "password" && body_str(body, "password").is_none_or(str::is_empty) {
-            return self.settings_invalid(flow, a, req, vec![("password".into(), msg::missing("password"))], None).await;
+            return self
+                .settings_invalid(flow, a, req, vec![("password".into(), msg::missing("password"))], None)
+                .await;
         }
         self.check_csrf(&flow, req, body_str(body, "csrf_token"))?;
         if let Some(v) = self.check_api_request(&flow, req) {
@@ -343,10 +356,9 @@ impl Engine {
         };
         // Interrupting web hooks run before anything is written.
         for h in after.hooks_for(method).iter().filter(|h| h.hook == "web_hook") {
-            let can_interrupt = h.config.as_ref().and_then(|c| c.get("can_interrupt")).and_then(Value::as_bool).unwrap_or(false);
-            if can_interrupt
-                && let Err(reason) = self.run_web_hook(h, &identity, &flow, method).await
-            {
+            let can_interrupt =
+                h.config.as_ref().and_then(|c| c.get("can_interrupt")).and_then(Value::as_bool).unwrap_or(false);
+            if can_interrupt && let Err(reason) = self.run_web_hook(h, &identity, &flow, method).await {
                 let errors = vec![(String::new(), msg::generic(&reason))];
                 return self.settings_invalid(flow, a, req, errors, None).await;
             }
@@ -396,10 +408,9 @@ impl Engine {
         );
         let mut continue_with = vec![];
         for h in after.hooks_for(method).iter().filter(|h| h.hook == "web_hook") {
-            let can_interrupt = h.config.as_ref().and_then(|c| c.get("can_interrupt")).and_then(Value::as_bool).unwrap_or(false);
-            if !can_interrupt
-                && let Err(reason) = self.run_web_hook(h, &identity, &flow, method).await
-            {
+            let can_interrupt =
+                h.config.as_ref().and_then(|c| c.get("can_interrupt")).and_then(Value::as_bool).unwrap_or(false);
+            if !can_interrupt && let Err(reason) = self.run_web_hook(h, &identity, &flow, method).await {
                 tracing::warn!(flow_id = %flow.id, %reason, "settings web hook failed after the change was saved");
                 continue_with.push(json!({"action": "web_hook_failed", "reason": reason}));
             }

@@ -69,7 +69,9 @@ async fn create_identity(State(state): State<AppState>, ctx: Ctx, body: Result<B
     match state.engine.admin_create_identity(input).await {
         Ok(i) => {
             let mut resp = json_response(StatusCode::CREATED, admin_identity(&state, &i, &[]));
-            if let Ok(v) = HeaderValue::from_str(&format!("{}/admin/identities/{}", state.engine.cfg.admin_base(), i.id)) {
+            if let Ok(v) =
+                HeaderValue::from_str(&format!("{}/admin/identities/{}", state.engine.cfg.admin_base(), i.id))
+            {
                 resp.headers_mut().insert(header::LOCATION, v);
             }
             resp
@@ -105,7 +107,11 @@ async fn list_identities(State(state): State<AppState>, ctx: Ctx) -> Response {
         }
     }
     if filter.credentials_identifier.is_some() && !filter.ids.is_empty() {
-        return render_error(&state, &Error::bad_request("You cannot combine multiple filters in this API"), &ctx.request_id);
+        return render_error(
+            &state,
+            &Error::bad_request("You cannot combine multiple filters in this API"),
+            &ctx.request_id,
+        );
     }
     match state.engine.store.list_identities(&filter, after, size).await {
         Ok(list) => {
@@ -292,7 +298,11 @@ async fn delete_identity(State(state): State<AppState>, ctx: Ctx, Path(id): Path
     }
 }
 
-async fn delete_credential(State(state): State<AppState>, ctx: Ctx, Path((id, kind)): Path<(String, String)>) -> Response {
+async fn delete_credential(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path((id, kind)): Path<(String, String)>,
+) -> Response {
     let res = async {
         let id = parse_id(&id)?;
         state.engine.admin_delete_credential(id, &kind).await
@@ -363,7 +373,12 @@ async fn get_session(State(state): State<AppState>, ctx: Ctx, Path(id): Path<Str
     }
     let res = async {
         let id = parse_id(&id)?;
-        let s = state.engine.store.get_session(id).await?.ok_or_else(|| Error::not_found("Unable to locate the resource"))?;
+        let s = state
+            .engine
+            .store
+            .get_session(id)
+            .await?
+            .ok_or_else(|| Error::not_found("Unable to locate the resource"))?;
         let ident = state.engine.store.get_identity(s.identity_id).await?.map(|i| admin_identity(&state, &i, &[]));
         Ok::<_, Error>(wire::session(&s, ident, state.engine.clock.now()))
     }
@@ -377,7 +392,11 @@ async fn get_session(State(state): State<AppState>, ctx: Ctx, Path(id): Path<Str
 async fn disable_session(State(state): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> Response {
     let res = async {
         let id = parse_id(&id)?;
-        if state.engine.store.revoke_session(id).await? { Ok(()) } else { Err(Error::not_found("Unable to locate the resource")) }
+        if state.engine.store.revoke_session(id).await? {
+            Ok(())
+        } else {
+            Err(Error::not_found("Unable to locate the resource"))
+        }
     }
     .await;
     match res {

@@ -108,14 +108,9 @@ fn public_identity(state: &AppState, i: &Identity) -> Value {
 
 async fn flow_json(state: &AppState, flow: &Flow) -> Value {
     let identity = match (flow.kind, flow.identity_id) {
-        (FlowKind::Settings, Some(id)) => state
-            .engine
-            .store
-            .get_identity(id)
-            .await
-            .ok()
-            .flatten()
-            .map(|i| public_identity(state, &i)),
+        (FlowKind::Settings, Some(id)) => {
+            state.engine.store.get_identity(id).await.ok().flatten().map(|i| public_identity(state, &i))
+        }
         _ => None,
     };
     wire::flow(flow, identity)
@@ -174,7 +169,10 @@ async fn get_plain_flow(state: &AppState, ctx: &Ctx, q: &HashMap<String, String>
             FlowKind::Settings => "settings",
         };
         let e = Error::new(ErrorKind::Gone, format!("The {path} flow has expired. Please initialize a new one."))
-            .with_detail("redirect_to", json!(state.engine.url(&format!("/self-service/{path}/{}", flow.flow_type.as_str()))));
+            .with_detail(
+                "redirect_to",
+                json!(state.engine.url(&format!("/self-service/{path}/{}", flow.flow_type.as_str()))),
+            );
         return render_error(state, &e, &ctx.request_id);
     }
     json_response(StatusCode::OK, wire::flow(&flow, None))
@@ -184,7 +182,12 @@ async fn registration_get(State(state): State<AppState>, ctx: Ctx, Query(q): Q) 
     get_plain_flow(&state, &ctx, &q, FlowKind::Registration).await
 }
 
-async fn registration_submit(State(state): State<AppState>, ctx: Ctx, Query(q): Q, ParsedBody(body): ParsedBody) -> Response {
+async fn registration_submit(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Query(q): Q,
+    ParsedBody(body): ParsedBody,
+) -> Response {
     let engine = &state.engine;
     let id = match parse_uuid(q.get("flow"), "flow") {
         Ok(id) => id,
@@ -254,7 +257,9 @@ async fn login_create(state: AppState, ctx: Ctx, q: HashMap<String, String>, flo
         Some(s) => match Aal::parse(s) {
             Some(a @ (Aal::Aal1 | Aal::Aal2)) => a,
             _ => {
-                let e = Error::bad_request("Unable to parse AuthenticationMethod Assurance Level (AAL): expected one of [aal1, aal2]");
+                let e = Error::bad_request(
+                    "Unable to parse AuthenticationMethod Assurance Level (AAL): expected one of [aal1, aal2]",
+                );
                 return render_error(&state, &e, &ctx.request_id);
             }
         },
@@ -309,7 +314,12 @@ async fn login_submit(State(state): State<AppState>, ctx: Ctx, Query(q): Q, Pars
     }
 }
 
-fn login_done(state: &AppState, ctx: &Ctx, flow_type: FlowType, r: idflow_core::selfservice::login::LoggedIn) -> Response {
+fn login_done(
+    state: &AppState,
+    ctx: &Ctx,
+    flow_type: FlowType,
+    r: idflow_core::selfservice::login::LoggedIn,
+) -> Response {
     let engine = &state.engine;
     let now = engine.clock.now();
     let identity = if r.aal_satisfied { public_identity(state, &r.identity) } else { Value::Null };
@@ -328,8 +338,11 @@ fn login_done(state: &AppState, ctx: &Ctx, flow_type: FlowType, r: idflow_core::
     let mut resp = if !r.aal_satisfied {
         let url = engine.aal2_login_url(r.flow.return_to.as_deref());
         if ctx.accept_json {
-            let e = Error::new(ErrorKind::BrowserLocationChange, format!("In order to complete this flow please redirect the browser to: {url}"))
-                .with_redirect(url);
+            let e = Error::new(
+                ErrorKind::BrowserLocationChange,
+                format!("In order to complete this flow please redirect the browser to: {url}"),
+            )
+            .with_redirect(url);
             render_error(state, &e, &ctx.request_id)
         } else {
             see_other(&url)
@@ -421,7 +434,9 @@ async fn settings_submit(
     // GET: the browser comes back from a refresh login; show the kept change in the form.
     if method == axum::http::Method::GET {
         return match engine.get_settings(id, &ctx.req).await {
-            Ok(flow) if is_browser_nav(&ctx, flow_type) => see_other(&engine.ui_url_for_flow(FlowKind::Settings, flow.id)),
+            Ok(flow) if is_browser_nav(&ctx, flow_type) => {
+                see_other(&engine.ui_url_for_flow(FlowKind::Settings, flow.id))
+            }
             Ok(flow) => json_response(StatusCode::OK, flow_json(&state, &flow).await),
             Err(e) => flow_error(&state, &ctx, flow_type, FlowKind::Settings, e).await,
         };
@@ -494,7 +509,11 @@ async fn change_password(State(state): State<AppState>) -> Response {
 async fn logout_browser(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Response {
     let Some(a) = ctx.req.auth.as_ref() else {
         let e = Error::new(ErrorKind::SessionInactive, "No active session was found in this request.");
-        return if ctx.req.json { render_error(&state, &e, &ctx.request_id) } else { error_redirect(&state, &e, &ctx.request_id).await };
+        return if ctx.req.json {
+            render_error(&state, &e, &ctx.request_id)
+        } else {
+            error_redirect(&state, &e, &ctx.request_id).await
+        };
     };
     let return_to = match state.engine.opt_return_to(q.get("return_to").map(String::as_str)) {
         Ok(r) => r,
@@ -549,7 +568,11 @@ async fn logout(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Respons
 
 async fn logout_api(State(state): State<AppState>, ctx: Ctx, ParsedBody(body): ParsedBody) -> Response {
     let Some(token) = body.get("session_token").and_then(Value::as_str).filter(|t| !t.is_empty()) else {
-        return render_error(&state, &Error::bad_request("The request body must contain a session_token."), &ctx.request_id);
+        return render_error(
+            &state,
+            &Error::bad_request("The request body must contain a session_token."),
+            &ctx.request_id,
+        );
     };
     match state.engine.logout_by_token(token).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
@@ -642,13 +665,15 @@ async fn list_schemas(State(state): State<AppState>) -> Response {
 
 async fn get_schema(State(state): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> Response {
     use base64::Engine as _;
-    let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(&id)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok());
+    let decoded =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&id).ok().and_then(|b| String::from_utf8(b).ok());
     let found = state.engine.schemas.get(&id).or_else(|| decoded.as_ref().and_then(|d| state.engine.schemas.get(d)));
     match found {
         Some(s) => json_response(StatusCode::OK, s.raw.clone()),
-        None => render_error(&state, &Error::not_found(format!("Identity schema `{id}` could not be found.")), &ctx.request_id),
+        None => render_error(
+            &state,
+            &Error::not_found(format!("Identity schema `{id}` could not be found.")),
+            &ctx.request_id,
+        ),
     }
 }

@@ -43,7 +43,13 @@ impl AppState {
     pub fn session_cookie(&self, token: &str, max_age_secs: i64) -> HeaderValue {
         let cfg = &self.engine.cfg.session.cookie;
         let value = crypto::sign(&self.engine.cookie_keys, token);
-        let mut c = format!("{}={}; Path={}; HttpOnly; SameSite={}", cfg.name, value, cfg.path.as_deref().unwrap_or("/"), self.same_site());
+        let mut c = format!(
+            "{}={}; Path={}; HttpOnly; SameSite={}",
+            cfg.name,
+            value,
+            cfg.path.as_deref().unwrap_or("/"),
+            self.same_site()
+        );
         if cfg.persistent {
             c.push_str(&format!("; Max-Age={}", max_age_secs.max(0)));
         }
@@ -195,7 +201,9 @@ impl FromRequestParts<AppState> for Ctx {
                 h("authorization").and_then(|a| {
                     let mut it = a.split(' ');
                     match (it.next(), it.next(), it.next()) {
-                        (Some(s), Some(t), None) if s.eq_ignore_ascii_case("bearer") && !t.is_empty() => Some(t.to_string()),
+                        (Some(s), Some(t), None) if s.eq_ignore_ascii_case("bearer") && !t.is_empty() => {
+                            Some(t.to_string())
+                        }
                         _ => None,
                     }
                 })
@@ -217,17 +225,9 @@ impl FromRequestParts<AppState> for Ctx {
         } else {
             None
         };
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string())
-            .unwrap_or_default();
-        let user_agent = headers
-            .get_all(header::USER_AGENT)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect::<Vec<_>>()
-            .join(" ");
+        let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_default();
+        let user_agent =
+            headers.get_all(header::USER_AGENT).iter().filter_map(|v| v.to_str().ok()).collect::<Vec<_>>().join(" ");
         let req = Req {
             json: accept_json || content_json,
             request_url,
@@ -300,19 +300,27 @@ fn is_json_media_type(ct: &str) -> bool {
 pub fn parse_json(content_type: Option<&str>, bytes: &[u8], max_depth: usize) -> Result<Value, Error> {
     let ct = media_type(content_type);
     if !ct.is_empty() && !is_json_media_type(&ct) {
-        return Err(Error::bad_request(format!("The request content type {ct:?} is not supported. Use application/json.")));
+        return Err(Error::bad_request(format!(
+            "The request content type {ct:?} is not supported. Use application/json."
+        )));
     }
     decode_json(bytes, max_depth)
 }
 
 /// The error for a request body that could not be read (413 over `limits.max_body_bytes`).
 pub fn body_error(e: &BytesRejection) -> Error {
-    let kind = if e.status() == StatusCode::PAYLOAD_TOO_LARGE { ErrorKind::PayloadTooLarge } else { ErrorKind::BadRequest };
+    let kind =
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE { ErrorKind::PayloadTooLarge } else { ErrorKind::BadRequest };
     Error::new(kind, e.body_text())
 }
 
 /// Parse a body by content type. Errors are Kratos `BadRequest`s.
-pub fn parse_body(content_type: Option<&str>, bytes: &[u8], max_depth: usize, form_types: &[(String, String)]) -> Result<Body, Error> {
+pub fn parse_body(
+    content_type: Option<&str>,
+    bytes: &[u8],
+    max_depth: usize,
+    form_types: &[(String, String)],
+) -> Result<Body, Error> {
     let ct = media_type(content_type);
     if bytes.is_empty() && ct.is_empty() {
         return Ok(Map::new());
@@ -326,7 +334,9 @@ pub fn parse_body(content_type: Option<&str>, bytes: &[u8], max_depth: usize, fo
         let mut m = Map::new();
         for (k, v) in url::form_urlencoded::parse(bytes) {
             if key_depth(&k) > max_depth {
-                return Err(Error::bad_request(format!("The form field names are nested deeper than {max_depth} levels.")));
+                return Err(Error::bad_request(format!(
+                    "The form field names are nested deeper than {max_depth} levels."
+                )));
             }
             let typed = match form_types.iter().find(|(n, _)| *n == k).map(|(_, t)| t.as_str()) {
                 Some("number") => v

@@ -28,7 +28,11 @@ pub fn routes() -> Router<AppState> {
 const PARAMS: &[&str] = &["code", "state", "error", "error_description", "iss", "user"];
 
 /// A `form_post` response: continue as a GET so that the browser's cookies come along.
-async fn callback_post(State(state): State<AppState>, Path(provider): Path<String>, ParsedBody(body): ParsedBody) -> Response {
+async fn callback_post(
+    State(state): State<AppState>,
+    Path(provider): Path<String>,
+    ParsedBody(body): ParsedBody,
+) -> Response {
     let mut params: Vec<(&str, String)> = vec![];
     for k in PARAMS {
         match body.get(*k) {
@@ -53,7 +57,12 @@ fn rotate_csrf(state: &AppState, resp: &mut Response) {
     resp.headers_mut().append(header::SET_COOKIE, state.csrf_cookie_header(&secret));
 }
 
-async fn callback(State(state): State<AppState>, ctx: Ctx, Path(provider): Path<String>, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn callback(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(provider): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let engine = &state.engine;
     let get = |k: &str| q.get(k).cloned().unwrap_or_default();
     let params = CallbackParams {

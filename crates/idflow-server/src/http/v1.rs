@@ -37,12 +37,14 @@ fn v1(m: MethodRouter<AppState>) -> MethodRouter<AppState> {
 
 async fn method_not_allowed(headers: HeaderMap) -> Response {
     let rid = headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default();
-    V1Error::new("AVNOLOGY_AUTH_001", 405, "Method not allowed", "This HTTP method is not supported on this path.").into_response(rid)
+    V1Error::new("AVNOLOGY_AUTH_001", 405, "Method not allowed", "This HTTP method is not supported on this path.")
+        .into_response(rid)
 }
 
 /// Unknown paths under `/v1/` (used by the router's fallback).
 pub fn not_found(path: &str, request_id: &str) -> Response {
-    V1Error::new("AVNOLOGY_AUTH_004", 404, "Not found", format!("No v1 endpoint matches {path}.")).into_response(request_id)
+    V1Error::new("AVNOLOGY_AUTH_004", 404, "Not found", format!("No v1 endpoint matches {path}."))
+        .into_response(request_id)
 }
 
 /// The request body, or the v1 error for an unreadable one (413 when over the size limit).
@@ -136,9 +138,12 @@ pub fn map_error(state: &AppState, e: &Error) -> V1Error {
             v
         }
         ErrorKind::Csrf => V1Error::new("AVNOLOGY_AUTH_003", 403, "CSRF token missing or wrong", e.reason.clone()),
-        ErrorKind::NotFound | ErrorKind::IdentityMismatch => {
-            V1Error::new("AVNOLOGY_AUTH_004", 404, "Flow not found", "The flow does not exist or does not belong to the caller.")
-        }
+        ErrorKind::NotFound | ErrorKind::IdentityMismatch => V1Error::new(
+            "AVNOLOGY_AUTH_004",
+            404,
+            "Flow not found",
+            "The flow does not exist or does not belong to the caller.",
+        ),
         ErrorKind::FlowExpired | ErrorKind::Gone => {
             let mut v = V1Error::new("AVNOLOGY_AUTH_009", 400, "Flow expired", e.reason.clone());
             if let Some(id) = e.use_flow_id {
@@ -146,7 +151,9 @@ pub fn map_error(state: &AppState, e: &Error) -> V1Error {
             }
             v
         }
-        ErrorKind::ReturnToForbidden => V1Error::new("AVNOLOGY_AUTH_013", 400, "return_to not allowed", e.reason.clone()),
+        ErrorKind::ReturnToForbidden => {
+            V1Error::new("AVNOLOGY_AUTH_013", 400, "return_to not allowed", e.reason.clone())
+        }
         ErrorKind::RateLimited => {
             let mut v = V1Error::new("AVNOLOGY_AUTH_029", 429, "Too many attempts", e.reason.clone());
             v.retry_after = e.retry_after;
@@ -213,8 +220,9 @@ pub fn to_v1_flow(state: &AppState, mut flow: Value, kind: FlowKind, method: Opt
 fn stringify_ids(v: &mut Value) {
     match v {
         Value::Object(m) => {
-            let is_text = m.get("type").and_then(Value::as_str).is_some_and(|t| matches!(t, "info" | "error" | "success"))
-                && m.get("text").is_some();
+            let is_text =
+                m.get("type").and_then(Value::as_str).is_some_and(|t| matches!(t, "info" | "error" | "success"))
+                    && m.get("text").is_some();
             if is_text && let Some(Value::Number(n)) = m.get("id").cloned() {
                 m.insert("id".into(), Value::String(n.to_string()));
             }
@@ -232,9 +240,12 @@ fn form_error(state: &AppState, flow_json: Value, kind: FlowKind, method: &str) 
     let mut errors: Vec<(u64, String)> = vec![];
     let mut last_sign_in_method = false;
     if let Some(ui) = flow_json.get("ui") {
-        let node_msgs = ui.get("nodes").and_then(Value::as_array).into_iter().flatten().flat_map(|n| {
-            n.get("messages").and_then(Value::as_array).into_iter().flatten()
-        });
+        let node_msgs = ui
+            .get("nodes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .flat_map(|n| n.get("messages").and_then(Value::as_array).into_iter().flatten());
         for m in ui.get("messages").and_then(Value::as_array).into_iter().flatten().chain(node_msgs) {
             if m["type"] == "error" {
                 errors.push((m["id"].as_u64().unwrap_or(0), m["text"].as_str().unwrap_or("").to_string()));
@@ -278,7 +289,8 @@ fn parse_tail(tail: &str, submit: bool) -> Result<Uuid, V1Error> {
     } else {
         tail
     };
-    Uuid::parse_str(id).map_err(|_| V1Error::new("AVNOLOGY_AUTH_004", 404, "Flow not found", "The flow id is not a valid id."))
+    Uuid::parse_str(id)
+        .map_err(|_| V1Error::new("AVNOLOGY_AUTH_004", 404, "Flow not found", "The flow id is not a valid id."))
 }
 
 /// `{ "method": "...", "body": { ... } }` → the flat Kratos body. The content type must be
@@ -298,11 +310,17 @@ pub fn parse_envelope_bytes(ct: Option<&str>, bytes: &[u8], max_depth: usize) ->
         .get("method")
         .and_then(Value::as_str)
         .filter(|m| !m.is_empty())
-        .ok_or_else(|| V1Error::malformed("The request body must be {\"method\": \"...\", \"body\": {...}} with a string method."))?
+        .ok_or_else(|| {
+            V1Error::malformed("The request body must be {\"method\": \"...\", \"body\": {...}} with a string method.")
+        })?
         .to_string();
     let inner = match body.get("body") {
         Some(Value::Object(m)) => idflow_core::ui::unflatten(m.clone()),
-        _ => return Err(V1Error::malformed("The request body must be {\"method\": \"...\", \"body\": {...}} with `body` a JSON object.")),
+        _ => {
+            return Err(V1Error::malformed(
+                "The request body must be {\"method\": \"...\", \"body\": {...}} with `body` a JSON object.",
+            ));
+        }
     };
     let mut flat = inner;
     flat.insert("method".into(), json!(method));
@@ -402,7 +420,8 @@ async fn settings_submit(
         Err(e) => return e.into_response(&rid),
     };
     if !METHODS.contains(&method.as_str()) {
-        return V1Error::malformed(format!("Unknown method {method:?}. Known methods: {}.", METHODS.join(", "))).into_response(&rid);
+        return V1Error::malformed(format!("Unknown method {method:?}. Known methods: {}.", METHODS.join(", ")))
+            .into_response(&rid);
     }
     match state.engine.submit_settings(id, &flat, &v1_req(&ctx)).await {
         Ok(Submitted::Done(r)) => {
@@ -427,7 +446,10 @@ async fn settings_submit(
             if only_missing_code {
                 let mut f = flow.clone();
                 f.ui.clear_messages();
-                return json_response(StatusCode::OK, json!({ "continue_flow": settings_json(&state, &f, Some(&method)).await }));
+                return json_response(
+                    StatusCode::OK,
+                    json!({ "continue_flow": settings_json(&state, &f, Some(&method)).await }),
+                );
             }
             let identity = match flow.identity_id {
                 Some(i) => state.engine.store.get_identity(i).await.ok().flatten(),
@@ -473,7 +495,11 @@ async fn login_get(State(state): State<AppState>, ctx: Ctx, tail: Result<Path<St
     plain_get(&state, &ctx, tail, FlowKind::Login).await
 }
 
-async fn registration_get(State(state): State<AppState>, ctx: Ctx, tail: Result<Path<String>, PathRejection>) -> Response {
+async fn registration_get(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    tail: Result<Path<String>, PathRejection>,
+) -> Response {
     plain_get(&state, &ctx, tail, FlowKind::Registration).await
 }
 
@@ -501,8 +527,15 @@ async fn login_submit(
             } else {
                 Value::Null
             };
-            let token = if r.issued.token.is_empty() { ctx.req.token.clone().unwrap_or_default() } else { r.issued.token.clone() };
-            json_response(StatusCode::OK, json!({ "session_token": token, "session": wire::session(&r.issued.session, Some(identity), now) }))
+            let token = if r.issued.token.is_empty() {
+                ctx.req.token.clone().unwrap_or_default()
+            } else {
+                r.issued.token.clone()
+            };
+            json_response(
+                StatusCode::OK,
+                json!({ "session_token": token, "session": wire::session(&r.issued.session, Some(identity), now) }),
+            )
         }
         Ok(Submitted::Invalid(flow)) | Ok(Submitted::ShowForm(flow)) => {
             form_error(&state, wire::flow(&flow, None), FlowKind::Login, &method).into_response(&rid)
@@ -513,7 +546,9 @@ async fn login_submit(
 
 async fn registration_create(State(state): State<AppState>, ctx: Ctx) -> Response {
     match state.engine.create_registration(&v1_req(&ctx), FlowType::Api).await {
-        Ok(flow) => json_response(StatusCode::OK, to_v1_flow(&state, wire::flow(&flow, None), FlowKind::Registration, None)),
+        Ok(flow) => {
+            json_response(StatusCode::OK, to_v1_flow(&state, wire::flow(&flow, None), FlowKind::Registration, None))
+        }
         Err(e) => map_error(&state, &e).into_response(&ctx.request_id),
     }
 }
@@ -560,7 +595,10 @@ async fn session_current(State(state): State<AppState>, ctx: Ctx) -> Response {
         Err(e) => {
             let mut v = map_error(&state, &e);
             if e.kind == ErrorKind::Aal2Required {
-                v.details.insert("login_url".into(), json!(with_query(&state.engine.url("/v1/flows/login"), &[("aal", "aal2")])));
+                v.details.insert(
+                    "login_url".into(),
+                    json!(with_query(&state.engine.url("/v1/flows/login"), &[("aal", "aal2")])),
+                );
             }
             v.into_response(&ctx.request_id)
         }

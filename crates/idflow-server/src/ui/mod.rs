@@ -229,7 +229,12 @@ fn error_view(state: &AppState, signed_in: bool, status: StatusCode, err: &Value
         facts.push(("Request".into(), s("request")));
     }
     let e = &state.engine;
-    let mut links = vec![Link { id: "home-link", before: String::new(), href: e.url("/ui/welcome"), text: "Back to the start".into() }];
+    let mut links = vec![Link {
+        id: "home-link",
+        before: String::new(),
+        href: e.url("/ui/welcome"),
+        text: "Back to the start".into(),
+    }];
     if !signed_in {
         links.push(Link { id: "login-link", before: String::new(), href: e.url("/ui/login"), text: "Sign in".into() });
     }
@@ -283,10 +288,8 @@ fn init_url(state: &AppState, kind: FlowKind, q: &HashMap<String, String>) -> St
         FlowKind::Login => &["return_to", "refresh", "aal"],
         _ => &["return_to"],
     };
-    let params: Vec<(&str, &str)> = keep
-        .iter()
-        .filter_map(|k| q.get(*k).filter(|v| !v.is_empty()).map(|v| (*k, v.as_str())))
-        .collect();
+    let params: Vec<(&str, &str)> =
+        keep.iter().filter_map(|k| q.get(*k).filter(|v| !v.is_empty()).map(|v| (*k, v.as_str()))).collect();
     let url = state.engine.url(&format!("/self-service/{}/browser", kind_path(kind)));
     if params.is_empty() { url } else { with_query(&url, &params) }
 }
@@ -356,7 +359,9 @@ async fn logout_url(state: &AppState, a: &Authed) -> Option<String> {
 fn first_factor_describe(g: Group, _: &[&Node]) -> (String, String) {
     match g {
         Group::Totp => ("Authenticator app".into(), "Enter the 6-digit code from your authenticator app.".into()),
-        Group::LookupSecret => ("Recovery code".into(), "No access to your app? Use one of your backup recovery codes.".into()),
+        Group::LookupSecret => {
+            ("Recovery code".into(), "No access to your app? Use one of your backup recovery codes.".into())
+        }
         Group::Webauthn => ("Security key".into(), String::new()),
         Group::Passkey => ("Passkey".into(), String::new()),
         Group::Oidc => ("Social sign-in".into(), String::new()),
@@ -364,7 +369,8 @@ fn first_factor_describe(g: Group, _: &[&Node]) -> (String, String) {
     }
 }
 
-const FLOW_ORDER: &[Group] = &[Group::Password, Group::Passkey, Group::Webauthn, Group::Totp, Group::LookupSecret, Group::Oidc];
+const FLOW_ORDER: &[Group] =
+    &[Group::Password, Group::Passkey, Group::Webauthn, Group::Totp, Group::LookupSecret, Group::Oidc];
 
 /// Forms of a login/registration flow (the password form has no heading of its own).
 fn flow_forms(flow: &Flow) -> Vec<Form> {
@@ -382,7 +388,10 @@ async fn login_page(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Res
     let auth = ctx.req.auth.as_ref();
     let who = auth.map(display_name).unwrap_or_default();
     let (heading, subtitle) = if flow.requested_aal == Aal::Aal2 {
-        ("Two-factor authentication".to_string(), format!("Signed in as {who}. Confirm it is you with your second factor."))
+        (
+            "Two-factor authentication".to_string(),
+            format!("Signed in as {who}. Confirm it is you with your second factor."),
+        )
     } else if flow.refresh && auth.is_some() {
         ("Confirm it is you".to_string(), format!("Enter the password of {who} to continue."))
     } else {
@@ -392,7 +401,12 @@ async fn login_page(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Res
     match auth {
         Some(a) => {
             if let Some(url) = logout_url(&state, a).await {
-                links.push(Link { id: "logout-link", before: "Not you, or stuck?".into(), href: url, text: "Sign out".into() });
+                links.push(Link {
+                    id: "logout-link",
+                    before: "Not you, or stuck?".into(),
+                    href: url,
+                    text: "Sign out".into(),
+                });
             }
         }
         None => {
@@ -400,7 +414,12 @@ async fn login_page(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Res
             if let Some(rt) = &flow.return_to {
                 href = with_query(&href, &[("return_to", rt)]);
             }
-            links.push(Link { id: "registration-link", before: "No account yet?".into(), href, text: "Create an account".into() });
+            links.push(Link {
+                id: "registration-link",
+                before: "No account yet?".into(),
+                href,
+                text: "Create an account".into(),
+            });
         }
     }
     let page = FlowPage {
@@ -442,15 +461,8 @@ async fn registration_page(State(state): State<AppState>, ctx: Ctx, Query(q): Q)
 
 // ---- settings --------------------------------------------------------------------------
 
-const SETTINGS_ORDER: &[Group] = &[
-    Group::Profile,
-    Group::Password,
-    Group::Totp,
-    Group::LookupSecret,
-    Group::Webauthn,
-    Group::Passkey,
-    Group::Oidc,
-];
+const SETTINGS_ORDER: &[Group] =
+    &[Group::Profile, Group::Password, Group::Totp, Group::LookupSecret, Group::Webauthn, Group::Passkey, Group::Oidc];
 
 fn settings_describe(g: Group, nodes: &[&Node]) -> (String, String) {
     let has = |id: &str| nodes.iter().any(|n| n.id() == id);
@@ -468,7 +480,9 @@ fn settings_describe(g: Group, nodes: &[&Node]) -> (String, String) {
             "Recovery codes",
             "Write these codes down or store them in a password manager, then confirm. Each code works once.",
         ),
-        Group::LookupSecret => ("Recovery codes", "Single-use codes to sign in when you can not use your authenticator app."),
+        Group::LookupSecret => {
+            ("Recovery codes", "Single-use codes to sign in when you can not use your authenticator app.")
+        }
         Group::Webauthn => ("Security keys", "Hardware keys used as a second factor."),
         Group::Passkey => ("Passkeys", "Sign in without a password, with your device's screen lock or a security key."),
         Group::Oidc => ("Linked accounts", "Accounts at other providers you can sign in with."),
@@ -505,14 +519,27 @@ fn device_name(ua: &str) -> String {
     if ua.is_empty() {
         return "Unknown device".into();
     }
-    let browser = [("Edg/", "Edge"), ("Firefox/", "Firefox"), ("HeadlessChrome/", "Chrome (headless)"), ("Chrome/", "Chrome"), ("Safari/", "Safari")]
-        .iter()
-        .find(|(k, _)| ua.contains(k))
-        .map(|(_, v)| *v);
-    let os = [("Android", "Android"), ("iPhone", "iOS"), ("iPad", "iPadOS"), ("Windows", "Windows"), ("Mac OS X", "macOS"), ("Linux", "Linux")]
-        .iter()
-        .find(|(k, _)| ua.contains(k))
-        .map(|(_, v)| *v);
+    let browser = [
+        ("Edg/", "Edge"),
+        ("Firefox/", "Firefox"),
+        ("HeadlessChrome/", "Chrome (headless)"),
+        ("Chrome/", "Chrome"),
+        ("Safari/", "Safari"),
+    ]
+    .iter()
+    .find(|(k, _)| ua.contains(k))
+    .map(|(_, v)| *v);
+    let os = [
+        ("Android", "Android"),
+        ("iPhone", "iOS"),
+        ("iPad", "iPadOS"),
+        ("Windows", "Windows"),
+        ("Mac OS X", "macOS"),
+        ("Linux", "Linux"),
+    ]
+    .iter()
+    .find(|(k, _)| ua.contains(k))
+    .map(|(_, v)| *v);
     match (browser, os) {
         (Some(b), Some(o)) => format!("{b} on {o}"),
         (Some(b), None) => b.to_string(),
@@ -524,7 +551,12 @@ fn session_row(s: &Session, current: bool) -> SessionRow {
     let dev = s.devices.first();
     let mut details = vec![];
     if let Some(ip) = dev.map(|d| d.ip_address.as_str()).filter(|i| !i.is_empty()) {
-        details.push(ip.rsplit_once(':').filter(|_| ip.contains('.')).map(|(h, _)| h.to_string()).unwrap_or_else(|| ip.to_string()));
+        details.push(
+            ip.rsplit_once(':')
+                .filter(|_| ip.contains('.'))
+                .map(|(h, _)| h.to_string())
+                .unwrap_or_else(|| ip.to_string()),
+        );
     }
     details.push(format!("signed in {}", fmt_time(s.authenticated_at)));
     if !s.authentication_methods.is_empty() {
@@ -555,7 +587,8 @@ fn login_redirect(state: &AppState, return_to: &str) -> Response {
 async fn settings_page(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Response {
     let e = &state.engine;
     let Some(a) = ctx.req.auth.clone() else {
-        let here = with_query(&e.url("/ui/settings"), &q.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect::<Vec<_>>());
+        let here =
+            with_query(&e.url("/ui/settings"), &q.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect::<Vec<_>>());
         return login_redirect(&state, &here);
     };
     let Some(id) = q.get("flow").and_then(|s| Uuid::parse_str(s.trim()).ok()) else {
@@ -566,7 +599,9 @@ async fn settings_page(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> 
         Err(err) => {
             return match err.kind {
                 ErrorKind::NotFound | ErrorKind::Gone => see_other(&init_url(&state, FlowKind::Settings, &q)),
-                ErrorKind::Aal2Required => see_other(err.redirect_browser_to.as_deref().unwrap_or(&e.aal2_login_url(None))),
+                ErrorKind::Aal2Required => {
+                    see_other(err.redirect_browser_to.as_deref().unwrap_or(&e.aal2_login_url(None)))
+                }
                 _ => error_inline(&state, &ctx, &err),
             };
         }
@@ -724,7 +759,9 @@ async fn error_page(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Res
             }
             error_view(&state, signed_in, StatusCode::OK, &err)
         }
-        Ok(_) => error_inline(&state, &ctx, &Error::not_found("This error could not be found. It may have been removed.")),
+        Ok(_) => {
+            error_inline(&state, &ctx, &Error::not_found("This error could not be found. It may have been removed."))
+        }
         Err(e) => error_inline(&state, &ctx, &e.into()),
     }
 }

@@ -196,11 +196,12 @@ pub fn field(node: &Node, prefix: &str, ids: &mut Ids) -> Field {
             f.maxlength = a.maxlength.map(|m| m.to_string()).unwrap_or_default();
             f.trigger = a.onclick_trigger.clone().unwrap_or_default();
             f.onload_trigger = a.onload_trigger.clone().unwrap_or_default();
-            let suffix = if matches!(a.input_type.as_str(), "submit" | "button") && !f.value.is_empty() && f.value.len() <= 40 {
-                format!("{}-{}", a.name, f.value)
-            } else {
-                a.name.clone()
-            };
+            let suffix =
+                if matches!(a.input_type.as_str(), "submit" | "button") && !f.value.is_empty() && f.value.len() <= 40 {
+                    format!("{}-{}", a.name, f.value)
+                } else {
+                    a.name.clone()
+                };
             f.dom_id = ids.make(&format!("{prefix}-{suffix}"));
             f.kind = match a.input_type.as_str() {
                 "hidden" => "hidden",
@@ -418,7 +419,8 @@ mod tests {
         assert_eq!(totp[2].kind, "button");
         assert_eq!(totp[2].style, "primary");
         // Ids are unique on the page.
-        let all: Vec<&String> = forms.iter().flat_map(|f| f.parts.iter().flat_map(|p| p.fields.iter().map(|x| &x.dom_id))).collect();
+        let all: Vec<&String> =
+            forms.iter().flat_map(|f| f.parts.iter().flat_map(|p| p.fields.iter().map(|x| &x.dom_id))).collect();
         assert_eq!(all.iter().collect::<HashSet<_>>().len(), all.len());
     }
 
@@ -434,7 +436,9 @@ mod tests {
             Node::input(Group::Passkey, "passkey_login_trigger", "button")
                 .with_attrs(|a| a.onclick_trigger = Some("oryPasskeyLogin".into())),
         );
-        let forms = forms(&ui, &[Group::Password, Group::Passkey], &mut Ids::default(), &|g, _| (group_name(g).into(), String::new()));
+        let forms = forms(&ui, &[Group::Password, Group::Passkey], &mut Ids::default(), &|g, _| {
+            (group_name(g).into(), String::new())
+        });
         assert_eq!(forms.len(), 1);
         let parts = &forms[0].parts;
         assert_eq!(parts.iter().map(|p| p.group.as_str()).collect::<Vec<_>>(), ["default", "password", "passkey"]);
@@ -447,8 +451,14 @@ mod tests {
 
     #[test]
     fn text_nodes_with_secrets_become_codes() {
-        let codes = json!([{"id": 1050009, "text": "abc", "type": "info"}, {"id": 1050009, "text": "def", "type": "info"}]);
-        let n = Node::text(Group::LookupSecret, "lookup_secret_codes", UiText::info(1050015, "abc, def").with_context(json!({"secrets": codes})), None);
+        let codes =
+            json!([{"id": 1050009, "text": "abc", "type": "info"}, {"id": 1050009, "text": "def", "type": "info"}]);
+        let n = Node::text(
+            Group::LookupSecret,
+            "lookup_secret_codes",
+            UiText::info(1050015, "abc, def").with_context(json!({"secrets": codes})),
+            None,
+        );
         let f = field(&n, "x", &mut Ids::default());
         assert_eq!(f.kind, "codes");
         assert_eq!(f.codes, vec!["abc", "def"]);

@@ -114,7 +114,8 @@ fn cli_config_errors_name_the_key() {
 fn cli_env_override() {
     let dir = tmp_dir();
     let f = write(&dir.0, "f.yaml", "serve:\n  public:\n    base_url: https://file.example.com/\n");
-    let o = idflow(&["config", "show", "--config", &f], &[("IDFLOW_SERVE__PUBLIC__BASE_URL", "https://env.example.com/")]);
+    let o =
+        idflow(&["config", "show", "--config", &f], &[("IDFLOW_SERVE__PUBLIC__BASE_URL", "https://env.example.com/")]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&stdout(&o)).unwrap();
     assert_eq!(v["serve"]["public"]["base_url"].as_str(), Some("https://env.example.com/"));
@@ -159,12 +160,17 @@ async fn cli_identities_import_list(db: Db) {
 
     // A bad entry fails the command and names the entry; the good one is imported.
     let c = unique_email();
-    let bad = write(&dir.0, "bad.json", &json!([{"traits": {"email": c}}, {"traits": {"email": "nope"}}, {"traitz": {}}]).to_string());
+    let bad = write(
+        &dir.0,
+        "bad.json",
+        &json!([{"traits": {"email": c}}, {"traits": {"email": "nope"}}, {"traitz": {}}]).to_string(),
+    );
     let o = idflow(&["identities", "import", &bad, "--database", &dsn], &[]);
     assert!(!o.status.success());
     let err = stderr(&o);
     assert!(err.contains("entry 1") && err.contains("entry 2"), "{err}");
-    let o = idflow(&["identities", "import", &dir.0.join("nothing.json").display().to_string(), "--database", &dsn], &[]);
+    let o =
+        idflow(&["identities", "import", &dir.0.join("nothing.json").display().to_string(), "--database", &dsn], &[]);
     assert!(!o.status.success());
     let o = idflow(&["identities", "list", "--database", &dsn], &[]);
     assert_eq!(stdout(&o).lines().count(), 3);

@@ -42,7 +42,11 @@ impl Node {
     /// Start the binary with `dsn` and extra YAML appended to the base config; wait until ready.
     async fn start(dir: &std::path::Path, dsn: &str, extra_yaml: &str) -> Node {
         let (pp, ap) = (free_port(), free_port());
-        let hashers = if extra_yaml.contains("hashers:") { "" } else { "hashers:\n  argon2: { memory: 1024, iterations: 1, parallelism: 1 }\n" };
+        let hashers = if extra_yaml.contains("hashers:") {
+            ""
+        } else {
+            "hashers:\n  argon2: { memory: 1024, iterations: 1, parallelism: 1 }\n"
+        };
         let cfg = format!(
             "dsn: \"{dsn}\"\ndev: true\nserve:\n  public: {{ base_url: \"http://127.0.0.1:{pp}/\" }}\n  admin: {{ base_url: \"http://127.0.0.1:{ap}/\" }}\n{hashers}log: {{ level: warn }}\n{extra_yaml}"
         );
@@ -166,7 +170,11 @@ async fn db_state(dsn: &str, identity: &str, sessions: &[String]) -> (Vec<String
     }
     let mut active = vec![];
     for s in sessions {
-        let r = sqlx::query("SELECT active FROM sessions WHERE id = $1").bind(Uuid::parse_str(s).unwrap()).fetch_one(&mut c).await.unwrap();
+        let r = sqlx::query("SELECT active FROM sessions WHERE id = $1")
+            .bind(Uuid::parse_str(s).unwrap())
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
         active.push(r.get::<bool, _>("active"));
     }
     (hashes, identifiers, active)
@@ -231,7 +239,8 @@ async fn kill_9_during_password_changes_leaves_old_or_new() {
         assert_eq!(identifiers, vec![email.clone()], "its identifier row is intact");
         let mut all = candidates.clone();
         all.push(current.clone());
-        let matching: Vec<&String> = all.iter().filter(|p| idflow_core::password::verify(p, &hashes[0]).unwrap_or(false)).collect();
+        let matching: Vec<&String> =
+            all.iter().filter(|p| idflow_core::password::verify(p, &hashes[0]).unwrap_or(false)).collect();
         assert_eq!(matching.len(), 1, "the stored hash is one complete password hash: {}", hashes[0]);
         let now = matching[0].clone();
         if now == current {
@@ -240,13 +249,17 @@ async fn kill_9_during_password_changes_leaves_old_or_new() {
             assert!(active.iter().all(|a| *a), "no change, so no session was revoked: {active:?}");
         } else {
             changed += 1;
-            assert!(active.iter().all(|a| !*a), "the change revoked the other sessions in the same transaction: {active:?}");
+            assert!(
+                active.iter().all(|a| !*a),
+                "the change revoked the other sessions in the same transaction: {active:?}"
+            );
         }
         current = now;
         node = Node::start(&dir, &dsn, yaml).await;
         // The database state is what the service sees.
         assert!(node.login(&email, &current).await.is_some(), "the stored password signs in");
-        let who = api_client().get(node.url("/sessions/whoami")).header("X-Session-Token", &main_token).send().await.unwrap();
+        let who =
+            api_client().get(node.url("/sessions/whoami")).header("X-Session-Token", &main_token).send().await.unwrap();
         assert_eq!(who.status(), 200, "the session that made the changes survives");
     }
     eprintln!("kill -9 test: {changed} iterations with a committed change, {unchanged} without");
@@ -261,7 +274,11 @@ struct Cluster {
 }
 
 fn as_postgres(bin: &std::path::Path, tool: &str) -> std::process::Command {
-    let root = std::process::Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false);
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
     if root {
         let mut c = std::process::Command::new("runuser");
         c.args(["-u", "postgres", "--"]).arg(bin.join(tool));
@@ -303,9 +320,16 @@ impl Cluster {
             .unwrap_or(false)
     }
     fn start(&self) {
-        let opts = format!("-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off -c max_connections=100", self.port, self.dir.display());
+        let opts = format!(
+            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off -c max_connections=100",
+            self.port,
+            self.dir.display()
+        );
         let log = self.dir.join("server.log");
-        assert!(self.pg_ctl(&["-l", &log.to_string_lossy(), "-w", "-t", "60", "-o", &opts, "start"]), "pg_ctl start failed");
+        assert!(
+            self.pg_ctl(&["-l", &log.to_string_lossy(), "-w", "-t", "60", "-o", &opts, "start"]),
+            "pg_ctl start failed"
+        );
     }
     fn stop(&self) {
         assert!(self.pg_ctl(&["-m", "fast", "-w", "-t", "60", "stop"]), "pg_ctl stop failed");
@@ -340,8 +364,14 @@ async fn record(tally: &std::sync::Mutex<Tally>, what: &str, r: Result<reqwest::
                 200..=299 => t.ok += 1,
                 400..=499 => t.client_errors += 1,
                 500..=599 => {
-                    if status == 503 { t.unavailable += 1 } else { t.other_5xx += 1 }
-                    let enveloped = body["error"]["code"] == status || body["error"]["status"] == status || body["errors"].is_object();
+                    if status == 503 {
+                        t.unavailable += 1
+                    } else {
+                        t.other_5xx += 1
+                    }
+                    let enveloped = body["error"]["code"] == status
+                        || body["error"]["status"] == status
+                        || body["errors"].is_object();
                     if !enveloped {
                         t.failures.push(format!("{what}: {status} without an error envelope: {body}"));
                     }
@@ -365,7 +395,9 @@ async fn postgres_restart_under_load() {
     let cluster = Cluster::init(bin);
     let dir = scratch_dir("pgrestart");
     let _cleanup = TempDir(dir.clone());
-    let mut node = Node::start(&dir, &cluster.dsn(), "database: { acquire_timeout: 2s }\nlimits: { request_timeout: 15s }\n").await;
+    let mut node =
+        Node::start(&dir, &cluster.dsn(), "database: { acquire_timeout: 2s }\nlimits: { request_timeout: 15s }\n")
+            .await;
     let email = unique_email();
     let (token, _) = node.register(&email, PASSWORD).await;
     let node_url = node.public.clone();
@@ -374,7 +406,8 @@ async fn postgres_restart_under_load() {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut workers = vec![];
     for w in 0..4 {
-        let (tally, stop, token, email, base) = (tally.clone(), stop.clone(), token.clone(), email.clone(), node_url.clone());
+        let (tally, stop, token, email, base) =
+            (tally.clone(), stop.clone(), token.clone(), email.clone(), node_url.clone());
         workers.push(tokio::spawn(async move {
             let c = reqwest::Client::builder().timeout(Duration::from_secs(25)).build().unwrap();
             let started = Instant::now();
@@ -493,7 +526,11 @@ async fn holding_hook() -> (u16, tokio::sync::oneshot::Receiver<()>, tokio::sync
             if let Some(end) = text.find("\r\n\r\n") {
                 let len = text[..end]
                     .lines()
-                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0)))
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                    })
                     .unwrap_or(0);
                 if got >= end + 4 + len {
                     break;
@@ -537,6 +574,7 @@ async fn sigterm_drains_in_flight_requests() {
     release.send(()).unwrap();
     let r = submit.await.unwrap().expect("the in-flight request completes");
     assert_eq!(r.status(), 200, "the in-flight request was served");
-    let status = tokio::time::timeout(Duration::from_secs(30), node.child.wait()).await.expect("process exits").unwrap();
+    let status =
+        tokio::time::timeout(Duration::from_secs(30), node.child.wait()).await.expect("process exits").unwrap();
     assert!(status.success(), "clean exit after draining: {status}\n{}", node.log_text());
 }

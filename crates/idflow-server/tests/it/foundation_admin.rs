@@ -16,7 +16,14 @@ async fn get_identity(app: &TestApp, id: &str, query: &str) -> reqwest::Response
 }
 
 async fn whoami_status(app: &TestApp, token: &str) -> u16 {
-    api_client().get(app.url("/sessions/whoami")).header("X-Session-Token", token).send().await.unwrap().status().as_u16()
+    api_client()
+        .get(app.url("/sessions/whoami"))
+        .header("X-Session-Token", token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
 }
 
 /// Plaintext password: 201 with `Location`, credentials without configs; the password works.
@@ -52,7 +59,11 @@ async fn admin_create_hashed(db: Db) {
     let app = spawn_app(db).await;
     let email = unique_email();
     let hash = bcrypt::hash(PASSWORD, 4).unwrap();
-    let resp = create(&app, json!({"traits": {"email": email}, "credentials": {"password": {"config": {"hashed_password": hash}}}})).await;
+    let resp = create(
+        &app,
+        json!({"traits": {"email": email}, "credentials": {"password": {"config": {"hashed_password": hash}}}}),
+    )
+    .await;
     assert_eq!(resp.status(), 201);
     let id = resp.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
     let full: Value = get_identity(&app, &id, "?include_credential=password").await.json().await.unwrap();
@@ -80,13 +91,21 @@ async fn admin_create_rejections(db: Db) {
     let email = unique_email();
     assert_eq!(create(&app, json!({"traits": {"email": email}})).await.status(), 201);
 
-    let body = kratos_error(create(&app, json!({"traits": {"email": unique_email()}, "passwort": "x"})).await, 400, None).await;
+    let body =
+        kratos_error(create(&app, json!({"traits": {"email": unique_email()}, "passwort": "x"})).await, 400, None)
+            .await;
     assert!(body["error"]["reason"].as_str().unwrap().contains("passwort"), "{body}");
     let resp = create(&app, json!({"traits": {"email": email.to_uppercase()}})).await;
     let body = kratos_error(resp, 409, None).await;
     assert_eq!(body["error"]["reason"], "This identity conflicts with another identity that already exists.");
 
-    for traits in [json!({"email": "not-an-email"}), json!({}), json!({"email": 42}), json!("a string"), json!({"email": unique_email(), "extra": 1})] {
+    for traits in [
+        json!({"email": "not-an-email"}),
+        json!({}),
+        json!({"email": 42}),
+        json!("a string"),
+        json!({"email": unique_email(), "extra": 1}),
+    ] {
         let resp = create(&app, json!({"traits": traits})).await;
         kratos_error(resp, 400, None).await;
     }
@@ -94,11 +113,17 @@ async fn admin_create_rejections(db: Db) {
     kratos_error(resp, 400, None).await;
     let resp = create(&app, json!({"traits": {"email": unique_email()}, "schema_id": "nope"})).await;
     kratos_error(resp, 400, None).await;
-    let resp = create(&app, json!({"traits": {"email": unique_email()}, "credentials": {"password": {"config": {}}}})).await;
+    let resp =
+        create(&app, json!({"traits": {"email": unique_email()}, "credentials": {"password": {"config": {}}}})).await;
     kratos_error(resp, 400, None).await;
-    let resp = create(&app, json!({"traits": {"email": unique_email()}, "credentials": {"totp": {"config": {"totp_url": "http://x"}}}})).await;
+    let resp = create(
+        &app,
+        json!({"traits": {"email": unique_email()}, "credentials": {"totp": {"config": {"totp_url": "http://x"}}}}),
+    )
+    .await;
     kratos_error(resp, 400, None).await;
-    let resp = create(&app, json!({"traits": {"email": unique_email()}, "credentials": {"magic": {"config": {}}}})).await;
+    let resp =
+        create(&app, json!({"traits": {"email": unique_email()}, "credentials": {"magic": {"config": {}}}})).await;
     kratos_error(resp, 400, None).await;
 }
 both_dbs!(admin_create_rejections);
@@ -118,7 +143,8 @@ async fn admin_get_identity(db: Db) {
     let full: Value = get_identity(&app, id, "?include_credential=password").await.json().await.unwrap();
     assert!(full["credentials"]["password"]["config"]["hashed_password"].as_str().unwrap().starts_with("$argon2id$"));
     assert!(full["credentials"]["totp"].get("config").is_none(), "only the included type");
-    let both: Value = get_identity(&app, id, "?include_credential=password&include_credential=totp").await.json().await.unwrap();
+    let both: Value =
+        get_identity(&app, id, "?include_credential=password&include_credential=totp").await.json().await.unwrap();
     assert!(both["credentials"]["totp"]["config"]["totp_url"].as_str().unwrap().contains(&secret));
 
     kratos_error(get_identity(&app, id, "?include_credential=magic").await, 400, None).await;
@@ -220,7 +246,12 @@ async fn admin_update_identity(db: Db) {
     let url = app.admin_url(&format!("/admin/identities/{id}"));
 
     let new_email = unique_email();
-    let resp = c.put(&url).json(&json!({"traits": {"email": new_email}, "state": "active", "metadata_public": {"x": 1}})).send().await.unwrap();
+    let resp = c
+        .put(&url)
+        .json(&json!({"traits": {"email": new_email}, "state": "active", "metadata_public": {"x": 1}}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let ident: Value = resp.json().await.unwrap();
     assert_eq!(ident["traits"]["email"], new_email.as_str());
@@ -229,16 +260,27 @@ async fn admin_update_identity(db: Db) {
     assert!(app.login(&new_email, PASSWORD).await["session_token"].is_string(), "login with the new identifier");
     assert_eq!(message_ids(&app.login(&email, PASSWORD).await), vec![4000006], "the old identifier is gone");
     kratos_error(c.put(&url).json(&json!({"traits": {"email": "bad"}})).send().await.unwrap(), 400, None).await;
-    kratos_error(c.put(&url).json(&json!({"traits": {"email": unique_email()}, "bogus": true})).send().await.unwrap(), 400, None).await;
+    kratos_error(
+        c.put(&url).json(&json!({"traits": {"email": unique_email()}, "bogus": true})).send().await.unwrap(),
+        400,
+        None,
+    )
+    .await;
     let missing = app.admin_url(&format!("/admin/identities/{}", uuid::Uuid::new_v4()));
-    kratos_error(c.put(&missing).json(&json!({"traits": {"email": unique_email()}})).send().await.unwrap(), 404, None).await;
+    kratos_error(c.put(&missing).json(&json!({"traits": {"email": unique_email()}})).send().await.unwrap(), 404, None)
+        .await;
     // Taking another identity's identifier conflicts.
     let taken = unique_email();
     app.admin_create(&taken, None).await;
     kratos_error(c.put(&url).json(&json!({"traits": {"email": taken}})).send().await.unwrap(), 409, None).await;
 
     let patched_email = unique_email();
-    let resp = c.patch(&url).json(&json!([{"op": "replace", "path": "/traits/email", "value": patched_email}])).send().await.unwrap();
+    let resp = c
+        .patch(&url)
+        .json(&json!([{"op": "replace", "path": "/traits/email", "value": patched_email}]))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let ident: Value = resp.json().await.unwrap();
     assert_eq!(ident["traits"]["email"], patched_email.as_str());
@@ -285,7 +327,8 @@ async fn admin_sessions(db: Db) {
     let (_, other, other_id) = app.user().await;
     let c = api_client();
 
-    let list: Value = c.get(app.admin_url(&format!("/admin/identities/{id}/sessions"))).send().await.unwrap().json().await.unwrap();
+    let list: Value =
+        c.get(app.admin_url(&format!("/admin/identities/{id}/sessions"))).send().await.unwrap().json().await.unwrap();
     let list = list.as_array().unwrap();
     assert_eq!(list.len(), 2);
     assert!(list.iter().all(|s| s["identity"]["id"] == id.as_str()));
@@ -305,16 +348,29 @@ async fn admin_sessions(db: Db) {
     kratos_error(c.get(app.admin_url(&format!("/admin/sessions/{unknown}"))).send().await.unwrap(), 404, None).await;
     kratos_error(c.delete(app.admin_url(&format!("/admin/sessions/{unknown}"))).send().await.unwrap(), 404, None).await;
     kratos_error(c.get(app.admin_url("/admin/sessions/not-a-uuid")).send().await.unwrap(), 400, None).await;
-    kratos_error(c.get(app.admin_url(&format!("/admin/identities/{unknown}/sessions"))).send().await.unwrap(), 404, None).await;
+    kratos_error(
+        c.get(app.admin_url(&format!("/admin/identities/{unknown}/sessions"))).send().await.unwrap(),
+        404,
+        None,
+    )
+    .await;
 
     let resp = c.delete(app.admin_url(&format!("/admin/identities/{id}/sessions"))).send().await.unwrap();
     assert_eq!(resp.status(), 204);
     assert_eq!(whoami_status(&app, &t1).await, 401);
     assert_eq!(whoami_status(&app, &t2).await, 401);
     assert_eq!(whoami_status(&app, &other).await, 200, "other identities keep their sessions");
-    let list: Value = c.get(app.admin_url(&format!("/admin/identities/{id}/sessions"))).send().await.unwrap().json().await.unwrap();
+    let list: Value =
+        c.get(app.admin_url(&format!("/admin/identities/{id}/sessions"))).send().await.unwrap().json().await.unwrap();
     assert_eq!(list, json!([]));
-    let list: Value = c.get(app.admin_url(&format!("/admin/identities/{other_id}/sessions"))).send().await.unwrap().json().await.unwrap();
+    let list: Value = c
+        .get(app.admin_url(&format!("/admin/identities/{other_id}/sessions")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list.as_array().unwrap().len(), 1);
 }
 both_dbs!(admin_sessions);

@@ -138,7 +138,10 @@ async fn check(t: &Target, case: &str, content_type: &str, body: Vec<u8>, want: 
             assert!(is_error || is_flow, "not a Kratos error or flow: {ctx}");
         }
         Envelope::V1 => {
-            assert!(v["error"]["code"].as_str().is_some_and(|c| c.starts_with("AVNOLOGY_AUTH_")), "not a v1 error: {ctx}");
+            assert!(
+                v["error"]["code"].as_str().is_some_and(|c| c.starts_with("AVNOLOGY_AUTH_")),
+                "not a v1 error: {ctx}"
+            );
             assert_eq!(v["error"]["status"], status, "{ctx}");
             assert!(v["error"]["message"].is_string(), "{ctx}");
         }
@@ -166,7 +169,13 @@ async fn bad_bodies_everywhere(db: Db) {
         check(&t, "nested deeper than max_json_depth", json_ct, deep, Some(400)).await;
         // Just within the limit is fine for the parser (the endpoint may still refuse the content).
         let ok_depth = serde_json::to_vec(&(t.deep)(json!({"a": 1}))).unwrap();
-        let resp = api_client().request(t.method.clone(), &t.url).header("content-type", json_ct).body(ok_depth).send().await.unwrap();
+        let resp = api_client()
+            .request(t.method.clone(), &t.url)
+            .header("content-type", json_ct)
+            .body(ok_depth)
+            .send()
+            .await
+            .unwrap();
         assert!(resp.status().as_u16() < 500, "{}: {}", t.name, resp.status());
         let very_deep = format!("{}1{}", "[".repeat(5000), "]".repeat(5000)).into_bytes();
         check(&t, "5000 levels of arrays", json_ct, very_deep, Some(400)).await;
@@ -192,17 +201,45 @@ async fn bad_flow_ids(db: Db) {
     let c = api_client();
     let unknown = uuid::Uuid::new_v4();
     for kind in ["registration", "login"] {
-        kratos_error(c.get(app.url(&format!("/self-service/{kind}/flows?id={unknown}"))).send().await.unwrap(), 404, None).await;
-        kratos_error(c.get(app.url(&format!("/self-service/{kind}/flows?id=not-a-uuid"))).send().await.unwrap(), 400, None).await;
+        kratos_error(
+            c.get(app.url(&format!("/self-service/{kind}/flows?id={unknown}"))).send().await.unwrap(),
+            404,
+            None,
+        )
+        .await;
+        kratos_error(
+            c.get(app.url(&format!("/self-service/{kind}/flows?id=not-a-uuid"))).send().await.unwrap(),
+            400,
+            None,
+        )
+        .await;
         kratos_error(c.get(app.url(&format!("/self-service/{kind}/flows"))).send().await.unwrap(), 400, None).await;
-        let body = json!({"method": "password", "password": PASSWORD, "identifier": "a@b.c", "traits": {"email": "a@b.c"}});
-        kratos_error(c.post(app.url(&format!("/self-service/{kind}?flow={unknown}"))).json(&body).send().await.unwrap(), 404, None).await;
-        kratos_error(c.post(app.url(&format!("/self-service/{kind}?flow=123"))).json(&body).send().await.unwrap(), 400, None).await;
-        kratos_error(c.post(app.url(&format!("/self-service/{kind}"))).json(&body).send().await.unwrap(), 400, None).await;
+        let body =
+            json!({"method": "password", "password": PASSWORD, "identifier": "a@b.c", "traits": {"email": "a@b.c"}});
+        kratos_error(
+            c.post(app.url(&format!("/self-service/{kind}?flow={unknown}"))).json(&body).send().await.unwrap(),
+            404,
+            None,
+        )
+        .await;
+        kratos_error(
+            c.post(app.url(&format!("/self-service/{kind}?flow=123"))).json(&body).send().await.unwrap(),
+            400,
+            None,
+        )
+        .await;
+        kratos_error(c.post(app.url(&format!("/self-service/{kind}"))).json(&body).send().await.unwrap(), 400, None)
+            .await;
         // A flow of the other kind is unknown here.
         let other = if kind == "login" { "registration" } else { "login" };
-        let f: Value = c.get(app.url(&format!("/self-service/{other}/api"))).send().await.unwrap().json().await.unwrap();
-        let resp = c.post(app.url(&format!("/self-service/{kind}?flow={}", f["id"].as_str().unwrap()))).json(&body).send().await.unwrap();
+        let f: Value =
+            c.get(app.url(&format!("/self-service/{other}/api"))).send().await.unwrap().json().await.unwrap();
+        let resp = c
+            .post(app.url(&format!("/self-service/{kind}?flow={}", f["id"].as_str().unwrap())))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         kratos_error(resp, 404, None).await;
     }
     kratos_error(c.get(app.admin_url("/admin/identities/123")).send().await.unwrap(), 400, None).await;
@@ -221,8 +258,20 @@ async fn registration_traits_wrong_type(db: Db) {
     let c = api_client();
     let flow: Value = c.get(app.url("/self-service/registration/api")).send().await.unwrap().json().await.unwrap();
     let url = app.url(&format!("/self-service/registration?flow={}", flow["id"].as_str().unwrap()));
-    for traits in [json!("a string"), json!(["x"]), json!({"email": 42}), json!({"email": {"nested": true}}), json!({"email": null}), json!({"email": "a@b.c", "name": "not an object"})] {
-        let resp = c.post(&url).json(&json!({"method": "password", "password": PASSWORD, "traits": traits})).send().await.unwrap();
+    for traits in [
+        json!("a string"),
+        json!(["x"]),
+        json!({"email": 42}),
+        json!({"email": {"nested": true}}),
+        json!({"email": null}),
+        json!({"email": "a@b.c", "name": "not an object"}),
+    ] {
+        let resp = c
+            .post(&url)
+            .json(&json!({"method": "password", "password": PASSWORD, "traits": traits}))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 400, "traits {traits}");
         let f: Value = resp.json().await.unwrap();
         assert!(!message_ids(&f).is_empty(), "form errors for traits {traits}: {f}");
@@ -238,7 +287,8 @@ async fn expired_flows(db: Db) {
     let app = spawn_app(db).await;
     let c = api_client();
     for kind in ["registration", "login"] {
-        let flow: Value = c.get(app.url(&format!("/self-service/{kind}/api"))).send().await.unwrap().json().await.unwrap();
+        let flow: Value =
+            c.get(app.url(&format!("/self-service/{kind}/api"))).send().await.unwrap().json().await.unwrap();
         let old = flow["id"].as_str().unwrap().to_string();
         app.clock.advance(3601);
         let body = json!({"method": "password", "password": PASSWORD, "identifier": "a@b.c", "traits": {"email": unique_email()}});
@@ -249,7 +299,14 @@ async fn expired_flows(db: Db) {
         assert!(err["expired_at"].is_string());
         let resp = c.get(app.url(&format!("/self-service/{kind}/flows?id={old}"))).send().await.unwrap();
         kratos_error(resp, 410, None).await;
-        let f: Value = c.get(app.url(&format!("/self-service/{kind}/flows?id={fresh}"))).send().await.unwrap().json().await.unwrap();
+        let f: Value = c
+            .get(app.url(&format!("/self-service/{kind}/flows?id={fresh}")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         assert_eq!(f["id"], fresh.as_str());
         assert_eq!(f["type"], "api");
         assert!(!message_ids(&f).is_empty(), "the new flow says why: {f}");
@@ -262,11 +319,17 @@ async fn expired_flows(db: Db) {
     let b = browser_client();
     let resp = b.get(app.url("/self-service/login/browser")).send().await.unwrap();
     let old = location(&resp).rsplit_once("flow=").unwrap().1.to_string();
-    let flow: Value = b.get(app.url(&format!("/self-service/login/flows?id={old}"))).send().await.unwrap().json().await.unwrap();
+    let flow: Value =
+        b.get(app.url(&format!("/self-service/login/flows?id={old}"))).send().await.unwrap().json().await.unwrap();
     app.clock.advance(3601);
     let resp = b
         .post(app.url(&format!("/self-service/login?flow={old}")))
-        .form(&[("method", "password"), ("identifier", email.as_str()), ("password", PASSWORD), ("csrf_token", &csrf(&flow))])
+        .form(&[
+            ("method", "password"),
+            ("identifier", email.as_str()),
+            ("password", PASSWORD),
+            ("csrf_token", &csrf(&flow)),
+        ])
         .send()
         .await
         .unwrap();
@@ -277,12 +340,18 @@ async fn expired_flows(db: Db) {
     let fresh = &loc[prefix.len()..];
     assert_ne!(fresh, old);
     assert!(set_cookie(&resp, "ory_kratos_session").is_none(), "no login through an expired flow");
-    let f: Value = b.get(app.url(&format!("/self-service/login/flows?id={fresh}"))).send().await.unwrap().json().await.unwrap();
+    let f: Value =
+        b.get(app.url(&format!("/self-service/login/flows?id={fresh}"))).send().await.unwrap().json().await.unwrap();
     assert_eq!(message_ids(&f), vec![4010001]);
     // The new flow works with this browser's CSRF cookie.
     let resp = b
         .post(app.url(&format!("/self-service/login?flow={fresh}")))
-        .form(&[("method", "password"), ("identifier", email.as_str()), ("password", PASSWORD), ("csrf_token", &csrf(&f))])
+        .form(&[
+            ("method", "password"),
+            ("identifier", email.as_str()),
+            ("password", PASSWORD),
+            ("csrf_token", &csrf(&f)),
+        ])
         .send()
         .await
         .unwrap();

@@ -66,12 +66,19 @@ async fn browser_creation_ajax_returns_flow(db: Db) {
     let app = spawn_app(db).await;
     for kind in ["registration", "login"] {
         let c = browser_client();
-        let resp = c.get(app.url(&format!("/self-service/{kind}/browser"))).header(ACCEPT, "application/json").send().await.unwrap();
+        let resp = c
+            .get(app.url(&format!("/self-service/{kind}/browser")))
+            .header(ACCEPT, "application/json")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 200, "{kind}");
         assert!(set_cookie(&resp, &csrf_cookie_name(&app)).is_some(), "{kind}: CSRF cookie");
         let flow: Value = resp.json().await.unwrap();
         assert_eq!(flow["type"], "browser");
-        assert!(flow["ui"]["action"].as_str().unwrap().starts_with(&format!("{}/self-service/{kind}?flow=", app.public)));
+        assert!(
+            flow["ui"]["action"].as_str().unwrap().starts_with(&format!("{}/self-service/{kind}?flow=", app.public))
+        );
         assert!(!csrf(&flow).is_empty(), "{kind}: csrf_token node");
     }
 }
@@ -102,7 +109,8 @@ async fn browser_registration_csrf_and_session_cookie(db: Db) {
     let foreign = csrf(&browser_flow(&app, &other, "registration").await);
     let resp = c.post(&url).header(ACCEPT, "application/json").json(&body(Some(foreign))).send().await.unwrap();
     kratos_error(resp, 403, Some("security_csrf_violation")).await;
-    let resp = c.post(&url).header(ACCEPT, "application/json").json(&body(Some("not-a-token".into()))).send().await.unwrap();
+    let resp =
+        c.post(&url).header(ACCEPT, "application/json").json(&body(Some("not-a-token".into()))).send().await.unwrap();
     kratos_error(resp, 403, Some("security_csrf_violation")).await;
 
     // Nothing was created by the rejected submits.
@@ -180,12 +188,18 @@ async fn browser_login_csrf_and_redirects(db: Db) {
     let resp = b.get(app.url("/self-service/login/browser")).send().await.unwrap();
     assert_eq!(resp.status(), 303);
     let fid = location(&resp).rsplit_once("flow=").unwrap().1.to_string();
-    let flow: Value = b.get(app.url(&format!("/self-service/login/flows?id={fid}"))).send().await.unwrap().json().await.unwrap();
+    let flow: Value =
+        b.get(app.url(&format!("/self-service/login/flows?id={fid}"))).send().await.unwrap().json().await.unwrap();
     let form_url = app.url(&format!("/self-service/login?flow={fid}"));
     // Wrong password: back to the UI with the same flow.
     let resp = b
         .post(&form_url)
-        .form(&[("method", "password"), ("identifier", email.as_str()), ("password", "wrong-password-42"), ("csrf_token", &csrf(&flow))])
+        .form(&[
+            ("method", "password"),
+            ("identifier", email.as_str()),
+            ("password", "wrong-password-42"),
+            ("csrf_token", &csrf(&flow)),
+        ])
         .send()
         .await
         .unwrap();
@@ -194,7 +208,12 @@ async fn browser_login_csrf_and_redirects(db: Db) {
     assert!(set_cookie(&resp, "ory_kratos_session").is_none());
     let resp = b
         .post(&form_url)
-        .form(&[("method", "password"), ("identifier", email.as_str()), ("password", PASSWORD), ("csrf_token", &csrf(&flow))])
+        .form(&[
+            ("method", "password"),
+            ("identifier", email.as_str()),
+            ("password", PASSWORD),
+            ("csrf_token", &csrf(&flow)),
+        ])
         .send()
         .await
         .unwrap();
@@ -211,7 +230,8 @@ async fn browser_with_session_cannot_register(db: Db) {
     let app = spawn_app(db).await;
     let c = browser_client();
     browser_register(&app, &c).await;
-    let resp = c.get(app.url("/self-service/registration/browser")).header(ACCEPT, "application/json").send().await.unwrap();
+    let resp =
+        c.get(app.url("/self-service/registration/browser")).header(ACCEPT, "application/json").send().await.unwrap();
     kratos_error(resp, 400, Some("session_already_available")).await;
     let resp = c.get(app.url("/self-service/registration/browser")).send().await.unwrap();
     assert_eq!(resp.status(), 303);

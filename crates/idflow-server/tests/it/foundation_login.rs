@@ -26,7 +26,8 @@ async fn api_login_flow(app: &TestApp, query: &str, token: Option<&str>) -> reqw
 }
 
 async fn submit_login(app: &TestApp, flow: &Value, token: Option<&str>, body: Value) -> reqwest::Response {
-    let mut r = api_client().post(app.url(&format!("/self-service/login?flow={}", flow["id"].as_str().unwrap()))).json(&body);
+    let mut r =
+        api_client().post(app.url(&format!("/self-service/login?flow={}", flow["id"].as_str().unwrap()))).json(&body);
     if let Some(t) = token {
         r = r.header("X-Session-Token", t);
     }
@@ -45,7 +46,13 @@ async fn refresh_login_rotates_token(db: Db) {
     assert_eq!(resp.status(), 200);
     let flow: Value = resp.json().await.unwrap();
     assert_eq!(flow["refresh"], true);
-    let resp = submit_login(&app, &flow, Some(&token), json!({"method": "password", "identifier": email, "password": PASSWORD})).await;
+    let resp = submit_login(
+        &app,
+        &flow,
+        Some(&token),
+        json!({"method": "password", "identifier": email, "password": PASSWORD}),
+    )
+    .await;
     assert_eq!(resp.status(), 200);
     let out: Value = resp.json().await.unwrap();
     let new_token = out["session_token"].as_str().unwrap();
@@ -76,9 +83,15 @@ async fn login_while_logged_in(db: Db) {
     let app = spawn_app(db).await;
     let (_, token, _) = app.user().await;
     kratos_error(api_login_flow(&app, "", Some(&token)).await, 400, Some("session_already_available")).await;
-    kratos_error(api_login_flow(&app, "?refresh=false", Some(&token)).await, 400, Some("session_already_available")).await;
+    kratos_error(api_login_flow(&app, "?refresh=false", Some(&token)).await, 400, Some("session_already_available"))
+        .await;
     // Registration is refused as well.
-    let resp = api_client().get(app.url("/self-service/registration/api")).header("X-Session-Token", &token).send().await.unwrap();
+    let resp = api_client()
+        .get(app.url("/self-service/registration/api"))
+        .header("X-Session-Token", &token)
+        .send()
+        .await
+        .unwrap();
     kratos_error(resp, 400, Some("session_already_available")).await;
 }
 both_dbs!(login_while_logged_in);

@@ -30,7 +30,8 @@ async fn whoami_unauthorized_shape(db: Db) {
     }
     // Bearer works as a token source.
     let (_, token, id) = app.user().await;
-    let who = c.get(app.url("/sessions/whoami")).header("Authorization", format!("bearer {token}")).send().await.unwrap();
+    let who =
+        c.get(app.url("/sessions/whoami")).header("Authorization", format!("bearer {token}")).send().await.unwrap();
     assert_eq!(who.status(), 200);
     assert_eq!(who.headers()["x-kratos-authenticated-identity-id"], id.as_str());
 }
@@ -55,7 +56,12 @@ async fn browser_logout(db: Db) {
     let raw = cookie_value(&set_cookie(&resp, "ory_kratos_session").unwrap());
 
     // Without a session there is nothing to log out from.
-    let resp = api_client().get(app.url("/self-service/logout/browser")).header(ACCEPT, "application/json").send().await.unwrap();
+    let resp = api_client()
+        .get(app.url("/self-service/logout/browser"))
+        .header(ACCEPT, "application/json")
+        .send()
+        .await
+        .unwrap();
     kratos_error(resp, 401, Some("session_inactive")).await;
 
     let resp = c.get(app.url("/self-service/logout/browser")).send().await.unwrap();
@@ -137,7 +143,8 @@ async fn my_sessions(db: Db) {
     let foreign = sid(other_token.clone()).await;
 
     let api = api_client();
-    let list: Value = api.get(app.url("/sessions")).header("X-Session-Token", &a).send().await.unwrap().json().await.unwrap();
+    let list: Value =
+        api.get(app.url("/sessions")).header("X-Session-Token", &a).send().await.unwrap().json().await.unwrap();
     let mut ids: Vec<&str> = list.as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
     ids.sort();
     let mut want = vec![sb.as_str(), sc.as_str(), sd.as_str()];
@@ -163,7 +170,8 @@ async fn my_sessions(db: Db) {
     assert_eq!(whoami(&app, &b).await.status(), 401);
     assert_eq!(whoami(&app, &c_tok).await.status(), 401);
     assert_eq!(whoami(&app, &a).await.status(), 200, "the current session stays");
-    let list: Value = api.get(app.url("/sessions")).header("X-Session-Token", &a).send().await.unwrap().json().await.unwrap();
+    let list: Value =
+        api.get(app.url("/sessions")).header("X-Session-Token", &a).send().await.unwrap().json().await.unwrap();
     assert_eq!(list, json!([]));
 
     // Without a session: 401.

@@ -31,7 +31,12 @@ pub fn location(resp: &reqwest::Response) -> String {
 
 /// Create a browser flow (`login` or `registration`) the AJAX way; returns the flow JSON.
 pub async fn browser_flow(app: &TestApp, c: &reqwest::Client, kind: &str) -> Value {
-    let resp = c.get(app.url(&format!("/self-service/{kind}/browser"))).header(ACCEPT, "application/json").send().await.unwrap();
+    let resp = c
+        .get(app.url(&format!("/self-service/{kind}/browser")))
+        .header(ACCEPT, "application/json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200, "creating a browser {kind} flow");
     resp.json().await.unwrap()
 }
@@ -110,6 +115,7 @@ pub fn wrong_totp_code(secret: &str, app: &TestApp) -> String {
     let s = totp_rs::Secret::try_from_base32(secret).unwrap();
     let t = totp_rs::Builder::new().with_secret(s).build().unwrap();
     let now = u64::try_from(app.clock.now().unix_timestamp()).unwrap();
-    let valid: Vec<String> = [now - 60, now - 30, now, now + 30, now + 60].iter().map(|t2| t.generate(*t2).to_string()).collect();
+    let valid: Vec<String> =
+        [now - 60, now - 30, now, now + 30, now + 60].iter().map(|t2| t.generate(*t2).to_string()).collect();
     (0..1_000_000u32).map(|n| format!("{n:06}")).find(|c| !valid.contains(c)).unwrap()
 }

@@ -47,7 +47,13 @@ async fn v1_register_login_session(db: Db) {
         .await
         .unwrap();
     assert_eq!(fetched["id"], flow["id"]);
-    let resp = v1_submit(&app, "registration", &flow, json!({"method": "password", "body": {"traits": {"email": email}, "password": PASSWORD}})).await;
+    let resp = v1_submit(
+        &app,
+        "registration",
+        &flow,
+        json!({"method": "password", "body": {"traits": {"email": email}, "password": PASSWORD}}),
+    )
+    .await;
     assert_eq!(resp.status(), 200);
     let reg: Value = resp.json().await.unwrap();
     let id = reg["identity"]["id"].as_str().unwrap().to_string();
@@ -56,7 +62,13 @@ async fn v1_register_login_session(db: Db) {
     assert_eq!(reg["session"]["identity"]["id"], id.as_str());
 
     let flow = v1_flow(&app, "login").await;
-    let resp = v1_submit(&app, "login", &flow, json!({"method": "password", "body": {"identifier": email, "password": PASSWORD}})).await;
+    let resp = v1_submit(
+        &app,
+        "login",
+        &flow,
+        json!({"method": "password", "body": {"identifier": email, "password": PASSWORD}}),
+    )
+    .await;
     assert_eq!(resp.status(), 200);
     let login: Value = resp.json().await.unwrap();
     let token = login["session_token"].as_str().unwrap().to_string();
@@ -120,7 +132,13 @@ async fn v1_form_errors(db: Db) {
     let (email, _, _) = app.user().await;
 
     let flow = v1_flow(&app, "login").await;
-    let resp = v1_submit(&app, "login", &flow, json!({"method": "password", "body": {"identifier": email, "password": "wrong-password-99"}})).await;
+    let resp = v1_submit(
+        &app,
+        "login",
+        &flow,
+        json!({"method": "password", "body": {"identifier": email, "password": "wrong-password-99"}}),
+    )
+    .await;
     let body = v1_error(resp, 400, "AVNOLOGY_AUTH_006").await;
     let cf = &body["continue_flow"];
     assert_eq!(cf["id"], flow["id"]);
@@ -128,13 +146,31 @@ async fn v1_form_errors(db: Db) {
     assert_eq!(cf["ui"]["messages"][0]["id"], "4000006", "string message ids: {cf}");
 
     let flow = v1_flow(&app, "registration").await;
-    let resp = v1_submit(&app, "registration", &flow, json!({"method": "password", "body": {"traits": {"email": unique_email()}, "password": "short"}})).await;
+    let resp = v1_submit(
+        &app,
+        "registration",
+        &flow,
+        json!({"method": "password", "body": {"traits": {"email": unique_email()}, "password": "short"}}),
+    )
+    .await;
     let body = v1_error(resp, 400, "AVNOLOGY_AUTH_011").await;
     assert_eq!(body["continue_flow"]["type"], "registration");
-    let resp = v1_submit(&app, "registration", &flow, json!({"method": "password", "body": {"traits": {"email": email}, "password": PASSWORD}})).await;
+    let resp = v1_submit(
+        &app,
+        "registration",
+        &flow,
+        json!({"method": "password", "body": {"traits": {"email": email}, "password": PASSWORD}}),
+    )
+    .await;
     let body = v1_error(resp, 409, "AVNOLOGY_AUTH_012").await;
     assert!(body["continue_flow"].is_object());
-    let resp = v1_submit(&app, "registration", &flow, json!({"method": "password", "body": {"traits": {"email": "nope"}, "password": PASSWORD}})).await;
+    let resp = v1_submit(
+        &app,
+        "registration",
+        &flow,
+        json!({"method": "password", "body": {"traits": {"email": "nope"}, "password": PASSWORD}}),
+    )
+    .await;
     let body = v1_error(resp, 400, "AVNOLOGY_AUTH_010").await;
     assert!(body["continue_flow"].is_object());
 }
@@ -147,7 +183,12 @@ async fn v1_unknown_flow(db: Db) {
     let c = api_client();
     let unknown = uuid::Uuid::new_v4();
     for kind in ["login", "registration"] {
-        v1_error(c.get(app.url(&format!("/v1/flows/{kind}/{unknown}"))).send().await.unwrap(), 404, "AVNOLOGY_AUTH_004").await;
+        v1_error(
+            c.get(app.url(&format!("/v1/flows/{kind}/{unknown}"))).send().await.unwrap(),
+            404,
+            "AVNOLOGY_AUTH_004",
+        )
+        .await;
         let resp = c
             .post(app.url(&format!("/v1/flows/{kind}/{unknown}:submit")))
             .json(&json!({"method": "password", "body": {}}))
@@ -155,11 +196,21 @@ async fn v1_unknown_flow(db: Db) {
             .await
             .unwrap();
         v1_error(resp, 404, "AVNOLOGY_AUTH_004").await;
-        let resp = c.post(app.url(&format!("/v1/flows/{kind}/xyz:submit"))).json(&json!({"method": "password", "body": {}})).send().await.unwrap();
+        let resp = c
+            .post(app.url(&format!("/v1/flows/{kind}/xyz:submit")))
+            .json(&json!({"method": "password", "body": {}}))
+            .send()
+            .await
+            .unwrap();
         v1_error(resp, 404, "AVNOLOGY_AUTH_004").await;
         let b = browser_client();
         let browser = browser_flow(&app, &b, kind).await;
-        v1_error(c.get(app.url(&format!("/v1/flows/{kind}/{}", browser["id"].as_str().unwrap()))).send().await.unwrap(), 404, "AVNOLOGY_AUTH_004").await;
+        v1_error(
+            c.get(app.url(&format!("/v1/flows/{kind}/{}", browser["id"].as_str().unwrap()))).send().await.unwrap(),
+            404,
+            "AVNOLOGY_AUTH_004",
+        )
+        .await;
     }
     // A login flow id is not a registration flow.
     let login = v1_flow(&app, "login").await;
@@ -177,11 +228,24 @@ async fn v1_expired_flow(db: Db) {
     let app = spawn_app(db).await;
     let flow = v1_flow(&app, "registration").await;
     app.clock.advance(3601);
-    let resp = v1_submit(&app, "registration", &flow, json!({"method": "password", "body": {"traits": {"email": unique_email()}, "password": PASSWORD}})).await;
+    let resp = v1_submit(
+        &app,
+        "registration",
+        &flow,
+        json!({"method": "password", "body": {"traits": {"email": unique_email()}, "password": PASSWORD}}),
+    )
+    .await;
     let body = v1_error(resp, 400, "AVNOLOGY_AUTH_009").await;
     let fresh = body["error"]["details"]["use_flow_id"].as_str().expect("use_flow_id");
     assert_ne!(fresh, flow["id"].as_str().unwrap());
-    let again: Value = api_client().get(app.url(&format!("/v1/flows/registration/{fresh}"))).send().await.unwrap().json().await.unwrap();
+    let again: Value = api_client()
+        .get(app.url(&format!("/v1/flows/registration/{fresh}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(again["id"], fresh);
 }
 both_dbs!(v1_expired_flow);

@@ -10,8 +10,23 @@ use serde_json::{Map, Value, json};
 
 fn key() -> impl Strategy<Value = String> {
     prop::sample::select(vec![
-        "method", "traits", "traits.email", "traits.name.first", "csrf_token", "password", "body", "a.b.c", "..", ".", "",
-        "totp_code", "lookup_secret_confirm", "traits.age", "traits.newsletter", "\u{0}", "é.ü",
+        "method",
+        "traits",
+        "traits.email",
+        "traits.name.first",
+        "csrf_token",
+        "password",
+        "body",
+        "a.b.c",
+        "..",
+        ".",
+        "",
+        "totp_code",
+        "lookup_secret_confirm",
+        "traits.age",
+        "traits.newsletter",
+        "\u{0}",
+        "é.ü",
     ])
     .prop_map(str::to_string)
 }
@@ -23,12 +38,14 @@ fn json_value() -> impl Strategy<Value = Value> {
         any::<i64>().prop_map(|n| json!(n)),
         any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(|f| json!(f)),
         ".{0,20}".prop_map(Value::String),
-        prop::sample::select(vec!["password", "profile", "totp", "lookup_secret", "true", "on", "1"]).prop_map(|s| json!(s)),
+        prop::sample::select(vec!["password", "profile", "totp", "lookup_secret", "true", "on", "1"])
+            .prop_map(|s| json!(s)),
     ];
     leaf.prop_recursive(8, 64, 6, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-            prop::collection::vec((key(), inner), 0..6).prop_map(|kv| Value::Object(kv.into_iter().collect::<Map<_, _>>())),
+            prop::collection::vec((key(), inner), 0..6)
+                .prop_map(|kv| Value::Object(kv.into_iter().collect::<Map<_, _>>())),
         ]
     })
 }

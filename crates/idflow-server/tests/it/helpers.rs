@@ -95,7 +95,10 @@ pub async fn fresh_dsn(db: Db) -> (String, Option<TempDir>) {
             let admin = pg_admin_url().expect("IDFLOW_TEST_PG_ADMIN_URL");
             let name = format!("it_{}", Uuid::new_v4().simple());
             let mut c = sqlx::PgConnection::connect(&admin).await.expect("connect to PostgreSQL");
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut c).await.expect("create database");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&mut c)
+                .await
+                .expect("create database");
             let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap();
             (format!("{base}/{name}"), None)
         }
@@ -148,11 +151,7 @@ pub fn api_client() -> reqwest::Client {
 
 /// A browser-like client: keeps cookies, does not follow redirects.
 pub fn browser_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
+    reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap()
 }
 
 pub const PASSWORD: &str = "correct-horse-battery-9";
@@ -209,7 +208,8 @@ impl TestApp {
     pub async fn admin_create(&self, email: &str, totp_secret: Option<&str>) -> Value {
         let mut creds = json!({"password": {"config": {"password": PASSWORD}}});
         if let Some(s) = totp_secret {
-            creds["totp"] = json!({"config": {"totp_url": format!("otpauth://totp/idflow:{email}?secret={s}&issuer=idflow")}});
+            creds["totp"] =
+                json!({"config": {"totp_url": format!("otpauth://totp/idflow:{email}?secret={s}&issuer=idflow")}});
         }
         let resp = api_client()
             .post(self.admin_url("/admin/identities"))
@@ -232,10 +232,7 @@ pub fn totp_code(secret_b32: &str, clock: &Clock) -> String {
 
 /// Find a node by name (input) or id.
 pub fn node<'a>(flow: &'a Value, name: &str) -> Option<&'a Value> {
-    flow["ui"]["nodes"]
-        .as_array()?
-        .iter()
-        .find(|n| n["attributes"]["name"] == name || n["attributes"]["id"] == name)
+    flow["ui"]["nodes"].as_array()?.iter().find(|n| n["attributes"]["name"] == name || n["attributes"]["id"] == name)
 }
 
 /// The `csrf_token` node value.

@@ -29,7 +29,9 @@ fn addr(app: &TestApp) -> String {
 }
 
 async fn slow_clients_are_cut_off(db: Db) {
-    let app = spawn_app_with(db, |c| c.limits.header_read_timeout = idflow_core::config::Dur(Duration::from_millis(800))).await;
+    let app =
+        spawn_app_with(db, |c| c.limits.header_read_timeout = idflow_core::config::Dur(Duration::from_millis(800)))
+            .await;
 
     // Headers that never finish.
     let mut s = TcpStream::connect(addr(&app)).await.unwrap();
@@ -145,7 +147,12 @@ async fn per_ip_login_limit(db: Db) {
         .unwrap();
     let r = c
         .post(app.url(&format!("/self-service/login?flow={}", flow["id"].as_str().unwrap())))
-        .form(&[("method", "password"), ("identifier", "x@example.com"), ("password", "whatever-123"), ("csrf_token", &csrf(&flow))])
+        .form(&[
+            ("method", "password"),
+            ("identifier", "x@example.com"),
+            ("password", "whatever-123"),
+            ("csrf_token", &csrf(&flow)),
+        ])
         .send()
         .await
         .unwrap();
@@ -197,15 +204,8 @@ async fn per_identity_limits(db: Db) {
     }
     let body = throttled(last.unwrap()).await;
     assert_eq!(body["error"]["code"], 429);
-    let flow: Value = c
-        .get(app.url("/v1/flows/settings"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let flow: Value =
+        c.get(app.url("/v1/flows/settings")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
     let r = c
         .post(app.url(&format!("/v1/flows/settings/{}:submit", flow["id"].as_str().unwrap())))
         .bearer_auth(&token)
@@ -258,10 +258,24 @@ async fn metrics_exposition(db: Db) {
     assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
     let text = r.text().await.unwrap();
     let get = |p: &str| sample(&text, p).unwrap_or_else(|| panic!("no sample {p} in\n{text}"));
-    assert!(get(r#"idflow_http_requests_total{listener="public",method="POST",route="/self-service/login",status="200"}"#) >= 1.0);
-    assert!(get(r#"idflow_http_requests_total{listener="public",method="POST",route="/self-service/login",status="400"}"#) >= 1.0);
-    assert!(get(r#"idflow_http_request_duration_seconds_count{listener="public",method="POST",route="/self-service/login"}"#) >= 2.0);
-    assert!(get(r#"idflow_http_request_duration_seconds_bucket{listener="public",method="POST",route="/self-service/login",le="+Inf"}"#) >= 2.0);
+    assert!(
+        get(r#"idflow_http_requests_total{listener="public",method="POST",route="/self-service/login",status="200"}"#)
+            >= 1.0
+    );
+    assert!(
+        get(r#"idflow_http_requests_total{listener="public",method="POST",route="/self-service/login",status="400"}"#)
+            >= 1.0
+    );
+    assert!(
+        get(
+            r#"idflow_http_request_duration_seconds_count{listener="public",method="POST",route="/self-service/login"}"#
+        ) >= 2.0
+    );
+    assert!(
+        get(
+            r#"idflow_http_request_duration_seconds_bucket{listener="public",method="POST",route="/self-service/login",le="+Inf"}"#
+        ) >= 2.0
+    );
     assert_eq!(get(r#"idflow_flow_submits_total{kind="login",method="password",outcome="success"}"#), 1.0);
     assert_eq!(get(r#"idflow_flow_submits_total{kind="login",method="password",outcome="invalid"}"#), 1.0);
     assert_eq!(get(r#"idflow_flow_submits_total{kind="registration",method="password",outcome="success"}"#), 1.0);
@@ -285,7 +299,13 @@ async fn dotted_key_bomb(db: Db) {
     let flow: Value = c.get(app.url("/self-service/login/api")).send().await.unwrap().json().await.unwrap();
     let url = app.url(&format!("/self-service/login?flow={}", flow["id"].as_str().unwrap()));
     let dots = ".".repeat(60_000);
-    let r = c.post(&url).header("content-type", "application/x-www-form-urlencoded").body(format!("{dots}=1")).send().await.unwrap();
+    let r = c
+        .post(&url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("{dots}=1"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     let r = c.post(&url).json(&json!({ dots.clone(): 1, "method": "password" })).send().await.unwrap();
     assert_eq!(r.status(), 400);

@@ -118,14 +118,17 @@ async fn recovery_code_used_concurrently_wins_once(db: Db) {
     let (s, _) = submit(&app, &t3, &f3, json!({"method": "lookup_secret", "lookup_secret": "efgh5678"})).await;
     assert_eq!(s, 200);
     // Codes are stored hashed: the admin view does not contain them.
-    let admin: Value = api_client()
-        .get(app.admin_url(&format!("/admin/identities?credentials_identifier={email}&include_credential=lookup_secret")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let admin: Value =
+        api_client()
+            .get(app.admin_url(&format!(
+                "/admin/identities?credentials_identifier={email}&include_credential=lookup_secret"
+            )))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
     let text = admin.to_string();
     assert!(text.contains("recovery_codes"), "{text}");
     assert!(!text.contains("abcd1234") && !text.contains("efgh5678"), "{text}");

@@ -45,7 +45,12 @@ impl Api {
         Api { token, identity_id, email }
     }
     async fn create(&self, node: &TestApp) -> Value {
-        let r = api_client().get(node.url("/self-service/settings/api")).header("X-Session-Token", &self.token).send().await.unwrap();
+        let r = api_client()
+            .get(node.url("/self-service/settings/api"))
+            .header("X-Session-Token", &self.token)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200);
         r.json().await.unwrap()
     }
@@ -125,7 +130,11 @@ async fn settings_methods_across_nodes() {
     let id = flow["id"].as_str().unwrap().to_string();
     assert_eq!(u.fetch(&b, &id).await["id"], flow["id"]);
     let r = u
-        .submit(&b, &id, json!({"method": "profile", "traits": {"email": u.email, "name": {"first": "Node", "last": "Bee"}}}))
+        .submit(
+            &b,
+            &id,
+            json!({"method": "profile", "traits": {"email": u.email, "name": {"first": "Node", "last": "Bee"}}}),
+        )
         .await;
     assert_eq!(r.status(), 200);
     assert_eq!(u.identity(&a, "password").await["traits"]["name"]["first"], "Node");
@@ -165,7 +174,8 @@ async fn settings_methods_across_nodes() {
     let r = u.submit(&a, &id, json!({"method": "lookup_secret", "lookup_secret_confirm": true})).await;
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     let ident = u.identity(&b, "lookup_secret").await;
-    let stored = ident["credentials"]["lookup_secret"]["config"]["recovery_codes"].as_array().cloned().unwrap_or_default();
+    let stored =
+        ident["credentials"]["lookup_secret"]["config"]["recovery_codes"].as_array().cloned().unwrap_or_default();
     assert_eq!(stored.len(), 12, "{ident}");
     assert!(!ident.to_string().contains(&codes[0]), "codes are stored hashed");
 }
@@ -261,13 +271,20 @@ async fn concurrent_password_changes_across_nodes() {
         let mut flows = vec![];
         for i in 0..8 {
             let node = if i % 2 == 0 { &a } else { &b };
-            flows.push(if shared_flow { shared.clone() } else { u.create(node).await["id"].as_str().unwrap().to_string() });
+            flows.push(if shared_flow {
+                shared.clone()
+            } else {
+                u.create(node).await["id"].as_str().unwrap().to_string()
+            });
         }
-        let passwords: Vec<String> = (0..8).map(|i| format!("Concurrent-Pass-{i}-{}", uuid::Uuid::new_v4().simple())).collect();
+        let passwords: Vec<String> =
+            (0..8).map(|i| format!("Concurrent-Pass-{i}-{}", uuid::Uuid::new_v4().simple())).collect();
         let mut tasks = vec![];
         for (i, pw) in passwords.iter().enumerate() {
             let node = if i % 2 == 0 { &a } else { &b };
-            tasks.push(tokio::spawn(u.submit_req(node, &flows[i], json!({"method": "password", "password": pw})).send()));
+            tasks.push(tokio::spawn(
+                u.submit_req(node, &flows[i], json!({"method": "password", "password": pw})).send(),
+            ));
         }
         let mut ok = vec![];
         for (i, t) in tasks.into_iter().enumerate() {
@@ -291,7 +308,8 @@ async fn concurrent_password_changes_across_nodes() {
         assert!(ok.contains(&working[0]), "the working password was reported as saved");
         assert!(a.login(&u.email, PASSWORD).await["session_token"].is_null());
         let ident = u.identity(&b, "password").await;
-        let hash = ident["credentials"]["password"]["config"]["hashed_password"].as_str().unwrap_or_default().to_string();
+        let hash =
+            ident["credentials"]["password"]["config"]["hashed_password"].as_str().unwrap_or_default().to_string();
         assert!(hash.starts_with("$argon2id$"), "a complete hash is stored: {ident}");
     }
 }
@@ -322,7 +340,10 @@ async fn rate_limits_hold_across_nodes() {
 }
 
 fn value_json(flow: &Value, name: &str) -> Value {
-    let v = node(flow, name).unwrap_or_else(|| panic!("no node {name} in {flow}"))["attributes"]["value"].as_str().unwrap().to_string();
+    let v = node(flow, name).unwrap_or_else(|| panic!("no node {name} in {flow}"))["attributes"]["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
     serde_json::from_str(&v).unwrap()
 }
 
@@ -353,7 +374,9 @@ async fn passkeys_across_nodes() {
     .await;
     let (email, _, identity_id) = a.user().await;
     let ajax = |c: &reqwest::Client, url: String| c.get(url).header("Accept", "application/json").send();
-    let post = |c: &reqwest::Client, url: String, body: Value| c.post(url).header("Accept", "application/json").json(&body).send();
+    let post = |c: &reqwest::Client, url: String, body: Value| {
+        c.post(url).header("Accept", "application/json").json(&body).send()
+    };
 
     let browser = browser_client();
     let login: Value = ajax(&browser, a.url("/self-service/login/browser")).await.unwrap().json().await.unwrap();
@@ -369,7 +392,8 @@ async fn passkeys_across_nodes() {
     let mut device = crate::webauthn_softkey::SoftAuthenticator::new(&origin);
     let flow: Value = ajax(&browser, a.url("/self-service/settings/browser")).await.unwrap().json().await.unwrap();
     let id = flow["id"].as_str().unwrap();
-    let on_b: Value = ajax(&browser, b.url(&format!("/self-service/settings/flows?id={id}"))).await.unwrap().json().await.unwrap();
+    let on_b: Value =
+        ajax(&browser, b.url(&format!("/self-service/settings/flows?id={id}"))).await.unwrap().json().await.unwrap();
     let create = value_json(&on_b, "passkey_create_data");
     assert_eq!(create, value_json(&flow, "passkey_create_data"), "same ceremony options on both nodes");
     let response = device.create(&create["credentialOptions"]).unwrap();

@@ -212,7 +212,12 @@ fn all_message_texts(flow: &Value) -> String {
 
 /// Create a browser flow (`login` / `registration` / `settings`) as JSON.
 async fn browser_flow(c: &reqwest::Client, app: &TestApp, kind: &str) -> Value {
-    let r = c.get(app.url(&format!("/self-service/{kind}/browser"))).header("accept", "application/json").send().await.unwrap();
+    let r = c
+        .get(app.url(&format!("/self-service/{kind}/browser")))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200, "create {kind} flow");
     r.json().await.unwrap()
 }
@@ -224,7 +229,13 @@ async fn get_flow(c: &reqwest::Client, app: &TestApp, kind: &str, id: &str) -> V
 }
 
 /// Submit a form to a browser flow (no JSON): returns the response (a 303 normally).
-async fn submit_form(c: &reqwest::Client, app: &TestApp, kind: &str, flow: &Value, fields: &[(&str, &str)]) -> reqwest::Response {
+async fn submit_form(
+    c: &reqwest::Client,
+    app: &TestApp,
+    kind: &str,
+    flow: &Value,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
     let id = flow["id"].as_str().unwrap();
     c.post(app.url(&format!("/self-service/{kind}?flow={id}"))).form(fields).send().await.unwrap()
 }
@@ -268,14 +279,26 @@ async fn admin_identity(app: &TestApp, id: &str) -> Value {
 async fn browser_password_login(c: &reqwest::Client, app: &TestApp, email: &str) {
     let flow = browser_flow(c, app, "login").await;
     let tok = csrf(&flow);
-    let r = submit_form(c, app, "login", &flow, &[("method", "password"), ("identifier", email), ("password", PASSWORD), ("csrf_token", &tok)]).await;
+    let r = submit_form(
+        c,
+        app,
+        "login",
+        &flow,
+        &[("method", "password"), ("identifier", email), ("password", PASSWORD), ("csrf_token", &tok)],
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(whoami(c, app).await.0, 200);
 }
 
 async fn error_of(c: &reqwest::Client, app: &TestApp, resp: &reqwest::Response) -> Value {
     let loc = location(resp);
-    let id = url::Url::parse(&loc).unwrap().query_pairs().find(|(k, _)| k == "id").map(|(_, v)| v.into_owned()).expect("error id");
+    let id = url::Url::parse(&loc)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "id")
+        .map(|(_, v)| v.into_owned())
+        .expect("error id");
     c.get(app.url(&format!("/self-service/errors?id={id}"))).send().await.unwrap().json().await.unwrap()
 }
 
@@ -303,7 +326,8 @@ async fn register_and_login_via_provider(db: Db) {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["id"], "browser_location_change_required");
     let to_op = body["redirect_browser_to"].as_str().unwrap().to_string();
-    let q: std::collections::HashMap<String, String> = url::Url::parse(&to_op).unwrap().query_pairs().into_owned().collect();
+    let q: std::collections::HashMap<String, String> =
+        url::Url::parse(&to_op).unwrap().query_pairs().into_owned().collect();
     assert_eq!(q["client_id"], CLIENT_ID);
     assert_eq!(q["code_challenge_method"], "S256");
     assert_eq!(q["code_challenge"].len(), 43);
@@ -328,14 +352,24 @@ async fn register_and_login_via_provider(db: Db) {
     let id = identity["id"].as_str().unwrap().to_string();
     let admin = admin_identity(app, &id).await;
     assert_eq!(admin["credentials"]["oidc"]["identifiers"], json!([format!("{PROVIDER}:alice")]));
-    assert_eq!(admin["credentials"]["oidc"]["config"], json!({"providers": [{"provider": PROVIDER, "subject": "alice"}]}));
+    assert_eq!(
+        admin["credentials"]["oidc"]["config"],
+        json!({"providers": [{"provider": PROVIDER, "subject": "alice"}]})
+    );
     // The login identifier is reserved, but there is no password.
     assert_eq!(admin["credentials"]["password"]["identifiers"], json!(["alice@example.org"]));
     let pw = app.login("alice@example.org", PASSWORD).await;
     assert_eq!(pw["ui"]["messages"][0]["id"], 4000006, "no password login: {pw}");
     // A password can be added in settings; then both ways sign in.
     let flow = browser_flow(&c, app, "settings").await;
-    let r = submit_form(&c, app, "settings", &flow, &[("method", "password"), ("password", PASSWORD), ("csrf_token", &csrf(&flow))]).await;
+    let r = submit_form(
+        &c,
+        app,
+        "settings",
+        &flow,
+        &[("method", "password"), ("password", PASSWORD), ("csrf_token", &csrf(&flow))],
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let pw = app.login("alice@example.org", PASSWORD).await;
     assert_eq!(pw["session"]["identity"]["id"], id.as_str(), "{pw}");
@@ -377,7 +411,8 @@ async fn registration_completes_missing_traits(db: Db) {
     let loc = location(&r);
     assert!(loc.starts_with(&app.engine.ui_url("registration")), "{loc}");
     assert_eq!(whoami(&c, app).await.0, 401);
-    let id = url::Url::parse(&loc).unwrap().query_pairs().find(|(k, _)| k == "flow").map(|(_, v)| v.into_owned()).unwrap();
+    let id =
+        url::Url::parse(&loc).unwrap().query_pairs().find(|(k, _)| k == "flow").map(|(_, v)| v.into_owned()).unwrap();
     let flow = get_flow(&c, app, "registration", &id).await;
     assert_eq!(node(&flow, "traits.name.last").unwrap()["attributes"]["value"], "noemail-carol");
     assert!(message_ids(&flow).contains(&4000002), "{flow}");
@@ -387,13 +422,22 @@ async fn registration_completes_missing_traits(db: Db) {
         app,
         "registration",
         &flow,
-        &[("provider", PROVIDER), ("csrf_token", &tok), ("traits.email", "carol@example.net"), ("traits.name.first", ""), ("traits.name.last", "noemail-carol")],
+        &[
+            ("provider", PROVIDER),
+            ("csrf_token", &tok),
+            ("traits.email", "carol@example.net"),
+            ("traits.name.first", ""),
+            ("traits.name.last", "noemail-carol"),
+        ],
     )
     .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let (st, session) = whoami(&c, app).await;
     assert_eq!(st, 200, "{session}");
-    assert_eq!(session["identity"]["traits"], json!({"email": "carol@example.net", "name": {"first": "Test", "last": "noemail-carol"}}));
+    assert_eq!(
+        session["identity"]["traits"],
+        json!({"email": "carol@example.net", "name": {"first": "Test", "last": "noemail-carol"}})
+    );
     assert_eq!(session["identity"]["verifiable_addresses"][0]["verified"], false, "a typed address is not verified");
     let admin = admin_identity(app, session["identity"]["id"].as_str().unwrap()).await;
     assert_eq!(admin["credentials"]["oidc"]["identifiers"], json!([format!("{PROVIDER}:noemail-carol")]));
@@ -410,7 +454,8 @@ async fn duplicate_email_is_refused(db: Db) {
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let loc = location(&r);
     assert!(loc.starts_with(&app.engine.ui_url("login")), "{loc}");
-    let id = url::Url::parse(&loc).unwrap().query_pairs().find(|(k, _)| k == "flow").map(|(_, v)| v.into_owned()).unwrap();
+    let id =
+        url::Url::parse(&loc).unwrap().query_pairs().find(|(k, _)| k == "flow").map(|(_, v)| v.into_owned()).unwrap();
     let flow = get_flow(&c, app, "login", &id).await;
     assert!(message_ids(&flow).contains(&4000027), "{flow}");
     assert_eq!(whoami(&c, app).await.0, 401);
@@ -424,7 +469,14 @@ async fn state_and_browser_binding(db: Db) {
     let app = &s.app;
     let c = browser_client();
     let flow = browser_flow(&c, app, "login").await;
-    let r = submit_form(&c, app, "login", &flow, &[("method", "oidc"), ("provider", PROVIDER), ("csrf_token", &csrf(&flow))]).await;
+    let r = submit_form(
+        &c,
+        app,
+        "login",
+        &flow,
+        &[("method", "oidc"), ("provider", PROVIDER), ("csrf_token", &csrf(&flow))],
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let cb = through_provider(&c, app, location(&r), "erin").await;
     let mut tampered = url::Url::parse(&cb).unwrap();
@@ -452,7 +504,8 @@ async fn state_and_browser_binding(db: Db) {
     // `form_post` response (a POST is turned into a GET so that the browser's cookies come along).
     let parsed = url::Url::parse(&cb).unwrap();
     let fields: Vec<(String, String)> = parsed.query_pairs().into_owned().collect();
-    let r = c.post(app.url(&format!("/self-service/methods/oidc/callback/{PROVIDER}"))).form(&fields).send().await.unwrap();
+    let r =
+        c.post(app.url(&format!("/self-service/methods/oidc/callback/{PROVIDER}"))).form(&fields).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let again = url::Url::parse(&location(&r)).unwrap();
     assert_eq!(again.path(), parsed.path());
@@ -498,7 +551,12 @@ async fn nonce_mismatch_and_cancel(db: Db) {
     assert!(texts.contains("nonce"), "{texts}");
     assert!(message_ids(&flow).contains(&4000001));
     assert_eq!(whoami(&c, app).await.0, 401);
-    let id = app.engine.store.find_identity_by_identifier(idflow_core::model::CredentialType::Oidc, "test:frank").await.unwrap();
+    let id = app
+        .engine
+        .store
+        .find_identity_by_identifier(idflow_core::model::CredentialType::Oidc, "test:frank")
+        .await
+        .unwrap();
     assert!(id.is_none(), "nothing was registered");
 
     // Cancel at the provider (a browser without a session there, so it asks).
@@ -622,13 +680,23 @@ async fn native_id_tokens(db: Db) {
     // A settings API flow links with an ID token.
     let (_, token_pw, pw_id) = app.user().await;
     let c = api_client();
-    let flow: Value = c.get(app.url("/self-service/settings/api")).header("x-session-token", &token_pw).send().await.unwrap().json().await.unwrap();
+    let flow: Value = c
+        .get(app.url("/self-service/settings/api"))
+        .header("x-session-token", &token_pw)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(node_with(&flow, "link", PROVIDER).is_some());
     let token = sign(&s.op, claims("native-3", "nonce-llllllllllllllll", now + 300), "provider").await;
     let r = c
         .post(app.url(&format!("/self-service/settings?flow={}", flow["id"].as_str().unwrap())))
         .header("x-session-token", &token_pw)
-        .json(&json!({"method": "oidc", "link": PROVIDER, "id_token": token, "id_token_nonce": "nonce-llllllllllllllll"}))
+        .json(
+            &json!({"method": "oidc", "link": PROVIDER, "id_token": token, "id_token_nonce": "nonce-llllllllllllllll"}),
+        )
         .send()
         .await
         .unwrap();
@@ -640,7 +708,12 @@ async fn native_id_tokens(db: Db) {
     assert_eq!(admin["credentials"]["oidc"]["identifiers"], json!([format!("{PROVIDER}:native-3")]));
 
     // None of the rejected tokens created an identity.
-    let n = app.engine.store.find_identity_by_identifier(idflow_core::model::CredentialType::Oidc, "test:native-2").await.unwrap();
+    let n = app
+        .engine
+        .store
+        .find_identity_by_identifier(idflow_core::model::CredentialType::Oidc, "test:native-2")
+        .await
+        .unwrap();
     assert!(n.is_none());
 }
 both_dbs!(native_id_tokens);
@@ -656,7 +729,12 @@ async fn additional_audiences(db: Db) {
     let c = json!({"iss": s.op.issuer, "sub": "mobile", "aud": "ios-app", "iat": now, "exp": now + 300,
                    "nonce": "nonce-mmmmmmmmmmmmmmmm", "email": "mobile@example.org"});
     let token = sign(&s.op, c, "provider").await;
-    let (st, body) = api_submit(app, "login", json!({"method": "oidc", "provider": PROVIDER, "id_token": token, "id_token_nonce": "nonce-mmmmmmmmmmmmmmmm"})).await;
+    let (st, body) = api_submit(
+        app,
+        "login",
+        json!({"method": "oidc", "provider": PROVIDER, "id_token": token, "id_token_nonce": "nonce-mmmmmmmmmmmmmmmm"}),
+    )
+    .await;
     assert_eq!(st, 200, "{body}");
 }
 both_dbs!(additional_audiences);
@@ -934,7 +1012,8 @@ async fn github_preset(db: Db) {
     // A JSON body is an AJAX request: 422 with the provider URL.
     assert_eq!(r.status(), 422);
     let to_gh = r.json::<Value>().await.unwrap()["redirect_browser_to"].as_str().unwrap().to_string();
-    let q: std::collections::HashMap<String, String> = url::Url::parse(&to_gh).unwrap().query_pairs().into_owned().collect();
+    let q: std::collections::HashMap<String, String> =
+        url::Url::parse(&to_gh).unwrap().query_pairs().into_owned().collect();
     assert_eq!(q["scope"], "user:email");
     assert_eq!(q["login_hint"], "mona");
     assert!(!q.contains_key("evil"), "only allow-listed upstream parameters are forwarded");

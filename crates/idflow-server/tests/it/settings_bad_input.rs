@@ -58,7 +58,9 @@ async fn unknown_method_and_missing_fields(db: Db) {
     for kind in KINDS {
         let u = user(&app, kind).await;
         let flow = u.create(&app).await;
-        for body in [json!({"method": "magic"}), json!({}), json!({"method": 5}), json!({"method": "code", "code": "123456"})] {
+        for body in
+            [json!({"method": "magic"}), json!({}), json!({"method": 5}), json!({"method": "code", "code": "123456"})]
+        {
             let r = u.submit(&app, &flow, body.clone()).await;
             let (st, f) = u.outcome(&app, r).await;
             assert_eq!(st, if kind == Kind::Browser { 303 } else { 400 }, "{kind:?} {body}: {f}");
@@ -121,13 +123,15 @@ async fn wrong_types_and_schema_violations(db: Db) {
         );
         // traits as a string / array / null: a 400 form error, never a 500.
         for traits in [json!("x"), json!([1]), json!(null), json!(true)] {
-            let r = u.submit_raw(&app, flow["id"].as_str().unwrap(), {
-                let mut b = json!({"method": "profile", "traits": traits});
-                if kind == Kind::Ajax {
-                    b["csrf_token"] = json!(csrf(&flow));
-                }
-                b
-            }).await;
+            let r = u
+                .submit_raw(&app, flow["id"].as_str().unwrap(), {
+                    let mut b = json!({"method": "profile", "traits": traits});
+                    if kind == Kind::Ajax {
+                        b["csrf_token"] = json!(csrf(&flow));
+                    }
+                    b
+                })
+                .await;
             assert_eq!(r.status(), 400, "traits = {traits}");
             let f: Value = r.json().await.unwrap();
             assert!(!message_ids(&f).is_empty(), "{traits}: {f}");
@@ -170,6 +174,9 @@ async fn form_posts_nest_dot_keys(db: Db) {
         .await
         .unwrap();
     assert_eq!(r.status(), 303);
-    assert_eq!(admin_identity(&app, &u.identity_id).await["traits"]["name"], json!({"first": "Dotted", "last": "Keys"}));
+    assert_eq!(
+        admin_identity(&app, &u.identity_id).await["traits"]["name"],
+        json!({"first": "Dotted", "last": "Keys"})
+    );
 }
 both_dbs!(form_posts_nest_dot_keys);

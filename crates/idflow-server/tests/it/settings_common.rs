@@ -39,7 +39,14 @@ pub async fn user(app: &TestApp, kind: Kind) -> User {
 }
 
 /// Sign an existing identity in (a new session) with the given client kind.
-pub async fn sign_in(app: &TestApp, kind: Kind, email: &str, password: &str, api_token: String, identity_id: String) -> User {
+pub async fn sign_in(
+    app: &TestApp,
+    kind: Kind,
+    email: &str,
+    password: &str,
+    api_token: String,
+    identity_id: String,
+) -> User {
     match kind {
         Kind::Api => {
             let token = if api_token.is_empty() {
@@ -70,7 +77,12 @@ pub async fn browser_login(app: &TestApp, http: &reqwest::Client, email: &str, p
         .unwrap();
     let resp = http
         .post(app.url(&format!("/self-service/login?flow={}", flow["id"].as_str().unwrap())))
-        .form(&[("csrf_token", csrf(&flow).as_str()), ("identifier", email), ("password", password), ("method", "password")])
+        .form(&[
+            ("csrf_token", csrf(&flow).as_str()),
+            ("identifier", email),
+            ("password", password),
+            ("method", "password"),
+        ])
         .send()
         .await
         .unwrap();

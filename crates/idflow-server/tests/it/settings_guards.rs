@@ -61,15 +61,30 @@ async fn aal_gate(db: Db) {
     assert_eq!(r.status(), 303);
     assert_eq!(location(&r), login);
     let rt = "http://127.0.0.1/after";
-    let r = browser.get(&app.url(&format!("/self-service/settings/browser?return_to={}", form_encode(rt)))).send().await.unwrap();
+    let r = browser
+        .get(&app.url(&format!("/self-service/settings/browser?return_to={}", form_encode(rt))))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 303);
     let init = app.url(&format!("/self-service/settings/browser?return_to={}", form_encode(rt)));
-    assert_eq!(location(&r), format!("{login}&return_to={}", form_encode(&init)), "return_to = the init URL when it had one");
+    assert_eq!(
+        location(&r),
+        format!("{login}&return_to={}", form_encode(&init)),
+        "return_to = the init URL when it had one"
+    );
     let ajax = sign_in(&app, Kind::Ajax, &email, PASSWORD, String::new(), identity_id.clone()).await;
     expect_aal2_error(ajax.get(&app.url("/self-service/settings/browser")).send().await.unwrap(), &login).await;
 
     // A flow made by an aal2 session of the same identity: fetch and submit with aal1 → 403.
-    let strong = User { kind: Kind::Api, http: api_client(), token: aal2_api_session(&app, &email).await, email: email.clone(), identity_id, password: PASSWORD.into() };
+    let strong = User {
+        kind: Kind::Api,
+        http: api_client(),
+        token: aal2_api_session(&app, &email).await,
+        email: email.clone(),
+        identity_id,
+        password: PASSWORD.into(),
+    };
     let flow = strong.create(&app).await;
     let id = flow["id"].as_str().unwrap();
     let r = api.get(&app.url(&format!("/self-service/settings/flows?id={id}"))).send().await.unwrap();
@@ -79,7 +94,8 @@ async fn aal_gate(db: Db) {
     expect_aal2_error(r, &format!("{login}&return_to={}", form_encode(&submit_url))).await;
     // Browser flows: a browser with an aal1 session is redirected to the aal2 login instead.
     app.clock.advance(30); // the next TOTP code (codes are single-use)
-    let strong_browser = sign_in(&app, Kind::Browser, &email, PASSWORD, String::new(), strong.identity_id.clone()).await;
+    let strong_browser =
+        sign_in(&app, Kind::Browser, &email, PASSWORD, String::new(), strong.identity_id.clone()).await;
     let lf: Value = strong_browser
         .http
         .get(app.url("/self-service/login/browser?aal=aal2"))
@@ -93,7 +109,11 @@ async fn aal_gate(db: Db) {
     let r = strong_browser
         .http
         .post(app.url(&format!("/self-service/login?flow={}", lf["id"].as_str().unwrap())))
-        .form(&[("csrf_token", csrf(&lf).as_str()), ("method", "totp"), ("totp_code", totp_code(SECRET, &app.clock).as_str())])
+        .form(&[
+            ("csrf_token", csrf(&lf).as_str()),
+            ("method", "totp"),
+            ("totp_code", totp_code(SECRET, &app.clock).as_str()),
+        ])
         .send()
         .await
         .unwrap();
@@ -105,18 +125,24 @@ async fn aal_gate(db: Db) {
     let bsubmit = app.url(&format!("/self-service/settings?flow={bid}"));
     assert_eq!(location(&r), format!("{login}&return_to={}", form_encode(&bsubmit)));
     // The aal2 session itself may use it.
-    let r = strong.submit(&app, &flow, json!({"method": "profile", "traits": {"email": email, "name": {"first": "Strong"}}})).await;
+    let r = strong
+        .submit(&app, &flow, json!({"method": "profile", "traits": {"email": email, "name": {"first": "Strong"}}}))
+        .await;
     assert_eq!(r.status(), 200);
 }
 both_dbs!(aal_gate);
 
 async fn aal1_config_allows_aal1_sessions(db: Db) {
-    let app = spawn_app_with(db, |c| c.selfservice.flows.settings.required_aal = idflow_core::config::RequiredAal::Aal1).await;
+    let app =
+        spawn_app_with(db, |c| c.selfservice.flows.settings.required_aal = idflow_core::config::RequiredAal::Aal1)
+            .await;
     let email = unique_email();
     let id = app.admin_create(&email, Some(SECRET)).await["id"].as_str().unwrap().to_string();
     let api = sign_in(&app, Kind::Api, &email, PASSWORD, String::new(), id.clone()).await;
     let flow = api.create(&app).await;
-    let r = api.submit(&app, &flow, json!({"method": "profile", "traits": {"email": email, "name": {"first": "Weak"}}})).await;
+    let r = api
+        .submit(&app, &flow, json!({"method": "profile", "traits": {"email": email, "name": {"first": "Weak"}}}))
+        .await;
     assert_eq!(r.status(), 200);
     let browser = sign_in(&app, Kind::Browser, &email, PASSWORD, String::new(), id).await;
     let flow = browser.create(&app).await;
@@ -139,7 +165,10 @@ async fn csrf_on_browser_flows(db: Db) {
                 assert_eq!(r.headers()["ory-error-id"], "security_csrf_violation");
                 let v: Value = r.json().await.unwrap();
                 assert_eq!(error_id(&v), "security_csrf_violation");
-                assert_eq!(v["error"]["message"], "the request was rejected to protect you from Cross-Site-Request-Forgery");
+                assert_eq!(
+                    v["error"]["message"],
+                    "the request was rejected to protect you from Cross-Site-Request-Forgery"
+                );
                 assert!(v["error"]["details"]["reject_reason"].is_string());
             } else {
                 assert_eq!(r.status(), 303);
@@ -159,7 +188,10 @@ async fn csrf_on_browser_flows(db: Db) {
             .await
             .unwrap();
         assert_eq!(r.status(), 401, "no cookies: no session either");
-        assert!(admin_identity(&app, &u.identity_id).await["traits"].get("name").unwrap()["first"] != "X", "nothing saved");
+        assert!(
+            admin_identity(&app, &u.identity_id).await["traits"].get("name").unwrap()["first"] != "X",
+            "nothing saved"
+        );
         // The right token works.
         let r = u.submit(&app, &flow, body(json!(csrf(&flow)))).await;
         assert!(r.status() == 200 || r.status() == 303);
@@ -175,7 +207,8 @@ async fn api_flows_reject_browser_state(db: Db) {
     let url = app.url(&format!("/self-service/settings?flow={id}"));
     let body = json!({"method": "profile", "traits": {"email": u.email, "name": {"first": "Origin"}}});
     for (h, v) in [("Origin", "https://evil.example"), ("Cookie", "foo=bar")] {
-        let r = api_client().post(&url).header("X-Session-Token", &u.token).header(h, v).json(&body).send().await.unwrap();
+        let r =
+            api_client().post(&url).header("X-Session-Token", &u.token).header(h, v).json(&body).send().await.unwrap();
         assert_eq!(r.status(), 400, "{h}");
         let f: Value = r.json().await.unwrap();
         assert_eq!(form_ids(&f), vec![4000001], "{h}: {f}");
@@ -183,7 +216,14 @@ async fn api_flows_reject_browser_state(db: Db) {
     }
     assert!(admin_identity(&app, &u.identity_id).await["traits"]["name"]["first"] != "Origin");
     // Cloudflare cookies are tolerated.
-    let r = api_client().post(&url).header("X-Session-Token", &u.token).header("Cookie", "__cf_bm=abc").json(&body).send().await.unwrap();
+    let r = api_client()
+        .post(&url)
+        .header("X-Session-Token", &u.token)
+        .header("Cookie", "__cf_bm=abc")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     // API flows do not need a CSRF token.
     assert_eq!(flow["ui"]["nodes"][0]["attributes"]["value"], "");
@@ -209,7 +249,9 @@ async fn expired_flows(db: Db) {
             assert_eq!(v["error"]["details"]["return_to"], "");
         }
         // Submit: a replacement flow.
-        let r = u.submit(&app, &flow, json!({"method": "profile", "traits": {"email": u.email, "name": {"first": "Late"}}})).await;
+        let r = u
+            .submit(&app, &flow, json!({"method": "profile", "traits": {"email": u.email, "name": {"first": "Late"}}}))
+            .await;
         let new_id = if kind == Kind::Browser {
             assert_eq!(r.status(), 303);
             let loc = location(&r);
@@ -236,7 +278,9 @@ async fn expired_flows(db: Db) {
         assert!(m["context"]["expired_at"].is_string(), "{m}");
         assert!(admin_identity(&app, &u.identity_id).await["traits"]["name"]["first"] != "Late");
         // The replacement is usable.
-        let r = u.submit(&app, &fresh, json!({"method": "profile", "traits": {"email": u.email, "name": {"first": "Late"}}})).await;
+        let r = u
+            .submit(&app, &fresh, json!({"method": "profile", "traits": {"email": u.email, "name": {"first": "Late"}}}))
+            .await;
         assert!(r.status() == 200 || r.status() == 303, "{kind:?}: {}", r.status());
         assert_eq!(admin_identity(&app, &u.identity_id).await["traits"]["name"]["first"], "Late");
     }
@@ -296,13 +340,18 @@ async fn return_to_allow_list(db: Db) {
             assert_eq!(r.status(), 400, "{kind:?}");
             let v: Value = r.json().await.unwrap();
             assert_eq!(error_id(&v), "self_service_flow_return_to_forbidden");
-            assert_eq!(v["error"]["reason"], "Requested return_to URL \"https://evil.example.com/steal\" is not allowed.");
+            assert_eq!(
+                v["error"]["reason"],
+                "Requested return_to URL \"https://evil.example.com/steal\" is not allowed."
+            );
         }
         // An allowed one (a sub path) is kept and used after success.
         let target = format!("{allowed}/security");
         let flow = u.create_with(&app, &format!("?return_to={}", form_encode(&target))).await;
         assert_eq!(flow["return_to"], target.as_str());
-        let r = u.submit(&app, &flow, json!({"method": "profile", "traits": {"email": u.email, "name": {"first": "Back"}}})).await;
+        let r = u
+            .submit(&app, &flow, json!({"method": "profile", "traits": {"email": u.email, "name": {"first": "Back"}}}))
+            .await;
         match kind {
             Kind::Browser => {
                 assert_eq!(r.status(), 303);
@@ -311,7 +360,10 @@ async fn return_to_allow_list(db: Db) {
             Kind::Ajax => {
                 assert_eq!(r.status(), 200);
                 let v: Value = r.json().await.unwrap();
-                assert_eq!(v["continue_with"], json!([{"action": "redirect_browser_to", "redirect_browser_to": target}]));
+                assert_eq!(
+                    v["continue_with"],
+                    json!([{"action": "redirect_browser_to", "redirect_browser_to": target}])
+                );
             }
             Kind::Api => {
                 assert_eq!(r.status(), 200);
@@ -331,7 +383,8 @@ async fn after_urls_and_well_known_with_ui(db: Db) {
     let app = spawn_app_with(db, |c| {
         c.selfservice.flows.settings.ui_url = Some("https://ui.example.org/settings".into());
         c.selfservice.flows.settings.after.default_browser_return_url = Some("https://ui.example.org/done".into());
-        c.selfservice.flows.settings.after.password.default_browser_return_url = Some("https://ui.example.org/pw-done".into());
+        c.selfservice.flows.settings.after.password.default_browser_return_url =
+            Some("https://ui.example.org/pw-done".into());
     })
     .await;
     let u = user(&app, Kind::Browser).await;

@@ -50,12 +50,20 @@ async fn revoke_active_sessions_after_password(db: Db) {
         let u = user(&app, kind).await;
         let other = app.login(&u.email, PASSWORD).await["session_token"].as_str().unwrap().to_string();
         let whoami_other = || async {
-            api_client().get(app.url("/sessions/whoami")).header("X-Session-Token", &other).send().await.unwrap().status()
+            api_client()
+                .get(app.url("/sessions/whoami"))
+                .header("X-Session-Token", &other)
+                .send()
+                .await
+                .unwrap()
+                .status()
         };
         assert_eq!(whoami_other().await, 200);
         let flow = u.create(&app).await;
         // A profile change revokes nothing.
-        let r = u.submit(&app, &flow, json!({"method": "profile", "traits": {"email": u.email, "name": {"first": "P"}}})).await;
+        let r = u
+            .submit(&app, &flow, json!({"method": "profile", "traits": {"email": u.email, "name": {"first": "P"}}}))
+            .await;
         assert!(r.status() == 200 || r.status() == 303);
         assert_eq!(whoami_other().await, 200);
         let r = u.submit(&app, &flow, json!({"method": "password", "password": "Granite-Sparrow-Tulip-18"})).await;
@@ -73,18 +81,27 @@ async fn revoke_active_sessions_can_be_turned_off(db: Db) {
     let flow = u.create(&app).await;
     let r = u.submit(&app, &flow, json!({"method": "password", "password": "Granite-Sparrow-Tulip-18"})).await;
     assert_eq!(r.status(), 200);
-    let st = api_client().get(app.url("/sessions/whoami")).header("X-Session-Token", &other).send().await.unwrap().status();
+    let st =
+        api_client().get(app.url("/sessions/whoami")).header("X-Session-Token", &other).send().await.unwrap().status();
     assert_eq!(st, 200, "without the hook other sessions stay");
 }
 both_dbs!(revoke_active_sessions_can_be_turned_off);
 
 async fn web_hook_receives_identity(db: Db) {
     let (url, got) = receiver(200).await;
-    let app = spawn_app_with(db, profile_hooks(&format!("- hook: web_hook\n  config: {{url: \"{url}\", timeout: 1s}}\n"))).await;
+    let app =
+        spawn_app_with(db, profile_hooks(&format!("- hook: web_hook\n  config: {{url: \"{url}\", timeout: 1s}}\n")))
+            .await;
     for kind in KINDS {
         let u = user(&app, kind).await;
         let flow = u.create(&app).await;
-        let r = u.submit(&app, &flow, json!({"method": "profile", "traits": {"email": u.email, "name": {"first": "Hooked"}}})).await;
+        let r = u
+            .submit(
+                &app,
+                &flow,
+                json!({"method": "profile", "traits": {"email": u.email, "name": {"first": "Hooked"}}}),
+            )
+            .await;
         assert!(r.status() == 200 || r.status() == 303, "{kind:?}");
         if kind == Kind::Api {
             let v: Value = r.json().await.unwrap();
@@ -109,11 +126,15 @@ both_dbs!(web_hook_receives_identity);
 
 async fn failing_web_hook_after_save(db: Db) {
     let url = unreachable_url();
-    let app = spawn_app_with(db, profile_hooks(&format!("- hook: web_hook\n  config: {{url: \"{url}\", timeout: 1s}}\n"))).await;
+    let app =
+        spawn_app_with(db, profile_hooks(&format!("- hook: web_hook\n  config: {{url: \"{url}\", timeout: 1s}}\n")))
+            .await;
     for kind in KINDS {
         let u = user(&app, kind).await;
         let flow = u.create(&app).await;
-        let r = u.submit(&app, &flow, json!({"method": "profile", "traits": {"email": u.email, "name": {"first": "Saved"}}})).await;
+        let r = u
+            .submit(&app, &flow, json!({"method": "profile", "traits": {"email": u.email, "name": {"first": "Saved"}}}))
+            .await;
         match kind {
             Kind::Browser => assert_eq!(r.status(), 303),
             _ => {
@@ -127,7 +148,11 @@ async fn failing_web_hook_after_save(db: Db) {
                 }
             }
         }
-        assert_eq!(admin_identity(&app, &u.identity_id).await["traits"]["name"]["first"], "Saved", "{kind:?}: the change is saved");
+        assert_eq!(
+            admin_identity(&app, &u.identity_id).await["traits"]["name"]["first"],
+            "Saved",
+            "{kind:?}: the change is saved"
+        );
     }
 }
 both_dbs!(failing_web_hook_after_save);
@@ -142,7 +167,13 @@ async fn interrupting_web_hook_blocks_the_change(db: Db) {
     for kind in KINDS {
         let u = user(&app, kind).await;
         let flow = u.create(&app).await;
-        let r = u.submit(&app, &flow, json!({"method": "profile", "traits": {"email": u.email, "name": {"first": "Blocked"}}})).await;
+        let r = u
+            .submit(
+                &app,
+                &flow,
+                json!({"method": "profile", "traits": {"email": u.email, "name": {"first": "Blocked"}}}),
+            )
+            .await;
         let f = match kind {
             Kind::Browser => {
                 assert_eq!(r.status(), 303);
@@ -157,7 +188,11 @@ async fn interrupting_web_hook_blocks_the_change(db: Db) {
         assert_eq!(form_ids(&f), vec![4000001], "{f}");
         assert_eq!(f["state"], "show_form");
         assert!(!got.lock().unwrap().is_empty(), "the hook saw the attempt");
-        assert_ne!(admin_identity(&app, &u.identity_id).await["traits"]["name"]["first"], "Blocked", "{kind:?}: nothing saved");
+        assert_ne!(
+            admin_identity(&app, &u.identity_id).await["traits"]["name"]["first"],
+            "Blocked",
+            "{kind:?}: nothing saved"
+        );
         // Other methods are not affected by the profile hook.
         let r = u.submit(&app, &flow, json!({"method": "password", "password": "Granite-Sparrow-Tulip-18"})).await;
         assert!(r.status() == 200 || r.status() == 303);

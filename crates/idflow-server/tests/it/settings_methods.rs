@@ -10,12 +10,8 @@ use serde_json::{Value, json};
 async fn expect_success(app: &TestApp, u: &User, flow: &Value, resp: reqwest::Response) -> Value {
     let id = flow["id"].as_str().unwrap();
     let status = resp.status().as_u16();
-    let cookies: Vec<String> = resp
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_string())
-        .collect();
+    let cookies: Vec<String> =
+        resp.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_string()).collect();
     let session_cookie = cookies.iter().any(|c| c.starts_with("ory_kratos_session="));
     let out = match u.kind {
         Kind::Browser => {
@@ -100,7 +96,11 @@ async fn profile_all_kinds(db: Db) {
         assert_eq!(flow["state"], "show_form");
         assert_eq!(node(&flow, "traits.email").unwrap()["attributes"]["value"], u.email.as_str());
         let resp = u
-            .submit(&app, &flow, json!({"method": "profile", "traits": {"email": u.email, "name": {"first": "Ana", "last": "Lee"}}}))
+            .submit(
+                &app,
+                &flow,
+                json!({"method": "profile", "traits": {"email": u.email, "name": {"first": "Ana", "last": "Lee"}}}),
+            )
             .await;
         let done = expect_success(&app, &u, &flow, resp).await;
         assert_eq!(done["identity"]["traits"]["name"]["first"], "Ana", "{kind:?}");
@@ -108,7 +108,9 @@ async fn profile_all_kinds(db: Db) {
         let stored = admin_identity(&app, &u.identity_id).await;
         assert_eq!(stored["traits"]["name"], json!({"first": "Ana", "last": "Lee"}));
         // The same flow can be submitted again and stays `success` (§5.4).
-        let resp = u.submit(&app, &done, json!({"method": "profile", "traits": {"email": u.email, "name": {"first": "Bo"}}})).await;
+        let resp = u
+            .submit(&app, &done, json!({"method": "profile", "traits": {"email": u.email, "name": {"first": "Bo"}}}))
+            .await;
         let again = expect_success(&app, &u, &flow, resp).await;
         assert_eq!(again["identity"]["traits"]["name"], json!({"first": "Bo"}), "traits are replaced, not merged");
     }
@@ -127,7 +129,10 @@ async fn password_all_kinds(db: Db) {
         let new_pw = "Zebra-Quartz-Lantern-77";
         let resp = u.submit(&app, &flow, json!({"method": "password", "password": new_pw})).await;
         let done = expect_success(&app, &u, &flow, resp).await;
-        assert!(group_node(&done, "password", "password").unwrap()["attributes"].get("value").is_none(), "password never echoed");
+        assert!(
+            group_node(&done, "password", "password").unwrap()["attributes"].get("value").is_none(),
+            "password never echoed"
+        );
         assert!(!done.to_string().contains(new_pw));
         assert!(u.password_works(&app, new_pw).await, "{kind:?}: new password works");
         assert!(!u.password_works(&app, PASSWORD).await, "{kind:?}: old password is gone");
@@ -220,13 +225,19 @@ async fn lookup_secret_all_actions_all_kinds(db: Db) {
         assert!(form_ids(&shown).is_empty(), "earlier errors are cleared: {shown}");
         let codes = lookup_codes(&shown);
         assert_eq!(codes.len(), 12);
-        assert!(codes.iter().all(|c| c.len() == 8 && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())), "{codes:?}");
+        assert!(
+            codes.iter().all(|c| c.len() == 8 && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())),
+            "{codes:?}"
+        );
         let codes_node = node(&shown, "lookup_secret_codes").unwrap();
         assert_eq!(codes_node["type"], "text");
         assert_eq!(codes_node["attributes"]["text"]["id"], 1050015);
         assert_eq!(codes_node["meta"]["label"]["id"], 1050010);
         assert_eq!(node(&shown, "lookup_secret_confirm").unwrap()["meta"]["label"]["id"], 1050011);
-        assert!(admin_identity(&app, &u.identity_id).await["credentials"].get("lookup_secret").is_none(), "not stored before confirm");
+        assert!(
+            admin_identity(&app, &u.identity_id).await["credentials"].get("lookup_secret").is_none(),
+            "not stored before confirm"
+        );
 
         // Confirm: stored, success.
         let resp = u.submit(&app, &shown, json!({"method": "lookup_secret", "lookup_secret_confirm": true})).await;
@@ -267,8 +278,16 @@ async fn flow_object_fields_and_nodes(db: Db) {
         );
         assert!(flow["organization_id"].is_null());
         assert_eq!(flow["request_url"], app.url(u.init_path()));
-        let issued = time::OffsetDateTime::parse(flow["issued_at"].as_str().unwrap(), &time::format_description::well_known::Rfc3339).unwrap();
-        let expires = time::OffsetDateTime::parse(flow["expires_at"].as_str().unwrap(), &time::format_description::well_known::Rfc3339).unwrap();
+        let issued = time::OffsetDateTime::parse(
+            flow["issued_at"].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap();
+        let expires = time::OffsetDateTime::parse(
+            flow["expires_at"].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap();
         assert_eq!((expires - issued).whole_seconds(), 3600, "lifespan 1h");
         assert_eq!(flow["ui"]["action"], app.url(&format!("/self-service/settings?flow={id}")));
         assert_eq!(flow["ui"]["method"], "POST");
@@ -277,7 +296,16 @@ async fn flow_object_fields_and_nodes(db: Db) {
         assert_eq!(identity["id"], u.identity_id.as_str());
         assert!(identity.get("credentials").is_none());
         assert!(identity.get("metadata_admin").is_none());
-        for k in ["schema_id", "schema_url", "state", "traits", "metadata_public", "created_at", "updated_at", "organization_id"] {
+        for k in [
+            "schema_id",
+            "schema_url",
+            "state",
+            "traits",
+            "metadata_public",
+            "created_at",
+            "updated_at",
+            "organization_id",
+        ] {
             assert!(identity.get(k).is_some(), "identity.{k}");
         }
         let nodes = flow["ui"]["nodes"].as_array().unwrap();
@@ -320,7 +348,12 @@ async fn flow_object_fields_and_nodes(db: Db) {
         }
         assert_eq!(group_node(&flow, "password", "password").unwrap()["meta"]["label"]["id"], 1070001);
         // Group order of §6.6; `method` last inside its group.
-        let rank = |g: &str| ["default", "profile", "password", "oidc", "lookup_secret", "webauthn", "passkey", "totp"].iter().position(|x| *x == g).unwrap();
+        let rank = |g: &str| {
+            ["default", "profile", "password", "oidc", "lookup_secret", "webauthn", "passkey", "totp"]
+                .iter()
+                .position(|x| *x == g)
+                .unwrap()
+        };
         let groups: Vec<usize> = nodes.iter().map(|n| rank(n["group"].as_str().unwrap())).collect();
         assert!(groups.windows(2).all(|w| w[0] <= w[1]), "nodes sorted by group: {groups:?}");
         for w in nodes.windows(2) {
@@ -348,7 +381,10 @@ async fn no_session_and_headers(db: Db) {
     assert_eq!(r.status(), 401);
     let v: Value = r.json().await.unwrap();
     assert_eq!(error_id(&v), "session_inactive");
-    assert_eq!(v["error"]["reason"], "This endpoint can only be accessed with a valid session. Please log in and try again.");
+    assert_eq!(
+        v["error"]["reason"],
+        "This endpoint can only be accessed with a valid session. Please log in and try again."
+    );
     let r = c.get(app.url("/self-service/settings/browser")).header("Accept", "application/json").send().await.unwrap();
     assert_eq!(r.status(), 401);
     assert_eq!(error_id(&r.json::<Value>().await.unwrap()), "session_inactive");
@@ -359,7 +395,12 @@ async fn no_session_and_headers(db: Db) {
         format!("{}/self-service/login/browser?return_to={}", app.public, form_encode("http://127.0.0.1/x"))
     );
     // Fetch/submit without a session: JSON → 401 without id; otherwise 302 to the login UI.
-    let r = c.get(app.url(&format!("/self-service/settings/flows?id={id}"))).header("Accept", "application/json").send().await.unwrap();
+    let r = c
+        .get(app.url(&format!("/self-service/settings/flows?id={id}")))
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     assert_eq!(r.headers()["ory-error-id"], "");
     let v: Value = r.json().await.unwrap();
@@ -368,9 +409,19 @@ async fn no_session_and_headers(db: Db) {
     let r = c.get(app.url(&format!("/self-service/settings/flows?id={id}"))).send().await.unwrap();
     assert_eq!(r.status(), 302);
     assert_eq!(location(&r), format!("{}/ui/login", app.public));
-    let r = c.post(app.url(&format!("/self-service/settings?flow={id}"))).json(&json!({"method": "profile"})).send().await.unwrap();
+    let r = c
+        .post(app.url(&format!("/self-service/settings?flow={id}")))
+        .json(&json!({"method": "profile"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401, "Content-Type: application/json counts as a JSON request");
-    let r = c.post(app.url(&format!("/self-service/settings?flow={id}"))).form(&[("method", "profile")]).send().await.unwrap();
+    let r = c
+        .post(app.url(&format!("/self-service/settings?flow={id}")))
+        .form(&[("method", "profile")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 302);
     // Unknown / malformed ids.
     let r = u.get(&app.url(&format!("/self-service/settings/flows?id={}", uuid::Uuid::new_v4()))).send().await.unwrap();
@@ -384,9 +435,17 @@ async fn no_session_and_headers(db: Db) {
         r.json::<Value>().await.unwrap()["error"]["reason"],
         "The settings request could not be found. Please restart the flow."
     );
-    let r = u.req(reqwest::Method::POST, &app.url("/self-service/settings?flow=nope")).json(&json!({})).send().await.unwrap();
+    let r = u
+        .req(reqwest::Method::POST, &app.url("/self-service/settings?flow=nope"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
-    assert_eq!(r.json::<Value>().await.unwrap()["error"]["reason"], "The flow query parameter is missing or malformed.");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["reason"],
+        "The flow query parameter is missing or malformed."
+    );
     // Content types: JSON bodies for flows, JSON error bodies with Ory-Error-Id.
     let r = u.get(&app.url(&format!("/self-service/settings/flows?id={id}"))).send().await.unwrap();
     assert!(r.headers()["content-type"].to_str().unwrap().starts_with("application/json"));

@@ -63,7 +63,9 @@ async fn password_policy_order(db: Db) {
     // Imported with a weak password (the admin API imports as-is).
     let r = api_client()
         .post(app.admin_url("/admin/identities"))
-        .json(&json!({"traits": {"email": email}, "credentials": {"password": {"config": {"password": "password123"}}}}))
+        .json(
+            &json!({"traits": {"email": email}, "credentials": {"password": {"config": {"password": "password123"}}}}),
+        )
         .send()
         .await
         .unwrap();

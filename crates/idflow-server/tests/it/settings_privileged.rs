@@ -89,7 +89,11 @@ async fn refresh_login(app: &TestApp, u: &mut User, flow_id: &str) {
                 .unwrap();
             assert_eq!(resp.status(), 303);
             let back = location(&resp);
-            assert_eq!(back, app.url(&format!("/self-service/settings?flow={flow_id}")), "login returns to the paused submit");
+            assert_eq!(
+                back,
+                app.url(&format!("/self-service/settings?flow={flow_id}")),
+                "login returns to the paused submit"
+            );
             // The browser follows with a GET on the submit URL.
             let resp = u.get(&back).send().await.unwrap();
             if u.kind == Kind::Browser {
@@ -144,14 +148,20 @@ async fn stale_profile_changes(db: Db) {
         let flow = u.create(&app).await;
         let id = flow["id"].as_str().unwrap().to_string();
         // A non-identifier trait may change with a stale session.
-        let resp = u.submit(&app, &flow, json!({"method": "profile", "traits": {"email": u.email, "name": {"first": "Stale"}}})).await;
+        let resp = u
+            .submit(&app, &flow, json!({"method": "profile", "traits": {"email": u.email, "name": {"first": "Stale"}}}))
+            .await;
         let st = resp.status().as_u16();
         assert!(st == 200 || st == 303, "{kind:?}: name change allowed ({st})");
         assert_eq!(admin_identity(&app, &u.identity_id).await["traits"]["name"]["first"], "Stale");
         // The email (identifier, verifiable and recovery address) needs a privileged session.
         let new_email = unique_email();
         let resp = u
-            .submit(&app, &flow, json!({"method": "profile", "traits": {"email": new_email, "name": {"first": "Stale"}}}))
+            .submit(
+                &app,
+                &flow,
+                json!({"method": "profile", "traits": {"email": new_email, "name": {"first": "Stale"}}}),
+            )
             .await;
         expect_refresh_required(&app, &u, &id, resp).await;
         assert_eq!(admin_identity(&app, &u.identity_id).await["traits"]["email"], u.email.as_str(), "not persisted");
@@ -164,13 +174,21 @@ async fn stale_profile_changes(db: Db) {
         assert_eq!(notice["type"], "info");
         assert_eq!(notice["context"]["method"], "profile");
         let resp = u
-            .submit(&app, &shown, json!({"method": "profile", "traits": {"email": new_email, "name": {"first": "Stale"}}}))
+            .submit(
+                &app,
+                &shown,
+                json!({"method": "profile", "traits": {"email": new_email, "name": {"first": "Stale"}}}),
+            )
             .await;
         let st = resp.status().as_u16();
         assert!(st == 200 || st == 303, "{kind:?}: re-submit succeeds ({st})");
         let stored = admin_identity(&app, &u.identity_id).await;
         assert_eq!(stored["traits"]["email"], new_email.as_str());
-        assert_eq!(stored["credentials"]["password"]["identifiers"], json!([new_email]), "identifier follows the trait");
+        assert_eq!(
+            stored["credentials"]["password"]["identifiers"],
+            json!([new_email]),
+            "identifier follows the trait"
+        );
         u.email = new_email;
         assert!(u.password_works(&app, PASSWORD).await, "login with the new email");
     }

@@ -63,14 +63,23 @@ fn known_sdk_outcome<T: std::fmt::Debug, E: std::fmt::Debug>(r: Result<T, SdkErr
         Ok(_) => {}
         Err(SdkError::Serde(e)) => {
             let e = e.to_string();
-            assert!(e.contains("missing field `node_type`") || e.contains("missing field `action`"), "unexpected SDK error: {e}");
+            assert!(
+                e.contains("missing field `node_type`") || e.contains("missing field `action`"),
+                "unexpected SDK error: {e}"
+            );
         }
         Err(other) => panic!("unexpected SDK error: {other:?}"),
     }
 }
 
 /// The SDK's request, sent as the SDK sends it (JSON of its body model, X-Session-Token).
-async fn send(app: &TestApp, method: reqwest::Method, path: &str, token: &str, body: Option<&UpdateSettingsFlowBody>) -> (u16, Value) {
+async fn send(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    body: Option<&UpdateSettingsFlowBody>,
+) -> (u16, Value) {
     let mut r = api_client().request(method, app.url(path)).header("X-Session-Token", token);
     if let Some(b) = body {
         r = r.json(b);
@@ -90,12 +99,20 @@ fn password(p: &str) -> UpdateSettingsFlowBody {
 /// Password login with the SDK's `update_login_flow` (its success body has no UI nodes); the
 /// login flow itself is created over plain HTTP (it has nodes). `refresh_token` re-authenticates.
 async fn sdk_login(cfg: &Configuration, email: &str, pw: &str, refresh_token: Option<&str>) -> Option<String> {
-    let mut r = api_client().get(format!("{}/self-service/login/api{}", cfg.base_path, if refresh_token.is_some() { "?refresh=true" } else { "" }));
+    let mut r = api_client().get(format!(
+        "{}/self-service/login/api{}",
+        cfg.base_path,
+        if refresh_token.is_some() { "?refresh=true" } else { "" }
+    ));
     if let Some(t) = refresh_token {
         r = r.header("X-Session-Token", t);
     }
     let flow: Value = r.send().await.unwrap().json().await.unwrap();
-    let body = UpdateLoginFlowBody::Password(Box::new(UpdateLoginFlowWithPasswordMethod::new(email.into(), "password".into(), pw.into())));
+    let body = UpdateLoginFlowBody::Password(Box::new(UpdateLoginFlowWithPasswordMethod::new(
+        email.into(),
+        "password".into(),
+        pw.into(),
+    )));
     let done = fe::update_login_flow(cfg, flow["id"].as_str().unwrap(), body, refresh_token, None).await.ok()?;
     assert!(done.session.active.unwrap_or(false));
     done.session_token
@@ -113,7 +130,8 @@ async fn rust_sdk_settings_sequence(db: Db) {
     known_sdk_outcome(reg);
     // Registration: the SDK's request model over plain HTTP (its response model fails on
     // `continue_with` for the same tagged-enum reason, with "missing field `action`").
-    let raw: Value = api_client().get(app.url("/self-service/registration/api")).send().await.unwrap().json().await.unwrap();
+    let raw: Value =
+        api_client().get(app.url("/self-service/registration/api")).send().await.unwrap().json().await.unwrap();
     let body = UpdateRegistrationFlowBody::Password(Box::new(UpdateRegistrationFlowWithPasswordMethod::new(
         "password".into(),
         PASSWORD.into(),
@@ -142,7 +160,8 @@ async fn rust_sdk_settings_sequence(db: Db) {
     assert_eq!(flow.ui.action, app.url(&format!("/self-service/settings?flow={}", flow.id)));
     let submit = format!("/self-service/settings?flow={}", flow.id);
     known_sdk_outcome(fe::get_settings_flow(&cfg, &flow.id, Some(&token), None).await);
-    let (st, raw) = send(&app, reqwest::Method::GET, &format!("/self-service/settings/flows?id={}", flow.id), &token, None).await;
+    let (st, raw) =
+        send(&app, reqwest::Method::GET, &format!("/self-service/settings/flows?id={}", flow.id), &token, None).await;
     assert_eq!(st, 200);
     let fetched = sdk_flow(&raw);
     assert_eq!(fetched.id, flow.id);
@@ -150,7 +169,9 @@ async fn rust_sdk_settings_sequence(db: Db) {
 
     // Profile.
     let traits = json!({"email": email, "name": {"first": "Grace", "last": "Hopper"}});
-    known_sdk_outcome(fe::update_settings_flow(&cfg, &flow.id, profile(json!({"email": email})), Some(&token), None).await);
+    known_sdk_outcome(
+        fe::update_settings_flow(&cfg, &flow.id, profile(json!({"email": email})), Some(&token), None).await,
+    );
     let (st, raw) = send(&app, reqwest::Method::POST, &submit, &token, Some(&profile(traits.clone()))).await;
     assert_eq!(st, 200, "{raw}");
     let done = sdk_flow(&raw);
@@ -193,7 +214,8 @@ async fn rust_sdk_settings_sequence(db: Db) {
         other => panic!("expected 403, got {other:?}"),
     }
     assert!(sdk_login(&cfg, &email, new_pw, None).await.is_some(), "nothing changed");
-    let (_, raw) = send(&app, reqwest::Method::GET, &format!("/self-service/settings/flows?id={}", flow.id), &token, None).await;
+    let (_, raw) =
+        send(&app, reqwest::Method::GET, &format!("/self-service/settings/flows?id={}", flow.id), &token, None).await;
     let pending = sdk_flow(&raw);
     assert!(pending.ui.messages.unwrap_or_default().iter().any(|m| m.id == 1050024));
     // Refresh login through the SDK (rotates the token), then the change goes through.

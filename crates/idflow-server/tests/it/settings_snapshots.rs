@@ -67,7 +67,11 @@ fn normalize(app: &TestApp, v: &Value) -> Value {
             }
             Value::Array(a) => a.iter_mut().for_each(|x| walk(app, x)),
             Value::Object(m) => {
-                let name = m.get("attributes").and_then(|a| a.get("name").or_else(|| a.get("id"))).and_then(Value::as_str).map(str::to_string);
+                let name = m
+                    .get("attributes")
+                    .and_then(|a| a.get("name").or_else(|| a.get("id")))
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
                 match name.as_deref() {
                     Some("csrf_token") if m["attributes"]["value"].as_str().is_some_and(|s| !s.is_empty()) => {
                         m.get_mut("attributes").unwrap()["value"] = json!("[csrf]");
@@ -106,7 +110,16 @@ fn snap(app: &TestApp, name: &str, v: &Value) {
     let v = normalize(app, v);
     let mut settings = insta::Settings::clone_current();
     settings.set_prepend_module_to_snapshot(true);
-    for k in ["expires_at", "issued_at", "created_at", "updated_at", "state_changed_at", "verified_at", "expired_at", "authenticated_at"] {
+    for k in [
+        "expires_at",
+        "issued_at",
+        "created_at",
+        "updated_at",
+        "state_changed_at",
+        "verified_at",
+        "expired_at",
+        "authenticated_at",
+    ] {
         settings.add_redaction(&format!(".**.{k}"), "[timestamp]");
     }
     settings.add_redaction(".since", "[nanoseconds]");
@@ -135,13 +148,25 @@ async fn settings_wire_shapes() {
     let flow = api.create(&app).await;
     snap(&app, "api_flow_created", &flow);
     let id = flow["id"].as_str().unwrap().to_string();
-    let bflow = body(ajax.get(&app.url("/self-service/settings/browser?return_to=https%3A%2F%2Fapp.example.org%2Faccount")).send().await.unwrap()).await;
+    let bflow = body(
+        ajax.get(&app.url("/self-service/settings/browser?return_to=https%3A%2F%2Fapp.example.org%2Faccount"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     snap(&app, "browser_flow_created", &bflow);
 
     let r = api.submit(&app, &flow, json!({"method": "password", "password": "short"})).await;
     assert_eq!(r.status(), 400);
     snap(&app, "api_flow_400_password_too_short", &body(r).await);
-    let r = api.submit(&app, &flow, json!({"method": "profile", "traits": {"email": "not-an-email", "name": {"first": "Ana"}}})).await;
+    let r = api
+        .submit(
+            &app,
+            &flow,
+            json!({"method": "profile", "traits": {"email": "not-an-email", "name": {"first": "Ana"}}}),
+        )
+        .await;
     assert_eq!(r.status(), 400);
     snap(&app, "api_flow_400_profile_invalid", &body(r).await);
     let r = api.submit(&app, &flow, json!({"method": "nope"})).await;
@@ -150,7 +175,13 @@ async fn settings_wire_shapes() {
     let r = api.submit(&app, &flow, json!({"method": "lookup_secret", "lookup_secret_regenerate": true})).await;
     assert_eq!(r.status(), 200);
     snap(&app, "api_flow_lookup_regenerated", &body(r).await);
-    let r = api.submit(&app, &flow, json!({"method": "profile", "traits": {"email": EMAIL, "name": {"first": "Ana", "last": "Lee"}}})).await;
+    let r = api
+        .submit(
+            &app,
+            &flow,
+            json!({"method": "profile", "traits": {"email": EMAIL, "name": {"first": "Ana", "last": "Lee"}}}),
+        )
+        .await;
     assert_eq!(r.status(), 200);
     snap(&app, "api_flow_success", &body(r).await);
     let r = ajax.submit(&app, &bflow, json!({"method": "password", "password": "Quiet-Lagoon-Ember-42"})).await;
@@ -162,23 +193,45 @@ async fn settings_wire_shapes() {
     let r = anon.get(app.url("/self-service/settings/api")).send().await.unwrap();
     assert_eq!(r.status(), 401);
     snap(&app, "error_401_session_inactive", &body(r).await);
-    let r = anon.get(app.url(&format!("/self-service/settings/flows?id={id}"))).header(ACCEPT, "application/json").send().await.unwrap();
+    let r = anon
+        .get(app.url(&format!("/self-service/settings/flows?id={id}")))
+        .header(ACCEPT, "application/json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     snap(&app, "error_401_no_session", &body(r).await);
-    let r = api.get(&app.url(&format!("/self-service/settings/flows?id={}", uuid::Uuid::new_v4()))).send().await.unwrap();
+    let r =
+        api.get(&app.url(&format!("/self-service/settings/flows?id={}", uuid::Uuid::new_v4()))).send().await.unwrap();
     assert_eq!(r.status(), 404);
     snap(&app, "error_404_flow_not_found", &body(r).await);
-    let r = api.req(reqwest::Method::POST, &app.url("/self-service/settings?flow=x")).json(&json!({})).send().await.unwrap();
+    let r = api
+        .req(reqwest::Method::POST, &app.url("/self-service/settings?flow=x"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     snap(&app, "error_400_flow_param", &body(r).await);
-    let r = api.get(&app.url("/self-service/settings/api?return_to=https%3A%2F%2Fevil.example.com%2F")).send().await.unwrap();
+    let r = api
+        .get(&app.url("/self-service/settings/api?return_to=https%3A%2F%2Fevil.example.com%2F"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     snap(&app, "error_400_return_to_forbidden", &body(r).await);
-    let r = ajax.submit(&app, &bflow, json!({"method": "profile", "csrf_token": "bogus", "traits": {"email": EMAIL}})).await;
+    let r = ajax
+        .submit(&app, &bflow, json!({"method": "profile", "csrf_token": "bogus", "traits": {"email": EMAIL}}))
+        .await;
     assert_eq!(r.status(), 403);
     snap(&app, "error_403_csrf", &body(r).await);
     let (_, other_token, _) = app.user().await;
-    let r = api_client().get(app.url(&format!("/self-service/settings/flows?id={id}"))).header("X-Session-Token", &other_token).send().await.unwrap();
+    let r = api_client()
+        .get(app.url(&format!("/self-service/settings/flows?id={id}")))
+        .header("X-Session-Token", &other_token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
     snap(&app, "error_403_identity_mismatch_fetch", &body(r).await);
     let r = api_client()
@@ -214,7 +267,8 @@ async fn settings_wire_shapes() {
     // AAL: an identity with TOTP and an aal1 session.
     let totp_email = "totp@example.org";
     let created = app.admin_create(totp_email, Some(SECRET)).await;
-    let weak = sign_in(&app, Kind::Api, totp_email, PASSWORD, String::new(), created["id"].as_str().unwrap().into()).await;
+    let weak =
+        sign_in(&app, Kind::Api, totp_email, PASSWORD, String::new(), created["id"].as_str().unwrap().into()).await;
     let r = weak.get(&app.url("/self-service/settings/api")).send().await.unwrap();
     assert_eq!(r.status(), 403);
     snap(&app, "error_403_aal2_required", &body(r).await);

@@ -31,11 +31,21 @@ fn identity(email: &str) -> Identity {
     i.external_id = Some(format!("ext-{}", Uuid::new_v4()));
     i.credentials.insert(
         CredentialType::Password,
-        Credential::new(CredentialType::Password, vec![email.to_string()], json!({"hashed_password": "$argon2id$dummy"}), t),
+        Credential::new(
+            CredentialType::Password,
+            vec![email.to_string()],
+            json!({"hashed_password": "$argon2id$dummy"}),
+            t,
+        ),
     );
     i.credentials.insert(
         CredentialType::Totp,
-        Credential::new(CredentialType::Totp, vec![i.id.to_string()], json!({"totp_url": "otpauth://totp/x?secret=ABC"}), t),
+        Credential::new(
+            CredentialType::Totp,
+            vec![i.id.to_string()],
+            json!({"totp_url": "otpauth://totp/x?secret=ABC"}),
+            t,
+        ),
     );
     i.verifiable_addresses.push(VerifiableAddress {
         id: Uuid::new_v4(),
@@ -47,7 +57,13 @@ fn identity(email: &str) -> Identity {
         created_at: t,
         updated_at: t,
     });
-    i.recovery_addresses.push(RecoveryAddress { id: Uuid::new_v4(), value: email.to_string(), via: "email".into(), created_at: t, updated_at: t });
+    i.recovery_addresses.push(RecoveryAddress {
+        id: Uuid::new_v4(),
+        value: email.to_string(),
+        via: "email".into(),
+        created_at: t,
+        updated_at: t,
+    });
     i
 }
 
@@ -60,11 +76,21 @@ fn session(identity_id: Uuid) -> Session {
         identity_id,
         active: true,
         aal: Aal::Aal1,
-        authentication_methods: vec![AuthMethod { method: "password".into(), aal: Aal::Aal1, completed_at: t, provider: None }],
+        authentication_methods: vec![AuthMethod {
+            method: "password".into(),
+            aal: Aal::Aal1,
+            completed_at: t,
+            provider: None,
+        }],
         authenticated_at: t,
         issued_at: t,
         expires_at: t + time::Duration::hours(24),
-        devices: vec![Device { id: Uuid::new_v4(), ip_address: "127.0.0.1".into(), user_agent: "test".into(), location: String::new() }],
+        devices: vec![Device {
+            id: Uuid::new_v4(),
+            ip_address: "127.0.0.1".into(),
+            user_agent: "test".into(),
+            location: String::new(),
+        }],
         created_at: t,
         updated_at: t,
     }
@@ -144,7 +170,10 @@ async fn store_unique_conflicts(db: Db) {
     create_identity(&s, &e).await.unwrap();
     let mut e2 = e.clone();
     e2.credentials.get_mut(&CredentialType::Password).unwrap().identifiers = vec!["taken@example.com".into()];
-    assert!(matches!(s.commit(Commit { update_identity: Some(&e2), ..Default::default() }).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        s.commit(Commit { update_identity: Some(&e2), ..Default::default() }).await,
+        Err(StoreError::Conflict(_))
+    ));
     assert_eq!(s.get_identity(e.id).await.unwrap().unwrap(), e);
 }
 both_dbs!(store_unique_conflicts);
@@ -170,7 +199,10 @@ async fn store_identity_version(db: Db) {
     // `upd` still carries version 0: stale.
     let mut stale = upd.clone();
     stale.traits = json!({"email": "v@example.com", "name": {"first": "Stale"}});
-    assert!(matches!(s.commit(Commit { update_identity: Some(&stale), ..Default::default() }).await, Err(StoreError::Busy(_))));
+    assert!(matches!(
+        s.commit(Commit { update_identity: Some(&stale), ..Default::default() }).await,
+        Err(StoreError::Busy(_))
+    ));
     assert_eq!(s.get_identity(i.id).await.unwrap().unwrap().traits["name"]["first"], "New");
     stale.version = 1;
     s.commit(Commit { update_identity: Some(&stale), ..Default::default() }).await.unwrap();
@@ -193,7 +225,10 @@ async fn store_flow_cas(db: Db) {
     let got = s.get_flow(f.id).await.unwrap().unwrap();
     assert_eq!(got.version, 1);
     assert_eq!(got.state, "success");
-    assert!(matches!(s.commit(Commit { update_flow: Some(&f1), ..Default::default() }).await, Err(StoreError::Busy(_))));
+    assert!(matches!(
+        s.commit(Commit { update_flow: Some(&f1), ..Default::default() }).await,
+        Err(StoreError::Busy(_))
+    ));
 
     for round in 0..5 {
         let base = s.get_flow(f.id).await.unwrap().unwrap();

@@ -64,7 +64,12 @@ async fn ui_pages_redirect_to_create_their_flow(db: Db) {
     let rt = app.url("/ui/welcome");
     let resp = c.get(app.url(&format!("/ui/login?refresh=true&return_to={rt}"))).send().await.unwrap();
     let loc = location(&resp);
-    assert!(loc.starts_with(&app.url("/self-service/login/browser?")) && loc.contains("refresh=true") && loc.contains("return_to="), "{loc}");
+    assert!(
+        loc.starts_with(&app.url("/self-service/login/browser?"))
+            && loc.contains("refresh=true")
+            && loc.contains("return_to="),
+        "{loc}"
+    );
     let resp = c.get(app.url("/ui/registration")).send().await.unwrap();
     assert_eq!(location(&resp), app.url("/self-service/registration/browser"));
     // An unknown flow id starts a new flow too.
@@ -102,7 +107,12 @@ async fn ui_forms_work_without_javascript(db: Db) {
     // Too short a password: back to the page with the message at the password field.
     let resp = c
         .post(&action)
-        .form(&[("csrf_token", token.as_str()), ("traits.email", email.as_str()), ("password", "short"), ("method", "password")])
+        .form(&[
+            ("csrf_token", token.as_str()),
+            ("traits.email", email.as_str()),
+            ("password", "short"),
+            ("method", "password"),
+        ])
         .send()
         .await
         .unwrap();
@@ -116,7 +126,12 @@ async fn ui_forms_work_without_javascript(db: Db) {
 
     let resp = c
         .post(&action)
-        .form(&[("csrf_token", token.as_str()), ("traits.email", email.as_str()), ("password", PASSWORD), ("method", "password")])
+        .form(&[
+            ("csrf_token", token.as_str()),
+            ("traits.email", email.as_str()),
+            ("password", PASSWORD),
+            ("method", "password"),
+        ])
         .send()
         .await
         .unwrap();
@@ -141,7 +156,12 @@ async fn ui_forms_work_without_javascript(db: Db) {
     let token = input_value(&html, "csrf_token").unwrap();
     let resp = c
         .post(form_action(&html))
-        .form(&[("csrf_token", token.as_str()), ("identifier", email.as_str()), ("password", PASSWORD), ("method", "password")])
+        .form(&[
+            ("csrf_token", token.as_str()),
+            ("identifier", email.as_str()),
+            ("password", PASSWORD),
+            ("method", "password"),
+        ])
         .send()
         .await
         .unwrap();
@@ -191,18 +211,35 @@ async fn ui_settings_lists_and_revokes_sessions(db: Db) {
     let token = input_value(&html[s..], "csrf_token").unwrap();
 
     let revoke = app.url("/ui/sessions/revoke");
-    let resp = c.post(&revoke).form(&[("csrf_token", "forged"), ("session_id", other_id.as_str()), ("flow", flow_id.as_str())]).send().await.unwrap();
+    let resp = c
+        .post(&revoke)
+        .form(&[("csrf_token", "forged"), ("session_id", other_id.as_str()), ("flow", flow_id.as_str())])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 403);
-    let resp = api_client().post(&revoke).form(&[("csrf_token", token.as_str()), ("session_id", other_id.as_str())]).send().await.unwrap();
+    let resp = api_client()
+        .post(&revoke)
+        .form(&[("csrf_token", token.as_str()), ("session_id", other_id.as_str())])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 303, "without a session: to the login");
     assert!(location(&resp).starts_with(&app.url("/self-service/login/browser")));
-    let whoami = api_client().get(app.url("/sessions/whoami")).header("x-session-token", &other_token).send().await.unwrap();
+    let whoami =
+        api_client().get(app.url("/sessions/whoami")).header("x-session-token", &other_token).send().await.unwrap();
     assert_eq!(whoami.status(), 200, "nothing was revoked yet");
 
-    let resp = c.post(&revoke).form(&[("csrf_token", token.as_str()), ("session_id", other_id.as_str()), ("flow", flow_id.as_str())]).send().await.unwrap();
+    let resp = c
+        .post(&revoke)
+        .form(&[("csrf_token", token.as_str()), ("session_id", other_id.as_str()), ("flow", flow_id.as_str())])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 303);
     assert_eq!(location(&resp), format!("{url}&notice=session_revoked"));
-    let whoami = api_client().get(app.url("/sessions/whoami")).header("x-session-token", &other_token).send().await.unwrap();
+    let whoami =
+        api_client().get(app.url("/sessions/whoami")).header("x-session-token", &other_token).send().await.unwrap();
     assert_eq!(whoami.status(), 401, "the other session is signed out");
     let html = c.get(location(&resp)).send().await.unwrap().text().await.unwrap();
     assert!(html.contains("The session was signed out."));
@@ -236,7 +273,9 @@ both_dbs!(ui_error_page_shows_stored_errors);
 /// CSS and JS are embedded and served with their types; unknown assets are 404.
 async fn ui_static_assets_are_served(db: Db) {
     let app = spawn_app(db).await;
-    for (file, ct, needle) in [("idflow.css", "text/css", ".btn-primary"), ("idflow.js", "text/javascript", "navigator.credentials")] {
+    for (file, ct, needle) in
+        [("idflow.css", "text/css", ".btn-primary"), ("idflow.js", "text/javascript", "navigator.credentials")]
+    {
         let resp = api_client().get(app.url(&format!("/ui/static/{file}"))).send().await.unwrap();
         assert_eq!(resp.status(), 200, "{file}");
         assert!(resp.headers().get(CONTENT_TYPE).unwrap().to_str().unwrap().starts_with(ct));
@@ -283,12 +322,20 @@ async fn ui_refresh_login_page(db: Db) {
     let html = resp.text().await.unwrap();
     assert!(html.contains("<h1>Confirm it is you</h1>"));
     assert!(html.contains("data-message-id=\"1010003\""), "the refresh message");
-    assert!(html.contains(&format!("<input type=\"hidden\" name=\"identifier\" value=\"{email}\"")), "the identifier is fixed");
+    assert!(
+        html.contains(&format!("<input type=\"hidden\" name=\"identifier\" value=\"{email}\"")),
+        "the identifier is fixed"
+    );
     assert!(!html.contains("Create an account"), "no sign-up link while signed in");
     let token = input_value(&html, "csrf_token").unwrap();
     let resp = c
         .post(form_action(&html))
-        .form(&[("csrf_token", token.as_str()), ("identifier", email.as_str()), ("password", PASSWORD), ("method", "password")])
+        .form(&[
+            ("csrf_token", token.as_str()),
+            ("identifier", email.as_str()),
+            ("password", PASSWORD),
+            ("method", "password"),
+        ])
         .send()
         .await
         .unwrap();
@@ -314,7 +361,12 @@ async fn ui_second_factor_login_page(db: Db) {
     let token = input_value(&html, "csrf_token").unwrap();
     let resp = c
         .post(form_action(&html))
-        .form(&[("csrf_token", token.as_str()), ("identifier", email.as_str()), ("password", PASSWORD), ("method", "password")])
+        .form(&[
+            ("csrf_token", token.as_str()),
+            ("identifier", email.as_str()),
+            ("password", PASSWORD),
+            ("method", "password"),
+        ])
         .send()
         .await
         .unwrap();
@@ -332,7 +384,11 @@ async fn ui_second_factor_login_page(db: Db) {
     let (action, token) = section_form(&html, "totp");
     let resp = c
         .post(&action)
-        .form(&[("csrf_token", token.as_str()), ("totp_code", totp_code(&secret, &app.clock).as_str()), ("method", "totp")])
+        .form(&[
+            ("csrf_token", token.as_str()),
+            ("totp_code", totp_code(&secret, &app.clock).as_str()),
+            ("method", "totp"),
+        ])
         .send()
         .await
         .unwrap();

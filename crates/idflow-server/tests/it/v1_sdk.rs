@@ -16,7 +16,8 @@ fn sdk(app: &TestApp) -> Client {
 /// A registered user through the SDK: (email, client holding the session token).
 async fn sdk_user(app: &TestApp) -> (String, Client) {
     let email = unique_email();
-    let reg = sdk(app).register(json!({"email": email, "name": {"first": "Sdk", "last": "User"}}), PASSWORD).await.unwrap();
+    let reg =
+        sdk(app).register(json!({"email": email, "name": {"first": "Sdk", "last": "User"}}), PASSWORD).await.unwrap();
     assert_eq!(reg.identity.traits["email"], email.as_str());
     let token = reg.session_token.expect("registration signs the user in");
     assert!(!token.is_empty());
@@ -70,7 +71,8 @@ both_dbs!(sdk_session_lifecycle);
 async fn sdk_update_profile(db: Db) {
     let app = spawn_app(db).await;
     let (email, client) = sdk_user(&app).await;
-    let flow = client.auth().update_profile(json!({"email": email, "name": {"first": "Jane", "last": "Doe"}})).await.unwrap();
+    let flow =
+        client.auth().update_profile(json!({"email": email, "name": {"first": "Jane", "last": "Doe"}})).await.unwrap();
     assert!(flow.is_success(), "{flow:?}");
     assert_eq!(flow.kind, "settings");
     assert_eq!(flow.ui.messages.len(), 1);
@@ -142,7 +144,11 @@ async fn sdk_totp_lifecycle(db: Db) {
     assert_eq!(en.secret.len(), 32, "160-bit base32 secret");
     assert!(en.otpauth_url.starts_with("otpauth://totp/"), "{}", en.otpauth_url);
     assert_eq!(secret_of(&en.otpauth_url), en.secret);
-    assert!(en.otpauth_url.contains(&email.replace('@', "%40")) || en.otpauth_url.contains(&email), "{}", en.otpauth_url);
+    assert!(
+        en.otpauth_url.contains(&email.replace('@', "%40")) || en.otpauth_url.contains(&email),
+        "{}",
+        en.otpauth_url
+    );
     assert_eq!(en.flow.state, "show_form");
     assert!(en.flow.errors().is_empty(), "enrolment start is no error: {:?}", en.flow.errors());
     let qr = en.flow.node("totp_qr").unwrap();
@@ -192,7 +198,9 @@ async fn sdk_second_factor_required(db: Db) {
     let client = sdk(&app).with_token(&login.session_token);
 
     let e = client.create_settings_flow(None).await.unwrap_err();
-    let Error::SecondFactorRequired { login_url, error } = &e else { panic!("expected SecondFactorRequired, got {e:?}") };
+    let Error::SecondFactorRequired { login_url, error } = &e else {
+        panic!("expected SecondFactorRequired, got {e:?}")
+    };
     assert_eq!(login_url, &format!("{}/v1/flows/login?aal=aal2", app.public));
     assert_eq!((error.code.as_str(), error.status), ("AVNOLOGY_AUTH_102", 403));
     assert_eq!(error.detail("reason"), Some("session_aal2_required"));
@@ -222,7 +230,9 @@ async fn sdk_reauthentication_required(db: Db) {
     let (email, client) = sdk_user(&app).await;
     app.clock.advance(3601);
     let e = client.auth().change_password(NEW_PASSWORD).await.unwrap_err();
-    let Error::ReauthenticationRequired { login_url, error } = &e else { panic!("expected ReauthenticationRequired, got {e:?}") };
+    let Error::ReauthenticationRequired { login_url, error } = &e else {
+        panic!("expected ReauthenticationRequired, got {e:?}")
+    };
     assert_eq!(login_url, &format!("{}/v1/flows/login?refresh=true", app.public));
     assert_eq!((error.code.as_str(), error.status), ("AVNOLOGY_AUTH_102", 403));
     assert_eq!(error.detail("reason"), Some("session_refresh_required"));
@@ -297,7 +307,10 @@ async fn sdk_flow_expired(db: Db) {
     // The replacement works.
     let f = client.get_settings_flow(&fresh).await.unwrap();
     assert_eq!(f.id, fresh);
-    let done = client.submit_settings_flow(&fresh, "profile", json!({"traits": {"email": email, "name": {"first": "Late"}}})).await.unwrap();
+    let done = client
+        .submit_settings_flow(&fresh, "profile", json!({"traits": {"email": email, "name": {"first": "Late"}}}))
+        .await
+        .unwrap();
     assert!(done.is_success());
 }
 both_dbs!(sdk_flow_expired);
@@ -352,16 +365,23 @@ async fn sdk_lookup_secret(db: Db) {
     let app = spawn_app(db).await;
     let (_, client) = sdk_user(&app).await;
     let flow = client.create_settings_flow(None).await.unwrap();
-    let e = client.submit_settings_flow(&flow.id, "lookup_secret", json!({"lookup_secret_confirm": true})).await.unwrap_err();
+    let e = client
+        .submit_settings_flow(&flow.id, "lookup_secret", json!({"lookup_secret_confirm": true}))
+        .await
+        .unwrap_err();
     assert!(matches!(e, Error::InvalidSecondFactor(_)), "{e:?}");
     assert_eq!((e.code(), e.status()), (Some("AVNOLOGY_AUTH_008"), Some(400)));
 
-    let shown = client.submit_settings_flow(&flow.id, "lookup_secret", json!({"lookup_secret_regenerate": true})).await.unwrap();
+    let shown = client
+        .submit_settings_flow(&flow.id, "lookup_secret", json!({"lookup_secret_regenerate": true}))
+        .await
+        .unwrap();
     assert_eq!(shown.state, "show_form");
     let codes = shown.node("lookup_secret_codes").expect("codes are shown");
     assert_eq!(codes.kind, "text");
     assert!(shown.node("lookup_secret_confirm").is_some());
-    let done = client.submit_settings_flow(&flow.id, "lookup_secret", json!({"lookup_secret_confirm": true})).await.unwrap();
+    let done =
+        client.submit_settings_flow(&flow.id, "lookup_secret", json!({"lookup_secret_confirm": true})).await.unwrap();
     assert!(done.is_success());
     assert!(done.node("lookup_secret_reveal").is_some(), "{:?}", done.ui.nodes);
 }

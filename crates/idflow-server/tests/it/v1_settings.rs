@@ -74,25 +74,46 @@ async fn v1_settings_flow_shape(db: Db) {
     assert_eq!(fetched["ui"]["action"], flow["ui"]["action"]);
 
     // Profile update exactly as in the seed (csrf_token sent and ignored with Bearer auth).
-    let resp = submit(&app, &token, id, json!({"method": "profile", "body": {
-        "traits": {"email": email, "name": {"first": "Jane", "last": "Doe"}}, "csrf_token": "dG9rZW4..."}})).await;
+    let resp = submit(
+        &app,
+        &token,
+        id,
+        json!({"method": "profile", "body": {
+        "traits": {"email": email, "name": {"first": "Jane", "last": "Doe"}}, "csrf_token": "dG9rZW4..."}}),
+    )
+    .await;
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
     let cf = &body["continue_flow"];
     assert_eq!(cf["id"], flow["id"]);
     assert_eq!(cf["type"], "settings");
     assert_eq!(cf["state"], "success");
-    assert_eq!(cf["ui"]["messages"], json!([{"id": "1050001", "text": "Your profile has been updated.", "type": "success"}]));
+    assert_eq!(
+        cf["ui"]["messages"],
+        json!([{"id": "1050001", "text": "Your profile has been updated.", "type": "success"}])
+    );
     assert_eq!(cf["identity"]["traits"]["name"]["first"], "Jane");
     assert_string_ids(cf);
     // Flattened node names inside `body` are accepted too.
-    let resp = submit(&app, &token, id, json!({"method": "profile", "body": {"traits.email": email, "traits.name.first": "Flat"}})).await;
+    let resp = submit(
+        &app,
+        &token,
+        id,
+        json!({"method": "profile", "body": {"traits.email": email, "traits.name.first": "Flat"}}),
+    )
+    .await;
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["continue_flow"]["identity"]["traits"]["name"]["first"], "Flat");
 
     // A password change: the generic success text.
-    let resp = submit(&app, &token, id, json!({"method": "password", "body": {"password": "NewSecureP@ss2026!", "csrf_token": "dG9rZW4..."}})).await;
+    let resp = submit(
+        &app,
+        &token,
+        id,
+        json!({"method": "password", "body": {"password": "NewSecureP@ss2026!", "csrf_token": "dG9rZW4..."}}),
+    )
+    .await;
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["continue_flow"]["state"], "success");
@@ -114,7 +135,10 @@ async fn v1_totp_enrolment(db: Db) {
     let cf = &body["continue_flow"];
     assert_eq!(cf["state"], "show_form");
     assert!(body.get("error").is_none());
-    assert!(message_ids(cf).is_empty() || cf["ui"]["messages"].as_array().unwrap().iter().all(|m| m["type"] != "error"), "{cf}");
+    assert!(
+        message_ids(cf).is_empty() || cf["ui"]["messages"].as_array().unwrap().iter().all(|m| m["type"] != "error"),
+        "{cf}"
+    );
     for n in cf["ui"]["nodes"].as_array().unwrap() {
         assert!(n["messages"].as_array().unwrap().iter().all(|m| m["type"] != "error"), "no errors: {n}");
     }
@@ -128,23 +152,40 @@ async fn v1_totp_enrolment(db: Db) {
     assert!(url.starts_with("otpauth://totp/") && url.contains(&format!("secret={secret}")), "{url}");
     // The same secret stays bound to the flow.
     let again: Value = submit(&app, &token, id, json!({"method": "totp", "body": {}})).await.json().await.unwrap();
-    assert_eq!(node(&again["continue_flow"], "totp_secret_key").unwrap()["attributes"]["text"]["text"], secret.as_str());
+    assert_eq!(
+        node(&again["continue_flow"], "totp_secret_key").unwrap()["attributes"]["text"]["text"],
+        secret.as_str()
+    );
 
     // Wrong / empty code: 007 with continue_flow.
     for code in ["000000x", ""] {
-        let resp = submit(&app, &token, id, json!({"method": "totp", "body": {"totp_code": code, "csrf_token": "dG9rZW4..."}})).await;
+        let resp = submit(
+            &app,
+            &token,
+            id,
+            json!({"method": "totp", "body": {"totp_code": code, "csrf_token": "dG9rZW4..."}}),
+        )
+        .await;
         let body = v1_error(resp, 400, "AVNOLOGY_AUTH_007").await;
         assert_eq!(body["continue_flow"]["id"], id);
         assert_string_ids(&body["continue_flow"]);
     }
-    let resp = submit(&app, &token, id, json!({"method": "totp", "body": {"totp_code": totp_code(&secret, &app.clock)}})).await;
+    let resp =
+        submit(&app, &token, id, json!({"method": "totp", "body": {"totp_code": totp_code(&secret, &app.clock)}}))
+            .await;
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["continue_flow"]["state"], "success");
     assert!(node(&body["continue_flow"], "totp_unlink").is_some());
 
     let flow = create(&app, &token).await;
-    let resp = submit(&app, &token, flow["id"].as_str().unwrap(), json!({"method": "totp", "body": {"totp_unlink": true, "csrf_token": "dG9rZW4..."}})).await;
+    let resp = submit(
+        &app,
+        &token,
+        flow["id"].as_str().unwrap(),
+        json!({"method": "totp", "body": {"totp_unlink": true, "csrf_token": "dG9rZW4..."}}),
+    )
+    .await;
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["continue_flow"]["state"], "success");
@@ -175,7 +216,8 @@ async fn v1_cookie_auth_csrf(db: Db) {
     let c = api_client();
     let resp = c.get(app.url("/v1/flows/settings")).header("cookie", &session_cookie).send().await.unwrap();
     assert_eq!(resp.status(), 200);
-    let csrf_set = set_cookie(&resp, &csrf_cookie_name(&app)).expect("the CSRF cookie is set with a cookie-authenticated flow");
+    let csrf_set =
+        set_cookie(&resp, &csrf_cookie_name(&app)).expect("the CSRF cookie is set with a cookie-authenticated flow");
     let csrf_cookie = format!("{}={}", csrf_cookie_name(&app), cookie_value(&csrf_set));
     let flow: Value = resp.json().await.unwrap();
     assert_eq!(flow["type"], "settings");
@@ -220,13 +262,23 @@ async fn v1_settings_bad_input(db: Db) {
 
     // Malformed flow ids.
     for bad in ["not-a-uuid", "1234", "%00", "..", "x:y", &format!("{id}x")] {
-        let resp = post(format!("/v1/flows/settings/{bad}:submit"), "application/json", br#"{"method":"profile","body":{}}"#.to_vec()).await.unwrap();
+        let resp = post(
+            format!("/v1/flows/settings/{bad}:submit"),
+            "application/json",
+            br#"{"method":"profile","body":{}}"#.to_vec(),
+        )
+        .await
+        .unwrap();
         v1_error(resp, 404, "AVNOLOGY_AUTH_004").await;
         let resp = c.get(app.url(&format!("/v1/flows/settings/{bad}"))).bearer_auth(&token).send().await.unwrap();
         v1_error(resp, 404, "AVNOLOGY_AUTH_004").await;
     }
     // Missing or wrong custom verb.
-    for path in [format!("/v1/flows/settings/{id}"), format!("/v1/flows/settings/{id}:save"), format!("/v1/flows/settings/{id}:")] {
+    for path in [
+        format!("/v1/flows/settings/{id}"),
+        format!("/v1/flows/settings/{id}:save"),
+        format!("/v1/flows/settings/{id}:"),
+    ] {
         let resp = post(path, "application/json", br#"{"method":"profile","body":{}}"#.to_vec()).await.unwrap();
         v1_error(resp, 400, "AVNOLOGY_AUTH_001").await;
     }
@@ -257,11 +309,22 @@ async fn v1_settings_bad_input(db: Db) {
         assert!(body["error"]["reason"].as_str().is_some_and(|r| !r.is_empty()), "{b}: {body}");
     }
     // Wrong field types inside body.
-    let resp = post(submit_path.clone(), "application/json", br#"{"method":"profile","body":{"traits":"x"}}"#.to_vec()).await.unwrap();
+    let resp = post(submit_path.clone(), "application/json", br#"{"method":"profile","body":{"traits":"x"}}"#.to_vec())
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 400, "{}", resp.text().await.unwrap());
-    let resp = post(submit_path.clone(), "application/json", br#"{"method":"password","body":{"password":12345678901}}"#.to_vec()).await.unwrap();
+    let resp = post(
+        submit_path.clone(),
+        "application/json",
+        br#"{"method":"password","body":{"password":12345678901}}"#.to_vec(),
+    )
+    .await
+    .unwrap();
     assert!(resp.status().is_client_error(), "{}", resp.status());
-    let resp = post(submit_path.clone(), "application/json", br#"{"method":"totp","body":{"totp_code":123456}}"#.to_vec()).await.unwrap();
+    let resp =
+        post(submit_path.clone(), "application/json", br#"{"method":"totp","body":{"totp_code":123456}}"#.to_vec())
+            .await
+            .unwrap();
     assert!(resp.status().is_client_error(), "{}", resp.status());
     // Too large: 413.
     let big = format!(r#"{{"method":"profile","body":{{"traits":{{"email":"{}"}}}}}}"#, "a".repeat(128 * 1024));
@@ -289,7 +352,8 @@ async fn v1_settings_bad_input(db: Db) {
     // The token of a deleted identity.
     let resp = c.delete(app.admin_url(&format!("/admin/identities/{identity_id}"))).send().await.unwrap();
     assert_eq!(resp.status(), 204);
-    let resp = post(submit_path.clone(), "application/json", br#"{"method":"profile","body":{}}"#.to_vec()).await.unwrap();
+    let resp =
+        post(submit_path.clone(), "application/json", br#"{"method":"profile","body":{}}"#.to_vec()).await.unwrap();
     v1_error(resp, 401, "AVNOLOGY_AUTH_005").await;
     let resp = c.get(app.url(&format!("/v1/flows/settings/{id}"))).bearer_auth(&token).send().await.unwrap();
     v1_error(resp, 401, "AVNOLOGY_AUTH_005").await;

@@ -105,7 +105,10 @@ fn nodes_named<'a>(flow: &'a Value, name: &str) -> Vec<&'a Value> {
 }
 
 fn value_json(flow: &Value, name: &str) -> Value {
-    let v = node(flow, name).unwrap_or_else(|| panic!("no node {name} in {flow}"))["attributes"]["value"].as_str().unwrap().to_string();
+    let v = node(flow, name).unwrap_or_else(|| panic!("no node {name} in {flow}"))["attributes"]["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
     serde_json::from_str(&v).unwrap()
 }
 
@@ -123,7 +126,12 @@ fn texts(flow: &Value) -> Vec<String> {
 }
 
 fn methods(session: &Value) -> Vec<String> {
-    session["authentication_methods"].as_array().unwrap().iter().map(|m| m["method"].as_str().unwrap().to_string()).collect()
+    session["authentication_methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["method"].as_str().unwrap().to_string())
+        .collect()
 }
 
 /// Register a security key through the settings flow; returns the flow after success.
@@ -132,7 +140,11 @@ async fn register_security_key(app: &TestApp, b: &Browser, key: &mut SoftAuthent
     let options = value_json(&flow, "webauthn_register_trigger");
     let response = key.create(&options).unwrap();
     let (s, done) = b
-        .submit_settings(app, &flow, json!({"method": "webauthn", "webauthn_register": response, "webauthn_register_displayname": name}))
+        .submit_settings(
+            app,
+            &flow,
+            json!({"method": "webauthn", "webauthn_register": response, "webauthn_register_displayname": name}),
+        )
         .await;
     assert_eq!(s, 200, "{done}");
     assert_eq!(done["state"], "success");
@@ -167,7 +179,11 @@ async fn security_key_lifecycle(db: Db) {
     assert_eq!(s, 400, "{f}");
     assert_eq!(node(&f, "webauthn_register_displayname").unwrap()["messages"][0]["id"], 4000002);
     let (s, f) = b
-        .submit_settings(&app, &f, json!({"method": "webauthn", "webauthn_register": "not json", "webauthn_register_displayname": "x"}))
+        .submit_settings(
+            &app,
+            &f,
+            json!({"method": "webauthn", "webauthn_register": "not json", "webauthn_register_displayname": "x"}),
+        )
         .await;
     assert_eq!(s, 400, "{f}");
     let m = &node(&f, "webauthn_register").unwrap()["messages"][0];
@@ -179,7 +195,11 @@ async fn security_key_lifecycle(db: Db) {
     let opts = value_json(&f, "webauthn_register_trigger");
     let resp = evil.create(&opts).unwrap();
     let (s, f) = b
-        .submit_settings(&app, &f, json!({"method": "webauthn", "webauthn_register": resp, "webauthn_register_displayname": "evil"}))
+        .submit_settings(
+            &app,
+            &f,
+            json!({"method": "webauthn", "webauthn_register": resp, "webauthn_register_displayname": "evil"}),
+        )
         .await;
     assert_eq!(s, 400, "{f}");
     assert!(message_ids(&f).contains(&4000001), "{f}");
@@ -204,12 +224,21 @@ async fn security_key_lifecycle(db: Db) {
     // New options exclude the registered key; registering it again is a form error.
     let flow = b.settings(&app).await;
     let options = value_json(&flow, "webauthn_register_trigger");
-    let excluded: Vec<&str> = options["publicKey"]["excludeCredentials"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
+    let excluded: Vec<&str> = options["publicKey"]["excludeCredentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
     assert_eq!(excluded, vec![b64u(&key.creds[0].id)]);
     assert!(key.create(&options).is_err(), "an honest authenticator refuses an excluded credential");
     let again = key.create_again(&options, 0);
     let (s, f) = b
-        .submit_settings(&app, &flow, json!({"method": "webauthn", "webauthn_register": again, "webauthn_register_displayname": "twice"}))
+        .submit_settings(
+            &app,
+            &flow,
+            json!({"method": "webauthn", "webauthn_register": again, "webauthn_register_displayname": "twice"}),
+        )
         .await;
     assert_eq!(s, 400, "{f}");
     let m = &node(&f, "webauthn_register").unwrap()["messages"][0];
@@ -228,7 +257,12 @@ async fn security_key_lifecycle(db: Db) {
     assert!(node(&flow, "webauthn_login").is_some());
     assert!(node(&flow, "webauthn_script").is_some());
     let options = value_json(&flow, "webauthn_login_trigger");
-    let allowed: Vec<&str> = options["publicKey"]["allowCredentials"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
+    let allowed: Vec<&str> = options["publicKey"]["allowCredentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
     assert_eq!(allowed, vec![b64u(&key.creds[0].id)]);
 
     // Cross-origin assertion: form error, and the form gets a fresh challenge.
@@ -266,7 +300,10 @@ async fn security_key_lifecycle(db: Db) {
     assert_eq!(s, 400, "{f}");
     assert!(texts(&f).iter().any(|t| t.contains("cloned")), "{f}");
     let stored = app.engine.store.get_identity(identity_id.parse().unwrap()).await.unwrap().unwrap();
-    assert_eq!(stored.credentials[&CredentialType::Webauthn].config["credentials"][0]["authenticator"]["clone_warning"], true);
+    assert_eq!(
+        stored.credentials[&CredentialType::Webauthn].config["credentials"][0]["authenticator"]["clone_warning"],
+        true
+    );
 
     // Remove the key: unknown ids are form errors, the real one goes.
     let flow = b.settings(&app).await;
@@ -306,7 +343,8 @@ async fn passkey_register_and_passwordless_login(db: Db) {
     assert_eq!(create["displayName"], email);
     assert_eq!(create["credentialOptions"]["publicKey"]["authenticatorSelection"]["userVerification"], "required");
     let response = device.create(&create["credentialOptions"]).unwrap();
-    let (s, done) = b.submit_settings(&app, &refetched, json!({"method": "passkey", "passkey_settings_register": response})).await;
+    let (s, done) =
+        b.submit_settings(&app, &refetched, json!({"method": "passkey", "passkey_settings_register": response})).await;
     assert_eq!(s, 200, "{done}");
     let removes = nodes_named(&done, "passkey_remove");
     assert_eq!(removes.len(), 1, "{done}");
@@ -351,7 +389,9 @@ async fn passkey_register_and_passwordless_login(db: Db) {
     let fake_opts = json!({"publicKey": {"rp": {"id": "localhost"}, "user": {"id": b64u(uuid::Uuid::new_v4().as_bytes())}, "challenge": "AAAA"}});
     stranger.create(&fake_opts).unwrap();
     let challenge = value_json(&f, "passkey_challenge");
-    let (s, f) = b3.submit_login(&app, &f, json!({"method": "passkey", "passkey_login": stranger.get(&challenge).unwrap()})).await;
+    let (s, f) = b3
+        .submit_login(&app, &f, json!({"method": "passkey", "passkey_login": stranger.get(&challenge).unwrap()}))
+        .await;
     assert_eq!(s, 400, "{f}");
     assert!(texts(&f).iter().any(|t| t.contains("not registered")), "{f}");
 
@@ -362,7 +402,9 @@ async fn passkey_register_and_passwordless_login(db: Db) {
     let flow = b.settings(&app).await;
     let removes = nodes_named(&flow, "passkey_remove");
     assert_eq!(removes[0]["attributes"]["disabled"], true);
-    let (s, f) = b.submit_settings(&app, &flow, json!({"method": "passkey", "passkey_remove": hex::encode(&device.creds[0].id)})).await;
+    let (s, f) = b
+        .submit_settings(&app, &flow, json!({"method": "passkey", "passkey_remove": hex::encode(&device.creds[0].id)}))
+        .await;
     assert_eq!(s, 400, "{f}");
     let m = &node(&f, "passkey_remove").unwrap()["messages"][0];
     assert_eq!(m["id"], 4000001);
@@ -374,7 +416,8 @@ async fn passkey_register_and_passwordless_login(db: Db) {
     let f: Value = b.c.get(app.url("/v1/flows/settings")).send().await.unwrap().json().await.unwrap();
     let token = node(&f, "csrf_token").unwrap()["attributes"]["value"].as_str().unwrap().to_string();
     let url = app.url(&format!("/v1/flows/settings/{}:submit", f["id"].as_str().unwrap()));
-    let body = json!({"method": "passkey", "body": {"passkey_remove": hex::encode(&device.creds[0].id), "csrf_token": token}});
+    let body =
+        json!({"method": "passkey", "body": {"passkey_remove": hex::encode(&device.creds[0].id), "csrf_token": token}});
     let r = b.c.post(url).json(&body).send().await.unwrap();
     assert_eq!(r.status(), 400);
     let e: Value = r.json().await.unwrap();
@@ -400,7 +443,8 @@ async fn ceremony_state_is_shared_between_nodes(db: Db) {
     let options = value_json(&flow, "webauthn_register_trigger");
     let response = key.create(&options).unwrap();
     let body = json!({"method": "webauthn", "webauthn_register": response, "webauthn_register_displayname": "k", "csrf_token": csrf(&flow)});
-    let (s, done) = b.post(&other.url(&format!("/self-service/settings?flow={}", flow["id"].as_str().unwrap())), body).await;
+    let (s, done) =
+        b.post(&other.url(&format!("/self-service/settings?flow={}", flow["id"].as_str().unwrap())), body).await;
     assert_eq!(s, 200, "{done}");
     assert_eq!(nodes_named(&done, "webauthn_remove").len(), 1);
 }
@@ -411,8 +455,15 @@ async fn webauthn_nodes_by_flow_type_and_config(db: Db) {
     let (_, token, _) = app.user().await;
     // API settings flow: passkeys yes (no onclick, no script), security keys no.
     let api = api_client();
-    let flow: Value =
-        api.get(app.url("/self-service/settings/api")).header("X-Session-Token", &token).send().await.unwrap().json().await.unwrap();
+    let flow: Value = api
+        .get(app.url("/self-service/settings/api"))
+        .header("X-Session-Token", &token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(node(&flow, "webauthn_register_trigger").is_none());
     assert!(node(&flow, "webauthn_script").is_none());
     let trigger = node(&flow, "passkey_register_trigger").expect("passkey trigger in API flows");
@@ -469,7 +520,11 @@ async fn webauthn_register_needs_privileged_session(db: Db) {
     let response = key.create(&value_json(&flow, "webauthn_register_trigger")).unwrap();
     app.clock.advance(1200);
     let (s, e) = b
-        .submit_settings(&app, &flow, json!({"method": "webauthn", "webauthn_register": response, "webauthn_register_displayname": "k"}))
+        .submit_settings(
+            &app,
+            &flow,
+            json!({"method": "webauthn", "webauthn_register": response, "webauthn_register_displayname": "k"}),
+        )
         .await;
     assert_eq!(s, 403, "{e}");
     assert_eq!(e["error"]["id"], "session_refresh_required");
@@ -494,7 +549,11 @@ async fn passwordless_security_key_login(db: Db) {
     assert_eq!(s, 400, "{f}");
     let options = value_json(&f, "webauthn_login_trigger");
     let (s, done) = b2
-        .submit_login(&app, &f, json!({"method": "webauthn", "identifier": email, "webauthn_login": key.get(&options).unwrap()}))
+        .submit_login(
+            &app,
+            &f,
+            json!({"method": "webauthn", "identifier": email, "webauthn_login": key.get(&options).unwrap()}),
+        )
         .await;
     assert_eq!(s, 200, "{done}");
     assert_eq!(done["session"]["identity"]["id"], identity_id);

@@ -50,12 +50,22 @@ impl Engine {
                 UiText::info(1050015, list.join(", ")).with_context(json!({ "secrets": secrets })),
                 Some(msg::lookup_codes_label()),
             ));
-            nodes.push(Node::submit(Group::LookupSecret, "lookup_secret_confirm", json!("true"), msg::lookup_confirm()));
+            nodes.push(Node::submit(
+                Group::LookupSecret,
+                "lookup_secret_confirm",
+                json!("true"),
+                msg::lookup_confirm(),
+            ));
             return nodes;
         }
         let (unused, total) = Self::lookup_counts(identity);
         if total == 0 {
-            nodes.push(Node::submit(Group::LookupSecret, "lookup_secret_regenerate", json!("true"), msg::lookup_regenerate()));
+            nodes.push(Node::submit(
+                Group::LookupSecret,
+                "lookup_secret_regenerate",
+                json!("true"),
+                msg::lookup_regenerate(),
+            ));
         } else {
             let mut text = UiText::info(1050025, format!("{unused} of {total} backup recovery codes are unused."))
                 .with_context(json!({"remaining": unused, "total": total}));
@@ -79,11 +89,26 @@ impl Engine {
                 ));
             }
             if flow.internal_get("lookup_revealed").is_some() {
-                nodes.push(Node::submit(Group::LookupSecret, "lookup_secret_regenerate", json!("true"), msg::lookup_regenerate()));
+                nodes.push(Node::submit(
+                    Group::LookupSecret,
+                    "lookup_secret_regenerate",
+                    json!("true"),
+                    msg::lookup_regenerate(),
+                ));
             } else {
-                nodes.push(Node::submit(Group::LookupSecret, "lookup_secret_reveal", json!("true"), msg::lookup_reveal()));
+                nodes.push(Node::submit(
+                    Group::LookupSecret,
+                    "lookup_secret_reveal",
+                    json!("true"),
+                    msg::lookup_reveal(),
+                ));
             }
-            nodes.push(Node::submit(Group::LookupSecret, "lookup_secret_disable", json!("true"), msg::lookup_disable()));
+            nodes.push(Node::submit(
+                Group::LookupSecret,
+                "lookup_secret_disable",
+                json!("true"),
+                msg::lookup_disable(),
+            ));
         }
         nodes
     }
@@ -95,7 +120,11 @@ impl Engine {
     }
 
     /// Login step-up with a recovery code: consume it atomically. `Ok(Err(msg))` is a form error.
-    pub async fn consume_lookup_code(&self, identity: &Identity, code: &str) -> Result<std::result::Result<(), UiText>> {
+    pub async fn consume_lookup_code(
+        &self,
+        identity: &Identity,
+        code: &str,
+    ) -> Result<std::result::Result<(), UiText>> {
         let Some(cred) = identity.credential(CredentialType::LookupSecret) else {
             return Ok(Err(msg::no_lookup()));
         };

@@ -92,7 +92,12 @@ pub trait OidcClient: Send + Sync {
     ) -> std::result::Result<ProviderClaims, String>;
     /// Verify an ID token a native app obtained (signature, issuer, audience incl.
     /// `additional_id_token_audiences`, expiry at `now`). The nonce is checked by the caller.
-    async fn verify_id_token(&self, p: &OidcProvider, id_token: &str, now: OffsetDateTime) -> std::result::Result<ProviderClaims, String>;
+    async fn verify_id_token(
+        &self,
+        p: &OidcProvider,
+        id_token: &str,
+        now: OffsetDateTime,
+    ) -> std::result::Result<ProviderClaims, String>;
 }
 
 /// The client used until the server installs a real one.
@@ -114,7 +119,12 @@ impl OidcClient for NoOidcClient {
     ) -> std::result::Result<ProviderClaims, String> {
         Err("no OpenID Connect client is installed".into())
     }
-    async fn verify_id_token(&self, _: &OidcProvider, _: &str, _: OffsetDateTime) -> std::result::Result<ProviderClaims, String> {
+    async fn verify_id_token(
+        &self,
+        _: &OidcProvider,
+        _: &str,
+        _: OffsetDateTime,
+    ) -> std::result::Result<ProviderClaims, String> {
         Err("no OpenID Connect client is installed".into())
     }
 }
@@ -143,7 +153,8 @@ impl OidcProvider {
     /// A Microsoft multi-tenant endpoint: ID tokens carry the user's tenant as issuer
     /// (`https://login.microsoftonline.com/<tid>/v2.0`), checked against the `tid` claim.
     pub fn is_multi_tenant(&self) -> bool {
-        self.provider == "microsoft" && matches!(self.microsoft_tenant().as_str(), "common" | "organizations" | "consumers")
+        self.provider == "microsoft"
+            && matches!(self.microsoft_tenant().as_str(), "common" | "organizations" | "consumers")
     }
 
     /// GitHub speaks OAuth2 with a user API, not OpenID Connect (no ID tokens, no discovery).
@@ -194,7 +205,10 @@ pub fn validate_config(m: &OidcMethod) -> std::result::Result<(), String> {
     for (i, p) in m.config.providers.iter().enumerate() {
         let key = format!("selfservice.methods.oidc.config.providers.{i}");
         let bad = |k: &str, why: String| format!("invalid configuration at key `{key}.{k}`: {why}");
-        if p.id.is_empty() || !p.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') || p.id.len() > 64 {
+        if p.id.is_empty()
+            || !p.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            || p.id.len() > 64
+        {
             return Err(bad("id", format!("{:?} must be 1-64 characters of A-Z, a-z, 0-9, - and _", p.id)));
         }
         if !seen.insert(p.id.clone()) {
@@ -209,14 +223,19 @@ pub fn validate_config(m: &OidcMethod) -> std::result::Result<(), String> {
         match &p.issuer_url {
             Some(u) => {
                 let parsed = url::Url::parse(u).map_err(|e| bad("issuer_url", e.to_string()))?;
-                if !matches!(parsed.scheme(), "https" | "http") || parsed.query().is_some() || parsed.fragment().is_some() {
+                if !matches!(parsed.scheme(), "https" | "http")
+                    || parsed.query().is_some()
+                    || parsed.fragment().is_some()
+                {
                     return Err(bad("issuer_url", "must be an http(s) URL without query or fragment".into()));
                 }
                 if matches!(p.provider.as_str(), "google" | "apple" | "microsoft") {
                     return Err(bad("issuer_url", format!("is fixed for the {} preset; remove it", p.provider)));
                 }
             }
-            None if p.provider == "generic" => return Err(bad("issuer_url", "is required for the generic provider".into())),
+            None if p.provider == "generic" => {
+                return Err(bad("issuer_url", "is required for the generic provider".into()));
+            }
             None => {}
         }
         if p.microsoft_tenant.is_some() && p.provider != "microsoft" {
@@ -258,7 +277,10 @@ fn parse_expr(expr: &str) -> std::result::Result<Vec<Alt>, String> {
         let part = part.trim();
         if let Some(path) = part.strip_prefix("claims.") {
             let segs: Vec<String> = path.split('.').map(str::to_string).collect();
-            if segs.iter().any(|s| s.is_empty() || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')) {
+            if segs
+                .iter()
+                .any(|s| s.is_empty() || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
+            {
                 return Err(format!("{part:?} is not a claim path (use claims.<name> or claims.<name>.<field>)"));
             }
             alts.push(Alt::Claim(segs));
@@ -366,7 +388,8 @@ fn render(v: &Value, claims: &Value) -> Option<Value> {
         }
         Value::Array(a) => Some(Value::Array(a.iter().filter_map(|x| render(x, claims)).collect())),
         Value::Object(m) => {
-            let out: Map<String, Value> = m.iter().filter_map(|(k, x)| render(x, claims).map(|r| (k.clone(), r))).collect();
+            let out: Map<String, Value> =
+                m.iter().filter_map(|(k, x)| render(x, claims).map(|r| (k.clone(), r))).collect();
             (!out.is_empty()).then_some(Value::Object(out))
         }
         other => Some(other.clone()),
@@ -582,7 +605,9 @@ impl Engine {
             .map(|m| {
                 m.iter()
                     .filter(|(k, _)| UPSTREAM_ALLOWED.contains(&k.as_str()))
-                    .filter_map(|(k, v)| v.as_str().filter(|s| !s.is_empty() && s.len() <= 256).map(|s| (k.clone(), s.to_string())))
+                    .filter_map(|(k, v)| {
+                        v.as_str().filter(|s| !s.is_empty() && s.len() <= 256).map(|s| (k.clone(), s.to_string()))
+                    })
                     .collect()
             })
             .unwrap_or_default();
@@ -595,7 +620,10 @@ impl Engine {
         };
         let url = self.oidc.authorization_url(p, &request).await.map_err(|reason| {
             tracing::warn!(provider = %p.id, %reason, "could not start the OpenID Connect round trip");
-            Error::new(ErrorKind::Unavailable, format!("The sign-in provider {} could not be reached. Please try again later.", p.display_label()))
+            Error::new(
+                ErrorKind::Unavailable,
+                format!("The sign-in provider {} could not be reached. Please try again later.", p.display_label()),
+            )
         })?;
         let mut rt = json!({
             "provider": p.id,
@@ -611,8 +639,11 @@ impl Engine {
         flow.internal_set(ROUND_TRIP, rt);
         self.save_flow(flow).await?;
         tracing::info!(flow_id = %flow.id, provider = %p.id, intent, "redirecting to the sign-in provider");
-        Ok(Error::new(ErrorKind::BrowserLocationChange, format!("In order to complete this flow please redirect the browser to: {url}"))
-            .with_redirect(url))
+        Ok(Error::new(
+            ErrorKind::BrowserLocationChange,
+            format!("In order to complete this flow please redirect the browser to: {url}"),
+        )
+        .with_redirect(url))
     }
 
     /// Verify an ID token submitted by a native app; `Ok(Err(message))` is a form error.
@@ -642,7 +673,10 @@ impl Engine {
         if claimed.is_empty() {
             return Ok(Err(failed(&p.display_label(), "the ID token has no nonce claim")));
         }
-        if !crypto::ct_eq(crypto::sha256_hex(claimed.as_bytes()).as_bytes(), crypto::sha256_hex(nonce.as_bytes()).as_bytes()) {
+        if !crypto::ct_eq(
+            crypto::sha256_hex(claimed.as_bytes()).as_bytes(),
+            crypto::sha256_hex(nonce.as_bytes()).as_bytes(),
+        ) {
             return Ok(Err(failed(&p.display_label(), "the supplied nonce does not match the nonce of the ID token")));
         }
         // A nonce (and so an ID token) is good for one flow only.
@@ -670,7 +704,9 @@ impl Engine {
         }
         let pid = body_str(body, "provider").unwrap_or_default();
         let Some(p) = self.oidc_provider(pid).cloned() else {
-            return self.login_invalid(flow, req, "provider", msg::generic(&format!("Unknown sign-in provider {pid:?}.")), None).await;
+            return self
+                .login_invalid(flow, req, "provider", msg::generic(&format!("Unknown sign-in provider {pid:?}.")), None)
+                .await;
         };
         if flow.flow_type == FlowType::Api || nonempty(body, "id_token").is_some() {
             return match self.oidc_verify_submitted(&flow, &p, body).await? {
@@ -684,7 +720,13 @@ impl Engine {
 
     /// Complete a login with verified claims: the linked identity signs in; an unknown account
     /// registers.
-    async fn oidc_login_with(&self, flow: Flow, p: &OidcProvider, pc: ProviderClaims, req: &Req) -> Result<Submitted<LoggedIn>> {
+    async fn oidc_login_with(
+        &self,
+        flow: Flow,
+        p: &OidcProvider,
+        pc: ProviderClaims,
+        req: &Req,
+    ) -> Result<Submitted<LoggedIn>> {
         let ident = identifier(&p.id, &pc.subject);
         let found = self.store.find_identity_by_identifier(CredentialType::Oidc, &ident).await?;
         let Some(identity) = found else {
@@ -704,7 +746,13 @@ impl Engine {
     }
 
     /// A login with an account nobody linked yet: register it (registration must be enabled).
-    async fn oidc_login_registers(&self, flow: Flow, p: &OidcProvider, pc: ProviderClaims, req: &Req) -> Result<Submitted<LoggedIn>> {
+    async fn oidc_login_registers(
+        &self,
+        flow: Flow,
+        p: &OidcProvider,
+        pc: ProviderClaims,
+        req: &Req,
+    ) -> Result<Submitted<LoggedIn>> {
         let label = p.display_label();
         if !self.cfg.selfservice.flows.registration.enabled || flow.refresh || req.auth.is_some() {
             let m = msg::generic(&format!("No account is linked to this {label} account."));
@@ -787,7 +835,10 @@ impl Engine {
         }
         let errors = schema.validate(&traits);
         if !errors.is_empty() {
-            return Ok(Err(errors.into_iter().chain(std::iter::once((String::new(), msg::generic("Please complete the missing profile fields.")))).collect()));
+            return Ok(Err(errors
+                .into_iter()
+                .chain(std::iter::once((String::new(), msg::generic("Please complete the missing profile fields."))))
+                .collect()));
         }
         let now = self.clock.now();
         let extracted = schema.extract(&traits);
@@ -817,7 +868,9 @@ impl Engine {
             && let Some(email) = pc.claims.get("email").and_then(Value::as_str)
         {
             let email = email.trim().to_lowercase();
-            for a in identity.verifiable_addresses.iter_mut().filter(|a| a.via == "email" && a.value.to_lowercase() == email) {
+            for a in
+                identity.verifiable_addresses.iter_mut().filter(|a| a.via == "email" && a.value.to_lowercase() == email)
+            {
                 a.verified = true;
                 a.status = "completed".into();
                 a.verified_at = Some(now);
@@ -846,7 +899,10 @@ impl Engine {
         for (node, m) in errors {
             flow.ui.add_message(&node, m);
         }
-        flow.internal_set(PENDING, json!({"provider": p.id, "issuer": pc.issuer, "subject": pc.subject, "claims": pc.claims}));
+        flow.internal_set(
+            PENDING,
+            json!({"provider": p.id, "issuer": pc.issuer, "subject": pc.subject, "claims": pc.claims}),
+        );
         self.store.create_flow(&flow).await?;
         Ok(flow)
     }
@@ -854,7 +910,12 @@ impl Engine {
     // ---- registration --------------------------------------------------------------------
 
     /// `method=oidc` (or a `provider` button) on a registration flow.
-    pub(crate) async fn registration_oidc(&self, mut flow: Flow, body: &Body, req: &Req) -> Result<Submitted<Registered>> {
+    pub(crate) async fn registration_oidc(
+        &self,
+        mut flow: Flow,
+        body: &Body,
+        req: &Req,
+    ) -> Result<Submitted<Registered>> {
         if !self.cfg.selfservice.methods.oidc.enabled {
             return Err(Self::oidc_disabled());
         }
@@ -888,7 +949,13 @@ impl Engine {
         Err(self.oidc_start(&mut flow, &p, "registration", body).await?)
     }
 
-    async fn oidc_registration_invalid(&self, mut flow: Flow, req: &Req, traits: Option<&Value>, m: UiText) -> Result<Submitted<Registered>> {
+    async fn oidc_registration_invalid(
+        &self,
+        mut flow: Flow,
+        req: &Req,
+        traits: Option<&Value>,
+        m: UiText,
+    ) -> Result<Submitted<Registered>> {
         self.registration_ui(&mut flow, req, traits)?;
         flow.ui.add_message("", m);
         self.save_flow(&mut flow).await?;
@@ -921,10 +988,16 @@ impl Engine {
             flow.internal_remove(PENDING);
             flow.updated_at = self.clock.now();
             self.store
-                .commit(Commit { create_session: Some(&issued.session), update_flow: Some(&flow), ..Default::default() })
+                .commit(Commit {
+                    create_session: Some(&issued.session),
+                    update_flow: Some(&flow),
+                    ..Default::default()
+                })
                 .await
                 .map_err(|e| match e {
-                    StoreError::Busy(_) => Error::new(ErrorKind::Conflict, "The flow was completed by a concurrent request."),
+                    StoreError::Busy(_) => {
+                        Error::new(ErrorKind::Conflict, "The flow was completed by a concurrent request.")
+                    }
                     other => other.into(),
                 })?;
             flow.version += 1;
@@ -942,7 +1015,10 @@ impl Engine {
                 for (node, m) in errors {
                     flow.ui.add_message(&node, m);
                 }
-                flow.internal_set(PENDING, json!({"provider": p.id, "issuer": pc.issuer, "subject": pc.subject, "claims": pc.claims}));
+                flow.internal_set(
+                    PENDING,
+                    json!({"provider": p.id, "issuer": pc.issuer, "subject": pc.subject, "claims": pc.claims}),
+                );
                 self.save_flow(&mut flow).await?;
                 return Ok(Submitted::Invalid(flow));
             }
@@ -1092,7 +1168,12 @@ impl Engine {
 
     /// `GET /self-service/methods/oidc/callback/<provider>`. Returns the flow kind (when the
     /// state named a flow) with the outcome.
-    pub async fn oidc_callback(&self, provider_id: &str, params: &CallbackParams, req: &Req) -> (Option<FlowKind>, Result<OidcDone>) {
+    pub async fn oidc_callback(
+        &self,
+        provider_id: &str,
+        params: &CallbackParams,
+        req: &Req,
+    ) -> (Option<FlowKind>, Result<OidcDone>) {
         let mut kind = None;
         let res = self.oidc_callback_inner(provider_id, params, req, &mut kind).await;
         (kind, res)
@@ -1116,17 +1197,16 @@ impl Engine {
                 "The sign-in could not be completed: the state parameter is missing, unknown, already used, or belongs to another provider. Please start again.",
             )
         };
-        let flow_id = params
-            .state
-            .split_once('.')
-            .and_then(|(id, _)| Uuid::parse_str(id).ok())
-            .ok_or_else(state_error)?;
+        let flow_id =
+            params.state.split_once('.').and_then(|(id, _)| Uuid::parse_str(id).ok()).ok_or_else(state_error)?;
         let mut flow = self.store.get_flow(flow_id).await?.ok_or_else(state_error)?;
         *kind = Some(flow.kind);
         let rt = flow.internal_get(ROUND_TRIP).cloned().ok_or_else(state_error)?;
         let expected = rt.get("state_hash").and_then(Value::as_str).unwrap_or_default();
         let got = crypto::sha256_hex(params.state.as_bytes());
-        if !crypto::ct_eq(expected.as_bytes(), got.as_bytes()) || rt.get("provider").and_then(Value::as_str) != Some(p.id.as_str()) {
+        if !crypto::ct_eq(expected.as_bytes(), got.as_bytes())
+            || rt.get("provider").and_then(Value::as_str) != Some(p.id.as_str())
+        {
             tracing::warn!(flow_id = %flow.id, provider = %p.id, "sign-in callback with a state that does not match the flow");
             return Err(state_error());
         }
@@ -1163,13 +1243,12 @@ impl Engine {
             let verifier = rt.get("pkce_verifier").and_then(Value::as_str).unwrap_or_default();
             let nonce = rt.get("nonce").and_then(Value::as_str).unwrap_or_default();
             let redirect_uri = self.oidc_redirect_uri(&p.id);
-            self.oidc
-                .exchange_code(&p, &redirect_uri, &params.code, verifier, nonce, self.clock.now())
-                .await
-                .map_err(|reason| {
+            self.oidc.exchange_code(&p, &redirect_uri, &params.code, verifier, nonce, self.clock.now()).await.map_err(
+                |reason| {
                     tracing::info!(flow_id = %flow.id, provider = %p.id, %reason, "sign-in callback rejected");
                     form_error(reason)
-                })
+                },
+            )
         };
         let intent = rt.get("intent").and_then(Value::as_str).unwrap_or_default().to_string();
         match flow.kind {
@@ -1231,9 +1310,7 @@ impl Engine {
                 }
                 let change = match outcome {
                     Err(m) => Change::Invalid { errors: vec![(String::new(), m)], echo: None },
-                    Ok(_) if !self.privileged(a) => {
-                        Change::NeedsPrivilege { pending: json!({ "link": p.id }) }
-                    }
+                    Ok(_) if !self.privileged(a) => Change::NeedsPrivilege { pending: json!({ "link": p.id }) },
                     Ok(pc) => self.oidc_link_change(a, &p, &pc).await?,
                 };
                 self.settings_apply(flow, a, req, "oidc", change).await.map(OidcDone::Settings)
@@ -1313,11 +1390,13 @@ mod tests {
 
     #[test]
     fn presets() {
-        let p: OidcProvider = serde_json::from_value(json!({"id": "ms", "provider": "microsoft", "client_id": "x"})).unwrap();
+        let p: OidcProvider =
+            serde_json::from_value(json!({"id": "ms", "provider": "microsoft", "client_id": "x"})).unwrap();
         assert_eq!(p.issuer(), "https://login.microsoftonline.com/common/v2.0");
         assert!(p.is_multi_tenant());
         assert_eq!(p.scopes(), vec!["openid", "email", "profile"]);
-        let g: OidcProvider = serde_json::from_value(json!({"id": "gh", "provider": "github", "client_id": "x"})).unwrap();
+        let g: OidcProvider =
+            serde_json::from_value(json!({"id": "gh", "provider": "github", "client_id": "x"})).unwrap();
         assert_eq!(g.scopes(), vec!["user:email"]);
         assert_eq!(g.display_label(), "GitHub");
     }
@@ -1335,10 +1414,27 @@ mod tests {
 
     #[test]
     fn config_validation() {
-        let cfg = |p: Value| -> OidcMethod { serde_json::from_value(json!({"enabled": true, "config": {"providers": [p]}})).unwrap() };
-        assert!(validate_config(&cfg(json!({"id": "a", "provider": "generic", "client_id": "x"}))).unwrap_err().contains("issuer_url"));
-        assert!(validate_config(&cfg(json!({"id": "a b", "provider": "google", "client_id": "x"}))).unwrap_err().contains(".id"));
-        assert!(validate_config(&cfg(json!({"id": "a", "provider": "yahoo", "client_id": "x"}))).unwrap_err().contains("unknown provider"));
-        validate_config(&cfg(json!({"id": "a", "provider": "generic", "client_id": "x", "issuer_url": "https://id.example.org"}))).unwrap();
+        let cfg = |p: Value| -> OidcMethod {
+            serde_json::from_value(json!({"enabled": true, "config": {"providers": [p]}})).unwrap()
+        };
+        assert!(
+            validate_config(&cfg(json!({"id": "a", "provider": "generic", "client_id": "x"})))
+                .unwrap_err()
+                .contains("issuer_url")
+        );
+        assert!(
+            validate_config(&cfg(json!({"id": "a b", "provider": "google", "client_id": "x"})))
+                .unwrap_err()
+                .contains(".id")
+        );
+        assert!(
+            validate_config(&cfg(json!({"id": "a", "provider": "yahoo", "client_id": "x"})))
+                .unwrap_err()
+                .contains("unknown provider")
+        );
+        validate_config(&cfg(
+            json!({"id": "a", "provider": "generic", "client_id": "x", "issuer_url": "https://id.example.org"}),
+        ))
+        .unwrap();
     }
 }

@@ -55,11 +55,17 @@ impl Engine {
         let register = body_str(body, "passkey_settings_register").unwrap_or_default();
         if !register.is_empty() {
             let name = self.webauthn_user_name(&a.identity).unwrap_or_else(|| "passkey".into());
-            let change =
-                match self.finish_registration(flow, &a.identity, KeyKind::Passkey, "passkey_settings_register", register, name)? {
-                    Ok(identity) => Change::Update { identity, add_method: Some("passkey"), revoke_others: false },
-                    Err(e) => invalid(e),
-                };
+            let change = match self.finish_registration(
+                flow,
+                &a.identity,
+                KeyKind::Passkey,
+                "passkey_settings_register",
+                register,
+                name,
+            )? {
+                Ok(identity) => Change::Update { identity, add_method: Some("passkey"), revoke_others: false },
+                Err(e) => invalid(e),
+            };
             reset_registrations(flow, &change);
             return Ok(change);
         }
@@ -140,9 +146,9 @@ impl Engine {
             found = self.store.get_identity(id).await?;
         }
         let Some(identity) = found.filter(|i| {
-            raw_keys(i, CredentialType::Passkey)
-                .iter()
-                .any(|e| e.get("id").and_then(Value::as_str).and_then(decode_id).as_deref() == Some(cred.get_credential_id()))
+            raw_keys(i, CredentialType::Passkey).iter().any(|e| {
+                e.get("id").and_then(Value::as_str).and_then(decode_id).as_deref() == Some(cred.get_credential_id())
+            })
         }) else {
             return self.login_invalid(flow, req, "passkey_login", not_registered(), None).await;
         };
@@ -153,7 +159,9 @@ impl Engine {
             Err(m) => self.login_invalid(flow, req, "passkey_login", m, None).await,
             Ok(identity) => {
                 let (issued, is_new) = match (&req.auth, flow.refresh) {
-                    (Some(a), true) if a.identity.id == identity.id => (self.extend_session(&a.session, "passkey", true), false),
+                    (Some(a), true) if a.identity.id == identity.id => {
+                        (self.extend_session(&a.session, "passkey", true), false)
+                    }
                     _ => (self.new_session(&identity, "passkey", req), true),
                 };
                 self.finish_login(flow, identity, issued, is_new, "passkey").await

@@ -31,8 +31,10 @@ impl Engine {
         let old = a.identity.password_hash().map(str::to_string);
         let (hash, same) = match old {
             Some(old) => {
-                let (h, s) =
-                    tokio::join!(self.hash_password(password.clone()), self.verify_password(password.clone(), Some(old)));
+                let (h, s) = tokio::join!(
+                    self.hash_password(password.clone()),
+                    self.verify_password(password.clone(), Some(old))
+                );
                 (h?, s?)
             }
             None => (self.hash_password(password.clone()).await?, false),

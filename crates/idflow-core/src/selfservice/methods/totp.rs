@@ -25,7 +25,10 @@ impl Engine {
     /// The issuer shown in authenticator apps.
     pub fn totp_issuer(&self) -> String {
         self.cfg.selfservice.methods.totp.config.issuer.clone().unwrap_or_else(|| {
-            url::Url::parse(self.base()).ok().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_else(|| "idflow".into())
+            url::Url::parse(self.base())
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_string))
+                .unwrap_or_else(|| "idflow".into())
         })
     }
 
@@ -57,9 +60,7 @@ impl Engine {
     /// enrolled when the identity has no TOTP yet.
     pub fn totp_settings_nodes(&self, flow: &mut Flow, identity: &Identity) -> Vec<Node> {
         if identity.credential(CredentialType::Totp).is_some() {
-            return vec![
-                Node::submit(Group::Totp, "totp_unlink", json!("true"), msg::totp_unlink()).required(),
-            ];
+            return vec![Node::submit(Group::Totp, "totp_unlink", json!("true"), msg::totp_unlink()).required()];
         }
         let secret = match flow.internal_get("totp_secret").and_then(Value::as_str) {
             Some(s) => s.to_string(),
@@ -70,11 +71,16 @@ impl Engine {
             }
         };
         let Some(totp) = self.totp_for(identity, &secret) else { return vec![] };
-        let qr = totp.to_qr_base64().unwrap_or_default();
         let url = totp.to_url().unwrap_or_default();
+        let qr = crate::qr::png_data_url(&url).map(|q| q.to_string()).unwrap_or_default();
         vec![
-            Node::img(Group::Totp, "totp_qr", format!("data:image/png;base64,{qr}"), 256, 256, msg::totp_qr()),
-            Node::text(Group::Totp, "totp_secret_key", msg::totp_secret_with_url(&secret, &url), Some(msg::totp_secret_label())),
+            Node::img(Group::Totp, "totp_qr", qr, 256, 256, msg::totp_qr()),
+            Node::text(
+                Group::Totp,
+                "totp_secret_key",
+                msg::totp_secret_with_url(&secret, &url),
+                Some(msg::totp_secret_label()),
+            ),
             Node::input(Group::Totp, "totp_code", "text")
                 .required()
                 .autocomplete("one-time-code")

@@ -156,7 +156,14 @@ fn all_cred_ids(identity: &Identity) -> Vec<Vec<u8>> {
 }
 
 /// Replace the key list of a credential type (removing the credential when it is empty).
-fn set_keys(identity: &mut Identity, t: CredentialType, keys: Vec<Value>, identifiers: Vec<String>, handle: &str, now: OffsetDateTime) {
+fn set_keys(
+    identity: &mut Identity,
+    t: CredentialType,
+    keys: Vec<Value>,
+    identifiers: Vec<String>,
+    handle: &str,
+    now: OffsetDateTime,
+) {
     if keys.is_empty() {
         identity.credentials.remove(&t);
         return;
@@ -335,11 +342,15 @@ impl Engine {
         } else {
             // Passkeys sign in without an identifier, so they must be resident; passwordless
             // security keys sign in with one and need not be.
-            rp.start_passkey_registration(identity.id, &name, &name, exclude)
-                .map_err(|e| e.to_string())
-                .and_then(|(ccr, st)| {
-                    if kind == KeyKind::Passkey { ceremony(&discoverable(&ccr)?, "passkey", &st) } else { ceremony(&ccr, "passkey", &st) }
-                })
+            rp.start_passkey_registration(identity.id, &name, &name, exclude).map_err(|e| e.to_string()).and_then(
+                |(ccr, st)| {
+                    if kind == KeyKind::Passkey {
+                        ceremony(&discoverable(&ccr)?, "passkey", &st)
+                    } else {
+                        ceremony(&ccr, "passkey", &st)
+                    }
+                },
+            )
         };
         match made {
             Ok((options, st_kind, state)) => {
@@ -387,7 +398,9 @@ impl Engine {
                     .unwrap_or_default();
                 let unix = added.map_or(0, OffsetDateTime::unix_timestamp);
                 let (group, name_attr, label) = match kind {
-                    KeyKind::SecurityKey => (Group::Webauthn, "webauthn_remove", msg::webauthn_remove(name, &added_at, unix)),
+                    KeyKind::SecurityKey => {
+                        (Group::Webauthn, "webauthn_remove", msg::webauthn_remove(name, &added_at, unix))
+                    }
                     KeyKind::Passkey => (Group::Passkey, "passkey_remove", msg::passkey_remove(name, &added_at, unix)),
                 };
                 let locks_out = entry_passwordless(e, t) && first_factors < 2;
@@ -402,7 +415,9 @@ impl Engine {
             return nodes;
         };
         nodes.push(
-            Node::input(Group::Webauthn, "webauthn_register_displayname", "text").value(json!("")).label(msg::webauthn_name()),
+            Node::input(Group::Webauthn, "webauthn_register_displayname", "text")
+                .value(json!(""))
+                .label(msg::webauthn_name()),
         );
         nodes.push(Node::input(Group::Webauthn, "webauthn_register", "hidden").value(json!("")));
         let onclick = format!("window.oryWebAuthnRegistration({options})");
@@ -497,7 +512,12 @@ impl Engine {
     }
 
     /// Remove the key with the hex credential id `hex_id`.
-    pub(crate) fn remove_key(&self, identity: &Identity, kind: KeyKind, hex_id: &str) -> std::result::Result<Identity, (String, UiText)> {
+    pub(crate) fn remove_key(
+        &self,
+        identity: &Identity,
+        kind: KeyKind,
+        hex_id: &str,
+    ) -> std::result::Result<Identity, (String, UiText)> {
         let t = kind.credential_type();
         let node = match kind {
             KeyKind::SecurityKey => "webauthn_remove",
@@ -521,7 +541,9 @@ impl Engine {
         };
         if entry_passwordless(&keys[pos], t) && identity.first_factor_count() < 2 {
             let m = match kind {
-                KeyKind::SecurityKey => "unable to remove this security key because it would lock you out of your account",
+                KeyKind::SecurityKey => {
+                    "unable to remove this security key because it would lock you out of your account"
+                }
                 KeyKind::Passkey => "unable to remove this passkey because it would lock you out of your account",
             };
             return Err((node.to_string(), msg::last_sign_in_method(m)));
@@ -557,11 +579,17 @@ impl Engine {
                     .with_context(json!({"min_length": 1, "actual_length": 0}));
                 return Ok(invalid(("webauthn_register_displayname".into(), m)));
             }
-            let change =
-                match self.finish_registration(flow, &a.identity, KeyKind::SecurityKey, "webauthn_register", register, name)? {
-                    Ok(identity) => Change::Update { identity, add_method: Some("webauthn"), revoke_others: false },
-                    Err(e) => invalid(e),
-                };
+            let change = match self.finish_registration(
+                flow,
+                &a.identity,
+                KeyKind::SecurityKey,
+                "webauthn_register",
+                register,
+                name,
+            )? {
+                Ok(identity) => Change::Update { identity, add_method: Some("webauthn"), revoke_others: false },
+                Err(e) => invalid(e),
+            };
             reset_registrations(flow, &change);
             return Ok(change);
         }
@@ -585,14 +613,18 @@ impl Engine {
             return vec![];
         }
         let Some(rp) = self.webauthn_rp(KeyKind::SecurityKey) else { return vec![] };
-        let keys: Vec<StoredKey> =
-            stored_keys(identity, CredentialType::Webauthn).into_iter().filter(|k| k.is_passwordless == passwordless).collect();
+        let keys: Vec<StoredKey> = stored_keys(identity, CredentialType::Webauthn)
+            .into_iter()
+            .filter(|k| k.is_passwordless == passwordless)
+            .collect();
         let made = if passwordless {
             let list: Vec<Passkey> = keys.into_iter().filter_map(|k| k.passkey).collect();
             if list.is_empty() {
                 return vec![];
             }
-            rp.start_passkey_authentication(&list).map_err(|e| e.to_string()).and_then(|(rcr, st)| ceremony(&rcr, "passkey", &st))
+            rp.start_passkey_authentication(&list)
+                .map_err(|e| e.to_string())
+                .and_then(|(rcr, st)| ceremony(&rcr, "passkey", &st))
         } else {
             let list: Vec<SecurityKey> = keys.into_iter().filter_map(|k| k.security_key).collect();
             if list.is_empty() {
@@ -627,7 +659,12 @@ impl Engine {
     /// First-factor (aal1) login nodes of browser flows: passkey sign-in, and with
     /// `webauthn.config.passwordless` the "continue with security key" button (identifier
     /// first). Adds the script node when any is offered.
-    pub(crate) fn webauthn_first_factor_login_nodes(&self, flow: &mut Flow, req: &Req, has_identifier: bool) -> Result<Vec<Node>> {
+    pub(crate) fn webauthn_first_factor_login_nodes(
+        &self,
+        flow: &mut Flow,
+        req: &Req,
+        has_identifier: bool,
+    ) -> Result<Vec<Node>> {
         let mut nodes = self.passkey_login_nodes(flow, req);
         if flow.flow_type == FlowType::Browser
             && !flow.refresh
@@ -697,7 +734,8 @@ impl Engine {
                 Err(_) => return Ok(Err(expired_challenge())),
             },
             "discoverable" => {
-                let (Ok(st), Some(pk)) = (serde_json::from_value::<DiscoverableAuthentication>(st), stored.passkey.as_ref())
+                let (Ok(st), Some(pk)) =
+                    (serde_json::from_value::<DiscoverableAuthentication>(st), stored.passkey.as_ref())
                 else {
                     return Ok(Err(expired_challenge()));
                 };
@@ -718,7 +756,8 @@ impl Engine {
                         keys[pos] = v;
                         let mut updated = identity.clone();
                         set_keys(&mut updated, t, keys, identifiers, &handle, now);
-                        let _ = self.store.commit(Commit { update_identity: Some(&updated), ..Default::default() }).await;
+                        let _ =
+                            self.store.commit(Commit { update_identity: Some(&updated), ..Default::default() }).await;
                     }
                     tracing::warn!(identity_id = %identity.id, "WebAuthn signature counter did not increase: possible cloned authenticator");
                 }
@@ -819,7 +858,9 @@ impl Engine {
             Err(m) => self.login_invalid(flow, req, "webauthn_login", m, Some(&identifier)).await,
             Ok(identity) => {
                 let (issued, is_new) = match (&req.auth, flow.refresh) {
-                    (Some(a), true) if a.identity.id == identity.id => (self.extend_session(&a.session, "webauthn", true), false),
+                    (Some(a), true) if a.identity.id == identity.id => {
+                        (self.extend_session(&a.session, "webauthn", true), false)
+                    }
                     _ => (self.new_session(&identity, "webauthn", req), true),
                 };
                 self.finish_login(flow, identity, issued, is_new, "webauthn").await
