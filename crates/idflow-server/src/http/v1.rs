@@ -400,6 +400,20 @@ async fn settings_get(State(state): State<AppState>, ctx: Ctx, tail: Result<Path
     }
 }
 
+/// The common input of every `{flow_id}:submit`: the flow id and the `{method, body}` envelope
+/// turned into the flat Kratos body.
+fn submit_input(
+    state: &AppState,
+    ctx: &Ctx,
+    tail: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(Uuid, String, Body), V1Error> {
+    let id = path_tail(tail).and_then(|t| parse_tail(&t, true))?;
+    let (method, flat) =
+        body_bytes(body).and_then(|b| parse_envelope(ctx, &b, state.engine.cfg.limits.max_json_depth))?;
+    Ok((id, method, flat))
+}
+
 async fn settings_submit(
     State(state): State<AppState>,
     ctx: Ctx,
@@ -410,12 +424,7 @@ async fn settings_submit(
     if let Some(r) = no_session(&state, &ctx) {
         return r;
     }
-    let id = match path_tail(tail).and_then(|t| parse_tail(&t, true)) {
-        Ok(id) => id,
-        Err(e) => return e.into_response(&rid),
-    };
-    let parsed = body_bytes(body).and_then(|b| parse_envelope(&ctx, &b, state.engine.cfg.limits.max_json_depth));
-    let (method, flat) = match parsed {
+    let (id, method, flat) = match submit_input(&state, &ctx, tail, body) {
         Ok(x) => x,
         Err(e) => return e.into_response(&rid),
     };
@@ -510,12 +519,7 @@ async fn login_submit(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let rid = ctx.request_id.clone();
-    let id = match path_tail(tail).and_then(|t| parse_tail(&t, true)) {
-        Ok(id) => id,
-        Err(e) => return e.into_response(&rid),
-    };
-    let parsed = body_bytes(body).and_then(|b| parse_envelope(&ctx, &b, state.engine.cfg.limits.max_json_depth));
-    let (method, flat) = match parsed {
+    let (id, method, flat) = match submit_input(&state, &ctx, tail, body) {
         Ok(x) => x,
         Err(e) => return e.into_response(&rid),
     };
@@ -560,12 +564,7 @@ async fn registration_submit(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let rid = ctx.request_id.clone();
-    let id = match path_tail(tail).and_then(|t| parse_tail(&t, true)) {
-        Ok(id) => id,
-        Err(e) => return e.into_response(&rid),
-    };
-    let parsed = body_bytes(body).and_then(|b| parse_envelope(&ctx, &b, state.engine.cfg.limits.max_json_depth));
-    let (method, flat) = match parsed {
+    let (id, method, flat) = match submit_input(&state, &ctx, tail, body) {
         Ok(x) => x,
         Err(e) => return e.into_response(&rid),
     };
