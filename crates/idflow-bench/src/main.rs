@@ -77,6 +77,10 @@ enum Cmd {
         /// The idflow binary to start (use the release build).
         #[arg(long, default_value = "target/bench/release/idflow")]
         server: String,
+        /// A second idflow binary to measure alongside (e.g. the build before a change); it
+        /// runs right after idflow in the interleaved order.
+        #[arg(long)]
+        baseline: Option<String>,
         /// The peers' directory (bench/peers: the Django project, the better-auth server, .venv).
         #[arg(long)]
         peers_dir: Option<std::path::PathBuf>,
@@ -467,6 +471,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Cmd::Peers {
             server,
+            baseline,
             peers_dir,
             python,
             node,
@@ -485,8 +490,14 @@ async fn main() -> anyhow::Result<()> {
             let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
             let tmp = std::env::temp_dir().join(format!("idflow-peers-{}", uuid::Uuid::new_v4().simple()));
             let keep = work_dir.is_some();
+            let mut systems = systems;
+            if baseline.is_some() && !systems.iter().any(|s| s == "idflow-baseline" || s == "baseline") {
+                let at = systems.iter().position(|s| s == "idflow").map_or(0, |i| i + 1);
+                systems.insert(at, "idflow-baseline".into());
+            }
             let o = peers::PeerOpts {
                 server,
+                baseline,
                 peers_dir: std::fs::canonicalize(peers_dir.unwrap_or_else(peers::default_peers_dir))?,
                 python,
                 node,

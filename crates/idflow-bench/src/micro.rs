@@ -47,6 +47,25 @@ pub async fn run(dsn: Option<String>, iterations: u32) -> anyhow::Result<()> {
         bytes / n as usize
     );
 
+    let url = "otpauth://totp/127.0.0.1:bench-0123456789abcdef0123456789abcdef-1%40example.com?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=127.0.0.1";
+    let t = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(qrcodegen::QrCode::encode_text(url, qrcodegen::QrCodeEcc::Medium).ok());
+    }
+    println!("  of which QR encoding (qrcodegen, automatic mask): {:.1} µs", per_call_us(n, t));
+    let t = Instant::now();
+    let mut len = 0;
+    for _ in 0..n {
+        len = idflow_core::qr::png(url).map(|p| p.len()).unwrap_or(0);
+    }
+    println!("  QR encoding + PNG (idflow_core::qr::png): {:.1} µs, {len} bytes", per_call_us(n, t));
+    let t = Instant::now();
+    for _ in 0..n {
+        let tot = totp_rs::Totp::from_url_unchecked(url).ok();
+        len = tot.and_then(|t| t.to_qr_png().ok()).map(|p| p.len()).unwrap_or(0);
+    }
+    println!("  QR encoding + PNG (totp-rs to_qr_png): {:.1} µs, {len} bytes", per_call_us(n, t));
+
     let t = Instant::now();
     for _ in 0..n {
         engine.store.get_identity(identity.id).await?;

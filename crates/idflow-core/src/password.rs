@@ -16,7 +16,7 @@
 //! password.
 
 use crate::ui::{UiText, msg};
-use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordHasher, Version};
+use argon2::{Algorithm, Argon2, Params, PasswordHash, Version};
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -304,6 +304,85 @@ fn argon2_params(c: &Argon2Config) -> Result<Params, PasswordError> {
     Params::new(c.memory, c.iterations, c.parallelism, Some(key)).map_err(|e| PasswordError::Config(e.to_string()))
 }
 
+thread_local! {
+    /// argon2 working memory kept between hashes, on threads that opted in with
+    /// [`keep_argon2_memory`] (the hashing pool's). Without it every hash allocates its
+    /// memory (19 MiB with the defaults) afresh, and glibc, whose mmap threshold rises to that
+    /// size after the first free, keeps the freed blocks in whichever per-thread arena served
+    /// them: a server's resident memory grew by a few hundred MiB to GiBs after bursts of
+    /// password changes.
+    static ARGON2_MEMORY: std::cell::RefCell<Option<Vec<argon2::Block>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Memory larger than this (in 1 KiB blocks: 64 MiB) is never kept (odd imported hashes).
+const KEPT_ARGON2_BLOCKS: usize = 64 * 1024;
+/// The capacity reserved for kept memory (33 MiB, see `argon2_into`).
+const RESERVED_ARGON2_BLOCKS: usize = 33 * 1024;
+
+/// Keep argon2's working memory on the calling thread from now on (for long-lived hashing
+/// threads: the memory stays allocated, one hash's worth per thread).
+pub fn keep_argon2_memory() {
+    ARGON2_MEMORY.with(|m| {
+        let mut m = m.borrow_mut();
+        if m.is_none() {
+            *m = Some(Vec::new());
+        }
+    });
+}
+
+/// Free this thread's kept argon2 memory (it is allocated again by the next hash).
+pub fn release_argon2_memory() {
+    ARGON2_MEMORY.with(|m| {
+        if let Some(mem) = m.borrow_mut().as_mut() {
+            *mem = Vec::new();
+        }
+    });
+}
+
+/// argon2 into `out`, with this thread's kept memory when it has some. Every block is written
+/// before it is read, so the memory needs no clearing between uses.
+fn argon2_into(a: &Argon2<'_>, password: &[u8], salt: &[u8], out: &mut [u8]) -> Result<(), argon2::Error> {
+    let need = a.params().block_count();
+    let kept = ARGON2_MEMORY.with(|m| match m.borrow_mut().as_mut() {
+        Some(mem) if need <= KEPT_ARGON2_BLOCKS => {
+            if mem.len() < need {
+                // Reserve more than 32 MiB: glibc serves such requests with their own mapping
+                // and unmaps it on free (smaller ones land in its arenas, which keep them), so
+                // `release_argon2_memory` really gives the memory back. Only the blocks in use
+                // are touched, so the resident cost is one hash's memory.
+                let mut fresh = Vec::with_capacity(need.max(RESERVED_ARGON2_BLOCKS));
+                fresh.resize(need, argon2::Block::new());
+                *mem = fresh;
+            }
+            Some(a.hash_password_into_with_memory(password, salt, out, &mut mem[..need]))
+        }
+        _ => None,
+    });
+    match kept {
+        Some(r) => r,
+        None => a.hash_password_into(password, salt, out),
+    }
+}
+
+/// A new argon2id PHC string (version 0x13) for `password` with this salt.
+fn argon2id_phc(params: Params, password: &str, salt: &[u8]) -> Result<String, PasswordError> {
+    use argon2::password_hash::phc::{Output, ParamsString, Salt};
+    let err = |e: &dyn std::fmt::Display| PasswordError::Hash(e.to_string());
+    let mut buf = [0u8; ARGON2_MAX_KEY as usize];
+    let out =
+        buf.get_mut(..params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN)).ok_or_else(|| err(&"key length"))?;
+    argon2_into(&Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone()), password.as_bytes(), salt, out)
+        .map_err(|e| err(&e))?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(&params).map_err(|e| err(&e))?,
+        salt: Some(Salt::new(salt).map_err(|e| err(&e))?),
+        hash: Some(Output::new(out).map_err(|e| err(&e))?),
+    };
+    Ok(phc.to_string())
+}
+
 /// Hash a password with the configured algorithm. CPU-heavy: run on a blocking thread.
 pub fn hash(cfg: &HashersConfig, password: &str) -> Result<String, PasswordError> {
     cfg.validate().map_err(PasswordError::Config)?;
@@ -315,10 +394,7 @@ pub fn hash(cfg: &HashersConfig, password: &str) -> Result<String, PasswordError
             let salt = buf.get_mut(..salt_len).ok_or_else(|| PasswordError::Config("salt_length too large".into()))?;
             rand::rng().fill(&mut *salt);
             count_call();
-            let phc = Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-                .hash_password_with_salt(password.as_bytes(), salt)
-                .map_err(|e| PasswordError::Hash(e.to_string()))?;
-            Ok(phc.to_string())
+            argon2id_phc(params, password, salt)
         }
         HashAlgorithm::Bcrypt => {
             if password.len() > BCRYPT_MAX_PASSWORD_BYTES {
@@ -341,8 +417,7 @@ pub fn verify(password: &str, hash: &str) -> Result<bool, PasswordError> {
             check_argon2_bounds(&h)?;
             let mut out = vec![0u8; h.expected.len()];
             count_call();
-            Argon2::new(h.algorithm, h.version, h.params)
-                .hash_password_into(password.as_bytes(), &h.salt, &mut out)
+            argon2_into(&Argon2::new(h.algorithm, h.version, h.params), password.as_bytes(), &h.salt, &mut out)
                 .map_err(|e| PasswordError::Hash(e.to_string()))?;
             let ok: bool = out.ct_eq(&h.expected).into();
             out.fill(0);
@@ -584,6 +659,24 @@ pub fn is_common_password(password: &str) -> bool {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use argon2::PasswordHasher;
+
+    #[test]
+    fn argon2_with_kept_memory_matches_the_reference() {
+        let params = Params::new(1024, 2, 1, Some(32)).unwrap();
+        let salt = [7u8; 16];
+        let reference = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+            .hash_password_with_salt(b"correct horse", &salt)
+            .unwrap()
+            .to_string();
+        assert_eq!(argon2id_phc(params.clone(), "correct horse", &salt).unwrap(), reference);
+        keep_argon2_memory();
+        // The kept memory holds another password's state: the result must not depend on it.
+        argon2id_phc(params.clone(), "battery staple", &[9u8; 16]).unwrap();
+        assert_eq!(argon2id_phc(params.clone(), "correct horse", &salt).unwrap(), reference);
+        assert!(verify("correct horse", &reference).unwrap());
+        assert!(!verify("correct horsE", &reference).unwrap());
+    }
 
     fn tiny() -> HashersConfig {
         HashersConfig {

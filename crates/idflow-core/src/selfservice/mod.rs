@@ -4,6 +4,7 @@
 //! Outcomes are values: a form error is the flow with messages ([`Submitted::Invalid`]), not an
 //! `Err`. `Err` is reserved for what is not a form (no session, CSRF, expiry, …).
 
+pub mod hashpool;
 pub mod identities;
 pub mod instrument;
 pub mod login;
@@ -356,9 +357,9 @@ impl Engine {
     pub async fn hash_password(&self, password: String) -> Result<String> {
         let cfg = self.cfg.hashers.clone();
         let started = std::time::Instant::now();
-        let res = tokio::task::spawn_blocking(move || crate::password::hash(&cfg, &password))
+        let res = hashpool::run(move || crate::password::hash(&cfg, &password))
             .await
-            .map_err(Error::internal)?
+            .ok_or_else(|| Error::internal("the password-hashing pool is gone"))?
             .map_err(Error::internal);
         self.observer.password_hashing("hash", started.elapsed());
         res
@@ -369,7 +370,7 @@ impl Engine {
     pub async fn verify_password(&self, password: String, hash: Option<String>) -> Result<bool> {
         let cfg = self.cfg.hashers.clone();
         let started = std::time::Instant::now();
-        let res = tokio::task::spawn_blocking(move || match hash {
+        let res = hashpool::run(move || match hash {
             Some(h) => crate::password::verify(&password, &h).unwrap_or(false),
             None => {
                 crate::password::verify_dummy(&cfg, &password);
@@ -377,7 +378,7 @@ impl Engine {
             }
         })
         .await
-        .map_err(Error::internal);
+        .ok_or_else(|| Error::internal("the password-hashing pool is gone"));
         self.observer.password_hashing("verify", started.elapsed());
         res
     }

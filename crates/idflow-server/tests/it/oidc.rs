@@ -483,7 +483,13 @@ async fn state_and_browser_binding(db: Db) {
     let pairs: Vec<(String, String)> = tampered.query_pairs().into_owned().collect();
     tampered.query_pairs_mut().clear();
     for (k, v) in &pairs {
-        let v = if k == "state" { format!("{}x", &v[..v.len() - 1]) } else { v.clone() };
+        // Change the last character (to something it is not already).
+        let v = if k == "state" {
+            let last = if v.ends_with('x') { 'y' } else { 'x' };
+            format!("{}{last}", &v[..v.len() - 1])
+        } else {
+            v.clone()
+        };
         tampered.query_pairs_mut().append_pair(k, &v);
     }
     // A state that does not match the flow: refused (error page, 400).
