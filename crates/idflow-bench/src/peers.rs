@@ -645,7 +645,7 @@ fn argon2_floor(threads: usize, secs: f64) -> anyhow::Result<(f64, f64)> {
 fn hasher_text(kind: Kind) -> &'static str {
     match kind {
         Kind::Idflow | Kind::IdflowBefore => {
-            "argon2id, m=19456 KiB, t=2, p=1 (idflow's default); a password change hashes once (the privileged session stands in for the old password)"
+            "argon2id, m=19456 KiB, t=2, p=1 (idflow's default); a password change derives twice, concurrently: the new hash and the check that it differs from the old password (no current password is asked: the privileged session stands in for it)"
         }
         Kind::Allauth => {
             "PBKDF2-SHA256, 1 000 000 iterations (Django 5.2's default hasher); a password change checks the current password and hashes the new one: 2 derivations"
