@@ -6,6 +6,8 @@
 # Usage:
 #   bench/run-peers.sh [idflow-bench peers options…]
 #   e.g. bench/run-peers.sh --duration 10s --rounds 3 --out /tmp/peers.md
+#   add --baseline /path/to/another/idflow to measure a second idflow build (e.g. the one
+#   before a change) in the same interleaved run
 #
 # What it does, in order:
 #   1. installs the peers from their registries into local, git-ignored directories:
