@@ -116,6 +116,16 @@ impl Application {
     }
 
     pub async fn build_with_clock(cfg: Config, clock: Clock) -> anyhow::Result<Self> {
+        Self::build_with_listeners(cfg, clock, None).await
+    }
+
+    /// Like [`Application::build_with_clock`], but serve on listeners the caller has already
+    /// bound (public, admin), so a port picked by the caller cannot be taken in between.
+    pub async fn build_with_listeners(
+        cfg: Config,
+        clock: Clock,
+        listeners: Option<(std::net::TcpListener, std::net::TcpListener)>,
+    ) -> anyhow::Result<Self> {
         let schemas = load_schemas(&cfg)?;
         let dsn = dsn(&cfg);
         let pool = idflow_store::PoolConfig {
@@ -148,10 +158,17 @@ impl Application {
             .with_oidc(Arc::new(crate::oidc::HttpOidc::new(client))),
         );
         engine.log_webauthn_availability();
-        let public =
-            TcpListener::bind(&public_addr).await.with_context(|| format!("could not listen on {public_addr}"))?;
-        let admin =
-            TcpListener::bind(&admin_addr).await.with_context(|| format!("could not listen on {admin_addr}"))?;
+        let (public, admin) = match listeners {
+            Some((public, admin)) => {
+                public.set_nonblocking(true)?;
+                admin.set_nonblocking(true)?;
+                (TcpListener::from_std(public)?, TcpListener::from_std(admin)?)
+            }
+            None => (
+                TcpListener::bind(&public_addr).await.with_context(|| format!("could not listen on {public_addr}"))?,
+                TcpListener::bind(&admin_addr).await.with_context(|| format!("could not listen on {admin_addr}"))?,
+            ),
+        };
         Ok(Application { public, admin, state: AppState::new(engine), metrics })
     }
 

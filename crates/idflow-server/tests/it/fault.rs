@@ -41,6 +41,17 @@ struct Node {
 impl Node {
     /// Start the binary with `dsn` and extra YAML appended to the base config; wait until ready.
     async fn start(dir: &std::path::Path, dsn: &str, extra_yaml: &str) -> Node {
+        // A port picked here can be taken by another test process before the node binds it:
+        // start again on fresh ports when that happens.
+        for _ in 0..5 {
+            if let Some(node) = Self::try_start(dir, dsn, extra_yaml).await {
+                return node;
+            }
+        }
+        panic!("idflow could not find free ports in five attempts");
+    }
+
+    async fn try_start(dir: &std::path::Path, dsn: &str, extra_yaml: &str) -> Option<Node> {
         let (pp, ap) = (free_port(), free_port());
         let hashers = if extra_yaml.contains("hashers:") {
             ""
@@ -74,12 +85,16 @@ impl Node {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(status) = node.child.try_wait().unwrap() {
-                panic!("idflow exited during start ({status}):\n{}", node.log_text());
+                let log = node.log_text();
+                if log.contains("Address already in use") {
+                    return None;
+                }
+                panic!("idflow exited during start ({status}):\n{log}");
             }
             if let Ok(r) = api_client().get(node.url("/health/ready")).timeout(Duration::from_secs(2)).send().await
                 && r.status() == 200
             {
-                return node;
+                return Some(node);
             }
             assert!(Instant::now() < deadline, "idflow did not become ready:\n{}", node.log_text());
             tokio::time::sleep(Duration::from_millis(50)).await;

@@ -109,6 +109,22 @@ pub async fn spawn_app(db: Db) -> TestApp {
     spawn_app_with(db, |_| {}).await
 }
 
+static RESERVED: std::sync::Mutex<Vec<std::net::TcpListener>> = std::sync::Mutex::new(Vec::new());
+
+/// A free loopback port, kept bound until a server started by [`spawn_on`] takes it over.
+pub fn reserve_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    RESERVED.lock().unwrap().push(l);
+    port
+}
+
+fn take_reserved(port: u16) -> Option<std::net::TcpListener> {
+    let mut all = RESERVED.lock().unwrap();
+    let i = all.iter().position(|l| l.local_addr().map(|a| a.port()).ok() == Some(port))?;
+    Some(all.swap_remove(i))
+}
+
 /// Start the server with a tweaked configuration.
 pub async fn spawn_app_with(db: Db, tweak: impl FnOnce(&mut Config)) -> TestApp {
     let (dsn, tmp) = fresh_dsn(db).await;
@@ -118,18 +134,22 @@ pub async fn spawn_app_with(db: Db, tweak: impl FnOnce(&mut Config)) -> TestApp 
 pub async fn spawn_on(db: Db, dsn: String, tmp: Option<TempDir>, tweak: impl FnOnce(&mut Config)) -> TestApp {
     let mut cfg = base_config();
     cfg.dsn = Some(dsn.clone());
-    // Bind first to learn the port, then set the base URLs accordingly.
-    let probe_pub = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let probe_adm = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let (pp, ap) = (probe_pub.local_addr().unwrap().port(), probe_adm.local_addr().unwrap().port());
-    drop((probe_pub, probe_adm));
+    // Bind first to learn the ports, then set the base URLs accordingly. The listeners stay
+    // open and are handed to the server, so no other process can take the ports in between.
+    let (pp, ap) = (reserve_port(), reserve_port());
     cfg.serve.public.port = Some(pp);
     cfg.serve.admin.port = Some(ap);
     cfg.serve.public.base_url = Some(format!("http://127.0.0.1:{pp}/"));
     cfg.serve.admin.base_url = Some(format!("http://127.0.0.1:{ap}/"));
     tweak(&mut cfg);
+    let public = take_reserved(cfg.serve.public.port.unwrap_or(pp));
+    let admin = take_reserved(cfg.serve.admin.port.unwrap_or(ap));
+    // Whatever the tweak left unused goes back to the system.
+    take_reserved(pp);
+    take_reserved(ap);
+    let listeners = public.zip(admin);
     let clock = Clock::new();
-    let app = Application::build_with_clock(cfg, clock.clone()).await.expect("build app");
+    let app = Application::build_with_listeners(cfg, clock.clone(), listeners).await.expect("build app");
     let public = format!("http://{}", app.public_addr());
     let admin = format!("http://{}", app.admin_addr());
     let engine = app.engine();
