@@ -432,6 +432,51 @@ pub fn verify(password: &str, hash: &str) -> Result<bool, PasswordError> {
     }
 }
 
+/// The outcome of [`hash_if_changed`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NewPassword {
+    /// The new password is the current one.
+    Same,
+    /// The new password's hash, to be stored.
+    Changed(String),
+    /// The current hash is not an argon2id hash with today's parameters: the caller compares
+    /// with [`verify`] and hashes with [`hash`] (two derivations).
+    NeedsTwo,
+}
+
+/// A password change with ONE argon2id derivation: the new password is derived with the
+/// current hash's salt and parameters; equal to the current hash means the same password
+/// (compared in constant time), otherwise that derivation is the new stored hash. The salt
+/// therefore stays with the identity across its password changes (hashes of different
+/// identities never share one: every identity's first hash gets a fresh random salt).
+/// Only when the current hash is argon2id v19 with exactly the configured memory,
+/// iterations, parallelism, key and salt length; otherwise [`NewPassword::NeedsTwo`].
+/// CPU-heavy: run on the hashing pool.
+pub fn hash_if_changed(cfg: &HashersConfig, password: &str, current: &str) -> Result<NewPassword, PasswordError> {
+    if cfg.algorithm != HashAlgorithm::Argon2 || detect(current) != Some(Format::Argon2) {
+        return Ok(NewPassword::NeedsTwo);
+    }
+    let Ok(h) = parse_argon2(current) else {
+        return Ok(NewPassword::NeedsTwo);
+    };
+    let c = &cfg.argon2;
+    let same_params = h.algorithm == Algorithm::Argon2id
+        && h.version == Version::V0x13
+        && h.params.m_cost() == c.memory
+        && h.params.t_cost() == c.iterations
+        && h.params.p_cost() == c.parallelism
+        && h.salt.len() == c.salt_length as usize
+        && h.expected.len() == c.key_length as usize;
+    if !same_params || check_argon2_bounds(&h).is_err() {
+        return Ok(NewPassword::NeedsTwo);
+    }
+    cfg.validate().map_err(PasswordError::Config)?;
+    count_call();
+    let phc = argon2id_phc(argon2_params(c)?, password, &h.salt)?;
+    let fresh = parse_argon2(&phc)?;
+    if bool::from(fresh.expected.ct_eq(&h.expected)) { Ok(NewPassword::Same) } else { Ok(NewPassword::Changed(phc)) }
+}
+
 /// Parameters identifying a dummy hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum DummyKey {
@@ -684,6 +729,38 @@ mod tests {
             argon2: Argon2Config { memory: 64, iterations: 1, parallelism: 1, salt_length: 16, key_length: 32 },
             bcrypt: BcryptConfig { cost: 4 },
         }
+    }
+
+    #[test]
+    fn a_change_is_one_derivation_with_the_current_salt() {
+        let cfg = tiny();
+        let current = hash(&cfg, "Juniper-Comet-Basalt-90").unwrap();
+        assert_eq!(hash_if_changed(&cfg, "Juniper-Comet-Basalt-90", &current).unwrap(), NewPassword::Same);
+        let NewPassword::Changed(new) = hash_if_changed(&cfg, "Juniper-Comet-Basalt-91", &current).unwrap() else {
+            panic!("a different password must give a new hash");
+        };
+        assert!(verify("Juniper-Comet-Basalt-91", &new).unwrap());
+        assert!(!verify("Juniper-Comet-Basalt-90", &new).unwrap());
+        assert!(!needs_rehash(&cfg, &new));
+        assert_eq!(parse_argon2(&new).unwrap().salt, parse_argon2(&current).unwrap().salt);
+        // Another identity with the same password gets another salt, so another hash.
+        assert_ne!(hash(&cfg, "Juniper-Comet-Basalt-91").unwrap(), new);
+    }
+
+    #[test]
+    fn a_change_from_other_parameters_or_algorithms_needs_two_derivations() {
+        let cfg = tiny();
+        let stronger = HashersConfig { argon2: Argon2Config { iterations: 2, ..cfg.argon2.clone() }, ..cfg.clone() };
+        let older = hash(&stronger, "Juniper-Comet-Basalt-90").unwrap();
+        assert_eq!(hash_if_changed(&cfg, "Juniper-Comet-Basalt-91", &older).unwrap(), NewPassword::NeedsTwo);
+        let bcrypt = hash(&tiny_bcrypt(), "Juniper-Comet-Basalt-90").unwrap();
+        assert_eq!(hash_if_changed(&cfg, "Juniper-Comet-Basalt-91", &bcrypt).unwrap(), NewPassword::NeedsTwo);
+        assert_eq!(hash_if_changed(&cfg, "x", "$argon2id$garbage").unwrap(), NewPassword::NeedsTwo);
+        let current = hash(&cfg, "Juniper-Comet-Basalt-90").unwrap();
+        assert_eq!(
+            hash_if_changed(&tiny_bcrypt(), "Juniper-Comet-Basalt-91", &current).unwrap(),
+            NewPassword::NeedsTwo
+        );
     }
 
     fn tiny_bcrypt() -> HashersConfig {

@@ -365,6 +365,38 @@ impl Engine {
         res
     }
 
+    /// The hash to store for a changed password, or `None` when `password` is the current one
+    /// (`current`). One derivation when the current hash has today's argon2id parameters
+    /// ([`crate::password::hash_if_changed`]), else a verification and a fresh hash side by side.
+    pub async fn hash_changed_password(&self, password: String, current: Option<String>) -> Result<Option<String>> {
+        use crate::password::NewPassword;
+        let Some(current) = current else {
+            return self.hash_password(password).await.map(Some);
+        };
+        let cfg = self.cfg.hashers.clone();
+        let started = std::time::Instant::now();
+        let (pw, cur) = (password.clone(), current.clone());
+        let once = hashpool::run(move || crate::password::hash_if_changed(&cfg, &pw, &cur))
+            .await
+            .ok_or_else(|| Error::internal("the password-hashing pool is gone"))?
+            .map_err(Error::internal)?;
+        match once {
+            NewPassword::Same => {
+                self.observer.password_hashing("hash", started.elapsed());
+                Ok(None)
+            }
+            NewPassword::Changed(h) => {
+                self.observer.password_hashing("hash", started.elapsed());
+                Ok(Some(h))
+            }
+            NewPassword::NeedsTwo => {
+                let (h, same) =
+                    tokio::join!(self.hash_password(password.clone()), self.verify_password(password, Some(current)));
+                if same? { Ok(None) } else { h.map(Some) }
+            }
+        }
+    }
+
     /// Verify a password on the blocking pool (a dummy verification when `hash` is None, so
     /// unknown identifiers cost the same time).
     pub async fn verify_password(&self, password: String, hash: Option<String>) -> Result<bool> {

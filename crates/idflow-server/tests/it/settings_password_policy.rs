@@ -144,3 +144,57 @@ async fn concurrent_password_submits(db: Db) {
     }
 }
 both_dbs!(concurrent_password_submits);
+
+/// Password-hashing work done by `app` so far, from its metrics: (hashes, verifications).
+async fn hashing_counts(app: &TestApp) -> (f64, f64) {
+    let text = api_client().get(app.admin_url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let count = |op: &str| {
+        let prefix = format!("idflow_password_hashing_seconds_count{{op=\"{op}\"}}");
+        text.lines()
+            .find(|l| l.starts_with(&prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    (count("hash"), count("verify"))
+}
+
+/// A password change costs one argon2id derivation (issue: "one hash per change"): the
+/// privileged session stands in for the current password, and the same-as-old check is the
+/// new hash itself, derived with the current hash's salt. The salt stays with the identity;
+/// another identity with the same password still gets another salt.
+async fn password_change_derives_once(db: Db) {
+    let app = spawn_app(db).await;
+    let u = user(&app, Kind::Api).await;
+    let flow = u.create(&app).await;
+    let stored = |app: &TestApp, id: String| {
+        let url = app.admin_url(&format!("/admin/identities/{id}?include_credential=password"));
+        async move {
+            let v: Value = api_client().get(url).send().await.unwrap().json().await.unwrap();
+            v["credentials"]["password"]["config"]["hashed_password"].as_str().unwrap().to_string()
+        }
+    };
+    let salt = |phc: &str| phc.split('$').nth(4).unwrap().to_string();
+    let first = stored(&app, u.identity_id.clone()).await;
+
+    let (h0, v0) = hashing_counts(&app).await;
+    let m = password_error(&app, &u, &flow, PASSWORD).await;
+    assert_eq!(m["id"], 4000039);
+    let (h1, v1) = hashing_counts(&app).await;
+    assert_eq!((h1 - h0, v1 - v0), (1.0, 0.0), "same-as-old is found with one derivation");
+
+    let r = u.submit(&app, &flow, json!({"method": "password", "password": "Juniper-Comet-Basalt-90"})).await;
+    let (status, f) = u.outcome(&app, r).await;
+    assert_eq!((status, f["state"].as_str()), (200, Some("success")), "{f}");
+    let (h2, v2) = hashing_counts(&app).await;
+    assert_eq!((h2 - h1, v2 - v1), (1.0, 0.0), "a change is one derivation");
+    let second = stored(&app, u.identity_id.clone()).await;
+    assert_ne!(first, second);
+    assert_eq!(salt(&first), salt(&second), "the identity keeps its salt");
+    assert!(u.password_works(&app, "Juniper-Comet-Basalt-90").await);
+    assert!(!u.password_works(&app, PASSWORD).await);
+
+    let other = user(&app, Kind::Api).await;
+    assert_ne!(salt(&stored(&app, other.identity_id.clone()).await), salt(&second), "salts differ between identities");
+}
+both_dbs!(password_change_derives_once);

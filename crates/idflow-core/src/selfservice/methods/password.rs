@@ -1,6 +1,7 @@
 //! Password changes in settings: privileged session always, policy (length, similarity to
-//! identifiers, common-password list, not the old one), argon2id off the async runtime, and the
-//! `revoke_active_sessions` hook in the same transaction as the credential write.
+//! identifiers, common-password list, not the old one), one argon2id derivation per change off
+//! the async runtime, and the `revoke_active_sessions` hook in the same transaction as the
+//! credential write.
 
 use crate::error::Result;
 use crate::model::{Credential, CredentialType};
@@ -27,21 +28,12 @@ impl Engine {
         if let Err(m) = crate::password::check_length(policy, &self.cfg.hashers, &password) {
             return Ok(Change::Invalid { errors: vec![("password".into(), m)], echo: None });
         }
-        // Hash the new password and compare with the old one side by side.
+        // One argon2id derivation both hashes the new password and tells whether it is the
+        // current one (the new password is derived with the current hash's salt).
         let old = a.identity.password_hash().map(str::to_string);
-        let (hash, same) = match old {
-            Some(old) => {
-                let (h, s) = tokio::join!(
-                    self.hash_password(password.clone()),
-                    self.verify_password(password.clone(), Some(old))
-                );
-                (h?, s?)
-            }
-            None => (self.hash_password(password.clone()).await?, false),
-        };
-        if same {
+        let Some(hash) = self.hash_changed_password(password.clone(), old).await? else {
             return Ok(Change::Invalid { errors: vec![("password".into(), msg::password_same_as_old())], echo: None });
-        }
+        };
         if let Err(m) = crate::password::check_content(policy, &password, &identifiers) {
             return Ok(Change::Invalid { errors: vec![("password".into(), m)], echo: None });
         }
