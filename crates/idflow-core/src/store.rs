@@ -38,6 +38,9 @@ pub struct Commit<'a> {
     /// Replace an identity (traits, state, metadata, credentials, identifiers, addresses);
     /// fails with `Busy` unless the stored version equals `identity.version`.
     pub update_identity: Option<&'a Identity>,
+    /// The identity as stored at `update_identity.version`, when the caller has it: only the
+    /// credentials and addresses that differ from it are rewritten (without it, all are).
+    pub previous_identity: Option<&'a Identity>,
     /// Insert a session.
     pub create_session: Option<&'a Session>,
     /// Update a session (methods, aal, authenticated_at, expires_at, active).

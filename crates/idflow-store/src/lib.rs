@@ -251,32 +251,90 @@ macro_rules! sql_store {
                 i: &Identity,
             ) -> Result<(), StoreError> {
                 for c in i.credentials.values() {
-                    sqlx::query(
-                        "INSERT INTO credentials (id, identity_id, kind, config, version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                    )
-                    .bind(c.id)
-                    .bind(i.id)
-                    .bind(c.kind.as_str())
-                    .bind(json_text(&c.config))
-                    .bind(c.version)
-                    .bind(ts(c.created_at))
-                    .bind(ts(c.updated_at))
-                    .execute(&mut **tx)
-                    .await
-                    .map_err(map_err)?;
-                    for ident in &c.identifiers {
-                        sqlx::query(
-                            "INSERT INTO credential_identifiers (kind, identifier, identity_id, credential_id) VALUES ($1, $2, $3, $4)",
-                        )
-                        .bind(c.kind.as_str())
-                        .bind(ident)
+                    Self::insert_credential(tx, i.id, c).await?;
+                }
+                Self::insert_verifiable_addresses(tx, i).await?;
+                Self::insert_recovery_addresses(tx, i).await
+            }
+
+            /// Rewrite only the children of `i` that differ from `prev` (the same identity as
+            /// stored at `i.version`, which the caller's version check guarantees).
+            async fn update_identity_children(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                i: &Identity,
+                prev: &Identity,
+            ) -> Result<(), StoreError> {
+                for (kind, old) in &prev.credentials {
+                    if i.credentials.get(kind) != Some(old) {
+                        for q in [
+                            "DELETE FROM credential_identifiers WHERE credential_id = $1",
+                            "DELETE FROM credentials WHERE id = $1",
+                        ] {
+                            sqlx::query(q).bind(old.id).execute(&mut **tx).await.map_err(map_err)?;
+                        }
+                    }
+                }
+                for (kind, new) in &i.credentials {
+                    if prev.credentials.get(kind) != Some(new) {
+                        Self::insert_credential(tx, i.id, new).await?;
+                    }
+                }
+                if i.verifiable_addresses != prev.verifiable_addresses {
+                    sqlx::query("DELETE FROM verifiable_addresses WHERE identity_id = $1")
                         .bind(i.id)
-                        .bind(c.id)
                         .execute(&mut **tx)
                         .await
                         .map_err(map_err)?;
-                    }
+                    Self::insert_verifiable_addresses(tx, i).await?;
                 }
+                if i.recovery_addresses != prev.recovery_addresses {
+                    sqlx::query("DELETE FROM recovery_addresses WHERE identity_id = $1")
+                        .bind(i.id)
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(map_err)?;
+                    Self::insert_recovery_addresses(tx, i).await?;
+                }
+                Ok(())
+            }
+
+            async fn insert_credential(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                identity_id: Uuid,
+                c: &Credential,
+            ) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO credentials (id, identity_id, kind, config, version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(c.id)
+                .bind(identity_id)
+                .bind(c.kind.as_str())
+                .bind(json_text(&c.config))
+                .bind(c.version)
+                .bind(ts(c.created_at))
+                .bind(ts(c.updated_at))
+                .execute(&mut **tx)
+                .await
+                .map_err(map_err)?;
+                for ident in &c.identifiers {
+                    sqlx::query(
+                        "INSERT INTO credential_identifiers (kind, identifier, identity_id, credential_id) VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(c.kind.as_str())
+                    .bind(ident)
+                    .bind(identity_id)
+                    .bind(c.id)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(map_err)?;
+                }
+                Ok(())
+            }
+
+            async fn insert_verifiable_addresses(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                i: &Identity,
+            ) -> Result<(), StoreError> {
                 for a in &i.verifiable_addresses {
                     sqlx::query(
                         "INSERT INTO verifiable_addresses (id, identity_id, via, value, verified, status, verified_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -294,6 +352,13 @@ macro_rules! sql_store {
                     .await
                     .map_err(map_err)?;
                 }
+                Ok(())
+            }
+
+            async fn insert_recovery_addresses(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                i: &Identity,
+            ) -> Result<(), StoreError> {
                 for a in &i.recovery_addresses {
                     sqlx::query(
                         "INSERT INTO recovery_addresses (id, identity_id, via, value, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6)",
@@ -623,19 +688,24 @@ macro_rules! sql_store {
                     if r.rows_affected() != 1 {
                         return Err(StoreError::Busy("the identity was changed by a concurrent request".into()));
                     }
-                    for q in [
-                        "DELETE FROM credential_identifiers WHERE identity_id = $1",
-                        "DELETE FROM credentials WHERE identity_id = $1",
-                        "DELETE FROM verifiable_addresses WHERE identity_id = $1",
-                        "DELETE FROM recovery_addresses WHERE identity_id = $1",
-                    ] {
-                        sqlx::query(q)
-                            .bind(i.id)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(map_err)?;
+                    match c.previous_identity.filter(|p| p.id == i.id && p.version == i.version) {
+                        Some(prev) => Self::update_identity_children(&mut tx, i, prev).await?,
+                        None => {
+                            for q in [
+                                "DELETE FROM credential_identifiers WHERE identity_id = $1",
+                                "DELETE FROM credentials WHERE identity_id = $1",
+                                "DELETE FROM verifiable_addresses WHERE identity_id = $1",
+                                "DELETE FROM recovery_addresses WHERE identity_id = $1",
+                            ] {
+                                sqlx::query(q)
+                                    .bind(i.id)
+                                    .execute(&mut *tx)
+                                    .await
+                                    .map_err(map_err)?;
+                            }
+                            Self::write_identity_children(&mut tx, i).await?;
+                        }
                     }
-                    Self::write_identity_children(&mut tx, i).await?;
                 }
                 if let Some(s) = c.create_session {
                     Self::insert_session(&mut tx, s).await?;

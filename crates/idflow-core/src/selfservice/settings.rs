@@ -365,7 +365,11 @@ impl Engine {
         }
         let session = add_method.map(|m| self.extend_session(&a.session, m, false));
         flow.internal_remove(PENDING);
-        flow.internal_remove("totp_secret");
+        // An enrolment secret not yet used stays (and its QR code with it) unless this submit
+        // was the TOTP section itself.
+        if method == "totp" {
+            flow.internal_remove("totp_secret");
+        }
         flow.internal_remove("lookup_codes");
         flow.internal_remove("lookup_revealed");
         flow.state = "success".into();
@@ -378,6 +382,7 @@ impl Engine {
             .store
             .commit(Commit {
                 update_identity: Some(&identity),
+                previous_identity: Some(&a.identity),
                 update_session: session.as_ref().map(|s| &s.session),
                 revoke_other_sessions: revoke_others.then_some((identity.id, Some(a.session.id))),
                 update_flow: Some(&flow),

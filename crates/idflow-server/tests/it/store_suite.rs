@@ -210,6 +210,65 @@ async fn store_identity_version(db: Db) {
 }
 both_dbs!(store_identity_version);
 
+/// Updates with the previous state rewrite only the children that changed; the result is
+/// the same as a full rewrite: traits only, one credential changed, one removed, one added,
+/// addresses changed; a `previous` of another version falls back to the full rewrite.
+async fn store_identity_partial_update(db: Db) {
+    let (s, _dsn, _tmp) = store(db).await;
+    let i = identity("p@example.com");
+    create_identity(&s, &i).await.unwrap();
+    let check = |got: &Identity, want: &Identity| {
+        assert_eq!(got.traits, want.traits);
+        assert_eq!(got.credentials, want.credentials);
+        assert_eq!(got.verifiable_addresses, want.verifiable_addresses);
+        assert_eq!(got.recovery_addresses, want.recovery_addresses);
+    };
+    let commit = |upd: Identity, prev: Identity| {
+        let s = s.clone();
+        async move {
+            s.commit(Commit { update_identity: Some(&upd), previous_identity: Some(&prev), ..Default::default() })
+                .await
+                .unwrap();
+            let got = s.get_identity(upd.id).await.unwrap().unwrap();
+            assert_eq!(got.version, upd.version + 1);
+            (got, upd)
+        }
+    };
+
+    let prev = s.get_identity(i.id).await.unwrap().unwrap();
+    let mut upd = prev.clone();
+    upd.traits["name"]["first"] = json!("Only");
+    let (got, upd) = commit(upd, prev).await;
+    check(&got, &upd);
+
+    let prev = got;
+    let mut upd = prev.clone();
+    let pw = upd.credentials.get_mut(&CredentialType::Password).unwrap();
+    pw.identifiers = vec!["p2@example.com".into()];
+    pw.config = json!({"hashed_password": "$argon2id$other"});
+    upd.credentials.remove(&CredentialType::Totp);
+    upd.credentials.insert(
+        CredentialType::LookupSecret,
+        Credential::new(CredentialType::LookupSecret, vec![upd.id.to_string()], json!({"codes": []}), now()),
+    );
+    upd.verifiable_addresses[0].value = "p2@example.com".into();
+    upd.recovery_addresses.clear();
+    let (got, upd) = commit(upd, prev).await;
+    check(&got, &upd);
+    assert!(s.find_identity_by_identifier(CredentialType::Password, "p@example.com").await.unwrap().is_none());
+    assert!(s.find_identity_by_identifier(CredentialType::Password, "p2@example.com").await.unwrap().is_some());
+
+    // A stale `previous` (another version) is ignored: everything is rewritten.
+    let stale_prev = upd.clone();
+    let mut upd = got.clone();
+    upd.credentials.remove(&CredentialType::LookupSecret);
+    s.commit(Commit { update_identity: Some(&upd), previous_identity: Some(&stale_prev), ..Default::default() })
+        .await
+        .unwrap();
+    check(&s.get_identity(i.id).await.unwrap().unwrap(), &upd);
+}
+both_dbs!(store_identity_partial_update);
+
 /// Flows: create/get round trip; compare-and-swap updates, of two concurrent updates with the
 /// same version exactly one wins.
 async fn store_flow_cas(db: Db) {

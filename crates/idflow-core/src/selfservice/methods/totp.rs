@@ -72,7 +72,12 @@ impl Engine {
         };
         let Some(totp) = self.totp_for(identity, &secret) else { return vec![] };
         let url = totp.to_url().unwrap_or_default();
-        let qr = crate::qr::png_data_url(&url).map(|q| q.to_string()).unwrap_or_default();
+        // A form rebuilt for the same `otpauth://` URL (after a submit of another section)
+        // keeps the QR code it already shows instead of rendering it again.
+        let qr = match shown_qr(flow, &url) {
+            Some(src) => src,
+            None => crate::qr::png_data_url(&url).map(|q| q.to_string()).unwrap_or_default(),
+        };
         vec![
             Node::img(Group::Totp, "totp_qr", qr, 256, 256, msg::totp_qr()),
             Node::text(
@@ -139,4 +144,20 @@ impl Engine {
             _ => Ok(Err(msg::totp_invalid())),
         }
     }
+}
+
+/// The QR code image the flow's form already shows for `url`, if any.
+fn shown_qr(flow: &Flow, url: &str) -> Option<String> {
+    use crate::ui::Attributes;
+    let shown_url = flow.ui.nodes.iter().find_map(|n| match &n.attributes {
+        Attributes::Text { id, text } if id == "totp_secret_key" => text.context.as_ref()?.get("url")?.as_str(),
+        _ => None,
+    })?;
+    if shown_url != url {
+        return None;
+    }
+    flow.ui.nodes.iter().find_map(|n| match &n.attributes {
+        Attributes::Img { id, src, .. } if id == "totp_qr" && !src.is_empty() => Some(src.clone()),
+        _ => None,
+    })
 }
