@@ -83,6 +83,13 @@ pub trait Store: Send + Sync + 'static {
 
     async fn get_session(&self, id: Uuid) -> Result<Option<Session>, StoreError>;
     async fn get_session_by_token_hash(&self, hash: &str) -> Result<Option<Session>, StoreError>;
+    /// The session with this token hash and its identity (`None` when the identity is gone),
+    /// in as few round trips as the backend allows: every authenticated request starts here.
+    async fn get_session_with_identity(&self, hash: &str) -> Result<Option<(Session, Option<Identity>)>, StoreError> {
+        let Some(s) = self.get_session_by_token_hash(hash).await? else { return Ok(None) };
+        let i = self.get_identity(s.identity_id).await?;
+        Ok(Some((s, i)))
+    }
     async fn get_session_by_logout_hash(&self, hash: &str) -> Result<Option<Session>, StoreError>;
     async fn list_sessions(
         &self,

@@ -120,6 +120,44 @@ UNION ALL SELECT CAST(3 AS BIGINT), id, CAST(NULL AS UUID), via, value, CAST(NUL
 updated_at, CAST(NULL AS BOOLEAN) FROM recovery_addresses WHERE identity_id = $1 \
 ORDER BY 1, 8, 5, 4";
 
+/// The columns of `identities`, in the order `identity_from_row` reads them.
+const IDENTITY_COLUMNS: &[&str; 11] = &[
+    "id",
+    "schema_id",
+    "state",
+    "state_changed_at",
+    "traits",
+    "metadata_public",
+    "metadata_admin",
+    "external_id",
+    "version",
+    "created_at",
+    "updated_at",
+];
+
+/// The same columns as [`SESSION_WITH_IDENTITY`] names them.
+const PREFIXED_IDENTITY_COLUMNS: &[&str; 11] = &[
+    "i_id",
+    "i_schema_id",
+    "i_state",
+    "i_state_changed_at",
+    "i_traits",
+    "i_metadata_public",
+    "i_metadata_admin",
+    "i_external_id",
+    "i_version",
+    "i_created_at",
+    "i_updated_at",
+];
+
+/// A session by token hash with its identity's row (LEFT JOIN: NULL `i_id` when the
+/// identity is gone).
+const SESSION_WITH_IDENTITY: &str = "\
+SELECT s.*, i.id AS i_id, i.schema_id AS i_schema_id, i.state AS i_state, i.state_changed_at AS i_state_changed_at, \
+i.traits AS i_traits, i.metadata_public AS i_metadata_public, i.metadata_admin AS i_metadata_admin, \
+i.external_id AS i_external_id, i.version AS i_version, i.created_at AS i_created_at, i.updated_at AS i_updated_at \
+FROM sessions s LEFT JOIN identities i ON i.id = s.identity_id WHERE s.token_hash = $1";
+
 macro_rules! sql_store {
     ($name:ident, $db:ty, $backend:literal) => {
         /// A store on one database pool.
@@ -153,24 +191,37 @@ macro_rules! sql_store {
             }
 
             async fn hydrate(&self, row: <$db as sqlx::Database>::Row) -> Result<Identity, StoreError> {
-                let id: Uuid = row.try_get("id").map_err(map_err)?;
-                let state: String = row.try_get("state").map_err(map_err)?;
-                let mut ident = Identity {
-                    id,
-                    schema_id: row.try_get("schema_id").map_err(map_err)?,
+                let ident = Self::identity_from_row(&row, IDENTITY_COLUMNS)?;
+                self.hydrate_children(ident).await
+            }
+
+            /// The identity row's columns, read under the names in `c` (plain, or the
+            /// prefixed names of [`SESSION_WITH_IDENTITY`]).
+            fn identity_from_row(
+                row: &<$db as sqlx::Database>::Row,
+                c: &[&str; 11],
+            ) -> Result<Identity, StoreError> {
+                let state: String = row.try_get(c[2]).map_err(map_err)?;
+                Ok(Identity {
+                    id: row.try_get(c[0]).map_err(map_err)?,
+                    schema_id: row.try_get(c[1]).map_err(map_err)?,
                     state: IdentityState::parse(&state).unwrap_or(IdentityState::Inactive),
-                    state_changed_at: row.try_get::<Option<i64>, _>("state_changed_at").map_err(map_err)?.map(from_ts),
-                    traits: parse_json(&row.try_get::<String, _>("traits").map_err(map_err)?),
-                    metadata_public: parse_json(&row.try_get::<String, _>("metadata_public").map_err(map_err)?),
-                    metadata_admin: parse_json(&row.try_get::<String, _>("metadata_admin").map_err(map_err)?),
-                    external_id: row.try_get("external_id").map_err(map_err)?,
+                    state_changed_at: row.try_get::<Option<i64>, _>(c[3]).map_err(map_err)?.map(from_ts),
+                    traits: parse_json(&row.try_get::<String, _>(c[4]).map_err(map_err)?),
+                    metadata_public: parse_json(&row.try_get::<String, _>(c[5]).map_err(map_err)?),
+                    metadata_admin: parse_json(&row.try_get::<String, _>(c[6]).map_err(map_err)?),
+                    external_id: row.try_get(c[7]).map_err(map_err)?,
                     verifiable_addresses: vec![],
                     recovery_addresses: vec![],
                     credentials: Default::default(),
-                    version: row.try_get("version").map_err(map_err)?,
-                    created_at: from_ts(row.try_get("created_at").map_err(map_err)?),
-                    updated_at: from_ts(row.try_get("updated_at").map_err(map_err)?),
-                };
+                    version: row.try_get(c[8]).map_err(map_err)?,
+                    created_at: from_ts(row.try_get(c[9]).map_err(map_err)?),
+                    updated_at: from_ts(row.try_get(c[10]).map_err(map_err)?),
+                })
+            }
+
+            async fn hydrate_children(&self, mut ident: Identity) -> Result<Identity, StoreError> {
+                let id = ident.id;
                 // All children in ONE round trip (each query is a hop to the connection's
                 // worker thread, and every authenticated request loads its identity): a UNION
                 // ALL with a row kind `t` and shared, explicitly typed columns.
@@ -536,6 +587,27 @@ macro_rules! sql_store {
                     .await
                     .map_err(map_err)?;
                 row.as_ref().map(Self::session_from_row).transpose()
+            }
+
+            async fn get_session_with_identity(
+                &self,
+                hash: &str,
+            ) -> Result<Option<(Session, Option<Identity>)>, StoreError> {
+                // The session and its identity row in one query, the identity's children in a
+                // second (was three round trips).
+                let row = sqlx::query(SESSION_WITH_IDENTITY)
+                    .bind(hash)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                let Some(row) = row else { return Ok(None) };
+                let session = Self::session_from_row(&row)?;
+                let has_identity = row.try_get::<Option<Uuid>, _>("i_id").map_err(map_err)?.is_some();
+                if !has_identity {
+                    return Ok(Some((session, None)));
+                }
+                let ident = Self::identity_from_row(&row, PREFIXED_IDENTITY_COLUMNS)?;
+                Ok(Some((session, Some(self.hydrate_children(ident).await?))))
             }
 
             async fn get_session_by_logout_hash(&self, hash: &str) -> Result<Option<Session>, StoreError> {

@@ -302,13 +302,13 @@ impl Engine {
         if token.is_empty() || token.len() > 512 {
             return Ok(None);
         }
-        let Some(session) = self.store.get_session_by_token_hash(&crypto::token_hash(token)).await? else {
+        let Some((session, identity)) = self.store.get_session_with_identity(&crypto::token_hash(token)).await? else {
             return Ok(None);
         };
         if !session.is_active(self.clock.now()) {
             return Ok(None);
         }
-        let Some(identity) = self.store.get_identity(session.identity_id).await? else {
+        let Some(identity) = identity else {
             return Ok(None);
         };
         if identity.state != crate::model::IdentityState::Active {

@@ -322,6 +322,12 @@ async fn store_sessions(db: Db) {
     assert_eq!(s.get_session_by_token_hash(&s1.token_hash).await.unwrap().unwrap().id, s1.id);
     assert_eq!(s.get_session_by_logout_hash(&s1.logout_token_hash).await.unwrap().unwrap().id, s1.id);
     assert!(s.get_session_by_token_hash("nope").await.unwrap().is_none());
+    // The session with its identity in one call (the authentication path).
+    let (got, ident) = s.get_session_with_identity(&s1.token_hash).await.unwrap().unwrap();
+    assert_eq!(got, s1);
+    assert_eq!(ident, s.get_identity(i.id).await.unwrap());
+    assert_eq!(ident.unwrap().credentials.len(), 2, "children are loaded");
+    assert!(s.get_session_with_identity("nope").await.unwrap().is_none());
 
     // Rotation: the old hash no longer finds the session.
     let mut rotated = s1.clone();
