@@ -193,8 +193,15 @@ impl HttpOidc {
         self.cache.lock().ok().and_then(|c| c.get(id).cloned())
     }
 
-    fn secret(p: &OidcProvider) -> Option<ClientSecret> {
+    /// The configured client secret (the HMAC key of HS256 ID tokens; not needed to build an
+    /// authorization URL).
+    fn static_secret(p: &OidcProvider) -> Option<ClientSecret> {
         p.client_secret.as_ref().filter(|s| !s.0.is_empty()).map(|s| ClientSecret::new(s.0.clone()))
+    }
+
+    /// The client secret for a token request now (Apple's is a JWT signed for each request).
+    fn secret(p: &OidcProvider) -> Result<Option<ClientSecret>, String> {
+        p.client_secret_at(time::OffsetDateTime::now_utc().unix_timestamp()).map(|s| s.map(ClientSecret::new))
     }
 
     /// Check everything `openidconnect` leaves to the application: `azp`, Microsoft's
@@ -235,7 +242,7 @@ impl HttpOidc {
         let keys = d.metadata.jwks().clone();
         // Tokens from the code flow may be HMAC-signed with the client secret; tokens that
         // native apps bring never are.
-        let v = match (native, Self::secret(p)) {
+        let v = match (native, Self::static_secret(p)) {
             (false, Some(secret)) => CoreIdTokenVerifier::new_confidential_client(client_id, secret, issuer, keys),
             _ => CoreIdTokenVerifier::new_public_client(client_id, issuer, keys),
         };
@@ -299,7 +306,7 @@ impl HttpOidc {
         code: &str,
         verifier: &str,
     ) -> Result<ProviderClaims, String> {
-        let secret = p.client_secret.as_ref().map(|s| s.0.clone()).unwrap_or_default();
+        let secret = p.client_secret_at(time::OffsetDateTime::now_utc().unix_timestamp())?.unwrap_or_default();
         let form = [
             ("client_id", p.client_id.as_str()),
             ("client_secret", secret.as_str()),
@@ -403,9 +410,12 @@ impl OidcClient for HttpOidc {
             return Ok(url.to_string());
         }
         let d = self.discover(p, false).await?;
-        let client =
-            CoreClient::from_provider_metadata(d.metadata.clone(), ClientId::new(p.client_id.clone()), Self::secret(p))
-                .set_redirect_uri(RedirectUrl::new(r.redirect_uri.clone()).map_err(|e| e.to_string())?);
+        let client = CoreClient::from_provider_metadata(
+            d.metadata.clone(),
+            ClientId::new(p.client_id.clone()),
+            Self::static_secret(p),
+        )
+        .set_redirect_uri(RedirectUrl::new(r.redirect_uri.clone()).map_err(|e| e.to_string())?);
         let (state, nonce) = (r.state.clone(), r.nonce.clone());
         let mut auth = client
             .authorize_url(
@@ -442,9 +452,12 @@ impl OidcClient for HttpOidc {
             return self.github_exchange(p, redirect_uri, code, pkce_verifier).await;
         }
         let d = self.discover(p, false).await?;
-        let mut client =
-            CoreClient::from_provider_metadata(d.metadata.clone(), ClientId::new(p.client_id.clone()), Self::secret(p))
-                .set_redirect_uri(RedirectUrl::new(redirect_uri.to_string()).map_err(|e| e.to_string())?);
+        let mut client = CoreClient::from_provider_metadata(
+            d.metadata.clone(),
+            ClientId::new(p.client_id.clone()),
+            Self::secret(p)?,
+        )
+        .set_redirect_uri(RedirectUrl::new(redirect_uri.to_string()).map_err(|e| e.to_string())?);
         // client_secret_basic unless the provider only takes client_secret_post (Apple).
         if let Some(methods) = d.metadata.token_endpoint_auth_methods_supported() {
             let names: Vec<String> = methods

@@ -132,6 +132,27 @@ impl OidcClient for NoOidcClient {
 // ---- provider presets --------------------------------------------------------------------
 
 impl OidcProvider {
+    /// The client secret to send to the token endpoint at `now` (unix seconds): the configured
+    /// `client_secret`, or for `apple` with a private key, a fresh ES256 JWT signed with it
+    /// (`iss` = team id, `sub` = client id, `aud` = `https://appleid.apple.com`, valid for
+    /// five minutes), as Apple requires.
+    pub fn client_secret_at(&self, now: i64) -> std::result::Result<Option<String>, String> {
+        if self.provider == "apple"
+            && let (Some(team), Some(kid), Some(key)) =
+                (&self.apple_team_id, &self.apple_private_key_id, &self.apple_private_key)
+        {
+            let claims = json!({
+                "iss": team,
+                "iat": now,
+                "exp": now + 300,
+                "aud": "https://appleid.apple.com",
+                "sub": self.client_id,
+            });
+            return es256_jwt(&key.0, kid, &claims).map(Some);
+        }
+        Ok(self.client_secret.as_ref().map(|s| s.0.clone()).filter(|s| !s.is_empty()))
+    }
+
     /// The issuer (discovery base) of this provider.
     pub fn issuer(&self) -> String {
         let configured = self.issuer_url.as_deref().map(|u| u.trim_end_matches('/').to_string());
@@ -246,9 +267,74 @@ pub fn validate_config(m: &OidcMethod) -> std::result::Result<(), String> {
         {
             return Err(bad("microsoft_tenant", format!("{t:?} is not a tenant id or domain")));
         }
+        validate_apple_key(p).map_err(|(k, e)| bad(k, e))?;
         if let Some(mapper) = &p.mapper {
             validate_mapper(mapper).map_err(|e| bad("mapper", e))?;
         }
+    }
+    Ok(())
+}
+
+// ---- Apple's client secret ---------------------------------------------------------------
+
+/// The DER of a PKCS#8 `PRIVATE KEY` PEM block.
+fn pkcs8_der(pem: &str) -> std::result::Result<Vec<u8>, String> {
+    use base64::Engine as _;
+    let body = pem
+        .split("-----BEGIN PRIVATE KEY-----")
+        .nth(1)
+        .and_then(|rest| rest.split("-----END PRIVATE KEY-----").next())
+        .ok_or("is not a PEM block \"-----BEGIN PRIVATE KEY-----\" (the .p8 file from Apple)")?;
+    let b64: String = body.chars().filter(|c| !c.is_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD.decode(b64).map_err(|e| format!("is not valid PEM: {e}"))
+}
+
+fn p256_key(pem: &str) -> std::result::Result<ring::signature::EcdsaKeyPair, String> {
+    use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+    let der = pkcs8_der(pem)?;
+    EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der, &ring::rand::SystemRandom::new())
+        .map_err(|_| "is not a PKCS#8 P-256 (ES256) private key".to_string())
+}
+
+/// A compact JWS (ES256) of `claims` with key id `kid`.
+fn es256_jwt(pem: &str, kid: &str, claims: &Value) -> std::result::Result<String, String> {
+    use base64::Engine as _;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let key = p256_key(pem).map_err(|e| format!("apple_private_key {e}"))?;
+    let header = json!({"alg": "ES256", "kid": kid, "typ": "JWT"});
+    let input = format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims.to_string().as_bytes()));
+    let sig = key
+        .sign(&ring::rand::SystemRandom::new(), input.as_bytes())
+        .map_err(|_| "could not sign the Apple client secret".to_string())?;
+    Ok(format!("{input}.{}", b64(sig.as_ref())))
+}
+
+/// Config checks of the Apple key fields (all three or none; a key that loads).
+fn validate_apple_key(p: &OidcProvider) -> std::result::Result<(), (&'static str, String)> {
+    let set = [p.apple_team_id.is_some(), p.apple_private_key_id.is_some(), p.apple_private_key.is_some()];
+    if !set.contains(&true) {
+        return Ok(());
+    }
+    if p.provider != "apple" {
+        return Err(("apple_private_key", "only applies to the apple provider".into()));
+    }
+    if set.contains(&false) {
+        return Err((
+            "apple_private_key",
+            "needs apple_team_id, apple_private_key_id and apple_private_key together".into(),
+        ));
+    }
+    if p.client_secret.is_some() {
+        return Err(("client_secret", "remove it: with apple_private_key idflow signs the client secret".into()));
+    }
+    if p.apple_team_id.as_deref().is_some_and(|t| t.trim().is_empty()) {
+        return Err(("apple_team_id", "must not be empty".into()));
+    }
+    if p.apple_private_key_id.as_deref().is_some_and(|t| t.trim().is_empty()) {
+        return Err(("apple_private_key_id", "must not be empty".into()));
+    }
+    if let Some(k) = &p.apple_private_key {
+        p256_key(&k.0).map(|_| ()).map_err(|e| ("apple_private_key", e))?;
     }
     Ok(())
 }
@@ -1399,6 +1485,89 @@ mod tests {
             serde_json::from_value(json!({"id": "gh", "provider": "github", "client_id": "x"})).unwrap();
         assert_eq!(g.scopes(), vec!["user:email"]);
         assert_eq!(g.display_label(), "GitHub");
+    }
+
+    /// A fresh P-256 key as Apple hands it out (`.p8`: PKCS#8 PEM), and its public key.
+    fn apple_key() -> (String, Vec<u8>) {
+        use base64::Engine as _;
+        use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+        let rng = ring::rand::SystemRandom::new();
+        let der = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der.as_ref(), &rng).unwrap();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+        let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap()).collect();
+        let pem = format!("-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n", lines.join("\n"));
+        (pem, pair.public_key().as_ref().to_vec())
+    }
+
+    #[test]
+    fn apple_client_secret_is_a_signed_jwt() {
+        use base64::Engine as _;
+        let (pem, public) = apple_key();
+        let p: OidcProvider = serde_json::from_value(json!({
+            "id": "apple", "provider": "apple", "client_id": "com.example.web",
+            "apple_team_id": "TEAM123456", "apple_private_key_id": "KEY123", "apple_private_key": pem,
+        }))
+        .unwrap();
+        validate_config(
+            &serde_json::from_value(json!({"enabled": true, "config": {"providers": [p.clone()]}})).unwrap(),
+        )
+        .unwrap();
+        let jwt = p.client_secret_at(1_800_000_000).unwrap().unwrap();
+        let parts: Vec<&str> = jwt.split('.').collect();
+        assert_eq!(parts.len(), 3);
+        let dec = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).unwrap();
+        let header: Value = serde_json::from_slice(&dec(parts[0])).unwrap();
+        assert_eq!(header, json!({"alg": "ES256", "kid": "KEY123", "typ": "JWT"}));
+        let claims: Value = serde_json::from_slice(&dec(parts[1])).unwrap();
+        assert_eq!(
+            claims,
+            json!({"iss": "TEAM123456", "iat": 1_800_000_000, "exp": 1_800_000_300,
+                   "aud": "https://appleid.apple.com", "sub": "com.example.web"})
+        );
+        let key = ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_FIXED, public);
+        key.verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &dec(parts[2])).expect("a valid ES256 signature");
+        // Without the key fields the configured secret is used as is.
+        let plain: OidcProvider = serde_json::from_value(
+            json!({"id": "g", "provider": "google", "client_id": "x", "client_secret": "s3cret"}),
+        )
+        .unwrap();
+        assert_eq!(plain.client_secret_at(0).unwrap().as_deref(), Some("s3cret"));
+    }
+
+    #[test]
+    fn apple_key_config_errors_name_the_key() {
+        let (pem, _) = apple_key();
+        let check = |p: Value| {
+            validate_config(&serde_json::from_value(json!({"enabled": true, "config": {"providers": [p]}})).unwrap())
+                .unwrap_err()
+        };
+        let base = json!({"id": "apple", "provider": "apple", "client_id": "c", "apple_team_id": "T",
+                          "apple_private_key_id": "K", "apple_private_key": pem});
+        let with = |k: &str, v: Value| {
+            let mut p = base.clone();
+            p[k] = v;
+            p
+        };
+        let without = |k: &str| {
+            let mut p = base.clone();
+            p.as_object_mut().unwrap().remove(k);
+            p
+        };
+        assert!(check(with("apple_private_key", json!("not a key"))).contains("apple_private_key"));
+        let garbage = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----";
+        assert!(check(with("apple_private_key", json!(garbage))).contains("P-256"));
+        assert!(check(without("apple_team_id")).contains("together"));
+        assert!(check(with("client_secret", json!("x"))).contains("client_secret"));
+        assert!(check(with("provider", json!("google"))).contains("only applies to the apple provider"));
+        assert!(check(with("apple_team_id", json!(" "))).contains("apple_team_id"));
+        let yaml = format!(
+            "selfservice:\n  methods:\n    oidc:\n      config:\n        providers:\n          - id: a\n            provider: apple\n            client_id: c\n            apple_team_id: T\n            apple_private_key_id: K\n            apple_private_key: |\n{}",
+            pem.lines().map(|l| format!("              {l}\n")).collect::<String>()
+        );
+        let c = crate::config::Config::load(Some(&yaml), vec![]).unwrap();
+        let shown = c.redacted_yaml();
+        assert!(!shown.contains(pem.lines().nth(1).unwrap()), "the key is redacted in `config show`");
     }
 
     #[test]
