@@ -875,6 +875,10 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
         let p = SqlitePoolOptions::new()
+            // sqlx pings a pooled connection before every use by default: for SQLite (a file,
+            // no network to lose) that is one more hop to the connection's worker thread per
+            // statement, for nothing.
+            .test_before_acquire(false)
             .max_connections(pool.max_connections.max(1))
             .min_connections(pool.min_connections)
             .acquire_timeout(pool.acquire_timeout)
