@@ -5,8 +5,9 @@
 //! cost of creating a settings flow. This renders the same picture as before (8 px per module,
 //! a 4-module quiet zone) straight into a 1-bit PNG (one byte per module per row, rows
 //! repeated, the Up filter, fast deflate: about half the bytes of the generic 8-bit image
-//! path), and remembers the last renderings, so a form rebuilt for the same secret (after a
-//! profile or password submit) does not render again.
+//! path). A form rebuilt for the same secret (after a submit of another section) reuses the
+//! image it already shows (`methods/totp.rs`), so nothing here needs to remember renderings
+//! (and no enrolment secret is kept in process memory).
 //!
 //! Encoding is `fast_qr`'s: the mask is still chosen by the standard's penalty rule, at about a
 //! third of the time `qrcodegen` took for it (95 µs instead of 270 µs for a typical
@@ -14,12 +15,9 @@
 
 use base64::Engine as _;
 use fast_qr::{ECL, QRBuilder, QRCode};
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, OnceLock};
 
 const SCALE: usize = 8;
 const BORDER: usize = 4;
-const CACHE_ENTRIES: usize = 256;
 
 /// Render `text` as a PNG (1 bit per pixel, black on white).
 pub fn png(text: &str) -> Option<Vec<u8>> {
@@ -66,32 +64,9 @@ fn encode(text: &str) -> Option<QRCode> {
     QRBuilder::new(text).ecl(ECL::M).build().ok()
 }
 
-struct Cache {
-    map: HashMap<String, Arc<str>>,
-    order: VecDeque<String>,
-}
-
-static CACHE: OnceLock<Mutex<Cache>> = OnceLock::new();
-
-/// `data:image/png;base64,…` of the QR code of `text` (memoised for the last few texts).
-pub fn png_data_url(text: &str) -> Option<Arc<str>> {
-    let cache = CACHE.get_or_init(|| Mutex::new(Cache { map: HashMap::new(), order: VecDeque::new() }));
-    if let Some(hit) = cache.lock().ok().and_then(|c| c.map.get(text).cloned()) {
-        return Some(hit);
-    }
-    let url: Arc<str> =
-        format!("data:image/png;base64,{}", base64::engine::general_purpose::STANDARD.encode(png(text)?)).into();
-    if let Ok(mut c) = cache.lock() {
-        if c.map.insert(text.to_string(), url.clone()).is_none() {
-            c.order.push_back(text.to_string());
-        }
-        while c.order.len() > CACHE_ENTRIES {
-            if let Some(old) = c.order.pop_front() {
-                c.map.remove(&old);
-            }
-        }
-    }
-    Some(url)
+/// `data:image/png;base64,…` of the QR code of `text`.
+pub fn png_data_url(text: &str) -> Option<String> {
+    Some(format!("data:image/png;base64,{}", base64::engine::general_purpose::STANDARD.encode(png(text)?)))
 }
 
 #[cfg(test)]
@@ -127,10 +102,11 @@ mod tests {
     }
 
     #[test]
-    fn data_url_is_memoised() {
-        let a = png_data_url("otpauth://totp/x:y?secret=AAAA").unwrap();
-        let b = png_data_url("otpauth://totp/x:y?secret=AAAA").unwrap();
-        assert!(a.starts_with("data:image/png;base64,iVBORw0KGgo"));
-        assert!(Arc::ptr_eq(&a, &b));
+    fn data_url_carries_the_png() {
+        use base64::Engine as _;
+        let text = "otpauth://totp/x:y?secret=AAAA";
+        let url = png_data_url(text).unwrap();
+        let b64 = url.strip_prefix("data:image/png;base64,").unwrap();
+        assert_eq!(base64::engine::general_purpose::STANDARD.decode(b64).unwrap(), png(text).unwrap());
     }
 }

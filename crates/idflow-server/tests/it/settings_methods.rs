@@ -113,6 +113,22 @@ async fn profile_all_kinds(db: Db) {
             .await;
         let again = expect_success(&app, &u, &flow, resp).await;
         assert_eq!(again["identity"]["traits"]["name"], json!({"first": "Bo"}), "traits are replaced, not merged");
+        // The TOTP enrolment offered on the flow survives profile saves: same secret, and the
+        // same QR image while the account name in it is unchanged.
+        let qr_src = |f: &Value| node(f, "totp_qr").unwrap()["attributes"]["src"].as_str().unwrap().to_string();
+        assert_eq!(totp_secret(&done), totp_secret(&flow), "{kind:?}");
+        assert_eq!(totp_secret(&again), totp_secret(&flow), "{kind:?}");
+        assert_eq!(qr_src(&again), qr_src(&flow), "{kind:?}: the QR code shown is reused");
+        let new_email = format!("renamed-{}", u.email);
+        let resp = u.submit(&app, &again, json!({"method": "profile", "traits": {"email": new_email}})).await;
+        let renamed = expect_success(&app, &u, &flow, resp).await;
+        assert_eq!(totp_secret(&renamed), totp_secret(&flow));
+        assert_ne!(qr_src(&renamed), qr_src(&flow), "{kind:?}: a new account name gets a new QR code");
+        let url = node(&renamed, "totp_secret_key").unwrap()["attributes"]["text"]["context"]["url"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(url.contains(&new_email.replace('@', "%40")), "{url}");
     }
 }
 both_dbs!(profile_all_kinds);
@@ -191,6 +207,16 @@ async fn totp_enrol_and_unlink_all_kinds(db: Db) {
         let done = expect_success(&app, &u, &flow2, resp).await;
         assert!(node(&done, "totp_unlink").is_none());
         assert!(node(&done, "totp_qr").is_some(), "enrolment offered again");
+        // Enrol again and unlink on this same flow: the enrolment offered afterwards has a new
+        // secret, never the one just removed (other sections' saves keep a pending secret).
+        let enrolled = totp_secret(&done);
+        app.clock.advance(60);
+        let resp =
+            u.submit(&app, &done, json!({"method": "totp", "totp_code": totp_code(&enrolled, &app.clock)})).await;
+        let done = expect_success(&app, &u, &flow2, resp).await;
+        let resp = u.submit(&app, &done, json!({"method": "totp", "totp_unlink": true})).await;
+        let done = expect_success(&app, &u, &flow2, resp).await;
+        assert_ne!(totp_secret(&done), enrolled, "{kind:?}: the removed secret is not offered again");
         assert!(admin_identity(&app, &u.identity_id).await["credentials"].get("totp").is_none(), "{kind:?}");
     }
 }

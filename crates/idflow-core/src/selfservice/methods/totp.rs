@@ -76,7 +76,7 @@ impl Engine {
         // keeps the QR code it already shows instead of rendering it again.
         let qr = match shown_qr(flow, &url) {
             Some(src) => src,
-            None => crate::qr::png_data_url(&url).map(|q| q.to_string()).unwrap_or_default(),
+            None => crate::qr::png_data_url(&url).unwrap_or_default(),
         };
         vec![
             Node::img(Group::Totp, "totp_qr", qr, 256, 256, msg::totp_qr()),
