@@ -19,13 +19,7 @@ pub async fn run(dsn: Option<String>, iterations: u32) -> anyhow::Result<()> {
     let dsn = dsn.unwrap_or_else(|| format!("sqlite://{}/micro.db?mode=rwc", dir.display()));
     let engine = crate::seed::engine(&dsn, 4).await?;
     crate::seed::seed(engine.clone(), 0, 1, 1, true).await?;
-    let identity = engine
-        .store
-        .list_identities(&Default::default(), None, 1)
-        .await?
-        .into_iter()
-        .next()
-        .ok_or_else(|| anyhow::anyhow!("no identity"))?;
+    let identity = crate::seed::first_identity(&engine).await?;
 
     // The QR code on a fresh settings flow (new secret each time, as for a new flow).
     let n = iterations.max(1);

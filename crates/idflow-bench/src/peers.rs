@@ -976,17 +976,18 @@ fn report(
             mark(f >= 0.9),
         );
     }
-    let peak = |k: Kind| cells.iter().filter(|c| c.kind == k).map(|c| c.hwm_kib).max();
-    if let Some(ip) = peak(Kind::Idflow) {
+    // Peak RSS of each system over the cells `keep` selects, idflow against the lightest peer.
+    let rss_target = |s: &mut String, what: &str, keep: &dyn Fn(&Cell) -> bool| {
+        let peak = |k: Kind| cells.iter().filter(|c| c.kind == k && keep(c)).map(|c| c.hwm_kib).max();
         let lightest = kinds
             .iter()
             .filter(|k| !matches!(k, Kind::Idflow | Kind::IdflowBefore))
             .filter_map(|k| peak(*k).map(|p| (p, *k)))
             .min();
-        if let Some((lp, lk)) = lightest {
+        if let (Some(ip), Some((lp, lk))) = (peak(Kind::Idflow), lightest) {
             let _ = writeln!(
                 s,
-                "- peak RSS under load: idflow {:.1} MiB vs the lightest peer ({}) {:.1} MiB = 1/{:.1} (target ≤ 1/4): {}",
+                "- {what}: idflow {:.1} MiB vs the lightest peer ({}) {:.1} MiB = 1/{:.1} (target ≤ 1/4): {}",
                 mib(ip),
                 lk.name(),
                 mib(lp),
@@ -994,30 +995,13 @@ fn report(
                 mark(ip * 4 <= lp)
             );
         }
-        let outside =
-            |k: Kind| cells.iter().filter(|c| c.kind == k && c.scenario != "password").map(|c| c.hwm_kib).max();
-        if let (Some(ip), Some((lp, lk))) = (
-            outside(Kind::Idflow),
-            kinds
-                .iter()
-                .filter(|k| !matches!(k, Kind::Idflow | Kind::IdflowBefore))
-                .filter_map(|k| outside(*k).map(|p| (p, *k)))
-                .min(),
-        ) {
-            let _ = writeln!(
-                s,
-                "- the same outside the password cells (argon2id holds 19 MiB per hash in progress): idflow {:.1} MiB vs {} {:.1} MiB = 1/{:.1}: {}",
-                mib(ip),
-                lk.name(),
-                mib(lp),
-                lp as f64 / ip.max(1) as f64,
-                mark(ip * 4 <= lp)
-            );
-        }
-        if let Some((_, kib)) = idle.get(&Kind::Idflow) {
-            let _ =
-                writeln!(s, "- idle RSS: idflow {:.1} MiB (target < 30 MiB): {}", mib(*kib), mark(mib(*kib) < 30.0));
-        }
+    };
+    rss_target(&mut s, "peak RSS under load", &|_| true);
+    rss_target(&mut s, "the same outside the password cells (argon2id holds 19 MiB per hash in progress)", &|c| {
+        c.scenario != "password"
+    });
+    if let Some((_, kib)) = idle.get(&Kind::Idflow) {
+        let _ = writeln!(s, "- idle RSS: idflow {:.1} MiB (target < 30 MiB): {}", mib(*kib), mark(mib(*kib) < 30.0));
     }
     if !notes.is_empty() {
         let _ = writeln!(s, "\nErrors seen:\n");

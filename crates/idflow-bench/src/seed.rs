@@ -83,6 +83,18 @@ pub async fn seed(engine: Arc<Engine>, start: u64, n: u64, concurrency: usize, q
 /// statement and 10 000 per transaction, in exactly the encoding the store uses. That is what
 /// makes 10^6 identities a matter of a minute or two instead of the ~10 minutes one engine
 /// commit per identity takes.
+/// Any one identity of the database (the template for bulk copies, the subject of micro
+/// measurements).
+pub async fn first_identity(engine: &Engine) -> anyhow::Result<Identity> {
+    engine
+        .store
+        .list_identities(&Default::default(), None, 1)
+        .await?
+        .into_iter()
+        .next()
+        .context("no identity in the database")
+}
+
 pub async fn seed_to(dsn: &str, total: u64, concurrency: usize) -> anyhow::Result<()> {
     let engine = engine(dsn, u32::try_from(concurrency.clamp(2, 64)).unwrap_or(16)).await?;
     let have = count(&engine).await?;
@@ -96,13 +108,7 @@ pub async fn seed_to(dsn: &str, total: u64, concurrency: usize) -> anyhow::Resul
         seed(engine.clone(), 0, 1, 1, true).await?;
         have = 1;
     }
-    let template = engine
-        .store
-        .list_identities(&Default::default(), None, 1)
-        .await?
-        .into_iter()
-        .next()
-        .context("no identity to copy")?;
+    let template = first_identity(&engine).await?;
     let n = total - have;
     eprintln!("seeding {n} identities (from {have} to {total}) …");
     if dsn.starts_with("sqlite:") {
