@@ -198,3 +198,49 @@ async fn password_change_derives_once(db: Db) {
     assert_ne!(salt(&stored(&app, other.identity_id.clone()).await), salt(&second), "salts differ between identities");
 }
 both_dbs!(password_change_derives_once);
+
+/// A current hash with other parameters than configured (here an imported argon2id with twice
+/// the memory, which login does not rehash) cannot be derived with: the change falls back to a
+/// verification plus a fresh hash, still finds the same password, and stores the new one with
+/// the configured parameters and a fresh salt.
+async fn password_change_from_other_parameters(db: Db) {
+    use idflow_core::password::{Argon2Config, HashersConfig};
+    let app = spawn_app(db).await;
+    let email = unique_email();
+    let stronger = HashersConfig {
+        argon2: Argon2Config { memory: 2048, iterations: 1, parallelism: 1, ..Default::default() },
+        ..Default::default()
+    };
+    let imported = idflow_core::password::hash(&stronger, PASSWORD).unwrap();
+    let r = api_client()
+        .post(app.admin_url("/admin/identities"))
+        .json(&json!({"traits": {"email": email},
+                      "credentials": {"password": {"config": {"hashed_password": imported}}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    let u = sign_in(&app, Kind::Api, &email, PASSWORD, String::new(), id.clone()).await;
+    let stored = || async {
+        let url = app.admin_url(&format!("/admin/identities/{id}?include_credential=password"));
+        let v: Value = api_client().get(url).send().await.unwrap().json().await.unwrap();
+        v["credentials"]["password"]["config"]["hashed_password"].as_str().unwrap().to_string()
+    };
+    assert_eq!(stored().await, imported, "a stronger hash is not rehashed on login");
+
+    let flow = u.create(&app).await;
+    let (h0, v0) = hashing_counts(&app).await;
+    assert_eq!(password_error(&app, &u, &flow, PASSWORD).await["id"], 4000039);
+    let (h1, v1) = hashing_counts(&app).await;
+    assert_eq!((h1 - h0, v1 - v0), (1.0, 1.0), "verification and a fresh hash");
+
+    let r = u.submit(&app, &flow, json!({"method": "password", "password": "Juniper-Comet-Basalt-90"})).await;
+    let (status, f) = u.outcome(&app, r).await;
+    assert_eq!((status, f["state"].as_str()), (200, Some("success")), "{f}");
+    let now = stored().await;
+    assert!(now.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"), "configured parameters: {now}");
+    assert_ne!(now.split('$').nth(4), imported.split('$').nth(4), "a fresh salt");
+    assert!(u.password_works(&app, "Juniper-Comet-Basalt-90").await);
+}
+both_dbs!(password_change_from_other_parameters);

@@ -210,13 +210,42 @@ async fn store_identity_version(db: Db) {
 }
 both_dbs!(store_identity_version);
 
+/// Which write a credential row comes from (SQLite rowid, PostgreSQL xmin): it changes only when
+/// the row is written.
+async fn row_location(db: Db, dsn: &str, credential_id: Uuid) -> String {
+    use sqlx::Connection;
+    match db {
+        Db::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(dsn).await.unwrap();
+            sqlx::query_scalar::<_, String>("SELECT CAST(rowid AS TEXT) FROM credentials WHERE id = $1")
+                .bind(credential_id)
+                .fetch_one(&mut c)
+                .await
+                .unwrap()
+        }
+        Db::Postgres => {
+            let mut c = sqlx::PgConnection::connect(dsn).await.unwrap();
+            sqlx::query_scalar::<_, String>("SELECT xmin::text FROM credentials WHERE id = $1")
+                .bind(credential_id)
+                .fetch_one(&mut c)
+                .await
+                .unwrap()
+        }
+    }
+}
+
 /// Updates with the previous state rewrite only the children that changed; the result is
 /// the same as a full rewrite: traits only, one credential changed, one removed, one added,
 /// addresses changed; a `previous` of another version falls back to the full rewrite.
 async fn store_identity_partial_update(db: Db) {
-    let (s, _dsn, _tmp) = store(db).await;
+    let (s, dsn, _tmp) = store(db).await;
     let i = identity("p@example.com");
     create_identity(&s, &i).await.unwrap();
+    // Rows inserted after i's, so a rewrite of one of i's rows cannot land where it was.
+    create_identity(&s, &identity("later@example.com")).await.unwrap();
+    let pw_id = i.credentials[&CredentialType::Password].id;
+    let totp_id = i.credentials[&CredentialType::Totp].id;
+    let (pw_at, totp_at) = (row_location(db, &dsn, pw_id).await, row_location(db, &dsn, totp_id).await);
     let check = |got: &Identity, want: &Identity| {
         assert_eq!(got.traits, want.traits);
         assert_eq!(got.credentials, want.credentials);
@@ -240,6 +269,8 @@ async fn store_identity_partial_update(db: Db) {
     upd.traits["name"]["first"] = json!("Only");
     let (got, upd) = commit(upd, prev).await;
     check(&got, &upd);
+    assert_eq!(row_location(db, &dsn, pw_id).await, pw_at, "an unchanged credential is not rewritten");
+    assert_eq!(row_location(db, &dsn, totp_id).await, totp_at, "an unchanged credential is not rewritten");
 
     let prev = got;
     let mut upd = prev.clone();
@@ -255,6 +286,7 @@ async fn store_identity_partial_update(db: Db) {
     upd.recovery_addresses.clear();
     let (got, upd) = commit(upd, prev).await;
     check(&got, &upd);
+    assert_ne!(row_location(db, &dsn, pw_id).await, pw_at, "the changed credential is written");
     assert!(s.find_identity_by_identifier(CredentialType::Password, "p@example.com").await.unwrap().is_none());
     assert!(s.find_identity_by_identifier(CredentialType::Password, "p2@example.com").await.unwrap().is_some());
 
