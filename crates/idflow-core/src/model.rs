@@ -62,6 +62,57 @@ impl IdentityState {
     }
 }
 
+/// The id of a self-service method: its wire name (`method` in bodies, `active` on flows,
+/// `authentication_methods[].method`), its config key (`selfservice.methods.<id>`,
+/// `….after.<id>`) and its metric label. The implementations are listed in
+/// `selfservice::methods::REGISTRY`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MethodId {
+    Profile,
+    Password,
+    Totp,
+    LookupSecret,
+    Passkey,
+    Webauthn,
+    Oidc,
+}
+
+impl MethodId {
+    pub const ALL: [MethodId; 7] = [
+        MethodId::Profile,
+        MethodId::Password,
+        MethodId::Totp,
+        MethodId::LookupSecret,
+        MethodId::Passkey,
+        MethodId::Webauthn,
+        MethodId::Oidc,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MethodId::Profile => "profile",
+            MethodId::Password => "password",
+            MethodId::Totp => "totp",
+            MethodId::LookupSecret => "lookup_secret",
+            MethodId::Passkey => "passkey",
+            MethodId::Webauthn => "webauthn",
+            MethodId::Oidc => "oidc",
+        }
+    }
+
+    /// The method named `s` (exact wire name), if there is one.
+    pub fn parse(s: &str) -> Option<MethodId> {
+        Self::ALL.into_iter().find(|id| id.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for MethodId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Credential types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -25,6 +25,15 @@ use unicode_normalization::UnicodeNormalization;
 
 use crate::ui::{Group, Node, UiText, msg};
 
+mod errors;
+mod extension;
+mod normalize;
+
+use errors::*;
+use extension::*;
+pub use normalize::normalize_identifier;
+use normalize::*;
+
 /// The built-in default identity schema (email + name.first / name.last).
 pub const DEFAULT_SCHEMA_JSON: &str = include_str!("default_identity.schema.json");
 
@@ -86,9 +95,6 @@ pub struct IdentitySchema {
     branches: Arc<HashMap<String, Validator>>,
     /// Trait leaves in schema order.
     fields: Vec<TraitField>,
-    /// Key order of every object of the schema document, by JSON pointer (only known when the
-    /// schema was compiled from text; otherwise map order is used).
-    key_order: Arc<HashMap<String, Vec<String>>>,
 }
 
 impl fmt::Debug for IdentitySchema {
@@ -97,52 +103,6 @@ impl fmt::Debug for IdentitySchema {
             .field("id", &self.id)
             .field("traits", &self.fields.iter().map(|t| t.name.as_str()).collect::<Vec<_>>())
             .finish_non_exhaustive()
-    }
-}
-
-/// Parsed content of one `ory.sh/kratos` keyword (or several merged).
-#[derive(Debug, Clone, Default, PartialEq)]
-struct Ext {
-    password_identifier: bool,
-    webauthn_identifier: bool,
-    passkey_display_name: bool,
-    totp_account_name: bool,
-    code_identifier: bool,
-    code_via: Option<String>,
-    verification_via: Option<String>,
-    recovery_via: Option<String>,
-}
-
-impl Ext {
-    fn merge(&mut self, o: &Ext) {
-        self.password_identifier |= o.password_identifier;
-        self.webauthn_identifier |= o.webauthn_identifier;
-        self.passkey_display_name |= o.passkey_display_name;
-        self.totp_account_name |= o.totp_account_name;
-        self.code_identifier |= o.code_identifier;
-        if self.code_via.is_none() {
-            self.code_via.clone_from(&o.code_via);
-        }
-        if self.verification_via.is_none() {
-            self.verification_via.clone_from(&o.verification_via);
-        }
-        if self.recovery_via.is_none() {
-            self.recovery_via.clone_from(&o.recovery_via);
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        *self == Ext::default()
-    }
-
-    /// Changing a trait with this extension touches credentials or addresses.
-    fn is_protected(&self) -> bool {
-        self.password_identifier
-            || self.webauthn_identifier
-            || self.passkey_display_name
-            || self.code_identifier
-            || self.verification_via.is_some()
-            || self.recovery_via.is_some()
     }
 }
 
@@ -321,26 +281,10 @@ impl IdentitySchema {
     /// Compile (draft-07 by default, formats validated incl. email, plus the extra format
     /// "no-validate"); reject: not an object, properties.traits missing / not type object,
     /// unknown keys inside "ory.sh/kratos" extension, verification via sms without format.
+    ///
+    /// Trait nodes follow the property order of the document (`serde_json` keeps it:
+    /// `preserve_order`).
     pub fn compile(id: &str, raw: Value) -> Result<Self, SchemaError> {
-        Self::compile_with_order(id, raw, HashMap::new())
-    }
-
-    /// Like [`IdentitySchema::compile`] from JSON text; additionally keeps the property order
-    /// of the document (serde_json maps are sorted), so trait nodes follow the schema order.
-    pub fn compile_str(id: &str, text: &str) -> Result<Self, SchemaError> {
-        let raw: Value = serde_json::from_str(text).map_err(|e| SchemaError::Parse(e.to_string()))?;
-        let ordered: Ordered = serde_json::from_str(text).map_err(|e| SchemaError::Parse(e.to_string()))?;
-        let mut order = HashMap::new();
-        collect_orders(&ordered, String::new(), &mut order);
-        Self::compile_with_order(id, raw, order)
-    }
-
-    /// The built-in default schema under id `default`.
-    pub fn default_schema() -> Result<Self, SchemaError> {
-        Self::compile_str(DEFAULT_SCHEMA_ID, DEFAULT_SCHEMA_JSON)
-    }
-
-    fn compile_with_order(id: &str, raw: Value, key_order: HashMap<String, Vec<String>>) -> Result<Self, SchemaError> {
         let Some(root) = raw.as_object() else {
             return Err(SchemaError::Invalid("the schema must be a JSON object".into()));
         };
@@ -361,13 +305,23 @@ impl IdentitySchema {
             email_check: Arc::new(email_check),
             branches: Arc::new(branches),
             fields: Vec::new(),
-            key_order: Arc::new(key_order),
         };
         if !schema.traits_is_object() {
             return Err(SchemaError::Invalid("properties.traits must be of type object".into()));
         }
         schema.fields = schema.collect_fields();
         Ok(schema)
+    }
+
+    /// [`IdentitySchema::compile`] from JSON text.
+    pub fn compile_str(id: &str, text: &str) -> Result<Self, SchemaError> {
+        let raw: Value = serde_json::from_str(text).map_err(|e| SchemaError::Parse(e.to_string()))?;
+        Self::compile(id, raw)
+    }
+
+    /// The built-in default schema under id `default`.
+    pub fn default_schema() -> Result<Self, SchemaError> {
+        Self::compile_str(DEFAULT_SCHEMA_ID, DEFAULT_SCHEMA_JSON)
     }
 
     /// Validate `{"traits": traits}` against the schema. Each error -> (node name, message):
@@ -720,10 +674,7 @@ impl IdentitySchema {
                 continue;
             };
             let pp = format!("{p}/properties");
-            for k in self.ordered_keys(&pp, props) {
-                let Some(sub) = props.get(k) else {
-                    continue;
-                };
+            for (k, sub) in props {
                 let sp = format!("{pp}/{}", escape_pointer(k));
                 match res.iter_mut().find(|(kk, _)| kk == k) {
                     Some((_, subs)) => subs.push((sp, sub)),
@@ -732,141 +683,6 @@ impl IdentitySchema {
             }
         }
         res
-    }
-
-    fn ordered_keys<'m>(&self, ptr: &str, m: &'m Map<String, Value>) -> Vec<&'m String> {
-        let Some(order) = self.key_order.get(ptr) else {
-            return m.keys().collect();
-        };
-        let mut keys: Vec<&String> = order.iter().filter_map(|k| m.get_key_value(k).map(|(k, _)| k)).collect();
-        for k in m.keys() {
-            if !keys.contains(&k) {
-                keys.push(k);
-            }
-        }
-        keys
-    }
-
-    // ----------------------------------------------------------------------------------
-    // error translation
-
-    fn map_error(&self, err: &ValidationError<'_>, out: &mut Vec<(String, UiText)>, depth: usize) {
-        let node = location_name(err.instance_path());
-        let instance: &Value = err.instance();
-        let text = match err.kind() {
-            ValidationErrorKind::Required { property } => {
-                let prop = property.as_str().map_or_else(|| property.to_string(), String::from);
-                let name = if node.is_empty() { prop.clone() } else { format!("{node}.{prop}") };
-                out.push((name, msg::missing(&prop)));
-                return;
-            }
-            ValidationErrorKind::AnyOf { context } | ValidationErrorKind::OneOfNotValid { context } => {
-                let before = out.len();
-                if depth < MAX_ERROR_DEPTH {
-                    for e in context.iter().flatten() {
-                        self.map_error(e, out, depth + 1);
-                    }
-                }
-                if out.len() > before {
-                    return;
-                }
-                msg::generic(&err.to_string())
-            }
-            ValidationErrorKind::MinLength { limit } => {
-                let actual = instance.as_str().map_or(0, |s| s.chars().count());
-                UiText::error(4000003, format!("length must be >= {limit}, but got {actual}"))
-                    .with_context(json!({ "min_length": limit, "actual_length": actual }))
-            }
-            ValidationErrorKind::MaxLength { limit } => {
-                let actual = instance.as_str().map_or(0, |s| s.chars().count());
-                UiText::error(4000017, format!("length must be <= {limit}, but got {actual}"))
-                    .with_context(json!({ "max_length": limit, "actual_length": actual }))
-            }
-            ValidationErrorKind::Pattern { pattern } => {
-                UiText::error(4000004, format!("does not match pattern {}", quote(pattern)))
-                    .with_context(json!({ "pattern": pattern }))
-            }
-            ValidationErrorKind::Format { format } => match format.as_str() {
-                "email" | "idn-email" | "email_loose" => invalid_email(&scalar_string(instance).unwrap_or_default()),
-                "tel" => invalid_phone(&scalar_string(instance).unwrap_or_default()),
-                f => msg::generic(&format!("{} is not valid {}", json_text(instance), quote(f))),
-            },
-            ValidationErrorKind::Type { kind } => {
-                let allowed = self.schema_types(err).unwrap_or_else(|| type_kind_names(kind));
-                let actual = json_type_name(instance);
-                UiText::error(4000026, format!("expected {}, but got {actual}", allowed.join(" or ")))
-                    .with_context(json!({ "allowed_types": allowed, "actual_type": actual }))
-            }
-            ValidationErrorKind::Minimum { limit } => bound(4000018, ">=", "minimum", limit, instance),
-            ValidationErrorKind::ExclusiveMinimum { limit } => bound(4000019, ">", "minimum", limit, instance),
-            ValidationErrorKind::Maximum { limit } => bound(4000020, "<=", "maximum", limit, instance),
-            ValidationErrorKind::ExclusiveMaximum { limit } => bound(4000021, "<", "maximum", limit, instance),
-            ValidationErrorKind::MultipleOf { multiple_of } => {
-                let base = *multiple_of;
-                let actual = instance.as_f64().unwrap_or(0.0);
-                UiText::error(4000022, format!("{} not multipleOf {}", go_num(actual), go_num(base)))
-                    .with_context(json!({ "base": num_json(base), "actual": num_json(actual) }))
-            }
-            ValidationErrorKind::MaxItems { limit } => {
-                let actual = instance.as_array().map_or(0, Vec::len);
-                UiText::error(4000023, format!("maximum {limit} items allowed, but found {actual} items"))
-                    .with_context(json!({ "max_items": limit, "actual_items": actual }))
-            }
-            ValidationErrorKind::MinItems { limit } => {
-                let actual = instance.as_array().map_or(0, Vec::len);
-                UiText::error(4000024, format!("minimum {limit} items allowed, but found {actual} items"))
-                    .with_context(json!({ "min_items": limit, "actual_items": actual }))
-            }
-            ValidationErrorKind::UniqueItems => {
-                let (a, b) = duplicate_indices(instance);
-                UiText::error(4000025, format!("items at index {a} and {b} are equal"))
-                    .with_context(json!({ "index_a": a, "index_b": b }))
-            }
-            ValidationErrorKind::Constant { expected_value } => match expected_value.as_ref() {
-                Value::Object(_) | Value::Array(_) => UiText::error(4000030, "const failed"),
-                v => {
-                    let expected = json_text(v);
-                    UiText::error(4000029, format!("must be equal to constant {expected}"))
-                        .with_context(json!({ "expected": expected }))
-                }
-            },
-            ValidationErrorKind::Enum { options } => {
-                let list = match options.as_ref() {
-                    Value::Array(a) => a.iter().map(json_text).collect::<Vec<_>>().join(", "),
-                    other => json_text(other),
-                };
-                msg::generic(&format!("value must be one of {list}"))
-            }
-            ValidationErrorKind::AdditionalProperties { unexpected } => {
-                let list = unexpected.iter().map(|u| quote(u)).collect::<Vec<_>>().join(", ");
-                msg::generic(&format!("additionalProperties {list} not allowed"))
-            }
-            _ => msg::generic(&err.to_string()),
-        };
-        out.push((node, text));
-    }
-
-    /// The `type` keyword value that failed, read from the schema document (keeps its order).
-    fn schema_types(&self, err: &ValidationError<'_>) -> Option<Vec<String>> {
-        let from_uri =
-            err.absolute_keyword_location().and_then(|u| u.as_str().split_once('#').map(|(_, f)| percent_decode(f)));
-        let candidates = from_uri.into_iter().chain(std::iter::once(err.schema_path().as_str().to_string()));
-        for ptr in candidates {
-            if !ptr.ends_with("/type") {
-                continue;
-            }
-            match self.raw.pointer(&ptr) {
-                Some(Value::String(t)) => return Some(vec![t.clone()]),
-                Some(Value::Array(ts)) => {
-                    let names: Vec<String> = ts.iter().filter_map(Value::as_str).map(String::from).collect();
-                    if !names.is_empty() {
-                        return Some(names);
-                    }
-                }
-                _ => {}
-            }
-        }
-        None
     }
 }
 
@@ -885,185 +701,7 @@ fn build_validator(schema: &Value) -> Result<Validator, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Validators for every `anyOf` / `oneOf` branch, compiled standalone (with the document's
-/// definitions); branches that cannot be compiled alone are always treated as applying.
-fn compile_branches(raw: &Value) -> HashMap<String, Validator> {
-    let mut out = HashMap::new();
-    let _ = visit_schemas("", raw, 0, &mut |ptr, o| {
-        for kw in ["anyOf", "oneOf"] {
-            if let Some(Value::Array(items)) = o.get(kw) {
-                for (i, it) in items.iter().enumerate() {
-                    let wrapper = match it {
-                        Value::Object(b) => {
-                            let mut w = b.clone();
-                            for k in ["$schema", "$id", "definitions", "$defs"] {
-                                if !w.contains_key(k)
-                                    && let Some(v) = raw.get(k)
-                                {
-                                    w.insert(k.to_string(), v.clone());
-                                }
-                            }
-                            Value::Object(w)
-                        }
-                        other => other.clone(),
-                    };
-                    if let Ok(v) = build_validator(&wrapper) {
-                        out.insert(format!("{ptr}/{kw}/{i}"), v);
-                    }
-                }
-            }
-        }
-        Ok(())
-    });
-    out
-}
-
-/// Check every `ory.sh/kratos` keyword of the document and the verification format rule.
-fn check_extensions(raw: &Value) -> Result<(), String> {
-    visit_schemas("", raw, 0, &mut |ptr, o| {
-        let Some(e) = o.get(EXT) else {
-            return Ok(());
-        };
-        let at = if ptr.is_empty() { "#".to_string() } else { format!("#{ptr}") };
-        let ext = parse_ext(e).map_err(|m| format!("{m} (at {at})"))?;
-        if let Some(via) = ext.verification_via.as_deref() {
-            match o.get("format") {
-                None if via == "sms" => {
-                    return Err(format!(
-                        "no format specified. A format is required if verification is enabled. If this was intentional, please set \"format\" to \"no-validate\" (at {at})"
-                    ));
-                }
-                None => {}
-                Some(Value::String(f)) if VERIFICATION_FORMATS.contains(&f.as_str()) => {}
-                Some(f) => {
-                    return Err(format!(
-                        "format {f} is not supported for verification; use one of {} (at {at})",
-                        VERIFICATION_FORMATS.join(", ")
-                    ));
-                }
-            }
-        }
-        Ok(())
-    })
-}
-
 type SchemaVisitor<'f> = dyn FnMut(&str, &Map<String, Value>) -> Result<(), String> + 'f;
-
-/// Call `f` on every (sub)schema object of the document, with its JSON pointer.
-fn visit_schemas(ptr: &str, v: &Value, depth: usize, f: &mut SchemaVisitor<'_>) -> Result<(), String> {
-    if depth > MAX_SCHEMA_DEPTH {
-        return Err("the schema is nested too deeply".into());
-    }
-    let Some(o) = v.as_object() else {
-        return Ok(());
-    };
-    f(ptr, o)?;
-    for (kw, sub) in o {
-        let base = format!("{ptr}/{}", escape_pointer(kw));
-        match kw.as_str() {
-            "properties" | "patternProperties" | "definitions" | "$defs" | "dependencies" | "dependentSchemas" => {
-                if let Some(m) = sub.as_object() {
-                    for (k, s) in m {
-                        visit_schemas(&format!("{base}/{}", escape_pointer(k)), s, depth + 1, f)?;
-                    }
-                }
-            }
-            "items"
-            | "additionalItems"
-            | "additionalProperties"
-            | "contains"
-            | "propertyNames"
-            | "not"
-            | "if"
-            | "then"
-            | "else"
-            | "unevaluatedProperties"
-            | "unevaluatedItems"
-            | "allOf"
-            | "anyOf"
-            | "oneOf"
-            | "prefixItems" => match sub {
-                Value::Array(items) => {
-                    for (i, s) in items.iter().enumerate() {
-                        visit_schemas(&format!("{base}/{i}"), s, depth + 1, f)?;
-                    }
-                }
-                s => visit_schemas(&base, s, depth + 1, f)?,
-            },
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
-fn ext_object<'a>(v: &'a Value, what: &str, allowed: &[&str]) -> Result<&'a Map<String, Value>, String> {
-    let o = v.as_object().ok_or_else(|| format!("\"{what}\" must be an object"))?;
-    if let Some(k) = o.keys().find(|k| !allowed.contains(&k.as_str())) {
-        return Err(format!("unknown key \"{k}\" in \"{what}\""));
-    }
-    Ok(o)
-}
-
-fn ext_bool(o: &Map<String, Value>, key: &str, what: &str) -> Result<bool, String> {
-    match o.get(key) {
-        None => Ok(false),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(_) => Err(format!("\"{what}.{key}\" must be a boolean")),
-    }
-}
-
-fn ext_enum(o: &Map<String, Value>, key: &str, what: &str, allowed: &[&str]) -> Result<Option<String>, String> {
-    match o.get(key) {
-        None => Ok(None),
-        Some(Value::String(s)) if allowed.contains(&s.as_str()) => Ok(Some(s.clone())),
-        Some(_) => Err(format!("\"{what}.{key}\" must be one of {}", allowed.join(", "))),
-    }
-}
-
-/// Parse an `ory.sh/kratos` keyword value; unknown keys or wrong types are errors.
-fn parse_ext(v: &Value) -> Result<Ext, String> {
-    let root = ext_object(v, EXT, &["credentials", "verification", "recovery", "organizations"])?;
-    let mut e = Ext::default();
-    if let Some(c) = root.get("credentials") {
-        let w = "ory.sh/kratos.credentials";
-        let c = ext_object(c, w, &["password", "webauthn", "passkey", "totp", "code"])?;
-        if let Some(p) = c.get("password") {
-            let w = "ory.sh/kratos.credentials.password";
-            e.password_identifier = ext_bool(ext_object(p, w, &["identifier"])?, "identifier", w)?;
-        }
-        if let Some(p) = c.get("webauthn") {
-            let w = "ory.sh/kratos.credentials.webauthn";
-            e.webauthn_identifier = ext_bool(ext_object(p, w, &["identifier"])?, "identifier", w)?;
-        }
-        if let Some(p) = c.get("passkey") {
-            let w = "ory.sh/kratos.credentials.passkey";
-            e.passkey_display_name = ext_bool(ext_object(p, w, &["display_name"])?, "display_name", w)?;
-        }
-        if let Some(p) = c.get("totp") {
-            let w = "ory.sh/kratos.credentials.totp";
-            e.totp_account_name = ext_bool(ext_object(p, w, &["account_name"])?, "account_name", w)?;
-        }
-        if let Some(p) = c.get("code") {
-            let w = "ory.sh/kratos.credentials.code";
-            let p = ext_object(p, w, &["identifier", "via"])?;
-            e.code_identifier = ext_bool(p, "identifier", w)?;
-            e.code_via = ext_enum(p, "via", w, &["email", "sms"])?;
-        }
-    }
-    if let Some(x) = root.get("verification") {
-        let w = "ory.sh/kratos.verification";
-        e.verification_via = ext_enum(ext_object(x, w, &["via"])?, "via", w, &["email", "sms"])?;
-    }
-    if let Some(x) = root.get("recovery") {
-        let w = "ory.sh/kratos.recovery";
-        e.recovery_via = ext_enum(ext_object(x, w, &["via"])?, "via", w, &["email", "sms"])?;
-    }
-    if let Some(x) = root.get("organizations") {
-        let w = "ory.sh/kratos.organizations";
-        ext_enum(ext_object(x, w, &["matcher"])?, "matcher", w, &["email_domain"])?;
-    }
-    Ok(e)
-}
 
 /// The (first non-null) type a subschema declares, or the type of its `const`.
 fn schema_type(s: &Value) -> Option<String> {
@@ -1090,349 +728,6 @@ fn required_of(list: &[(String, &Value)]) -> HashSet<String> {
         .filter_map(Value::as_str)
         .map(String::from)
         .collect()
-}
-
-// --------------------------------------------------------------------------------------
-// order-preserving parse (serde_json maps are sorted)
-
-enum Ordered {
-    Object(Vec<(String, Ordered)>),
-    Array(Vec<Ordered>),
-    Scalar,
-}
-
-impl<'de> serde::Deserialize<'de> for Ordered {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(OrderedVisitor)
-    }
-}
-
-struct OrderedVisitor;
-
-impl<'de> serde::de::Visitor<'de> for OrderedVisitor {
-    type Value = Ordered;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-    fn visit_bool<E>(self, _: bool) -> Result<Ordered, E> {
-        Ok(Ordered::Scalar)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Ordered, E> {
-        Ok(Ordered::Scalar)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Ordered, E> {
-        Ok(Ordered::Scalar)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Ordered, E> {
-        Ok(Ordered::Scalar)
-    }
-    fn visit_str<E>(self, _: &str) -> Result<Ordered, E> {
-        Ok(Ordered::Scalar)
-    }
-    fn visit_unit<E>(self) -> Result<Ordered, E> {
-        Ok(Ordered::Scalar)
-    }
-    fn visit_none<E>(self) -> Result<Ordered, E> {
-        Ok(Ordered::Scalar)
-    }
-    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Ordered, D::Error> {
-        serde::Deserialize::deserialize(d)
-    }
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Ordered, A::Error> {
-        let mut items = Vec::new();
-        while let Some(x) = seq.next_element::<Ordered>()? {
-            items.push(x);
-        }
-        Ok(Ordered::Array(items))
-    }
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Ordered, A::Error> {
-        let mut entries = Vec::new();
-        while let Some((k, v)) = map.next_entry::<String, Ordered>()? {
-            entries.push((k, v));
-        }
-        Ok(Ordered::Object(entries))
-    }
-}
-
-fn collect_orders(o: &Ordered, ptr: String, out: &mut HashMap<String, Vec<String>>) {
-    match o {
-        Ordered::Object(entries) => {
-            let mut keys: Vec<String> = Vec::with_capacity(entries.len());
-            for (k, v) in entries {
-                if !keys.contains(k) {
-                    keys.push(k.clone());
-                }
-                collect_orders(v, format!("{ptr}/{}", escape_pointer(k)), out);
-            }
-            out.insert(ptr, keys);
-        }
-        Ordered::Array(items) => {
-            for (i, v) in items.iter().enumerate() {
-                collect_orders(v, format!("{ptr}/{i}"), out);
-            }
-        }
-        Ordered::Scalar => {}
-    }
-}
-
-// --------------------------------------------------------------------------------------
-// normalisation
-
-/// Identifier normalisation (§5.4): trim, NFKC (includes width folding), lowercase, strip
-/// invisible / bidi-control characters; a value that looks like an international phone
-/// number (`+` and 7–15 digits, separators allowed) becomes E.164.
-pub fn normalize_identifier(s: &str) -> String {
-    let visible: String = s.chars().filter(|c| !is_invisible(*c)).collect();
-    let lowered = visible.nfkc().collect::<String>().to_lowercase();
-    let folded: String = lowered.nfkc().collect();
-    let trimmed = folded.trim();
-    normalize_phone(trimmed).unwrap_or_else(|| trimmed.to_string())
-}
-
-/// Zero-width and bidi-control characters, BOM, soft hyphen and other default-ignorables
-/// that render as nothing.
-fn is_invisible(c: char) -> bool {
-    matches!(
-        c,
-        '\u{00AD}'
-            | '\u{034F}'
-            | '\u{061C}'
-            | '\u{180E}'
-            | '\u{200B}'..='\u{200F}'
-            | '\u{202A}'..='\u{202E}'
-            | '\u{2060}'..='\u{2064}'
-            | '\u{2066}'..='\u{2069}'
-            | '\u{FEFF}'
-    )
-}
-
-/// `+` followed by 7–15 digits (spaces, `-`, `.`, `(`, `)` allowed in between) -> E.164.
-fn normalize_phone(s: &str) -> Option<String> {
-    let rest = s.trim().strip_prefix('+')?;
-    let mut digits = String::new();
-    for c in rest.chars() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-        } else if !matches!(c, ' ' | '-' | '.' | '(' | ')') {
-            return None;
-        }
-    }
-    if digits.len() < 7 || digits.len() > 15 || digits.starts_with('0') {
-        return None;
-    }
-    Some(format!("+{digits}"))
-}
-
-/// The `tel` format.
-/// `format: email` as Kratos checks it (Go's `net/mail`, RFC 6532): the local part (at most 64
-/// bytes) may hold non-ASCII characters; the structure and the domain are checked like an ASCII
-/// address. Look-alikes (e.g. fullwidth letters) are then folded by [`normalize_identifier`].
-fn is_valid_email(s: &str) -> bool {
-    static ASCII_EMAIL: std::sync::LazyLock<Option<Validator>> = std::sync::LazyLock::new(|| {
-        jsonschema::options()
-            .with_draft(Draft::Draft7)
-            .should_validate_formats(true)
-            .build(&json!({ "type": "string", "format": "email" }))
-            .ok()
-    });
-    let Some((local, domain)) = s.rsplit_once('@') else { return false };
-    if local.len() > 64 {
-        return false;
-    }
-    let masked: String = local.chars().map(|c| if c.is_ascii() { c } else { 'a' }).collect();
-    ASCII_EMAIL.as_ref().is_some_and(|v| v.is_valid(&Value::String(format!("{masked}@{domain}"))))
-}
-
-fn is_valid_phone(s: &str) -> bool {
-    normalize_phone(s).is_some()
-}
-
-fn normalize_address(via: &str, raw: &str) -> String {
-    let t = raw.trim();
-    match via {
-        "sms" => normalize_phone(t).unwrap_or_else(|| t.to_string()),
-        _ => t.to_lowercase(),
-    }
-}
-
-fn push_identifier(list: &mut Vec<String>, raw: &str) {
-    let id = normalize_identifier(raw);
-    if !id.is_empty() && !list.contains(&id) {
-        list.push(id);
-    }
-}
-
-fn push_address(list: &mut Vec<(String, String)>, via: &str, raw: &str) {
-    let value = normalize_address(via, raw);
-    if !value.is_empty() && !list.iter().any(|(v, a)| v == via && *a == value) {
-        list.push((via.to_string(), value));
-    }
-}
-
-// --------------------------------------------------------------------------------------
-// small helpers
-
-fn invalid_email(value: &str) -> UiText {
-    UiText::error(4000040, "Enter a valid email address").with_context(json!({ "value": value }))
-}
-
-fn invalid_phone(value: &str) -> UiText {
-    UiText::error(4000041, "Enter a valid phone number").with_context(json!({ "value": value }))
-}
-
-fn bound(id: u32, op: &str, key: &str, limit: &Value, instance: &Value) -> UiText {
-    let limit = limit.as_f64().unwrap_or(0.0);
-    let actual = instance.as_f64().unwrap_or(0.0);
-    UiText::error(id, format!("must be {op} {} but found {}", go_num(limit), go_num(actual)))
-        .with_context(json!({ key: num_json(limit), "actual": num_json(actual) }))
-}
-
-/// A float printed like Go's `%v` for whole numbers (no trailing `.0`).
-fn go_num(f: f64) -> String {
-    if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e21 { format!("{f:.0}") } else { format!("{f}") }
-}
-
-fn num_json(f: f64) -> Value {
-    if f.is_finite() && f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 {
-        #[allow(clippy::cast_possible_truncation)]
-        let i = f as i64;
-        json!(i)
-    } else {
-        json!(f)
-    }
-}
-
-fn quote(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_else(|_| format!("\"{s}\""))
-}
-
-fn json_text(v: &Value) -> String {
-    serde_json::to_string(v).unwrap_or_default()
-}
-
-fn json_type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
-}
-
-fn type_kind_names(kind: &TypeKind) -> Vec<String> {
-    match kind {
-        TypeKind::Single(t) => vec![t.to_string()],
-        TypeKind::Multiple(set) => set.iter().map(|t| t.to_string()).collect(),
-    }
-}
-
-/// First pair of equal items (JSON Schema equality), `(-1, -1)` when not found in the first
-/// 2000 items.
-fn duplicate_indices(v: &Value) -> (i64, i64) {
-    let Some(items) = v.as_array() else {
-        return (-1, -1);
-    };
-    let items = items.get(..items.len().min(2000)).unwrap_or_default();
-    for (i, a) in items.iter().enumerate() {
-        for (j, b) in items.iter().enumerate().skip(i + 1) {
-            if json_eq(a, b, 0) {
-                return (i64::try_from(i).unwrap_or(-1), i64::try_from(j).unwrap_or(-1));
-            }
-        }
-    }
-    (-1, -1)
-}
-
-fn json_eq(a: &Value, b: &Value, depth: usize) -> bool {
-    if depth > MAX_DEPTH {
-        return false;
-    }
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64(), x.as_u64(), y.as_u64()) {
-            (Some(x), Some(y), _, _) => x == y,
-            (_, _, Some(x), Some(y)) => x == y,
-            _ => x.as_f64() == y.as_f64(),
-        },
-        (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| json_eq(x, y, depth + 1))
-        }
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w, depth + 1)))
-        }
-        _ => a == b,
-    }
-}
-
-fn scalar_string(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
-fn node_name(path: &[String]) -> String {
-    if path.is_empty() { "traits".to_string() } else { format!("traits.{}", path.join(".")) }
-}
-
-fn location_name(loc: &jsonschema::paths::Location) -> String {
-    loc.segments().map(|s| s.to_string()).collect::<Vec<_>>().join(".")
-}
-
-fn escape_pointer(s: &str) -> String {
-    s.replace('~', "~0").replace('/', "~1")
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        if b == b'%'
-            && let (Some(h), Some(l)) =
-                (bytes.get(i + 1).and_then(|c| hex_val(*c)), bytes.get(i + 2).and_then(|c| hex_val(*c)))
-        {
-            out.push(h * 16 + l);
-            i += 3;
-            continue;
-        }
-        out.push(b);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex_val(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
-}
-
-/// Flatten into dot-notation leaves like [`crate::ui::flatten`], but depth-limited.
-fn flatten_limited(prefix: &str, v: &Value, depth: usize, out: &mut Vec<(String, Value)>) {
-    if depth > MAX_DEPTH {
-        return;
-    }
-    match v {
-        Value::Object(m) => {
-            for (k, v) in m {
-                flatten_limited(&format!("{prefix}.{k}"), v, depth + 1, out);
-            }
-        }
-        Value::Array(a) => {
-            for (i, v) in a.iter().enumerate() {
-                flatten_limited(&format!("{prefix}.{i}"), v, depth + 1, out);
-            }
-        }
-        other => out.push((prefix.to_string(), other.clone())),
-    }
 }
 
 #[cfg(test)]

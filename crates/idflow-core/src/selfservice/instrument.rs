@@ -8,7 +8,7 @@
 use super::login::LoggedIn;
 use super::registration::Registered;
 use super::settings::SettingsDone;
-use super::{Body, Engine, Req, Submitted, body_flag, body_str};
+use super::{Body, Engine, Req, Submitted, body_str};
 use crate::error::Result;
 use crate::model::FlowKind;
 use crate::schema::normalize_identifier;
@@ -29,23 +29,10 @@ pub struct NoopObserver;
 
 impl Observer for NoopObserver {}
 
-/// The method of a submit as a label from a fixed set (hostile input cannot grow the set).
+/// The method of a submit as a label from a fixed set (hostile input cannot grow the set):
+/// the registry's labels, `none` or `other`.
 pub fn method_label(body: &Body) -> &'static str {
-    const KNOWN: &[&str] = &["password", "profile", "totp", "lookup_secret", "webauthn", "passkey", "oidc", "code"];
-    let m = body_str(body, "method").unwrap_or_default();
-    if let Some(k) = KNOWN.iter().find(|k| **k == m) {
-        return k;
-    }
-    if body_flag(body, "totp_unlink") {
-        return "totp";
-    }
-    if ["lookup_secret_reveal", "lookup_secret_regenerate", "lookup_secret_confirm", "lookup_secret_disable"]
-        .iter()
-        .any(|f| body_flag(body, f))
-    {
-        return "lookup_secret";
-    }
-    if m.is_empty() { "none" } else { "other" }
+    super::methods::label_of(body)
 }
 
 fn outcome<T>(r: &Result<Submitted<T>>) -> &'static str {
@@ -144,6 +131,12 @@ mod tests {
         assert_eq!(method_label(&b(json!({"method": "x".repeat(1000)}))), "other");
         assert_eq!(method_label(&b(json!({"lookup_secret_confirm": "true"}))), "lookup_secret");
         assert_eq!(method_label(&b(json!({}))), "none");
+        // Bodies that name their method only through their own fields.
+        assert_eq!(method_label(&b(json!({"link": "google"}))), "oidc");
+        assert_eq!(method_label(&b(json!({"provider": "google"}))), "oidc");
+        assert_eq!(method_label(&b(json!({"webauthn_register": "{}"}))), "webauthn");
+        assert_eq!(method_label(&b(json!({"passkey_remove": "ab"}))), "passkey");
+        assert_eq!(method_label(&b(json!({"totp_unlink": true}))), "totp");
     }
 
     #[test]

@@ -1,12 +1,15 @@
-//! Login flow: password (aal1, refresh) and second factors (aal2 step-up: TOTP, recovery codes).
+//! The login flow: first factor (aal1), refresh (re-authentication of the session's identity)
+//! and step-up (aal2). Every method is reached through the registry; the flow issues or extends
+//! the session, runs the `after` hooks and commits once.
 
+use super::hooks::{HookName, Phase};
+use super::methods::{Claim, LoginForm, LoginStep, Method, REGISTRY};
 use super::sessions::Issued;
-use super::{Authed, Body, Engine, Req, Submitted, body_str};
+use super::{Authed, Body, Engine, Req, Submitted};
 use crate::error::{Error, ErrorKind, Result};
-use crate::model::{Aal, CredentialType, Flow, FlowKind, FlowType, Identity, IdentityState};
-use crate::schema::normalize_identifier;
+use crate::model::{Aal, Flow, FlowKind, FlowType, Identity};
 use crate::store::{Commit, StoreError};
-use crate::ui::{Group, Node, msg};
+use crate::ui::{Node, UiText, msg};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -61,77 +64,24 @@ impl Engine {
         let csrf = self.bind_csrf(flow, req);
         let mut nodes = vec![Node::csrf(&csrf)];
         flow.ui.messages.clear();
-        if flow.requested_aal == Aal::Aal2 {
+        let second_factor = flow.requested_aal == Aal::Aal2;
+        if second_factor {
             flow.ui.messages.push(msg::login_aal2());
-            if let Some(a) = &req.auth {
-                let id = &a.identity;
-                if self.cfg.selfservice.methods.totp.enabled && id.credential(CredentialType::Totp).is_some() {
-                    nodes.push(
-                        Node::input(Group::Totp, "totp_code", "text")
-                            .required()
-                            .autocomplete("one-time-code")
-                            .label(msg::login_auth_code()),
-                    );
-                    nodes.push(Node::submit(Group::Totp, "method", json!("totp"), msg::login_use_totp()));
-                }
-                if self.cfg.selfservice.methods.lookup_secret.enabled
-                    && id.credential(CredentialType::LookupSecret).is_some()
-                {
-                    nodes.push(
-                        Node::input(Group::LookupSecret, "lookup_secret", "text")
-                            .required()
-                            .label(msg::login_backup_code()),
-                    );
-                    nodes.push(Node::submit(
-                        Group::LookupSecret,
-                        "method",
-                        json!("lookup_secret"),
-                        msg::login_use_lookup(),
-                    ));
-                }
-                nodes.extend(self.webauthn_login_nodes(flow, id, false));
-            }
-        } else if self.cfg.selfservice.methods.password.enabled {
-            let refreshing = flow.refresh && req.auth.is_some();
-            if refreshing {
-                flow.ui.messages.push(msg::login_refresh());
-                let ident = req
-                    .auth
-                    .as_ref()
-                    .and_then(|a| a.identity.credential(CredentialType::Password))
-                    .and_then(|c| c.identifiers.first().cloned())
-                    .unwrap_or_default();
-                nodes.push(Node::input(Group::Default, "identifier", "hidden").value(json!(ident)).required());
-            } else {
-                let label = match self.default_schema()?.identifier_label() {
-                    Some((title, name)) => msg::label_trait(&title, &name),
-                    None => msg::label_id(),
+        }
+        let identity = if second_factor || flow.refresh { req.auth.as_ref().map(|a| &a.identity) } else { None };
+        // A step-up form needs the session's identity; without one it offers nothing.
+        if !(second_factor && identity.is_none()) {
+            for m in REGISTRY.iter().filter(|m| m.enabled(self)) {
+                let form = LoginForm {
+                    identity,
+                    second_factor,
+                    refresh: flow.refresh,
+                    has_identifier: nodes.iter().any(|n| n.id() == "identifier"),
                 };
-                nodes.push(
-                    Node::input(Group::Default, "identifier", "text")
-                        .value(json!(""))
-                        .required()
-                        .autocomplete("username webauthn")
-                        .label(label),
-                );
+                nodes.extend(m.login_nodes(self, flow, req, &form)?);
             }
-            nodes.push(
-                Node::input(Group::Password, "password", "password")
-                    .required()
-                    .autocomplete("current-password")
-                    .label(msg::label_password()),
-            );
-            let label = if refreshing { msg::login_sign_in() } else { msg::login_with_password() };
-            nodes.push(Node::submit(Group::Password, "method", json!("password"), label));
         }
-        if flow.requested_aal != Aal::Aal2 {
-            let has_identifier = nodes.iter().any(|n| n.id() == "identifier");
-            nodes.extend(self.webauthn_first_factor_login_nodes(flow, req, has_identifier)?);
-        }
-        if flow.requested_aal != Aal::Aal2 {
-            let refreshing = if flow.refresh { req.auth.as_ref().map(|a| &a.identity) } else { None };
-            nodes.extend(self.oidc_login_nodes(refreshing));
-        }
+        self.place_webauthn_script(flow, &mut nodes);
         flow.ui.nodes = nodes;
         Ok(())
     }
@@ -140,8 +90,7 @@ impl Engine {
         &self,
         mut flow: Flow,
         req: &Req,
-        node: &str,
-        m: crate::ui::UiText,
+        errors: Vec<(String, UiText)>,
         identifier: Option<&str>,
     ) -> Result<Submitted<LoggedIn>> {
         self.login_ui(&mut flow, req)?;
@@ -150,164 +99,101 @@ impl Engine {
         {
             flow.ui.set_value("identifier", json!(i));
         }
-        flow.ui.add_message(node, m);
+        for (node, m) in errors {
+            flow.ui.add_message(&node, m);
+        }
         self.save_flow(&mut flow).await?;
         Ok(Submitted::Invalid(flow))
     }
 
     /// Submit a login flow (limits and metrics: `instrument.rs`).
     pub(crate) async fn submit_login_inner(&self, id: Uuid, body: &Body, req: &Req) -> Result<Submitted<LoggedIn>> {
-        let flow = self.load_flow(id, FlowKind::Login).await?;
-        if flow.expires_at < self.clock.now() {
-            return Err(self.expired_error(&flow, req).await);
-        }
-        if super::methods::oidc::responsible(body) {
-            return self.login_oidc(flow, body, req).await;
-        }
-        let method = body_str(body, "method").unwrap_or_default().to_string();
-        // WebAuthn and passkeys are browser-only strategies (API flows ignore them).
-        let browser = flow.flow_type == FlowType::Browser;
-        let known = matches!(method.as_str(), "password" | "totp" | "lookup_secret")
-            || (browser && matches!(method.as_str(), "webauthn" | "passkey"));
-        let level_ok = match method.as_str() {
-            "password" | "passkey" => flow.requested_aal == Aal::Aal1,
-            "totp" | "lookup_secret" => flow.requested_aal == Aal::Aal2,
-            "webauthn" => flow.requested_aal == Aal::Aal2 || self.cfg.selfservice.methods.webauthn.config.passwordless,
-            _ => false,
+        let mut flow = self.open_flow(id, FlowKind::Login, req, |_| Ok(())).await?;
+        let claimed =
+            REGISTRY.iter().copied().map(|m| (m, m.claims_login(self, &flow, body))).find(|(_, c)| *c != Claim::No);
+        let Some((m, Claim::Yes)) = claimed else {
+            return self.login_invalid(flow, req, vec![(String::new(), msg::no_strategy_login())], None).await;
         };
-        if !known || !level_ok {
-            return self.login_invalid(flow, req, "", msg::no_strategy_login(), None).await;
+        if let Some(error) = self.gate(m, &flow, req, body, None)? {
+            return self.login_invalid(flow, req, vec![error], None).await;
         }
-        let enabled = match method.as_str() {
-            "password" => self.cfg.selfservice.methods.password.enabled,
-            "totp" => self.cfg.selfservice.methods.totp.enabled,
-            "webauthn" => self.webauthn_enabled(super::methods::webauthn::KeyKind::SecurityKey),
-            "passkey" => self.webauthn_enabled(super::methods::webauthn::KeyKind::Passkey),
-            _ => self.cfg.selfservice.methods.lookup_secret.enabled,
-        };
-        if !enabled {
-            return Err(Error::new(
-                ErrorKind::Disabled,
-                "This endpoint was disabled by system administrator. Please check your url or contact the system administrator to enable it.",
-            ));
-        }
-        self.check_csrf(&flow, req, body_str(body, "csrf_token"))?;
-        if let Some(v) = self.check_api_request(&flow, req) {
-            return self.login_invalid(flow, req, "", msg::generic(&v), None).await;
-        }
-        if flow.refresh || flow.requested_aal == Aal::Aal2 {
+        if flow.requested_aal == Aal::Aal2 {
             // The flow was made for this session's identity.
-            if let (Some(a), Some(fid)) = (&req.auth, flow.identity_id)
-                && a.identity.id != fid
-                && flow.requested_aal == Aal::Aal2
-            {
+            let Some(a) = &req.auth else {
+                return Err(Error::new(
+                    ErrorKind::Aal1Required,
+                    "You can not requested a higher AAL (AAL2/AAL3) without an active session.",
+                ));
+            };
+            if flow.identity_id.is_some_and(|fid| fid != a.identity.id) {
                 return Err(Error::new(ErrorKind::IdentityMismatch, "The login flow was initiated by someone else."));
             }
         }
-        match method.as_str() {
-            "password" => self.login_password(flow, body, req).await,
-            "webauthn" => self.login_webauthn(flow, body, req).await,
-            "passkey" => self.login_passkey(flow, body, req).await,
-            _ => {
-                let Some(a) = req.auth.clone() else {
-                    return Err(Error::new(
-                        ErrorKind::Aal1Required,
-                        "You can not requested a higher AAL (AAL2/AAL3) without an active session.",
-                    ));
-                };
-                let res = if method == "totp" {
-                    self.verify_totp_login(&a.identity, body_str(body, "totp_code").unwrap_or_default()).await?
-                } else {
-                    self.consume_lookup_code(&a.identity, body_str(body, "lookup_secret").unwrap_or_default()).await?
-                };
-                match res {
-                    Err(m) => {
-                        let node = if method == "totp" { "totp_code" } else { "lookup_secret" };
-                        self.login_invalid(flow, req, node, m, None).await
-                    }
-                    Ok(()) => {
-                        let identity = self.store.get_identity(a.identity.id).await?.unwrap_or(a.identity.clone());
-                        let issued = self.extend_session(&a.session, &method, true);
-                        self.finish_login(flow, identity, issued, false, &method).await
-                    }
-                }
-            }
-        }
+        let step = m.login(self, &mut flow, body, req).await?;
+        self.complete_login(flow, m, step, req).await
     }
 
-    async fn login_password(&self, flow: Flow, body: &Body, req: &Req) -> Result<Submitted<LoggedIn>> {
-        let identifier = body_str(body, "identifier")
-            .or_else(|| body_str(body, "password_identifier"))
-            .unwrap_or_default()
-            .to_string();
-        let password = body_str(body, "password").unwrap_or_default().to_string();
-        if identifier.is_empty() {
-            return self.login_invalid(flow, req, "identifier", msg::missing("identifier"), None).await;
-        }
-        if password.is_empty() {
-            return self.login_invalid(flow, req, "password", msg::missing("password"), Some(&identifier)).await;
-        }
-        if password.chars().count() > self.cfg.selfservice.methods.password.config.max_password_length.max(1024) {
-            return self.login_invalid(flow, req, "", msg::invalid_credentials(), Some(&identifier)).await;
-        }
-        let normalized = normalize_identifier(&identifier);
-        let mut found = self.store.find_identity_by_identifier(CredentialType::Password, &normalized).await?;
-        if found.is_none() && normalized != identifier {
-            found = self.store.find_identity_by_identifier(CredentialType::Password, &identifier).await?;
-        }
-        // Per-account throttle of failed attempts (counted across nodes in the database).
-        let limit_key = format!("login:{normalized}");
-        let l = &self.cfg.limits;
-        self.rate_check(&limit_key, l.login_attempts, i64::try_from(l.login_window.0.as_secs()).unwrap_or(3600))
-            .await?;
-        let hash = found.as_ref().and_then(|i| i.password_hash().map(str::to_string));
-        let ok = self.verify_password(password.clone(), hash.clone()).await?;
-        let Some(identity) = found.filter(|_| ok) else {
-            return self.login_invalid(flow, req, "", msg::invalid_credentials(), Some(&identifier)).await;
-        };
-        if identity.state != IdentityState::Active {
-            return self.login_invalid(flow, req, "", msg::identity_disabled(), Some(&identifier)).await;
-        }
-        let _ = self.store.rate_clear(&limit_key).await;
-        // Upgrade the stored hash when the configured hasher changed.
-        let mut identity = identity;
-        if let Some(h) = &hash
-            && crate::password::needs_rehash(&self.cfg.hashers, h)
-            && let Ok(new_hash) = self.hash_password(password).await
-            && let Some(c) = identity.credentials.get_mut(&CredentialType::Password)
-        {
-            c.config = json!({ "hashed_password": new_hash });
-            c.updated_at = self.clock.now();
-            match self.store.commit(Commit { update_identity: Some(&identity), ..Default::default() }).await {
-                Ok(_) => identity.version += 1,
-                Err(e) => tracing::warn!(error = %e, "password rehash skipped"),
-            }
-        }
-        let (issued, is_new) = match (&req.auth, flow.refresh) {
-            (Some(a), true) if a.identity.id == identity.id => {
-                (self.extend_session(&a.session, "password", true), false)
-            }
-            _ => (self.new_session(&identity, "password", req), true),
-        };
-        self.finish_login(flow, identity, issued, is_new, "password").await
-    }
-
-    pub(crate) async fn finish_login(
+    /// Turn a method's login step into the outcome: form errors, or a session issued (new, or
+    /// the caller's extended for refresh / step-up), after hooks, one commit.
+    pub(crate) async fn complete_login(
         &self,
-        mut flow: Flow,
-        identity: Identity,
-        issued: Issued,
-        is_new: bool,
-        method: &str,
+        flow: Flow,
+        m: &dyn Method,
+        step: LoginStep,
+        req: &Req,
     ) -> Result<Submitted<LoggedIn>> {
-        flow.active = Some(method.into());
+        let method = m.id();
+        let (identity, provider, created) = match step {
+            LoginStep::Invalid { errors, identifier } => {
+                return self.login_invalid(flow, req, errors, identifier.as_deref()).await;
+            }
+            LoginStep::ShowForm { nodes, identifier } => {
+                let mut flow = flow;
+                self.login_ui(&mut flow, req)?;
+                let mut all = std::mem::take(&mut flow.ui.nodes);
+                all.extend(nodes);
+                self.place_webauthn_script(&flow, &mut all);
+                flow.ui.nodes = all;
+                if let Some(i) = identifier {
+                    flow.ui.set_value("identifier", json!(i));
+                }
+                self.save_flow(&mut flow).await?;
+                return Ok(Submitted::ShowForm(flow));
+            }
+            LoginStep::Verified { identity, provider } => (identity, provider, false),
+            LoginStep::Registered { identity, provider } => (identity, provider, true),
+        };
+        let step_up = flow.requested_aal == Aal::Aal2;
+        let (mut issued, is_new) = match &req.auth {
+            Some(a) if a.identity.id == identity.id && (step_up || flow.refresh) => {
+                (self.extend_session(&a.session, method.as_str(), true), false)
+            }
+            _ => (self.new_session(&identity, method.as_str(), req), true),
+        };
+        if let Some(last) = issued.session.authentication_methods.last_mut() {
+            last.provider = provider;
+            // A step completed on a step-up flow is a second factor, whatever the method's
+            // first-factor settings say (a passwordless-capable security key).
+            if step_up {
+                last.aal = Aal::Aal2;
+            }
+        }
+        issued.session.recompute_aal();
+        if let Err(reason) = self.run_web_hooks(Phase::Interrupting, method, &identity, &flow).await {
+            return self.login_invalid(flow, req, vec![(String::new(), msg::generic(&reason))], None).await;
+        }
+        let revoke = self.has_hook(FlowKind::Login, method, HookName::RevokeActiveSessions);
+        let mut flow = flow;
+        flow.active = Some(method.as_str().into());
         flow.state = "passed_challenge".into();
         flow.updated_at = self.clock.now();
         let res = self
             .store
             .commit(Commit {
+                create_identity: created.then_some(&identity),
                 create_session: is_new.then_some(&issued.session),
                 update_session: (!is_new).then_some(&issued.session),
+                revoke_other_sessions: revoke.then_some((identity.id, Some(issued.session.id))),
                 update_flow: Some(&flow),
                 ..Default::default()
             })
@@ -317,9 +203,17 @@ impl Engine {
             Err(StoreError::Busy(_)) => {
                 return Err(Error::new(ErrorKind::Conflict, "The flow was completed by a concurrent request."));
             }
+            Err(StoreError::Conflict(_)) if created => {
+                let flow = self.load_flow(flow.id, FlowKind::Login).await?;
+                return self.login_invalid(flow, req, vec![(String::new(), m.duplicate_message())], None).await;
+            }
             Err(e) => return Err(e.into()),
         }
-        tracing::info!(identity_id = %identity.id, session_id = %issued.session.id, method, "login completed");
+        if created {
+            tracing::info!(identity_id = %identity.id, method = method.as_str(), "identity registered through a login");
+        }
+        tracing::info!(identity_id = %identity.id, session_id = %issued.session.id, method = method.as_str(), "login completed");
+        let _ = self.run_web_hooks(Phase::After, method, &identity, &flow).await;
         let a = Authed { session: issued.session.clone(), identity: identity.clone() };
         let aal_satisfied = self.aal_ok(self.cfg.session.whoami.required_aal, &a);
         Ok(Submitted::Done(LoggedIn { flow, identity, issued, aal_satisfied }))

@@ -4,7 +4,9 @@
 //! Outcomes are values: a form error is the flow with messages ([`Submitted::Invalid`]), not an
 //! `Err`. `Err` is reserved for what is not a form (no session, CSRF, expiry, …).
 
+pub mod callback;
 pub mod hashpool;
+pub mod hooks;
 pub mod identities;
 pub mod instrument;
 pub mod login;
@@ -415,6 +417,11 @@ impl Engine {
         res
     }
 
+    /// The identity as stored now (after a method wrote to it), else `identity`.
+    pub(crate) async fn reload(&self, identity: &Identity) -> Result<Identity> {
+        Ok(self.store.get_identity(identity.id).await?.unwrap_or_else(|| identity.clone()))
+    }
+
     /// Rate limit a guessable secret: counts a failure for `key`; Err(429) once over the limit.
     pub async fn rate_check(&self, key: &str, limit: i64, window_secs: i64) -> Result<()> {
         let now = self.clock.now().unix_timestamp();
@@ -426,6 +433,60 @@ impl Engine {
             return Err(e);
         }
         Ok(())
+    }
+}
+
+/// The steps every submit shares, whatever its flow kind.
+impl Engine {
+    /// Load the flow of a submit (once): unknown ids are 404; `rules` are the flow kind's
+    /// session / identity / AAL rules; an expired flow is refused with its replacement.
+    pub(crate) async fn open_flow(
+        &self,
+        id: Uuid,
+        kind: FlowKind,
+        req: &Req,
+        rules: impl FnOnce(&Flow) -> Result<()>,
+    ) -> Result<Flow> {
+        let flow = self.load_flow(id, kind).await?;
+        rules(&flow)?;
+        if flow.expires_at < self.clock.now() {
+            return Err(self.expired_error(&flow, req).await);
+        }
+        Ok(flow)
+    }
+
+    /// The checks once a method is chosen: it is enabled (else 404 "disabled"), a decode error
+    /// of its own (`precheck`) is a form error, the CSRF token matches (browser flows), and an
+    /// API flow carries no browser state (a form error). `Ok(Some(error))` is a form error.
+    pub(crate) fn gate(
+        &self,
+        m: &dyn methods::Method,
+        flow: &Flow,
+        req: &Req,
+        body: &Body,
+        precheck: Option<(String, crate::ui::UiText)>,
+    ) -> Result<Option<(String, crate::ui::UiText)>> {
+        if !m.enabled(self) {
+            return Err(methods::disabled());
+        }
+        if precheck.is_some() {
+            return Ok(precheck);
+        }
+        self.check_csrf(flow, req, body_str(body, "csrf_token"))?;
+        Ok(self.check_api_request(flow, req).map(|v| (String::new(), crate::ui::msg::generic(&v))))
+    }
+
+    /// The WebAuthn helper script node, once, right after the last node that needs it
+    /// (browser flows with a security-key or passkey node).
+    pub(crate) fn place_webauthn_script(&self, flow: &Flow, nodes: &mut Vec<crate::ui::Node>) {
+        use crate::ui::Group;
+        nodes.retain(|n| n.id() != "webauthn_script");
+        if flow.flow_type != FlowType::Browser {
+            return;
+        }
+        if let Some(last) = nodes.iter().rposition(|n| matches!(n.group, Group::Webauthn | Group::Passkey)) {
+            nodes.insert(last + 1, self.webauthn_script_node());
+        }
     }
 }
 

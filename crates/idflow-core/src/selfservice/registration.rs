@@ -1,12 +1,16 @@
-//! Registration flow (password method), one-step style: traits and password in one form.
+//! The registration flow: the trait inputs of the default schema plus each method's nodes; the
+//! method decides (a new identity, or form errors), the flow signs the user in (`session` hook),
+//! runs the `after` hooks and commits once.
 
+use super::hooks::{HookName, Phase};
+use super::methods::{Method, REGISTRY, RegistrationStep};
 use super::sessions::Issued;
-use super::{Body, Engine, Req, Submitted, body_str};
+use super::{Body, Engine, Req, Submitted};
 use crate::error::{Error, ErrorKind, Result};
-use crate::model::{Credential, CredentialType, Flow, FlowKind, FlowType, Identity};
+use crate::model::{Flow, FlowKind, FlowType, Identity};
 use crate::store::{Commit, StoreError};
 use crate::ui::{Group, Node, msg};
-use serde_json::{Value, json};
+use serde_json::Value;
 use uuid::Uuid;
 
 /// A completed registration.
@@ -22,10 +26,7 @@ impl Engine {
     /// Create a registration flow.
     pub async fn create_registration(&self, req: &Req, flow_type: FlowType) -> Result<Flow> {
         if req.auth.is_some() {
-            return Err(Error::new(
-                ErrorKind::SessionAlreadyAvailable,
-                "A valid session was detected and thus registration is not possible.",
-            ));
+            return Err(Self::session_already_available());
         }
         if !self.cfg.selfservice.flows.registration.enabled {
             return Err(Error::new(ErrorKind::FlowDisabled, "Registration is not allowed because it was disabled."));
@@ -49,140 +50,121 @@ impl Engine {
         let schema = self.default_schema()?;
         let mut nodes = vec![Node::csrf(&csrf)];
         nodes.extend(schema.trait_nodes(Group::Default, traits));
-        if self.cfg.selfservice.methods.password.enabled {
-            nodes.push(
-                Node::input(Group::Password, "password", "password")
-                    .required()
-                    .autocomplete("new-password")
-                    .label(msg::label_password()),
-            );
-            nodes.push(Node::submit(Group::Password, "method", json!("password"), msg::sign_up()));
+        for m in REGISTRY.iter().filter(|m| m.enabled(self)) {
+            nodes.extend(m.registration_nodes(self));
         }
-        nodes.extend(self.oidc_registration_nodes());
         flow.ui.nodes = nodes;
         Ok(())
     }
 
-    /// Submit a registration flow.
+    fn session_already_available() -> Error {
+        Error::new(
+            ErrorKind::SessionAlreadyAvailable,
+            "A valid session was detected and thus registration is not possible.",
+        )
+    }
+
+    /// The form again with the submitted traits and these errors.
+    pub(crate) async fn registration_invalid(
+        &self,
+        mut flow: Flow,
+        req: &Req,
+        traits: Option<&Value>,
+        errors: Vec<(String, crate::ui::UiText)>,
+    ) -> Result<Submitted<Registered>> {
+        self.registration_ui(&mut flow, req, traits)?;
+        for (node, m) in errors {
+            flow.ui.add_message(&node, m);
+        }
+        self.save_flow(&mut flow).await?;
+        Ok(Submitted::Invalid(flow))
+    }
+
+    /// Submit a registration flow (limits and metrics: `instrument.rs`).
     pub(crate) async fn submit_registration_inner(
         &self,
         id: Uuid,
         body: &Body,
         req: &Req,
     ) -> Result<Submitted<Registered>> {
-        let mut flow = self.load_flow(id, FlowKind::Registration).await?;
-        if flow.expires_at < self.clock.now() {
-            return Err(self.expired_error(&flow, req).await);
-        }
-        if req.auth.is_some() {
-            return Err(Error::new(
-                ErrorKind::SessionAlreadyAvailable,
-                "A valid session was detected and thus registration is not possible.",
-            ));
-        }
-        if super::methods::oidc::responsible(body) {
-            return self.registration_oidc(flow, body, req).await;
-        }
-        let method = body_str(body, "method").unwrap_or_default();
-        let traits = body.get("traits").cloned();
-        if method != "password" {
-            self.registration_ui(&mut flow, req, traits.as_ref())?;
-            flow.ui.messages = vec![msg::no_strategy_registration()];
-            self.save_flow(&mut flow).await?;
-            return Ok(Submitted::Invalid(flow));
-        }
-        if !self.cfg.selfservice.methods.password.enabled {
-            return Err(Error::new(
-                ErrorKind::Disabled,
-                "This endpoint was disabled by system administrator. Please check your url or contact the system administrator to enable it.",
-            ));
-        }
-        self.check_csrf(&flow, req, body_str(body, "csrf_token"))?;
-        self.registration_ui(&mut flow, req, traits.as_ref())?;
-        if let Some(v) = self.check_api_request(&flow, req) {
-            flow.ui.messages.push(msg::generic(&v));
-            self.save_flow(&mut flow).await?;
-            return Ok(Submitted::Invalid(flow));
-        }
-        let schema = self.default_schema()?.clone();
-        let mut errors: Vec<(String, crate::ui::UiText)> = vec![];
-        let traits = match traits {
-            Some(t) => t,
-            None => {
-                errors.push(("traits".into(), msg::missing("traits")));
-                Value::Object(Default::default())
-            }
+        let rules = |_: &Flow| if req.auth.is_some() { Err(Self::session_already_available()) } else { Ok(()) };
+        let mut flow = self.open_flow(id, FlowKind::Registration, req, rules).await?;
+        let traits = body.get("traits").filter(|t| t.is_object()).cloned();
+        let Some(m) = REGISTRY.iter().copied().find(|m| m.claims_registration(body)) else {
+            flow.ui.messages.clear();
+            let errors = vec![(String::new(), msg::no_strategy_registration())];
+            return self.registration_invalid(flow, req, traits.as_ref(), errors).await;
         };
-        if errors.is_empty() {
-            errors.extend(schema.validate(&traits));
+        if let Some(error) = self.gate(m, &flow, req, body, None)? {
+            return self.registration_invalid(flow, req, traits.as_ref(), vec![error]).await;
         }
-        let password = body_str(body, "password").unwrap_or_default().to_string();
-        if password.is_empty() {
-            errors.push(("password".into(), msg::missing("password")));
-        }
-        let extracted = schema.extract(&traits);
-        if errors.is_empty() && extracted.password_identifiers.is_empty() {
-            errors.push((String::new(), msg::no_identifiers()));
-        }
-        if errors.is_empty()
-            && let Err(m) = crate::password::check_policy(
-                &self.cfg.selfservice.methods.password.config,
-                &self.cfg.hashers,
-                &password,
-                &extracted.password_identifiers,
-            )
-        {
-            errors.push(("password".into(), m));
-        }
-        if !errors.is_empty() {
-            for (node, m) in errors {
-                flow.ui.add_message(&node, m);
+        let step = m.register(self, &mut flow, body, req).await?;
+        self.complete_registration(flow, m, step, req).await
+    }
+
+    /// Turn a method's registration step into the outcome: form errors, or the identity stored
+    /// (with a session when the `session` hook is configured), after hooks, one commit.
+    pub(crate) async fn complete_registration(
+        &self,
+        mut flow: Flow,
+        m: &dyn Method,
+        step: RegistrationStep,
+        req: &Req,
+    ) -> Result<Submitted<Registered>> {
+        let method = m.id();
+        let (identity, provider, created) = match step {
+            RegistrationStep::Invalid { errors, traits } => {
+                return self.registration_invalid(flow, req, traits.as_ref(), errors).await;
             }
-            self.save_flow(&mut flow).await?;
-            return Ok(Submitted::Invalid(flow));
+            RegistrationStep::Created { identity, provider } => (identity, provider, true),
+            RegistrationStep::SignedIn { identity, provider } => (identity, provider, false),
+        };
+        // An account that existed already always signs in; a new one per the `session` hook.
+        let with_session = !created || self.has_hook(FlowKind::Registration, method, HookName::Session);
+        let issued = with_session.then(|| {
+            let mut i = self.new_session(&identity, method.as_str(), req);
+            if let Some(last) = i.session.authentication_methods.last_mut() {
+                last.provider = provider.clone();
+            }
+            i
+        });
+        if let Err(reason) = self.run_web_hooks(Phase::Interrupting, method, &identity, &flow).await {
+            return self
+                .registration_invalid(flow, req, Some(&identity.traits), vec![(String::new(), msg::generic(&reason))])
+                .await;
         }
-        let hash = self.hash_password(password).await?;
-        let now = self.clock.now();
-        let mut identity = Identity::new(&schema.id, traits, now);
-        identity.credentials.insert(
-            CredentialType::Password,
-            Credential::new(
-                CredentialType::Password,
-                extracted.password_identifiers.clone(),
-                json!({ "hashed_password": hash }),
-                now,
-            ),
-        );
-        self.apply_extracted_addresses(&mut identity, &extracted, now);
-        let with_session = self.cfg.selfservice.flows.registration.after.has_hook("password", "session");
-        let issued = with_session.then(|| self.new_session(&identity, "password", req));
-        flow.active = Some("password".into());
+        flow.active = Some(method.as_str().into());
         flow.state = "passed_challenge".into();
-        flow.updated_at = now;
+        flow.updated_at = self.clock.now();
         let res = self
             .store
             .commit(Commit {
-                create_identity: Some(&identity),
+                create_identity: created.then_some(&identity),
                 create_session: issued.as_ref().map(|i| &i.session),
                 update_flow: Some(&flow),
                 ..Default::default()
             })
             .await;
         match res {
-            Ok(_) => {
-                flow.version += 1;
-                tracing::info!(identity_id = %identity.id, "identity registered");
-                Ok(Submitted::Done(Registered { flow, identity, session: issued }))
+            Ok(_) => flow.version += 1,
+            Err(StoreError::Busy(_)) => {
+                return Err(Error::new(ErrorKind::Conflict, "The flow was completed by a concurrent request."));
             }
-            Err(StoreError::Conflict(_)) => {
-                let mut flow = self.load_flow(id, FlowKind::Registration).await?;
-                self.registration_ui(&mut flow, req, Some(&identity.traits))?;
-                flow.ui.messages.push(msg::duplicate());
-                self.save_flow(&mut flow).await?;
-                Ok(Submitted::Invalid(flow))
+            Err(StoreError::Conflict(_)) if created => {
+                let mut flow = self.load_flow(flow.id, FlowKind::Registration).await?;
+                m.reset_registration(&mut flow);
+                let errors = vec![(String::new(), m.duplicate_message())];
+                return self.registration_invalid(flow, req, Some(&identity.traits), errors).await;
             }
-            Err(e) => Err(e.into()),
+            Err(e) => return Err(e.into()),
         }
+        if created {
+            tracing::info!(identity_id = %identity.id, method = method.as_str(), "identity registered");
+        } else {
+            tracing::info!(identity_id = %identity.id, method = method.as_str(), "registration of a known account signed in");
+        }
+        let _ = self.run_web_hooks(Phase::After, method, &identity, &flow).await;
+        Ok(Submitted::Done(Registered { flow, identity, session: issued }))
     }
 
     /// Re-derive verifiable and recovery addresses from the schema extension, keeping the

@@ -18,11 +18,7 @@ pub struct Issued {
 impl Engine {
     /// The AAL a method contributes.
     pub fn method_aal(&self, method: &str) -> Aal {
-        match method {
-            "webauthn" if self.cfg.selfservice.methods.webauthn.config.passwordless => Aal::Aal1,
-            "totp" | "lookup_secret" | "webauthn" => Aal::Aal2,
-            _ => Aal::Aal1,
-        }
+        super::methods::MethodId::parse(method).map_or(Aal::Aal1, |id| super::methods::get(id).aal(self))
     }
 
     /// A brand-new session for `identity` after `method` (not stored yet).

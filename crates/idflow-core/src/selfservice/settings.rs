@@ -5,8 +5,10 @@
 //! values (minus secrets) are kept on the flow and the form comes back filled after the
 //! refresh login, for every client kind.
 
+use super::hooks::{HookName, Phase};
+use super::methods::{MethodId, REGISTRY};
 use super::sessions::Issued;
-use super::{Authed, Body, Engine, Req, Submitted, body_flag, body_str, with_query};
+use super::{Authed, Body, Engine, Req, Submitted, with_query};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Flow, FlowKind, FlowType, Identity};
 use crate::store::{Commit, StoreError};
@@ -16,10 +18,11 @@ use std::time::Duration;
 use uuid::Uuid;
 
 /// What a method decided.
+#[derive(Debug)]
 pub enum Change {
     /// Persist this identity (and optionally extend the session with a method, revoke the
     /// identity's other sessions).
-    Update { identity: Identity, add_method: Option<&'static str>, revoke_others: bool },
+    Update { identity: Identity, add_method: Option<MethodId>, revoke_others: bool },
     /// Form errors: (node name or "" for form level, message). `echo` re-fills trait nodes.
     Invalid { errors: Vec<(String, UiText)>, echo: Option<Value> },
     /// The change needs a privileged session; `pending` is what to keep (no secrets).
@@ -33,7 +36,7 @@ pub enum Change {
 pub struct SettingsDone {
     pub flow: Flow,
     pub identity: Identity,
-    pub method: String,
+    pub method: MethodId,
     /// The updated session, when the method added an authentication method to it.
     pub session: Option<Issued>,
     /// Where a browser goes next.
@@ -94,29 +97,17 @@ impl Engine {
     pub fn settings_ui(&self, flow: &mut Flow, identity: &Identity, req: &Req, echo: Option<&Value>) -> Result<()> {
         let csrf = self.bind_csrf(flow, req);
         let schema = self.schema(&identity.schema_id)?.clone();
-        let m = &self.cfg.selfservice.methods;
         let mut nodes = vec![Node::csrf(&csrf)];
-        if m.profile.enabled {
-            nodes.extend(schema.trait_nodes(Group::Profile, Some(echo.unwrap_or(&identity.traits))));
-            nodes.push(Node::submit(Group::Profile, "method", json!("profile"), msg::label_save()));
+        for m in REGISTRY.iter().filter(|m| m.enabled(self)) {
+            let mut own = m.settings_nodes(self, flow, identity);
+            if m.id() == MethodId::Profile {
+                // The profile section shows the values the user submitted, if any.
+                own = schema.trait_nodes(Group::Profile, Some(echo.unwrap_or(&identity.traits)));
+                own.push(Node::submit(Group::Profile, "method", json!("profile"), msg::label_save()));
+            }
+            nodes.extend(own);
         }
-        if m.password.enabled {
-            nodes.push(
-                Node::input(Group::Password, "password", "password")
-                    .required()
-                    .autocomplete("new-password")
-                    .label(msg::label_password()),
-            );
-            nodes.push(Node::submit(Group::Password, "method", json!("password"), msg::label_save()));
-        }
-        if m.totp.enabled {
-            nodes.extend(self.totp_settings_nodes(flow, identity));
-        }
-        if m.lookup_secret.enabled {
-            nodes.extend(self.lookup_settings_nodes(flow, identity));
-        }
-        nodes.extend(self.oidc_settings_nodes(identity));
-        nodes.extend(self.webauthn_passkey_settings_nodes(flow, identity));
+        self.place_webauthn_script(flow, &mut nodes);
         flow.ui.nodes = nodes;
         flow.ui.sort(&schema.trait_order());
         if let Some(p) = flow.internal_get(PENDING).cloned() {
@@ -208,65 +199,20 @@ impl Engine {
             ));
         }
         // Dispatch: the first responsible method handles the request (settings-flow §7.3).
-        let method = body_str(body, "method").unwrap_or_default();
-        let lookup_flags =
-            ["lookup_secret_reveal", "lookup_secret_regenerate", "lookup_secret_confirm", "lookup_secret_disable"];
-        let m = &self.cfg.selfservice.methods;
-        let chosen: Option<(&'static str, bool)> = if method == "profile" {
-            Some(("profile", m.profile.enabled))
-        } else if method == "password" {
-            Some(("password", m.password.enabled))
-        } else if ["link", "unlink"].iter().any(|f| body_str(body, f).is_some_and(|v| !v.is_empty())) {
-            Some(("oidc", m.oidc.enabled))
-        } else if body_flag(body, "totp_unlink") || method == "totp" {
-            Some(("totp", m.totp.enabled))
-        } else if ["passkey_settings_register", "passkey_remove"]
-            .iter()
-            .any(|f| body_str(body, f).is_some_and(|v| !v.is_empty()))
-        {
-            Some(("passkey", self.webauthn_enabled(super::methods::webauthn::KeyKind::Passkey)))
-        } else if flow.flow_type == FlowType::Browser
-            && ["webauthn_register", "webauthn_remove"].iter().any(|f| body_str(body, f).is_some_and(|v| !v.is_empty()))
-        {
-            Some(("webauthn", self.webauthn_enabled(super::methods::webauthn::KeyKind::SecurityKey)))
-        } else if lookup_flags.iter().any(|f| body_flag(body, f)) {
-            Some(("lookup_secret", m.lookup_secret.enabled))
-        } else {
-            None
-        };
-        let Some((method, enabled)) = chosen else {
+        let Some(m) = REGISTRY.iter().copied().find(|m| m.claims_settings(&flow, body)) else {
             self.settings_ui(&mut flow, &a.identity, req, None)?;
             flow.ui.messages.retain(|m| m.id == 1050024);
             flow.ui.messages.push(msg::no_strategy_settings());
             self.save_flow(&mut flow).await?;
             return Ok(Submitted::Invalid(flow));
         };
-        if !enabled {
-            return Err(Error::new(
-                ErrorKind::Disabled,
-                "This endpoint was disabled by system administrator. Please check your url or contact the system administrator to enable it.",
-            ));
+        match self.gate(m, &flow, req, body, m.settings_precheck(body))? {
+            Some(error) => self.settings_invalid(flow, a, req, vec![error], None).await,
+            None => {
+                let change = m.settings(self, &mut flow, a, body).await?;
+                self.settings_apply(flow, a, req, m.id(), change).await
+            }
         }
-        // Password decode errors are reported before CSRF (settings-flow §8.2).
-        if method == "password" && body_str(body, "password").is_none_or(str::is_empty) {
-            return self
-                .settings_invalid(flow, a, req, vec![("password".into(), msg::missing("password"))], None)
-                .await;
-        }
-        self.check_csrf(&flow, req, body_str(body, "csrf_token"))?;
-        if let Some(v) = self.check_api_request(&flow, req) {
-            return self.settings_invalid(flow, a, req, vec![(String::new(), msg::generic(&v))], None).await;
-        }
-        let change = match method {
-            "profile" => self.settings_profile(a, body).await?,
-            "password" => self.settings_password(a, body).await?,
-            "totp" => self.settings_totp(&mut flow, a, body).await?,
-            "oidc" => self.settings_oidc(&mut flow, a, body).await?,
-            "passkey" => self.settings_passkey(&mut flow, a, body).await?,
-            "webauthn" => self.settings_webauthn(&mut flow, a, body).await?,
-            _ => self.settings_lookup(&mut flow, a, body)?,
-        };
-        self.settings_apply(flow, a, req, method, change).await
     }
 
     /// Turn a method's decision into the outcome of the submit (also used by the OpenID Connect
@@ -276,13 +222,13 @@ impl Engine {
         mut flow: Flow,
         a: &Authed,
         req: &Req,
-        method: &'static str,
+        method: MethodId,
         change: Change,
     ) -> Result<Submitted<SettingsDone>> {
         match change {
             Change::Invalid { errors, echo } => self.settings_invalid(flow, a, req, errors, echo).await,
             Change::NeedsPrivilege { mut pending } => {
-                pending["method"] = json!(method);
+                pending["method"] = json!(method.as_str());
                 flow.internal_set(PENDING, pending);
                 // The form shown after the refresh login carries only the pending-change notice.
                 flow.ui.messages.clear();
@@ -290,7 +236,7 @@ impl Engine {
                 self.save_flow(&mut flow).await?;
                 let back = self.url(&format!("/self-service/settings?flow={}", flow.id));
                 let url = self.refresh_login_url(&back);
-                tracing::info!(flow_id = %flow.id, method, "settings change needs re-authentication");
+                tracing::info!(flow_id = %flow.id, method = method.as_str(), "settings change needs re-authentication");
                 Err(Error::new(
                     ErrorKind::RefreshRequired,
                     "The login session is too old and thus not allowed to update these fields. Please re-authenticate.",
@@ -337,9 +283,9 @@ impl Engine {
         mut flow: Flow,
         a: &Authed,
         req: &Req,
-        method: &'static str,
+        method: MethodId,
         mut identity: Identity,
-        add_method: Option<&'static str>,
+        add_method: Option<MethodId>,
         revoke_others: bool,
     ) -> Result<Submitted<SettingsDone>> {
         let now = self.clock.now();
@@ -355,23 +301,16 @@ impl Engine {
                 .unwrap_or_else(|| self.ui_url_for_flow(FlowKind::Settings, flow.id)),
         };
         // Interrupting web hooks run before anything is written.
-        for h in after.hooks_for(method).iter().filter(|h| h.hook == "web_hook") {
-            let can_interrupt =
-                h.config.as_ref().and_then(|c| c.get("can_interrupt")).and_then(Value::as_bool).unwrap_or(false);
-            if can_interrupt && let Err(reason) = self.run_web_hook(h, &identity, &flow, method).await {
-                let errors = vec![(String::new(), msg::generic(&reason))];
-                return self.settings_invalid(flow, a, req, errors, None).await;
-            }
+        if let Err(reason) = self.run_web_hooks(Phase::Interrupting, method, &identity, &flow).await {
+            let errors = vec![(String::new(), msg::generic(&reason))];
+            return self.settings_invalid(flow, a, req, errors, None).await;
         }
-        let session = add_method.map(|m| self.extend_session(&a.session, m, false));
+        let session = add_method.map(|m| self.extend_session(&a.session, m.as_str(), false));
+        let revoke = revoke_others || self.has_hook(FlowKind::Settings, method, HookName::RevokeActiveSessions);
         flow.internal_remove(PENDING);
-        // An enrolment secret not yet used stays (and its QR code with it) unless this submit
-        // was the TOTP section itself.
-        if method == "totp" {
-            flow.internal_remove("totp_secret");
+        for m in REGISTRY {
+            m.settings_succeeded(&mut flow, m.id() == method);
         }
-        flow.internal_remove("lookup_codes");
-        flow.internal_remove("lookup_revealed");
         flow.state = "success".into();
         // The fresh form reflects the updated identity.
         let stored_version = identity.version;
@@ -384,7 +323,7 @@ impl Engine {
                 update_identity: Some(&identity),
                 previous_identity: Some(&a.identity),
                 update_session: session.as_ref().map(|s| &s.session),
-                revoke_other_sessions: revoke_others.then_some((identity.id, Some(a.session.id))),
+                revoke_other_sessions: revoke.then_some((identity.id, Some(a.session.id))),
                 update_flow: Some(&flow),
                 ..Default::default()
             })
@@ -408,154 +347,10 @@ impl Engine {
         flow.version += 1;
         identity.version = stored_version + 1;
         tracing::info!(
-            identity_id = %identity.id, flow_id = %flow.id, method, revoked_sessions = revoked,
+            identity_id = %identity.id, flow_id = %flow.id, method = method.as_str(), revoked_sessions = revoked,
             "settings updated"
         );
-        let mut continue_with = vec![];
-        for h in after.hooks_for(method).iter().filter(|h| h.hook == "web_hook") {
-            let can_interrupt =
-                h.config.as_ref().and_then(|c| c.get("can_interrupt")).and_then(Value::as_bool).unwrap_or(false);
-            if !can_interrupt && let Err(reason) = self.run_web_hook(h, &identity, &flow, method).await {
-                tracing::warn!(flow_id = %flow.id, %reason, "settings web hook failed after the change was saved");
-                continue_with.push(json!({"action": "web_hook_failed", "reason": reason}));
-            }
-        }
-        Ok(Submitted::Done(SettingsDone {
-            flow,
-            identity,
-            method: method.to_string(),
-            session,
-            redirect_to,
-            continue_with,
-        }))
-    }
-
-    /// POST the identity to a configured web hook. Err carries a clear reason.
-    async fn run_web_hook(
-        &self,
-        h: &crate::config::Hook,
-        identity: &Identity,
-        flow: &Flow,
-        method: &str,
-    ) -> std::result::Result<(), String> {
-        let cfg = h.config.clone().unwrap_or(Value::Null);
-        let url = cfg.get("url").and_then(Value::as_str).unwrap_or_default();
-        let timeout = cfg
-            .get("timeout")
-            .and_then(Value::as_str)
-            .and_then(|t| crate::config::parse_duration(t).ok())
-            .unwrap_or(Duration::from_secs(5));
-        let payload = json!({
-            "flow_id": flow.id,
-            "flow_type": flow.flow_type.as_str(),
-            "method": method,
-            "identity": {
-                "id": identity.id,
-                "schema_id": identity.schema_id,
-                "state": identity.state.as_str(),
-                "traits": identity.traits,
-                "metadata_public": identity.metadata_public,
-            },
-        });
-        match self.hooks.post(url, &payload, timeout).await {
-            Ok(s) if (200..300).contains(&s) => Ok(()),
-            Ok(s) => Err(format!("The web hook answered with HTTP status {s}.")),
-            Err(e) => Err(format!("The web hook could not be reached: {e}.")),
-        }
-    }
-
-    // ---- methods that live here because they are tiny ------------------------------------
-
-    async fn settings_totp(&self, flow: &mut Flow, a: &Authed, body: &Body) -> Result<Change> {
-        let unlink = body_flag(body, "totp_unlink");
-        if !self.privileged(a) {
-            return Ok(Change::NeedsPrivilege { pending: json!({ "totp_unlink": unlink }) });
-        }
-        let has = a.identity.credential(crate::model::CredentialType::Totp).is_some();
-        if unlink {
-            if !has {
-                return Ok(Change::Invalid { errors: vec![(String::new(), msg::no_totp())], echo: None });
-            }
-            // Removing a second factor needs a session at aal2 (also when required_aal is aal1).
-            if a.session.aal < crate::model::Aal::Aal2 {
-                return Err(self.aal2_error(None));
-            }
-            let mut identity = a.identity.clone();
-            identity.credentials.remove(&crate::model::CredentialType::Totp);
-            return Ok(Change::Update { identity, add_method: None, revoke_others: false });
-        }
-        if has {
-            // Already enrolled: a no-op that still reports success.
-            return Ok(Change::Update { identity: a.identity.clone(), add_method: None, revoke_others: false });
-        }
-        let code = body_str(body, "totp_code").unwrap_or_default();
-        if code.is_empty() {
-            return Ok(Change::Invalid { errors: vec![("totp_code".into(), msg::missing("totp_code"))], echo: None });
-        }
-        let key = self.second_factor_attempt(&a.identity).await?;
-        let secret = flow.internal_get("totp_secret").and_then(Value::as_str).unwrap_or_default().to_string();
-        let totp = self.totp_for(&a.identity, &secret);
-        let step = totp.as_ref().and_then(|t| self.totp_check(t, code));
-        let (Some(totp), Some(step)) = (totp, step) else {
-            return Ok(Change::Invalid { errors: vec![("totp_code".into(), msg::totp_invalid())], echo: None });
-        };
-        let _ = self.store.rate_clear(&key).await;
-        let url = totp.to_url().map_err(Error::internal)?;
-        let mut identity = a.identity.clone();
-        identity.credentials.insert(
-            crate::model::CredentialType::Totp,
-            crate::model::Credential::new(
-                crate::model::CredentialType::Totp,
-                vec![identity.id.to_string()],
-                json!({ "totp_url": url, "last_used_step": step }),
-                self.clock.now(),
-            ),
-        );
-        Ok(Change::Update { identity, add_method: Some("totp"), revoke_others: false })
-    }
-
-    fn settings_lookup(&self, flow: &mut Flow, a: &Authed, body: &Body) -> Result<Change> {
-        if !self.privileged(a) {
-            return Ok(Change::NeedsPrivilege { pending: json!({}) });
-        }
-        // Precedence: confirm > reveal > disable > regenerate.
-        if body_flag(body, "lookup_secret_confirm") {
-            let codes: Vec<String> = flow
-                .internal_get("lookup_codes")
-                .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
-                .unwrap_or_default();
-            if codes.len() != super::methods::lookup::CODE_COUNT {
-                let m = msg::generic("You must (re-)generate recovery backup codes before you can save them.");
-                return Ok(Change::Invalid { errors: vec![(String::new(), m)], echo: None });
-            }
-            let mut identity = a.identity.clone();
-            identity.credentials.insert(
-                crate::model::CredentialType::LookupSecret,
-                crate::model::Credential::new(
-                    crate::model::CredentialType::LookupSecret,
-                    vec![identity.id.to_string()],
-                    self.lookup_config(&codes),
-                    self.clock.now(),
-                ),
-            );
-            return Ok(Change::Update { identity, add_method: Some("lookup_secret"), revoke_others: false });
-        }
-        if body_flag(body, "lookup_secret_reveal") {
-            if Self::lookup_counts(&a.identity).1 == 0 {
-                let m = msg::generic("Can not reveal lookup codes because you have none.");
-                return Ok(Change::Invalid { errors: vec![(String::new(), m)], echo: None });
-            }
-            // Codes are stored hashed, so "reveal" shows how many remain and offers new ones.
-            flow.internal_set("lookup_revealed", json!(true));
-            return Ok(Change::ShowForm);
-        }
-        if body_flag(body, "lookup_secret_disable") {
-            let mut identity = a.identity.clone();
-            identity.credentials.remove(&crate::model::CredentialType::LookupSecret);
-            return Ok(Change::Update { identity, add_method: None, revoke_others: false });
-        }
-        flow.internal_set("lookup_codes", json!(Self::new_lookup_codes()));
-        Ok(Change::ShowForm)
+        let continue_with = self.run_web_hooks(Phase::After, method, &identity, &flow).await.unwrap_or_default();
+        Ok(Submitted::Done(SettingsDone { flow, identity, method, session, redirect_to, continue_with }))
     }
 }

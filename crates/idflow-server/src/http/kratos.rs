@@ -237,12 +237,7 @@ async fn registration_submit(
 }
 
 fn registration_after_url(state: &AppState, flow: &Flow) -> String {
-    let f = &state.engine.cfg.selfservice.flows.registration.after;
-    flow.return_to
-        .clone()
-        .or_else(|| f.password.default_browser_return_url.clone())
-        .or_else(|| f.default_browser_return_url.clone())
-        .unwrap_or_else(|| state.engine.default_return_url())
+    state.engine.return_url_after(flow)
 }
 
 // ---- login -----------------------------------------------------------------------------
@@ -286,12 +281,7 @@ async fn login_get(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Resp
 }
 
 fn login_after_url(state: &AppState, flow: &Flow) -> String {
-    let f = &state.engine.cfg.selfservice.flows.login.after;
-    flow.return_to
-        .clone()
-        .or_else(|| f.password.default_browser_return_url.clone())
-        .or_else(|| f.default_browser_return_url.clone())
-        .unwrap_or_else(|| state.engine.default_return_url())
+    state.engine.return_url_after(flow)
 }
 
 async fn login_submit(State(state): State<AppState>, ctx: Ctx, Query(q): Q, ParsedBody(body): ParsedBody) -> Response {

@@ -84,14 +84,8 @@ async fn callback(
     };
     match done {
         OidcDone::Login(r) => {
-            let after = &engine.cfg.selfservice.flows.login.after;
             let target = if r.aal_satisfied {
-                r.flow
-                    .return_to
-                    .clone()
-                    .or_else(|| after.oidc.default_browser_return_url.clone())
-                    .or_else(|| after.default_browser_return_url.clone())
-                    .unwrap_or_else(|| engine.default_return_url())
+                engine.return_url_after(&r.flow)
             } else {
                 engine.aal2_login_url(r.flow.return_to.as_deref())
             };
@@ -101,14 +95,7 @@ async fn callback(
             resp
         }
         OidcDone::Registration(r) => {
-            let after = &engine.cfg.selfservice.flows.registration.after;
-            let target = r
-                .flow
-                .return_to
-                .clone()
-                .or_else(|| after.oidc.default_browser_return_url.clone())
-                .or_else(|| after.default_browser_return_url.clone())
-                .unwrap_or_else(|| engine.default_return_url());
+            let target = engine.return_url_after(&r.flow);
             let mut resp = see_other(&target);
             if let Some(s) = &r.session {
                 set_session_cookie(&state, &mut resp, &s.token, &s.session);

@@ -383,8 +383,12 @@ async fn after_urls_and_well_known_with_ui(db: Db) {
     let app = spawn_app_with(db, |c| {
         c.selfservice.flows.settings.ui_url = Some("https://ui.example.org/settings".into());
         c.selfservice.flows.settings.after.default_browser_return_url = Some("https://ui.example.org/done".into());
-        c.selfservice.flows.settings.after.password.default_browser_return_url =
-            Some("https://ui.example.org/pw-done".into());
+        c.selfservice
+            .flows
+            .settings
+            .after
+            .method_mut(idflow_core::model::MethodId::Password)
+            .default_browser_return_url = Some("https://ui.example.org/pw-done".into());
     })
     .await;
     let u = user(&app, Kind::Browser).await;

@@ -38,10 +38,10 @@ fn unreachable_url() -> String {
     format!("http://127.0.0.1:{port}/hook")
 }
 
-/// `selfservice.flows.settings.after.profile.hooks` from YAML, as an operator writes it.
+/// `selfservice.flows.settings.after.method_mut(idflow_core::model::MethodId::Profile).hooks` from YAML, as an operator writes it.
 fn profile_hooks(yaml: &str) -> impl FnOnce(&mut idflow_core::config::Config) {
     let hooks: Vec<idflow_core::config::Hook> = serde_yaml_ng::from_str(yaml).unwrap();
-    move |c| c.selfservice.flows.settings.after.profile.hooks = Some(hooks)
+    move |c| c.selfservice.flows.settings.after.method_mut(idflow_core::model::MethodId::Profile).hooks = Some(hooks)
 }
 
 async fn revoke_active_sessions_after_password(db: Db) {
@@ -75,7 +75,10 @@ async fn revoke_active_sessions_after_password(db: Db) {
 both_dbs!(revoke_active_sessions_after_password);
 
 async fn revoke_active_sessions_can_be_turned_off(db: Db) {
-    let app = spawn_app_with(db, |c| c.selfservice.flows.settings.after.password.hooks = Some(vec![])).await;
+    let app = spawn_app_with(db, |c| {
+        c.selfservice.flows.settings.after.method_mut(idflow_core::model::MethodId::Password).hooks = Some(vec![])
+    })
+    .await;
     let u = user(&app, Kind::Api).await;
     let other = app.login(&u.email, PASSWORD).await["session_token"].as_str().unwrap().to_string();
     let flow = u.create(&app).await;

@@ -137,7 +137,7 @@ async fn settings_wire_shapes() {
     let app = spawn_app_with(Db::Sqlite, |c| {
         c.selfservice.allowed_return_urls = vec!["https://app.example.org/".into()];
         // The API and AJAX sessions belong to one identity: keep both alive across password changes.
-        c.selfservice.flows.settings.after.password.hooks = Some(vec![]);
+        c.selfservice.flows.settings.after.method_mut(idflow_core::model::MethodId::Password).hooks = Some(vec![]);
     })
     .await;
     let (token, identity_id) = app.register(EMAIL, PASSWORD).await;

@@ -15,14 +15,15 @@
 //!   "security_key" | "passkey": <serialised webauthn-rs credential>}], "user_handle": …}`.
 //!   Entries this module cannot parse (e.g. imported ones) are kept untouched.
 
-use crate::error::{Error, ErrorKind, Result};
-use crate::model::{Aal, Credential, CredentialType, Flow, FlowType, Identity, IdentityState};
+use super::{Claim, LoginForm, LoginStep, Method, MethodId, nonempty};
+use crate::error::{Error, Result};
+use crate::model::{Aal, Credential, CredentialType, Flow, FlowKind, FlowType, Identity, IdentityState};
 use crate::schema::normalize_identifier;
-use crate::selfservice::login::LoggedIn;
 use crate::selfservice::settings::Change;
-use crate::selfservice::{Authed, Body, Engine, Req, Submitted, body_str};
+use crate::selfservice::{Authed, Body, Engine, Req, body_str};
 use crate::store::{Commit, StoreError};
 use crate::ui::{Group, Node, UiText, msg};
+use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
@@ -364,22 +365,6 @@ impl Engine {
         }
     }
 
-    /// The settings nodes of the `webauthn` and `passkey` groups, plus the script node.
-    pub fn webauthn_passkey_settings_nodes(&self, flow: &mut Flow, identity: &Identity) -> Vec<Node> {
-        let mut nodes = vec![];
-        let browser = flow.flow_type == FlowType::Browser;
-        if browser && self.webauthn_enabled(KeyKind::SecurityKey) {
-            nodes.extend(self.webauthn_settings_nodes(flow, identity));
-        }
-        if self.webauthn_enabled(KeyKind::Passkey) {
-            nodes.extend(self.passkey_settings_nodes(flow, identity));
-        }
-        if browser && !nodes.is_empty() {
-            nodes.push(self.webauthn_script_node());
-        }
-        nodes
-    }
-
     /// Remove buttons of one credential type.
     pub(crate) fn remove_nodes(&self, identity: &Identity, kind: KeyKind) -> Vec<Node> {
         let t = kind.credential_type();
@@ -409,7 +394,11 @@ impl Engine {
             .collect()
     }
 
+    /// Settings nodes of the `webauthn` group (browser flows).
     fn webauthn_settings_nodes(&self, flow: &mut Flow, identity: &Identity) -> Vec<Node> {
+        if flow.flow_type != FlowType::Browser {
+            return vec![];
+        }
         let mut nodes = self.remove_nodes(identity, KeyKind::SecurityKey);
         let Some(options) = self.registration_options(flow, identity, KeyKind::SecurityKey) else {
             return nodes;
@@ -587,7 +576,7 @@ impl Engine {
                 register,
                 name,
             )? {
-                Ok(identity) => Change::Update { identity, add_method: Some("webauthn"), revoke_others: false },
+                Ok(identity) => Change::Update { identity, add_method: Some(MethodId::Webauthn), revoke_others: false },
                 Err(e) => invalid(e),
             };
             reset_registrations(flow, &change);
@@ -652,25 +641,14 @@ impl Engine {
                     a.onclick_trigger = Some("oryWebAuthnLogin".into());
                 }),
             Node::input(Group::Webauthn, "webauthn_login", "hidden").value(json!("")),
-            self.webauthn_script_node(),
         ]
     }
 
-    /// First-factor (aal1) login nodes of browser flows: passkey sign-in, and with
-    /// `webauthn.config.passwordless` the "continue with security key" button (identifier
-    /// first). Adds the script node when any is offered.
-    pub(crate) fn webauthn_first_factor_login_nodes(
-        &self,
-        flow: &mut Flow,
-        req: &Req,
-        has_identifier: bool,
-    ) -> Result<Vec<Node>> {
-        let mut nodes = self.passkey_login_nodes(flow, req);
-        if flow.flow_type == FlowType::Browser
-            && !flow.refresh
-            && self.webauthn_passwordless()
-            && self.webauthn_enabled(KeyKind::SecurityKey)
-        {
+    /// First-factor (aal1) login nodes of browser flows with `webauthn.config.passwordless`:
+    /// the "continue with security key" button (identifier first).
+    fn webauthn_first_factor_login_nodes(&self, flow: &Flow, has_identifier: bool) -> Result<Vec<Node>> {
+        let mut nodes = vec![];
+        if flow.flow_type == FlowType::Browser && !flow.refresh && self.webauthn_passwordless() {
             if !has_identifier {
                 let label = match self.default_schema()?.identifier_label() {
                     Some((title, name)) => msg::label_trait(&title, &name),
@@ -685,9 +663,6 @@ impl Engine {
                 );
             }
             nodes.push(Node::submit(Group::Webauthn, "method", json!("webauthn"), msg::login_continue_webauthn()));
-        }
-        if !nodes.is_empty() {
-            nodes.push(self.webauthn_script_node());
         }
         Ok(nodes)
     }
@@ -788,55 +763,41 @@ impl Engine {
 
     /// Login submit of the `webauthn` method (browser flows): aal2 step-up with a security key,
     /// or, with `passwordless`, identifier first and then the key.
-    pub(crate) async fn login_webauthn(&self, mut flow: Flow, body: &Body, req: &Req) -> Result<Submitted<LoggedIn>> {
+    async fn login_webauthn(&self, flow: &mut Flow, body: &Body, req: &Req) -> Result<LoginStep> {
         let response = body_str(body, "webauthn_login").unwrap_or_default().to_string();
         if flow.requested_aal == Aal::Aal2 {
-            let Some(a) = req.auth.clone() else {
-                return Err(Error::new(
-                    ErrorKind::Aal1Required,
-                    "You can not requested a higher AAL (AAL2/AAL3) without an active session.",
-                ));
-            };
+            let Some(a) = req.auth.clone() else { return Err(super::aal1_required()) };
             if response.is_empty() {
-                return self.login_invalid(flow, req, "webauthn_login", msg::missing("webauthn_login"), None).await;
+                return Ok(LoginStep::invalid("webauthn_login", msg::missing("webauthn_login")));
             }
             let state = flow.internal_remove(WEBAUTHN_LOGIN);
-            return match self.verify_assertion(&a.identity, KeyKind::SecurityKey, state, &response).await? {
-                Err(m) => self.login_invalid(flow, req, "webauthn_login", m, None).await,
-                Ok(identity) => {
-                    let mut issued = self.extend_session(&a.session, "webauthn", true);
-                    // A second-factor key is aal2 whatever the passwordless setting says.
-                    if let Some(m) = issued.session.authentication_methods.last_mut() {
-                        m.aal = Aal::Aal2;
-                    }
-                    issued.session.recompute_aal();
-                    self.finish_login(flow, identity, issued, false, "webauthn").await
-                }
-            };
+            return Ok(match self.verify_assertion(&a.identity, KeyKind::SecurityKey, state, &response).await? {
+                Err(m) => LoginStep::invalid("webauthn_login", m),
+                Ok(identity) => LoginStep::Verified { identity, provider: None },
+            });
         }
         // Passwordless (aal1).
         let identifier = body_str(body, "identifier").unwrap_or_default().trim().to_string();
+        let invalid = |node: &str, m: UiText, echo: bool| LoginStep::Invalid {
+            errors: vec![(node.to_string(), m)],
+            identifier: echo.then(|| identifier.clone()),
+        };
         if response.is_empty() {
             if identifier.is_empty() {
-                return self.login_invalid(flow, req, "identifier", msg::missing("identifier"), None).await;
+                return Ok(invalid("identifier", msg::missing("identifier"), false));
             }
             let found = self
                 .store
                 .find_identity_by_identifier(CredentialType::Webauthn, &normalize_identifier(&identifier))
                 .await?;
             let Some(identity) = found.filter(|i| i.state == IdentityState::Active) else {
-                return self.login_invalid(flow, req, "", msg::no_webauthn_user(), Some(&identifier)).await;
+                return Ok(invalid("", msg::no_webauthn_user(), true));
             };
-            self.login_ui(&mut flow, req)?;
-            let nodes = self.webauthn_login_nodes(&mut flow, &identity, true);
+            let nodes = self.webauthn_login_nodes(flow, &identity, true);
             if nodes.is_empty() {
-                return self.login_invalid(flow, req, "", msg::no_webauthn_user(), Some(&identifier)).await;
+                return Ok(invalid("", msg::no_webauthn_user(), true));
             }
-            flow.ui.nodes.retain(|n| n.id() != "webauthn_script");
-            flow.ui.nodes.extend(nodes);
-            flow.ui.set_value("identifier", json!(identifier));
-            self.save_flow(&mut flow).await?;
-            return Ok(Submitted::ShowForm(flow));
+            return Ok(LoginStep::ShowForm { nodes, identifier: Some(identifier) });
         }
         let state = flow.internal_remove(WEBAUTHN_LOGIN);
         let identity_id = state
@@ -849,22 +810,63 @@ impl Engine {
             None => None,
         };
         let Some(identity) = identity else {
-            return self.login_invalid(flow, req, "webauthn_login", expired_challenge(), Some(&identifier)).await;
+            return Ok(invalid("webauthn_login", expired_challenge(), true));
         };
         if identity.state != IdentityState::Active {
-            return self.login_invalid(flow, req, "", msg::identity_disabled(), Some(&identifier)).await;
+            return Ok(invalid("", msg::identity_disabled(), true));
         }
-        match self.verify_assertion(&identity, KeyKind::SecurityKey, state, &response).await? {
-            Err(m) => self.login_invalid(flow, req, "webauthn_login", m, Some(&identifier)).await,
-            Ok(identity) => {
-                let (issued, is_new) = match (&req.auth, flow.refresh) {
-                    (Some(a), true) if a.identity.id == identity.id => {
-                        (self.extend_session(&a.session, "webauthn", true), false)
-                    }
-                    _ => (self.new_session(&identity, "webauthn", req), true),
-                };
-                self.finish_login(flow, identity, issued, is_new, "webauthn").await
-            }
+        Ok(match self.verify_assertion(&identity, KeyKind::SecurityKey, state, &response).await? {
+            Err(m) => invalid("webauthn_login", m, true),
+            Ok(identity) => LoginStep::Verified { identity, provider: None },
+        })
+    }
+}
+
+/// The `webauthn` method: security keys — a second factor (aal2), or with
+/// `webauthn.config.passwordless` a first factor (identifier, then the key). Browser flows.
+pub struct WebauthnMethod;
+
+#[async_trait]
+impl Method for WebauthnMethod {
+    fn id(&self) -> MethodId {
+        MethodId::Webauthn
+    }
+    fn kinds(&self) -> &'static [FlowKind] {
+        &[FlowKind::Login, FlowKind::Settings]
+    }
+    fn enabled(&self, e: &Engine) -> bool {
+        e.webauthn_enabled(KeyKind::SecurityKey)
+    }
+    fn aal(&self, e: &Engine) -> Aal {
+        if e.webauthn_passwordless() { Aal::Aal1 } else { Aal::Aal2 }
+    }
+    fn claims_fields(&self, body: &Body) -> bool {
+        ["webauthn_register", "webauthn_remove"].iter().any(|f| nonempty(body, f).is_some())
+    }
+    fn claims_settings(&self, flow: &Flow, body: &Body) -> bool {
+        flow.flow_type == FlowType::Browser && self.claims_fields(body)
+    }
+    fn settings_nodes(&self, e: &Engine, flow: &mut Flow, identity: &Identity) -> Vec<Node> {
+        e.webauthn_settings_nodes(flow, identity)
+    }
+    async fn settings(&self, e: &Engine, flow: &mut Flow, a: &Authed, body: &Body) -> Result<Change> {
+        e.settings_webauthn(flow, a, body).await
+    }
+    fn claims_login(&self, e: &Engine, flow: &Flow, body: &Body) -> Claim {
+        if body_str(body, "method") != Some("webauthn") {
+            return Claim::No;
         }
+        let level_ok = flow.requested_aal == Aal::Aal2 || e.webauthn_passwordless();
+        if flow.flow_type == FlowType::Browser && level_ok { Claim::Yes } else { Claim::WrongLevel }
+    }
+    fn login_nodes(&self, e: &Engine, flow: &mut Flow, _req: &Req, form: &LoginForm<'_>) -> Result<Vec<Node>> {
+        match (form.second_factor, form.identity) {
+            (true, Some(identity)) => Ok(e.webauthn_login_nodes(flow, identity, false)),
+            (true, None) => Ok(vec![]),
+            (false, _) => e.webauthn_first_factor_login_nodes(flow, form.has_identifier),
+        }
+    }
+    async fn login(&self, e: &Engine, flow: &mut Flow, body: &Body, req: &Req) -> Result<LoginStep> {
+        e.login_webauthn(flow, body, req).await
     }
 }

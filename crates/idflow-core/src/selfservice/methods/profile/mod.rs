@@ -1,12 +1,37 @@
 //! Profile (traits) updates in settings. Traits replace the old ones entirely and are validated
 //! against the identity schema; changing an identifier or an address needs a privileged session.
 
+use super::{Method, MethodId};
 use crate::error::Result;
-use crate::model::CredentialType;
+use crate::model::{CredentialType, Flow, FlowKind};
 use crate::selfservice::settings::Change;
-use crate::selfservice::{Authed, Body, Engine};
+use crate::selfservice::{Authed, Body, Engine, body_str};
 use crate::ui::msg;
+use async_trait::async_trait;
 use serde_json::{Value, json};
+
+/// The `profile` method: trait updates in settings. Its form nodes are the schema's trait
+/// inputs, which the settings flow builds (they echo submitted values).
+pub struct Profile;
+
+#[async_trait]
+impl Method for Profile {
+    fn id(&self) -> MethodId {
+        MethodId::Profile
+    }
+    fn kinds(&self) -> &'static [FlowKind] {
+        &[FlowKind::Settings]
+    }
+    fn enabled(&self, e: &Engine) -> bool {
+        e.cfg.selfservice.methods.profile.enabled
+    }
+    fn claims_settings(&self, _flow: &Flow, body: &Body) -> bool {
+        body_str(body, "method") == Some("profile")
+    }
+    async fn settings(&self, e: &Engine, _flow: &mut Flow, a: &Authed, body: &Body) -> Result<Change> {
+        e.settings_profile(a, body).await
+    }
+}
 
 impl Engine {
     pub(crate) async fn settings_profile(&self, a: &Authed, body: &Body) -> Result<Change> {

@@ -4,14 +4,60 @@
 //! `webauthn.rs`.
 
 use super::webauthn::{KeyKind, PASSKEY_LOGIN, ceremony, decode_id, raw_keys, reset_registrations, user_handle};
+use super::{Claim, LoginForm, LoginStep, Method, MethodId, nonempty};
 use crate::error::Result;
-use crate::model::{CredentialType, Flow, FlowType, Identity, IdentityState};
-use crate::selfservice::login::LoggedIn;
+use crate::model::{Aal, CredentialType, Flow, FlowKind, FlowType, Identity, IdentityState};
 use crate::selfservice::settings::Change;
-use crate::selfservice::{Authed, Body, Engine, Req, Submitted, body_str};
+use crate::selfservice::{Authed, Body, Engine, Req, body_str};
 use crate::ui::{Group, Node, UiText, msg};
+use async_trait::async_trait;
 use serde_json::{Value, json};
 use webauthn_rs::prelude::PublicKeyCredential;
+
+/// The `passkey` method: passwordless first factor (discoverable WebAuthn credentials).
+pub struct PasskeyMethod;
+
+#[async_trait]
+impl Method for PasskeyMethod {
+    fn id(&self) -> MethodId {
+        MethodId::Passkey
+    }
+    fn kinds(&self) -> &'static [FlowKind] {
+        &[FlowKind::Login, FlowKind::Settings]
+    }
+    fn enabled(&self, e: &Engine) -> bool {
+        e.webauthn_enabled(KeyKind::Passkey)
+    }
+    fn claims_fields(&self, body: &Body) -> bool {
+        ["passkey_settings_register", "passkey_remove"].iter().any(|f| nonempty(body, f).is_some())
+    }
+    fn claims_settings(&self, _flow: &Flow, body: &Body) -> bool {
+        self.claims_fields(body)
+    }
+    fn settings_nodes(&self, e: &Engine, flow: &mut Flow, identity: &Identity) -> Vec<Node> {
+        e.passkey_settings_nodes(flow, identity)
+    }
+    async fn settings(&self, e: &Engine, flow: &mut Flow, a: &Authed, body: &Body) -> Result<Change> {
+        e.settings_passkey(flow, a, body).await
+    }
+    fn claims_login(&self, _e: &Engine, flow: &Flow, body: &Body) -> Claim {
+        // A browser-only first factor.
+        match (body_str(body, "method") == Some("passkey"), flow.flow_type, flow.requested_aal) {
+            (false, _, _) => Claim::No,
+            (true, FlowType::Browser, Aal::Aal1) => Claim::Yes,
+            _ => Claim::WrongLevel,
+        }
+    }
+    fn login_nodes(&self, e: &Engine, flow: &mut Flow, req: &Req, form: &LoginForm<'_>) -> Result<Vec<Node>> {
+        if form.second_factor {
+            return Ok(vec![]);
+        }
+        Ok(e.passkey_login_nodes(flow, req))
+    }
+    async fn login(&self, e: &Engine, flow: &mut Flow, body: &Body, _req: &Req) -> Result<LoginStep> {
+        e.login_passkey(flow, body).await
+    }
+}
 
 impl Engine {
     /// Settings nodes of the `passkey` group (without the script node).
@@ -63,7 +109,7 @@ impl Engine {
                 register,
                 name,
             )? {
-                Ok(identity) => Change::Update { identity, add_method: Some("passkey"), revoke_others: false },
+                Ok(identity) => Change::Update { identity, add_method: Some(MethodId::Passkey), revoke_others: false },
                 Err(e) => invalid(e),
             };
             reset_registrations(flow, &change);
@@ -120,22 +166,23 @@ impl Engine {
 
     /// Login submit of the `passkey` method: the user handle of the assertion names the
     /// identity; the assertion is verified against that identity's passkey.
-    pub(crate) async fn login_passkey(&self, mut flow: Flow, body: &Body, req: &Req) -> Result<Submitted<LoggedIn>> {
+    pub(crate) async fn login_passkey(&self, flow: &mut Flow, body: &Body) -> Result<LoginStep> {
         let response = body_str(body, "passkey_login").unwrap_or_default().to_string();
         if response.is_empty() {
-            return self.login_invalid(flow, req, "passkey_login", msg::missing("passkey_login"), None).await;
+            return Ok(LoginStep::invalid("passkey_login", msg::missing("passkey_login")));
         }
         let state = flow.internal_remove(PASSKEY_LOGIN);
         let cred: PublicKeyCredential = match serde_json::from_str(&response) {
             Ok(c) => c,
             Err(e) => {
                 let m = msg::generic(&format!("Unable to parse WebAuthn response: {e}"));
-                return self.login_invalid(flow, req, "passkey_login", m, None).await;
+                return Ok(LoginStep::invalid("passkey_login", m));
             }
         };
-        let not_registered = || msg::generic("This passkey is not registered with any account.");
+        let not_registered =
+            || LoginStep::invalid("passkey_login", msg::generic("This passkey is not registered with any account."));
         let Some(handle) = cred.get_user_unique_id().map(<[u8]>::to_vec) else {
-            return self.login_invalid(flow, req, "passkey_login", not_registered(), None).await;
+            return Ok(not_registered());
         };
         let handle_txt = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, &handle);
         let mut found = self.store.find_identity_by_identifier(CredentialType::Passkey, &handle_txt).await?;
@@ -150,22 +197,14 @@ impl Engine {
                 e.get("id").and_then(Value::as_str).and_then(decode_id).as_deref() == Some(cred.get_credential_id())
             })
         }) else {
-            return self.login_invalid(flow, req, "passkey_login", not_registered(), None).await;
+            return Ok(not_registered());
         };
         if identity.state != IdentityState::Active {
-            return self.login_invalid(flow, req, "", msg::identity_disabled(), None).await;
+            return Ok(LoginStep::invalid("", msg::identity_disabled()));
         }
-        match self.verify_assertion(&identity, KeyKind::Passkey, state, &response).await? {
-            Err(m) => self.login_invalid(flow, req, "passkey_login", m, None).await,
-            Ok(identity) => {
-                let (issued, is_new) = match (&req.auth, flow.refresh) {
-                    (Some(a), true) if a.identity.id == identity.id => {
-                        (self.extend_session(&a.session, "passkey", true), false)
-                    }
-                    _ => (self.new_session(&identity, "passkey", req), true),
-                };
-                self.finish_login(flow, identity, issued, is_new, "passkey").await
-            }
-        }
+        Ok(match self.verify_assertion(&identity, KeyKind::Passkey, state, &response).await? {
+            Err(m) => LoginStep::invalid("passkey_login", m),
+            Ok(identity) => LoginStep::Verified { identity, provider: None },
+        })
     }
 }

@@ -52,7 +52,7 @@ impl Engine {
                 );
             }
         }
-        let revoke = self.cfg.selfservice.flows.settings.after.has_hook("password", "revoke_active_sessions");
-        Ok(Change::Update { identity, add_method: None, revoke_others: revoke })
+        // `revoke_active_sessions` (on by default for password changes) is a hook of the flow.
+        Ok(Change::Update { identity, add_method: None, revoke_others: false })
     }
 }

@@ -3,13 +3,88 @@
 //! later step is accepted; the store's optimistic concurrency makes two concurrent uses of one
 //! code resolve to exactly one success.
 
+mod settings;
+
+use super::{Claim, LoginForm, LoginStep, Method, MethodId};
 use crate::error::{Error, Result};
-use crate::model::{CredentialType, Flow, Identity};
-use crate::selfservice::Engine;
+use crate::model::{Aal, CredentialType, Flow, FlowKind, Identity};
+use crate::selfservice::settings::Change;
+use crate::selfservice::{Authed, Body, Engine, Req, body_flag, body_str};
 use crate::store::{Commit, StoreError};
 use crate::ui::{Group, Node, UiText, msg};
+use async_trait::async_trait;
 use serde_json::{Value, json};
 use totp_rs::{Algorithm, Builder, Secret, Totp};
+
+/// The `totp` method: authenticator apps (a second factor).
+pub struct TotpMethod;
+
+#[async_trait]
+impl Method for TotpMethod {
+    fn id(&self) -> MethodId {
+        MethodId::Totp
+    }
+    fn kinds(&self) -> &'static [FlowKind] {
+        &[FlowKind::Login, FlowKind::Settings]
+    }
+    fn enabled(&self, e: &Engine) -> bool {
+        e.cfg.selfservice.methods.totp.enabled
+    }
+    fn aal(&self, _e: &Engine) -> Aal {
+        Aal::Aal2
+    }
+    fn claims_fields(&self, body: &Body) -> bool {
+        body_flag(body, "totp_unlink")
+    }
+    fn claims_settings(&self, _flow: &Flow, body: &Body) -> bool {
+        body_flag(body, "totp_unlink") || body_str(body, "method") == Some("totp")
+    }
+    fn settings_nodes(&self, e: &Engine, flow: &mut Flow, identity: &Identity) -> Vec<Node> {
+        e.totp_settings_nodes(flow, identity)
+    }
+    fn settings_succeeded(&self, flow: &mut Flow, own: bool) {
+        // An enrolment secret not yet used stays (and its QR code with it) unless this submit
+        // was the TOTP section itself.
+        if own {
+            flow.internal_remove("totp_secret");
+        }
+    }
+    async fn settings(&self, e: &Engine, flow: &mut Flow, a: &Authed, body: &Body) -> Result<Change> {
+        e.settings_totp(flow, a, body).await
+    }
+    fn claims_login(&self, _e: &Engine, flow: &Flow, body: &Body) -> Claim {
+        second_factor_claim(body_str(body, "method") == Some("totp"), flow)
+    }
+    fn login_nodes(&self, _e: &Engine, _flow: &mut Flow, _req: &Req, form: &LoginForm<'_>) -> Result<Vec<Node>> {
+        let enrolled = form.identity.is_some_and(|i| i.credential(CredentialType::Totp).is_some());
+        if !form.second_factor || !enrolled {
+            return Ok(vec![]);
+        }
+        Ok(vec![
+            Node::input(Group::Totp, "totp_code", "text")
+                .required()
+                .autocomplete("one-time-code")
+                .label(msg::login_auth_code()),
+            Node::submit(Group::Totp, "method", json!("totp"), msg::login_use_totp()),
+        ])
+    }
+    async fn login(&self, e: &Engine, _flow: &mut Flow, body: &Body, req: &Req) -> Result<LoginStep> {
+        let Some(a) = &req.auth else { return Err(super::aal1_required()) };
+        match e.verify_totp_login(&a.identity, body_str(body, "totp_code").unwrap_or_default()).await? {
+            Err(m) => Ok(LoginStep::invalid("totp_code", m)),
+            Ok(()) => Ok(LoginStep::Verified { identity: e.reload(&a.identity).await?, provider: None }),
+        }
+    }
+}
+
+/// The claim of a second-factor method: its body serves step-up (aal2) flows only.
+pub(super) fn second_factor_claim(named: bool, flow: &Flow) -> Claim {
+    match (named, flow.requested_aal == Aal::Aal2) {
+        (false, _) => Claim::No,
+        (true, true) => Claim::Yes,
+        (true, false) => Claim::WrongLevel,
+    }
+}
 
 impl Engine {
     /// Count an attempt at a guessable second-factor secret for this identity (429 over the

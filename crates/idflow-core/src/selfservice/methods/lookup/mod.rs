@@ -2,13 +2,75 @@
 //! (HMAC-SHA256 with the server's cipher secret), consumed atomically (optimistic concurrency on
 //! the identity: of two concurrent logins with one code exactly one wins).
 
+mod settings;
+
+use super::totp::second_factor_claim;
+use super::{Claim, LoginForm, LoginStep, Method, MethodId};
 use crate::crypto;
 use crate::error::{Error, Result};
-use crate::model::{CredentialType, Flow, Identity};
-use crate::selfservice::Engine;
+use crate::model::{Aal, CredentialType, Flow, FlowKind, Identity};
+use crate::selfservice::settings::Change;
+use crate::selfservice::{Authed, Body, Engine, Req, body_flag, body_str};
 use crate::store::{Commit, StoreError};
 use crate::ui::{Group, Node, UiText, msg};
+use async_trait::async_trait;
 use serde_json::{Value, json};
+
+/// The `lookup_secret` method: single-use recovery codes (a second factor).
+pub struct LookupSecret;
+
+#[async_trait]
+impl Method for LookupSecret {
+    fn id(&self) -> MethodId {
+        MethodId::LookupSecret
+    }
+    fn kinds(&self) -> &'static [FlowKind] {
+        &[FlowKind::Login, FlowKind::Settings]
+    }
+    fn enabled(&self, e: &Engine) -> bool {
+        e.cfg.selfservice.methods.lookup_secret.enabled
+    }
+    fn aal(&self, _e: &Engine) -> Aal {
+        Aal::Aal2
+    }
+    fn claims_fields(&self, body: &Body) -> bool {
+        settings::FLAGS.iter().any(|f| body_flag(body, f))
+    }
+    fn claims_settings(&self, _flow: &Flow, body: &Body) -> bool {
+        self.claims_fields(body)
+    }
+    fn settings_nodes(&self, e: &Engine, flow: &mut Flow, identity: &Identity) -> Vec<Node> {
+        e.lookup_settings_nodes(flow, identity)
+    }
+    fn settings_succeeded(&self, flow: &mut Flow, _own: bool) {
+        // Codes shown once: any successful change ends their display.
+        flow.internal_remove("lookup_codes");
+        flow.internal_remove("lookup_revealed");
+    }
+    async fn settings(&self, e: &Engine, flow: &mut Flow, a: &Authed, body: &Body) -> Result<Change> {
+        e.settings_lookup(flow, a, body)
+    }
+    fn claims_login(&self, _e: &Engine, flow: &Flow, body: &Body) -> Claim {
+        second_factor_claim(body_str(body, "method") == Some("lookup_secret"), flow)
+    }
+    fn login_nodes(&self, _e: &Engine, _flow: &mut Flow, _req: &Req, form: &LoginForm<'_>) -> Result<Vec<Node>> {
+        let enrolled = form.identity.is_some_and(|i| i.credential(CredentialType::LookupSecret).is_some());
+        if !form.second_factor || !enrolled {
+            return Ok(vec![]);
+        }
+        Ok(vec![
+            Node::input(Group::LookupSecret, "lookup_secret", "text").required().label(msg::login_backup_code()),
+            Node::submit(Group::LookupSecret, "method", json!("lookup_secret"), msg::login_use_lookup()),
+        ])
+    }
+    async fn login(&self, e: &Engine, _flow: &mut Flow, body: &Body, req: &Req) -> Result<LoginStep> {
+        let Some(a) = &req.auth else { return Err(super::aal1_required()) };
+        match e.consume_lookup_code(&a.identity, body_str(body, "lookup_secret").unwrap_or_default()).await? {
+            Err(m) => Ok(LoginStep::invalid("lookup_secret", m)),
+            Ok(()) => Ok(LoginStep::Verified { identity: e.reload(&a.identity).await?, provider: None }),
+        }
+    }
+}
 
 pub const CODE_COUNT: usize = 12;
 const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";

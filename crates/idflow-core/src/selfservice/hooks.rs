@@ -1,0 +1,140 @@
+//! `after` hooks of every flow kind, run by the flow pipeline (never by a method):
+//! `selfservice.flows.<kind>.after[.<method>].hooks`.
+//!
+//! - `web_hook` (`config: {url, timeout, can_interrupt}`): an interrupting hook runs before
+//!   anything is written and its failure is a form error; a non-interrupting one runs after the
+//!   commit and its failure is reported (settings: `continue_with`; others: the log).
+//! - `revoke_active_sessions` (settings, login): the identity's other sessions are revoked in the
+//!   same transaction as the change.
+//! - `session` (registration): the new identity is signed in.
+
+use super::Engine;
+use super::methods::MethodId;
+use crate::config::{After, Hook};
+use crate::model::{Flow, FlowKind, Identity};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// A hook name of the configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookName {
+    Session,
+    RevokeActiveSessions,
+    WebHook,
+}
+
+impl HookName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HookName::Session => "session",
+            HookName::RevokeActiveSessions => "revoke_active_sessions",
+            HookName::WebHook => "web_hook",
+        }
+    }
+}
+
+/// When a web hook runs relative to the commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Before the commit: `can_interrupt: true` hooks; a failure stops the flow.
+    Interrupting,
+    /// After the commit: a failure is only reported.
+    After,
+}
+
+impl Engine {
+    /// The `after` configuration of a flow kind.
+    pub fn after_config(&self, kind: FlowKind) -> Option<&After> {
+        let f = &self.cfg.selfservice.flows;
+        match kind {
+            FlowKind::Login => Some(&f.login.after),
+            FlowKind::Registration => Some(&f.registration.after),
+            FlowKind::Settings => Some(&f.settings.after),
+        }
+    }
+
+    /// Where a browser goes after a completed login or registration: the flow's `return_to`,
+    /// else `after.<method>.default_browser_return_url` (the method that completed the flow),
+    /// else `after.default_browser_return_url`, else `selfservice.default_browser_return_url`.
+    pub fn return_url_after(&self, flow: &Flow) -> String {
+        let after = self.after_config(flow.kind);
+        let method = flow.active.as_deref().and_then(MethodId::parse);
+        flow.return_to
+            .clone()
+            .or_else(|| after.zip(method).and_then(|(a, m)| a.method(m)?.default_browser_return_url.clone()))
+            .or_else(|| after.and_then(|a| a.default_browser_return_url.clone()))
+            .unwrap_or_else(|| self.default_return_url())
+    }
+
+    /// The hooks configured after `method` in a flow of `kind`.
+    pub fn hooks(&self, kind: FlowKind, method: MethodId) -> &[Hook] {
+        self.after_config(kind).map(|a| a.hooks_for(method)).unwrap_or(&[])
+    }
+
+    /// Whether hook `name` is configured after `method` in a flow of `kind`.
+    pub fn has_hook(&self, kind: FlowKind, method: MethodId, name: HookName) -> bool {
+        self.hooks(kind, method).iter().any(|h| h.hook == name.as_str())
+    }
+
+    /// Run the web hooks of one phase. Interrupting: `Err(reason)` on the first failure.
+    /// After: every failure is returned as a `continue_with` item (and logged).
+    pub(crate) async fn run_web_hooks(
+        &self,
+        phase: Phase,
+        method: MethodId,
+        identity: &Identity,
+        flow: &Flow,
+    ) -> std::result::Result<Vec<Value>, String> {
+        let mut failed = vec![];
+        for h in self.hooks(flow.kind, method).iter().filter(|h| h.hook == HookName::WebHook.as_str()) {
+            let can_interrupt =
+                h.config.as_ref().and_then(|c| c.get("can_interrupt")).and_then(Value::as_bool).unwrap_or(false);
+            if can_interrupt != (phase == Phase::Interrupting) {
+                continue;
+            }
+            if let Err(reason) = self.post_web_hook(h, identity, flow, method).await {
+                if phase == Phase::Interrupting {
+                    return Err(reason);
+                }
+                tracing::warn!(flow_id = %flow.id, kind = flow.kind.as_str(), %reason, "web hook failed after the flow completed");
+                failed.push(json!({"action": "web_hook_failed", "reason": reason}));
+            }
+        }
+        Ok(failed)
+    }
+
+    /// POST the identity to a configured web hook. Err carries a clear reason.
+    async fn post_web_hook(
+        &self,
+        h: &Hook,
+        identity: &Identity,
+        flow: &Flow,
+        method: MethodId,
+    ) -> std::result::Result<(), String> {
+        let cfg = h.config.clone().unwrap_or(Value::Null);
+        let url = cfg.get("url").and_then(Value::as_str).unwrap_or_default();
+        let timeout = cfg
+            .get("timeout")
+            .and_then(Value::as_str)
+            .and_then(|t| crate::config::parse_duration(t).ok())
+            .unwrap_or(Duration::from_secs(5));
+        let payload = json!({
+            "flow_id": flow.id,
+            "flow_type": flow.flow_type.as_str(),
+            "flow_kind": flow.kind.as_str(),
+            "method": method.as_str(),
+            "identity": {
+                "id": identity.id,
+                "schema_id": identity.schema_id,
+                "state": identity.state.as_str(),
+                "traits": identity.traits,
+                "metadata_public": identity.metadata_public,
+            },
+        });
+        match self.hooks.post(url, &payload, timeout).await {
+            Ok(s) if (200..300).contains(&s) => Ok(()),
+            Ok(s) => Err(format!("The web hook answered with HTTP status {s}.")),
+            Err(e) => Err(format!("The web hook could not be reached: {e}.")),
+        }
+    }
+}
