@@ -4,7 +4,7 @@
 //! still resolve to exactly one winner. PostgreSQL only (skipped when
 //! `IDFLOW_TEST_PG_ADMIN_URL` is unset).
 
-use crate::helpers::*;
+use crate::support::*;
 use serde_json::{Value, json};
 
 /// Skip (with a note) unless PostgreSQL is available.
@@ -321,7 +321,7 @@ async fn rate_limits_hold_across_nodes() {
         return;
     }
     let (a, b) = two_nodes(|c| c.limits.per_ip.login = 3).await;
-    crate::hostile::start_of_window(&[&a.clock, &b.clock]);
+    start_of_window(&[&a.clock, &b.clock]);
     let email = unique_email();
     let mut statuses = vec![];
     for i in 0..4 {
@@ -389,7 +389,7 @@ async fn passkeys_across_nodes() {
     .unwrap();
     assert_eq!(r.status(), 200);
 
-    let mut device = crate::webauthn_softkey::SoftAuthenticator::new(&origin);
+    let mut device = crate::support::softkey::SoftAuthenticator::new(&origin);
     let flow: Value = ajax(&browser, a.url("/self-service/settings/browser")).await.unwrap().json().await.unwrap();
     let id = flow["id"].as_str().unwrap();
     let on_b: Value =

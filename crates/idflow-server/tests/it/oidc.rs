@@ -5,7 +5,7 @@
 //! Needs `node` and `npm ci` in tests/oidc-provider (scripts/test.sh does it).
 
 use crate::both_dbs;
-use crate::helpers::*;
+use crate::support::*;
 use idflow_core::config::Config;
 use idflow_core::store::Commit;
 use reqwest::StatusCode;
@@ -96,7 +96,7 @@ fn provider_config(issuer: &str) -> Value {
 }
 
 async fn setup_with(db: Db, tweak: impl FnOnce(&mut Config)) -> Setup {
-    let port = crate::helpers::reserve_port();
+    let port = reserve_port();
     let redirect = |id: &str| format!("http://127.0.0.1:{port}/self-service/methods/oidc/callback/{id}");
     let op = start_provider(free_port(), &[redirect(PROVIDER), redirect("gh")]).await;
     let issuer = op.issuer.clone();
@@ -989,7 +989,7 @@ both_dbs!(admin_import_then_sign_in);
 
 /// The `github` preset (OAuth2 + the user API) against the provider script's fake GitHub.
 async fn github_preset(db: Db) {
-    let port = crate::helpers::reserve_port();
+    let port = reserve_port();
     let redirect = |id: &str| format!("http://127.0.0.1:{port}/self-service/methods/oidc/callback/{id}");
     let op = start_provider(free_port(), &[redirect("gh")]).await;
     let issuer = op.issuer.clone();

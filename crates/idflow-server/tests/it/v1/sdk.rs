@@ -2,8 +2,7 @@
 //! and every error variant it maps.
 
 use crate::both_dbs;
-use crate::foundation_util::{new_totp_secret, wrong_totp_code};
-use crate::helpers::*;
+use crate::support::*;
 use idflow_client::{Client, Error, Flow};
 use serde_json::json;
 

@@ -2,8 +2,7 @@
 //! (§15), expiry and ownership (§4.3, §4.4.1), `return_to` (§4.6) and the well-known redirect.
 
 use crate::both_dbs;
-use crate::helpers::*;
-use crate::settings_common::*;
+use crate::support::*;
 use reqwest::header::ACCEPT;
 use serde_json::{Value, json};
 

@@ -4,7 +4,7 @@
 //! templates, so hostile paths cannot grow the label set.
 
 use crate::both_dbs;
-use crate::helpers::*;
+use crate::support::*;
 use serde_json::{Value, json};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -75,17 +75,6 @@ async fn slow_clients_are_cut_off(db: Db) {
     assert!(text.is_empty() || text.starts_with("HTTP/1.1 431"), "{text}");
 }
 both_dbs!(slow_clients_are_cut_off);
-
-/// Move the servers' clocks to the start of a rate-limit window (fixed one-minute windows), so
-/// a test's requests are never split across two windows.
-pub fn start_of_window(clocks: &[&idflow_core::clock::Clock]) {
-    let into = clocks[0].now().unix_timestamp().rem_euclid(60);
-    if into > 5 {
-        for c in clocks {
-            c.advance(60 - into);
-        }
-    }
-}
 
 async fn api_login(app: &TestApp, identifier: &str, xff: &str) -> reqwest::Response {
     let c = api_client();

@@ -15,7 +15,7 @@
 //! plus its group, type, meta and messages.
 
 use crate::both_dbs;
-use crate::helpers::*;
+use crate::support::*;
 use ory_kratos_client::apis::configuration::Configuration;
 use ory_kratos_client::apis::{Error as SdkError, frontend_api as fe};
 use ory_kratos_client::models::{

@@ -1,5 +1,6 @@
-//! Test harness: `spawn_app(Db)` builds the real application on ephemeral ports.
-#![allow(dead_code)]
+//! The harness: `spawn_app(Db)` builds the real application on ephemeral loopback ports with a
+//! fresh database (SQLite file or a new PostgreSQL database); `both_dbs!` runs a test on both
+//! engines; `TestApp` knows the URLs and registers, logs in and imports users.
 
 use idflow_core::clock::Clock;
 use idflow_core::config::Config;
@@ -22,15 +23,15 @@ macro_rules! both_dbs {
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                super::$name($crate::helpers::Db::Sqlite).await
+                super::$name($crate::support::Db::Sqlite).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                if $crate::helpers::pg_admin_url().is_none() {
+                if $crate::support::pg_admin_url().is_none() {
                     eprintln!("IDFLOW_TEST_PG_ADMIN_URL not set: PostgreSQL run skipped (scripts/test.sh sets it)");
                     return;
                 }
-                super::$name($crate::helpers::Db::Postgres).await
+                super::$name($crate::support::Db::Postgres).await
             }
         }
     };
@@ -242,34 +243,13 @@ impl TestApp {
     }
 }
 
-/// The current TOTP code of a base32 secret (at the server's clock offset).
-pub fn totp_code(secret_b32: &str, clock: &Clock) -> String {
-    let secret = totp_rs::Secret::try_from_base32(secret_b32).unwrap();
-    let t = totp_rs::Builder::new().with_secret(secret).build().unwrap();
-    let now = u64::try_from(clock.now().unix_timestamp()).unwrap();
-    t.generate(now).to_string()
-}
-
-/// Find a node by name (input) or id.
-pub fn node<'a>(flow: &'a Value, name: &str) -> Option<&'a Value> {
-    flow["ui"]["nodes"].as_array()?.iter().find(|n| n["attributes"]["name"] == name || n["attributes"]["id"] == name)
-}
-
-/// The `csrf_token` node value.
-pub fn csrf(flow: &Value) -> String {
-    node(flow, "csrf_token").and_then(|n| n["attributes"]["value"].as_str()).unwrap_or_default().to_string()
-}
-
-/// All message ids of a flow (form level and nodes).
-pub fn message_ids(flow: &Value) -> Vec<i64> {
-    let mut out = vec![];
-    for m in flow["ui"]["messages"].as_array().into_iter().flatten() {
-        out.push(m["id"].as_i64().unwrap_or(0));
-    }
-    for n in flow["ui"]["nodes"].as_array().into_iter().flatten() {
-        for m in n["messages"].as_array().into_iter().flatten() {
-            out.push(m["id"].as_i64().unwrap_or(0));
+/// Move the servers' clocks to the start of a rate-limit window (fixed one-minute windows), so
+/// a test's requests are never split across two windows.
+pub fn start_of_window(clocks: &[&idflow_core::clock::Clock]) {
+    let into = clocks[0].now().unix_timestamp().rem_euclid(60);
+    if into > 5 {
+        for c in clocks {
+            c.advance(60 - into);
         }
     }
-    out
 }

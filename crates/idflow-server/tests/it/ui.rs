@@ -4,8 +4,7 @@
 //! (The full journey in a real browser is in tests/e2e.)
 
 use crate::both_dbs;
-use crate::foundation_util::*;
-use crate::helpers::*;
+use crate::support::*;
 use reqwest::header::{CONTENT_SECURITY_POLICY, CONTENT_TYPE};
 
 /// The value of the first `name="<name>" value="..."` input in a page, HTML-unescaped.

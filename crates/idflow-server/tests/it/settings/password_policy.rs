@@ -2,8 +2,7 @@
 //! concurrent submits to one flow.
 
 use crate::both_dbs;
-use crate::helpers::*;
-use crate::settings_common::*;
+use crate::support::*;
 use serde_json::{Value, json};
 
 async fn password_error(app: &TestApp, u: &User, flow: &Value, password: &str) -> Value {

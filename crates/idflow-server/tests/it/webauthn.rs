@@ -1,11 +1,11 @@
 //! Security keys (`webauthn`) and passkeys (`passkey`) end to end, with the software
-//! authenticator of `webauthn_softkey.rs`: settings registration/removal, aal2 step-up,
+//! authenticator of `support::softkey`: settings registration/removal, aal2 step-up,
 //! passwordless passkey login, and the failure paths (duplicates, wrong origin, counter
 //! regression, unparsable responses) that must be form errors, never 500s.
 
 use crate::both_dbs;
-use crate::helpers::*;
-use crate::webauthn_softkey::*;
+use crate::support::softkey::*;
+use crate::support::*;
 use idflow_core::config::RelyingParty;
 use idflow_core::model::CredentialType;
 use idflow_core::store::Commit;

@@ -3,8 +3,7 @@
 //! 500, and nothing saved.
 
 use crate::both_dbs;
-use crate::helpers::*;
-use crate::settings_common::*;
+use crate::support::*;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use serde_json::{Value, json};
 

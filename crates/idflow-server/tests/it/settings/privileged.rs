@@ -3,8 +3,7 @@
 //! the blocked change is offered again (values filled in, message 1050024) without secrets.
 
 use crate::both_dbs;
-use crate::helpers::*;
-use crate::settings_common::*;
+use crate::support::*;
 use reqwest::header::ACCEPT;
 use serde_json::{Value, json};
 

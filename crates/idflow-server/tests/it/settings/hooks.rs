@@ -2,8 +2,7 @@
 //! `web_hook` after profile changes (delivered, failing after the save, interrupting).
 
 use crate::both_dbs;
-use crate::helpers::*;
-use crate::settings_common::*;
+use crate::support::*;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};

@@ -3,8 +3,7 @@
 //! cookie.
 
 use crate::both_dbs;
-use crate::foundation_util::*;
-use crate::helpers::*;
+use crate::support::*;
 use reqwest::header::ACCEPT;
 use serde_json::{Value, json};
 

@@ -12,7 +12,7 @@
 //!
 //! Loops are bounded in count and time; all traffic stays on 127.0.0.1.
 
-use crate::helpers::*;
+use crate::support::*;
 use serde_json::{Value, json};
 use sqlx::{Connection, Row};
 use std::path::PathBuf;

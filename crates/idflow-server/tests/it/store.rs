@@ -1,7 +1,7 @@
 //! The storage suite: written once against the `Store` trait and run on SQLite and PostgreSQL.
 
 use crate::both_dbs;
-use crate::helpers::*;
+use crate::support::*;
 use idflow_core::clock::Clock;
 use idflow_core::model::*;
 use idflow_core::store::{Commit, IdentityFilter, Store, StoreError};

@@ -2,8 +2,7 @@
 //! and expiry after `session.lifespan`.
 
 use crate::both_dbs;
-use crate::foundation_util::*;
-use crate::helpers::*;
+use crate::support::*;
 use idflow_core::config::Dur;
 use reqwest::header::ACCEPT;
 use serde_json::{Value, json};

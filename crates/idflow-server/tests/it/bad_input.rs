@@ -5,8 +5,7 @@
 //! malformed and expired flow ids.
 
 use crate::both_dbs;
-use crate::foundation_util::*;
-use crate::helpers::*;
+use crate::support::*;
 use serde_json::{Value, json};
 
 const MAX_BODY: usize = 16 * 1024;

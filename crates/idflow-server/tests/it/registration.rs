@@ -1,7 +1,7 @@
 //! Smoke tests of the harness and the basic API flows.
 
 use crate::both_dbs;
-use crate::helpers::*;
+use crate::support::*;
 use serde_json::Value;
 
 async fn register_login_whoami(db: Db) {

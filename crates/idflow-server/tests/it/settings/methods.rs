@@ -2,8 +2,7 @@
 //! codes, redirects, `continue_with`, success message 1050001, and the stored effect.
 
 use crate::both_dbs;
-use crate::helpers::*;
-use crate::settings_common::*;
+use crate::support::*;
 use serde_json::{Value, json};
 
 /// Assert the common success response of one client kind (§4.4.2, §9.2) and return the flow.

@@ -1,8 +1,11 @@
-//! The v1 dialect's login/registration/session skeleton and its `AVNOLOGY_AUTH_xxx` envelope.
+//! The v1 dialect: the login/registration/session skeleton and its `AVNOLOGY_AUTH_xxx` envelope
+//! here; the settings endpoints and the Rust SDK (`idflow-client`) in the submodules.
+
+mod sdk;
+mod settings;
 
 use crate::both_dbs;
-use crate::foundation_util::*;
-use crate::helpers::*;
+use crate::support::*;
 use serde_json::{Value, json};
 
 async fn v1_flow(app: &TestApp, kind: &str) -> Value {

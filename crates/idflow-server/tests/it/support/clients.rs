@@ -1,11 +1,10 @@
-//! Shared helpers of the settings-flow tests: the three client kinds (browser form posts with
-//! cookies, AJAX = browser flow with `Accept: application/json`, native API with a session token)
-//! and small accessors of flow JSON.
-#![allow(dead_code)]
+//! The three client kinds (browser form posts with cookies, AJAX = browser flow with
+//! `Accept: application/json`, native API with a session token), the actor `User` (a registered
+//! identity with a session, seen through one kind), and cookie and redirect helpers.
 
-use crate::helpers::*;
-use reqwest::header::{ACCEPT, LOCATION};
-use serde_json::{Map, Value, json};
+use super::*;
+use reqwest::header::{ACCEPT, LOCATION, SET_COOKIE};
+use serde_json::{Value, json};
 
 /// How the client talks to the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -221,74 +220,65 @@ pub fn location(resp: &reqwest::Response) -> String {
     resp.headers().get(LOCATION).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string()
 }
 
-/// The flow's settings UI URL.
-pub fn ui_url(app: &TestApp, id: &str) -> String {
-    format!("{}/ui/settings?flow={id}", app.public)
+/// Name of the CSRF cookie: `csrf_token_` + hex SHA-256 of the public base URL (with its `/`).
+pub fn csrf_cookie_name(app: &TestApp) -> String {
+    format!("csrf_token_{}", idflow_core::crypto::sha256_hex(format!("{}/", app.public).as_bytes()))
 }
 
-/// Form-level message ids.
-pub fn form_ids(flow: &Value) -> Vec<i64> {
-    flow["ui"]["messages"].as_array().into_iter().flatten().map(|m| m["id"].as_i64().unwrap_or(0)).collect()
+/// All `Set-Cookie` header values of a response.
+pub fn set_cookies(resp: &reqwest::Response) -> Vec<String> {
+    resp.headers().get_all(SET_COOKIE).iter().filter_map(|v| v.to_str().ok()).map(str::to_string).collect()
 }
 
-/// Message ids on one node.
-pub fn node_ids(flow: &Value, name: &str) -> Vec<i64> {
-    node(flow, name)
-        .and_then(|n| n["messages"].as_array())
-        .into_iter()
-        .flatten()
-        .map(|m| m["id"].as_i64().unwrap_or(0))
-        .collect()
+/// The `Set-Cookie` value for cookie `name`, if set.
+pub fn set_cookie(resp: &reqwest::Response, name: &str) -> Option<String> {
+    set_cookies(resp).into_iter().find(|c| c.starts_with(&format!("{name}=")))
 }
 
-/// A node within a group (several nodes share the name `method`).
-pub fn group_node<'a>(flow: &'a Value, group: &str, name: &str) -> Option<&'a Value> {
-    flow["ui"]["nodes"]
-        .as_array()?
-        .iter()
-        .find(|n| n["group"] == group && (n["attributes"]["name"] == name || n["attributes"]["id"] == name))
+/// The value part of a `Set-Cookie` line.
+pub fn cookie_value(set_cookie: &str) -> String {
+    set_cookie.split(';').next().unwrap_or("").split_once('=').map(|(_, v)| v.to_string()).unwrap_or_default()
 }
 
-/// The TOTP secret offered in the flow (`totp_secret_key` text node).
-pub fn totp_secret(flow: &Value) -> String {
-    node(flow, "totp_secret_key").expect("totp_secret_key node")["attributes"]["text"]["context"]["secret"]
-        .as_str()
-        .unwrap()
-        .to_string()
+/// Create a browser flow (`login` or `registration`) the AJAX way; returns the flow JSON.
+pub async fn browser_flow(app: &TestApp, c: &reqwest::Client, kind: &str) -> Value {
+    let resp = c
+        .get(app.url(&format!("/self-service/{kind}/browser")))
+        .header(ACCEPT, "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "creating a browser {kind} flow");
+    resp.json().await.unwrap()
 }
 
-/// The regenerated lookup codes shown in the flow.
-pub fn lookup_codes(flow: &Value) -> Vec<String> {
-    node(flow, "lookup_secret_codes").expect("lookup_secret_codes node")["attributes"]["text"]["context"]["secrets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["text"].as_str().unwrap().to_string())
-        .collect()
+/// Register through a browser flow (AJAX); the client ends up with the session cookie.
+pub async fn browser_register(app: &TestApp, c: &reqwest::Client) -> (String, String) {
+    let email = unique_email();
+    let flow = browser_flow(app, c, "registration").await;
+    let resp = c
+        .post(app.url(&format!("/self-service/registration?flow={}", flow["id"].as_str().unwrap())))
+        .header(ACCEPT, "application/json")
+        .json(&json!({"method": "password", "csrf_token": csrf(&flow), "password": PASSWORD,
+            "traits": {"email": email, "name": {"first": "Browser", "last": "User"}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "browser registration");
+    let body: Value = resp.json().await.unwrap();
+    (email, body["identity"]["id"].as_str().unwrap().to_string())
 }
 
-/// An error envelope's `error.id`.
-pub fn error_id(v: &Value) -> &str {
-    v["error"]["id"].as_str().unwrap_or("")
-}
-
-/// Percent-encode as `application/x-www-form-urlencoded` (what the server uses in URLs).
-pub fn form_encode(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
-
-/// `GET /self-service/errors?id=` for an error UI redirect.
-pub async fn stored_error(app: &TestApp, location: &str) -> Value {
-    let id = location.split("id=").nth(1).expect("error id in location");
-    api_client().get(app.url(&format!("/self-service/errors?id={id}"))).send().await.unwrap().json().await.unwrap()
-}
-
-/// Identity JSON from the admin API (with credentials).
-pub async fn admin_identity(app: &TestApp, id: &str) -> Value {
-    api_client().get(app.admin_url(&format!("/admin/identities/{id}"))).send().await.unwrap().json().await.unwrap()
-}
-
-/// Body helper.
-pub fn obj(v: Value) -> Map<String, Value> {
-    v.as_object().cloned().unwrap_or_default()
+/// Log in through a browser flow (AJAX); returns the response JSON.
+pub async fn ajax_login(app: &TestApp, c: &reqwest::Client, email: &str) -> Value {
+    let flow = browser_flow(app, c, "login").await;
+    let resp = c
+        .post(app.url(&format!("/self-service/login?flow={}", flow["id"].as_str().unwrap())))
+        .header(ACCEPT, "application/json")
+        .json(&json!({"method": "password", "csrf_token": csrf(&flow), "identifier": email, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "browser login");
+    resp.json().await.unwrap()
 }

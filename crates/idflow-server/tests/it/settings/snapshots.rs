@@ -3,133 +3,16 @@
 //! redacted: ids, timestamps, tokens, CSRF values, the TOTP QR code and secrets, recovery codes,
 //! and the random port of the test server.
 //!
-//! The snapshots live in `tests/it/snapshots/` and must exist and match: CI runs with
-//! `INSTA_UPDATE=no`. After an intended change of a shape, review and accept with
-//! `INSTA_UPDATE=always cargo test -p idflow-server --test it settings_snapshots` (or
-//! `cargo insta review`) and commit the `.snap` files.
+//! The snapshots live in `tests/it/settings/snapshots/`; redaction and the review workflow are
+//! described in `support::snapshots`.
 
-use crate::helpers::*;
-use crate::settings_common::*;
+use crate::snap;
+use crate::support::*;
 use reqwest::header::ACCEPT;
-use serde_json::{Value, json};
+use serde_json::json;
 
 const EMAIL: &str = "ana@example.org";
 const SECRET: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
-
-/// Whether `s[i..]` starts with a UUID (8-4-4-4-12 hex digits).
-fn uuid_at(s: &[u8], i: usize) -> bool {
-    const SHAPE: [usize; 5] = [8, 4, 4, 4, 12];
-    let mut p = i;
-    for (k, n) in SHAPE.iter().enumerate() {
-        for _ in 0..*n {
-            if p >= s.len() || !s[p].is_ascii_hexdigit() {
-                return false;
-            }
-            p += 1;
-        }
-        if k < 4 {
-            if p >= s.len() || s[p] != b'-' {
-                return false;
-            }
-            p += 1;
-        }
-    }
-    true
-}
-
-fn redact_uuids(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = String::new();
-    let mut i = 0;
-    while i < b.len() {
-        if uuid_at(b, i) {
-            out.push_str("[uuid]");
-            i += 36;
-        } else {
-            let ch = s[i..].chars().next().unwrap();
-            out.push(ch);
-            i += ch.len_utf8();
-        }
-    }
-    out
-}
-
-/// Pre-pass: stable host, ids, CSRF values, TOTP and recovery secrets (they are found by
-/// their node, which a key selector cannot express).
-fn normalize(app: &TestApp, v: &Value) -> Value {
-    fn walk(app: &TestApp, v: &mut Value) {
-        match v {
-            Value::String(s) => {
-                let host = "http://idflow.test";
-                let mut t = s.replace(&app.public, host).replace(&form_encode(&app.public), &form_encode(host));
-                t = redact_uuids(&t);
-                *s = t;
-            }
-            Value::Array(a) => a.iter_mut().for_each(|x| walk(app, x)),
-            Value::Object(m) => {
-                let name = m
-                    .get("attributes")
-                    .and_then(|a| a.get("name").or_else(|| a.get("id")))
-                    .and_then(Value::as_str)
-                    .map(str::to_string);
-                match name.as_deref() {
-                    Some("csrf_token") if m["attributes"]["value"].as_str().is_some_and(|s| !s.is_empty()) => {
-                        m.get_mut("attributes").unwrap()["value"] = json!("[csrf]");
-                    }
-                    Some("totp_qr") => m.get_mut("attributes").unwrap()["src"] = json!("[qr]"),
-                    Some("totp_secret_key") => {
-                        let t = &mut m.get_mut("attributes").unwrap()["text"];
-                        t["text"] = json!("[secret]");
-                        t["context"]["secret"] = json!("[secret]");
-                        if t["context"].get("url").is_some() {
-                            t["context"]["url"] = json!("[otpauth-url]");
-                        }
-                    }
-                    Some("lookup_secret_codes") => {
-                        let t = &mut m.get_mut("attributes").unwrap()["text"];
-                        t["text"] = json!("[codes]");
-                        for c in t["context"]["secrets"].as_array_mut().into_iter().flatten() {
-                            c["text"] = json!("[code]");
-                            c["context"]["secret"] = json!("[code]");
-                        }
-                    }
-                    _ => {}
-                }
-                m.values_mut().for_each(|x| walk(app, x));
-            }
-            _ => {}
-        }
-    }
-    let mut v = v.clone();
-    walk(app, &mut v);
-    v
-}
-
-/// Assert a snapshot with the key-based redactions.
-fn snap(app: &TestApp, name: &str, v: &Value) {
-    let v = normalize(app, v);
-    let mut settings = insta::Settings::clone_current();
-    settings.set_prepend_module_to_snapshot(true);
-    for k in [
-        "expires_at",
-        "issued_at",
-        "created_at",
-        "updated_at",
-        "state_changed_at",
-        "verified_at",
-        "expired_at",
-        "authenticated_at",
-    ] {
-        settings.add_redaction(&format!(".**.{k}"), "[timestamp]");
-    }
-    settings.add_redaction(".since", "[nanoseconds]");
-    settings.add_redaction(".error.request", "[request-id]");
-    settings.bind(|| insta::assert_json_snapshot!(name, v));
-}
-
-async fn body(r: reqwest::Response) -> Value {
-    r.json().await.unwrap()
-}
 
 /// One test (SQLite only: the shapes do not depend on the database) covering every shape.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -146,7 +29,7 @@ async fn settings_wire_shapes() {
 
     // ---- flows (§5, §9, §10) -------------------------------------------------------------
     let flow = api.create(&app).await;
-    snap(&app, "api_flow_created", &flow);
+    snap!(&app, "api_flow_created", &flow);
     let id = flow["id"].as_str().unwrap().to_string();
     let bflow = body(
         ajax.get(&app.url("/self-service/settings/browser?return_to=https%3A%2F%2Fapp.example.org%2Faccount"))
@@ -155,11 +38,11 @@ async fn settings_wire_shapes() {
             .unwrap(),
     )
     .await;
-    snap(&app, "browser_flow_created", &bflow);
+    snap!(&app, "browser_flow_created", &bflow);
 
     let r = api.submit(&app, &flow, json!({"method": "password", "password": "short"})).await;
     assert_eq!(r.status(), 400);
-    snap(&app, "api_flow_400_password_too_short", &body(r).await);
+    snap!(&app, "api_flow_400_password_too_short", &body(r).await);
     let r = api
         .submit(
             &app,
@@ -168,13 +51,13 @@ async fn settings_wire_shapes() {
         )
         .await;
     assert_eq!(r.status(), 400);
-    snap(&app, "api_flow_400_profile_invalid", &body(r).await);
+    snap!(&app, "api_flow_400_profile_invalid", &body(r).await);
     let r = api.submit(&app, &flow, json!({"method": "nope"})).await;
     assert_eq!(r.status(), 400);
-    snap(&app, "api_flow_400_no_strategy", &body(r).await);
+    snap!(&app, "api_flow_400_no_strategy", &body(r).await);
     let r = api.submit(&app, &flow, json!({"method": "lookup_secret", "lookup_secret_regenerate": true})).await;
     assert_eq!(r.status(), 200);
-    snap(&app, "api_flow_lookup_regenerated", &body(r).await);
+    snap!(&app, "api_flow_lookup_regenerated", &body(r).await);
     let r = api
         .submit(
             &app,
@@ -183,16 +66,16 @@ async fn settings_wire_shapes() {
         )
         .await;
     assert_eq!(r.status(), 200);
-    snap(&app, "api_flow_success", &body(r).await);
+    snap!(&app, "api_flow_success", &body(r).await);
     let r = ajax.submit(&app, &bflow, json!({"method": "password", "password": "Quiet-Lagoon-Ember-42"})).await;
     assert_eq!(r.status(), 200);
-    snap(&app, "ajax_flow_success", &body(r).await);
+    snap!(&app, "ajax_flow_success", &body(r).await);
 
     // ---- error envelopes (§11) -----------------------------------------------------------
     let anon = api_client();
     let r = anon.get(app.url("/self-service/settings/api")).send().await.unwrap();
     assert_eq!(r.status(), 401);
-    snap(&app, "error_401_session_inactive", &body(r).await);
+    snap!(&app, "error_401_session_inactive", &body(r).await);
     let r = anon
         .get(app.url(&format!("/self-service/settings/flows?id={id}")))
         .header(ACCEPT, "application/json")
@@ -200,11 +83,11 @@ async fn settings_wire_shapes() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
-    snap(&app, "error_401_no_session", &body(r).await);
+    snap!(&app, "error_401_no_session", &body(r).await);
     let r =
         api.get(&app.url(&format!("/self-service/settings/flows?id={}", uuid::Uuid::new_v4()))).send().await.unwrap();
     assert_eq!(r.status(), 404);
-    snap(&app, "error_404_flow_not_found", &body(r).await);
+    snap!(&app, "error_404_flow_not_found", &body(r).await);
     let r = api
         .req(reqwest::Method::POST, &app.url("/self-service/settings?flow=x"))
         .json(&json!({}))
@@ -212,19 +95,19 @@ async fn settings_wire_shapes() {
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
-    snap(&app, "error_400_flow_param", &body(r).await);
+    snap!(&app, "error_400_flow_param", &body(r).await);
     let r = api
         .get(&app.url("/self-service/settings/api?return_to=https%3A%2F%2Fevil.example.com%2F"))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
-    snap(&app, "error_400_return_to_forbidden", &body(r).await);
+    snap!(&app, "error_400_return_to_forbidden", &body(r).await);
     let r = ajax
         .submit(&app, &bflow, json!({"method": "profile", "csrf_token": "bogus", "traits": {"email": EMAIL}}))
         .await;
     assert_eq!(r.status(), 403);
-    snap(&app, "error_403_csrf", &body(r).await);
+    snap!(&app, "error_403_csrf", &body(r).await);
     let (_, other_token, _) = app.user().await;
     let r = api_client()
         .get(app.url(&format!("/self-service/settings/flows?id={id}")))
@@ -233,7 +116,7 @@ async fn settings_wire_shapes() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
-    snap(&app, "error_403_identity_mismatch_fetch", &body(r).await);
+    snap!(&app, "error_403_identity_mismatch_fetch", &body(r).await);
     let r = api_client()
         .post(app.url(&format!("/self-service/settings?flow={id}")))
         .header("X-Session-Token", &other_token)
@@ -242,27 +125,27 @@ async fn settings_wire_shapes() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
-    snap(&app, "error_403_identity_mismatch_submit", &body(r).await);
+    snap!(&app, "error_403_identity_mismatch_submit", &body(r).await);
 
     // Stale session: refresh required.
     app.clock.advance(3601);
     let fresh = api.create(&app).await;
     let r = api.submit(&app, &fresh, json!({"method": "password", "password": "Quiet-Lagoon-Ember-43"})).await;
     assert_eq!(r.status(), 403);
-    snap(&app, "error_403_refresh_required", &body(r).await);
+    snap!(&app, "error_403_refresh_required", &body(r).await);
     // Expired flows (the first flow is now older than 1h).
     let r = api.fetch_raw(&app, &id).await;
     assert_eq!(r.status(), 410);
-    snap(&app, "error_410_fetch_api", &body(r).await);
+    snap!(&app, "error_410_fetch_api", &body(r).await);
     let r = ajax.fetch_raw(&app, bflow["id"].as_str().unwrap()).await;
     assert_eq!(r.status(), 410);
-    snap(&app, "error_410_fetch_browser", &body(r).await);
+    snap!(&app, "error_410_fetch_browser", &body(r).await);
     let r = api.submit(&app, &flow, json!({"method": "profile", "traits": {"email": EMAIL}})).await;
     assert_eq!(r.status(), 410);
     let mut expired = body(r).await;
     assert!(expired["error"]["reason"].as_str().unwrap().starts_with("The self-service flow expired "));
     expired["error"]["reason"] = json!("[The self-service flow expired N minutes ago, initialize a new one.]");
-    snap(&app, "error_410_flow_expired", &expired);
+    snap!(&app, "error_410_flow_expired", &expired);
 
     // AAL: an identity with TOTP and an aal1 session.
     let totp_email = "totp@example.org";
@@ -271,10 +154,10 @@ async fn settings_wire_shapes() {
         sign_in(&app, Kind::Api, totp_email, PASSWORD, String::new(), created["id"].as_str().unwrap().into()).await;
     let r = weak.get(&app.url("/self-service/settings/api")).send().await.unwrap();
     assert_eq!(r.status(), 403);
-    snap(&app, "error_403_aal2_required", &body(r).await);
+    snap!(&app, "error_403_aal2_required", &body(r).await);
     // Too large a body.
     let big = json!({"method": "profile", "traits": {"email": EMAIL, "name": {"first": "x".repeat(100_000)}}});
     let r = api.submit(&app, &fresh, big).await;
     assert_eq!(r.status(), 413);
-    snap(&app, "error_413_payload_too_large", &body(r).await);
+    snap!(&app, "error_413_payload_too_large", &body(r).await);
 }

@@ -3,8 +3,7 @@
 //! identity sessions and admin sessions; admin paths on the public port redirect.
 
 use crate::both_dbs;
-use crate::foundation_util::*;
-use crate::helpers::*;
+use crate::support::*;
 use serde_json::{Value, json};
 
 async fn create(app: &TestApp, body: Value) -> reqwest::Response {

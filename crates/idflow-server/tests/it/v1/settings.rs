@@ -2,8 +2,7 @@
 //! authentication with CSRF, and bad input (each its v1 code, never a 500).
 
 use crate::both_dbs;
-use crate::foundation_util::{browser_flow, cookie_value, csrf_cookie_name, set_cookie, v1_error};
-use crate::helpers::*;
+use crate::support::*;
 use serde_json::{Value, json};
 
 async fn create(app: &TestApp, token: &str) -> Value {
