@@ -125,15 +125,7 @@ async fn per_ip_login_limit(db: Db) {
 
     // A browser form post gets the 429 directly (nothing is stored for the error page).
     let c = browser_client();
-    let flow: Value = c
-        .get(app.url("/self-service/login/browser"))
-        .header("Accept", "application/json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let flow = ajax_get(&c, &app.url("/self-service/login/browser")).await;
     let r = c
         .post(app.url(&format!("/self-service/login?flow={}", flow["id"].as_str().unwrap())))
         .form(&[
@@ -173,15 +165,7 @@ async fn per_identity_limits(db: Db) {
     let c = api_client();
     let mut last = None;
     for _ in 0..3 {
-        let flow: Value = c
-            .get(app.url("/self-service/settings/api"))
-            .header("X-Session-Token", &token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let flow = app.get_with_token("/self-service/settings/api", &token).await;
         last = Some(
             c.post(app.url(&format!("/self-service/settings?flow={}", flow["id"].as_str().unwrap())))
                 .header("X-Session-Token", &token)
@@ -207,15 +191,7 @@ async fn per_identity_limits(db: Db) {
 
     // Another identity on the same address is not affected.
     let (email2, token2, _) = app.user().await;
-    let flow: Value = c
-        .get(app.url("/self-service/settings/api"))
-        .header("X-Session-Token", &token2)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let flow = app.get_with_token("/self-service/settings/api", &token2).await;
     let r = c
         .post(app.url(&format!("/self-service/settings?flow={}", flow["id"].as_str().unwrap())))
         .header("X-Session-Token", &token2)

@@ -13,10 +13,6 @@ fn at(v: &Value) -> OffsetDateTime {
     OffsetDateTime::parse(v.as_str().unwrap(), &Rfc3339).unwrap()
 }
 
-async fn whoami(app: &TestApp, token: &str) -> reqwest::Response {
-    api_client().get(app.url("/sessions/whoami")).header("X-Session-Token", token).send().await.unwrap()
-}
-
 /// Create an API login flow with `query`, authenticated with `token`.
 async fn api_login_flow(app: &TestApp, query: &str, token: Option<&str>) -> reqwest::Response {
     let mut r = api_client().get(app.url(&format!("/self-service/login/api{query}")));
@@ -178,15 +174,6 @@ both_dbs!(totp_rate_limited);
 
 // ---- second factors: skew window and single use -------------------------------------------
 
-const SECRET: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
-
-fn code_at(app: &TestApp, offset_secs: i64) -> String {
-    let secret = totp_rs::Secret::try_from_base32(SECRET).unwrap();
-    let t = totp_rs::Builder::new().with_secret(secret).build().unwrap();
-    let now = app.clock.now().unix_timestamp() + offset_secs;
-    t.generate(u64::try_from(now).unwrap()).to_string()
-}
-
 /// A user with TOTP and recovery codes; returns the email.
 async fn mfa_user(app: &TestApp) -> String {
     let email = unique_email();
@@ -194,7 +181,7 @@ async fn mfa_user(app: &TestApp) -> String {
         "traits": {"email": email},
         "credentials": {
             "password": {"config": {"password": PASSWORD}},
-            "totp": {"config": {"totp_url": format!("otpauth://totp/idflow:{email}?secret={SECRET}&issuer=idflow")}},
+            "totp": {"config": {"totp_url": format!("otpauth://totp/idflow:{email}?secret={TOTP_SECRET}&issuer=idflow")}},
             "lookup_secret": {"config": {"codes": [{"code": "abcd1234"}, {"code": "efgh5678"}]}},
         }
     });
@@ -208,15 +195,7 @@ async fn step_up_flow(app: &TestApp, email: &str) -> (String, String) {
     let login = app.login(email, PASSWORD).await;
     let token = login["session_token"].as_str().unwrap().to_string();
     assert!(login["session"]["identity"].is_null(), "aal1 session of an aal2 identity hides the identity");
-    let flow: Value = api_client()
-        .get(app.url("/self-service/login/api?aal=aal2"))
-        .header("X-Session-Token", &token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let flow = app.get_with_token("/self-service/login/api?aal=aal2", &token).await;
     (token, flow["id"].as_str().unwrap().to_string())
 }
 
@@ -236,23 +215,28 @@ async fn totp_skew_window(db: Db) {
     let email = mfa_user(&app).await;
     // Two steps in the past: outside the ±1 step window.
     let (t, f) = step_up_flow(&app, &email).await;
-    let (s, body) = submit(&app, &t, &f, json!({"method": "totp", "totp_code": code_at(&app, -60)})).await;
+    let (s, body) =
+        submit(&app, &t, &f, json!({"method": "totp", "totp_code": totp_code_at(TOTP_SECRET, &app.clock, -60)})).await;
     assert_eq!(s, 400, "{body}");
     assert!(message_ids(&body).contains(&4000008), "{body}");
     // One step in the past: accepted.
-    let (s, body) = submit(&app, &t, &f, json!({"method": "totp", "totp_code": code_at(&app, -30)})).await;
+    let (s, body) =
+        submit(&app, &t, &f, json!({"method": "totp", "totp_code": totp_code_at(TOTP_SECRET, &app.clock, -30)})).await;
     assert_eq!(s, 200, "{body}");
     assert_eq!(body["session"]["authenticator_assurance_level"], "aal2");
     // Two steps ahead: rejected; one step ahead (later than the last used step): accepted.
     let (t, f) = step_up_flow(&app, &email).await;
-    let (s, _) = submit(&app, &t, &f, json!({"method": "totp", "totp_code": code_at(&app, 90)})).await;
+    let (s, _) =
+        submit(&app, &t, &f, json!({"method": "totp", "totp_code": totp_code_at(TOTP_SECRET, &app.clock, 90)})).await;
     assert_eq!(s, 400);
-    let (s, body) = submit(&app, &t, &f, json!({"method": "totp", "totp_code": code_at(&app, 30)})).await;
+    let (s, body) =
+        submit(&app, &t, &f, json!({"method": "totp", "totp_code": totp_code_at(TOTP_SECRET, &app.clock, 30)})).await;
     assert_eq!(s, 200, "{body}");
     // The fake clock moves the window: after 5 minutes the current code is fine again.
     app.clock.advance(300);
     let (t, f) = step_up_flow(&app, &email).await;
-    let (s, body) = submit(&app, &t, &f, json!({"method": "totp", "totp_code": code_at(&app, 0)})).await;
+    let (s, body) =
+        submit(&app, &t, &f, json!({"method": "totp", "totp_code": totp_code_at(TOTP_SECRET, &app.clock, 0)})).await;
     assert_eq!(s, 200, "{body}");
 }
 both_dbs!(totp_skew_window);
@@ -262,7 +246,7 @@ async fn totp_code_used_concurrently_wins_once(db: Db) {
     let email = mfa_user(&app).await;
     let (t1, f1) = step_up_flow(&app, &email).await;
     let (t2, f2) = step_up_flow(&app, &email).await;
-    let code = code_at(&app, 0);
+    let code = totp_code_at(TOTP_SECRET, &app.clock, 0);
     let body = json!({"method": "totp", "totp_code": code});
     let (a, b) = tokio::join!(submit(&app, &t1, &f1, body.clone()), submit(&app, &t2, &f2, body.clone()));
     let mut statuses = vec![a.0, b.0];

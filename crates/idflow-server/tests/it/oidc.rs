@@ -23,10 +23,6 @@ struct OpenIdProvider {
     issuer: String,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// Start the provider on `port` (another free port if that one is taken meanwhile) and wait for
 /// its discovery document.
 async fn start_provider(port: u16, redirect_uris: &[String]) -> OpenIdProvider {
@@ -112,10 +108,6 @@ async fn setup_with(db: Db, tweak: impl FnOnce(&mut Config)) -> Setup {
 
 async fn setup(db: Db) -> Setup {
     setup_with(db, |_| {}).await
-}
-
-fn location(r: &reqwest::Response) -> String {
-    r.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string()
 }
 
 fn absolute(base: &str, loc: &str) -> String {
@@ -210,18 +202,6 @@ fn all_message_texts(flow: &Value) -> String {
     out.join(" | ")
 }
 
-/// Create a browser flow (`login` / `registration` / `settings`) as JSON.
-async fn browser_flow(c: &reqwest::Client, app: &TestApp, kind: &str) -> Value {
-    let r = c
-        .get(app.url(&format!("/self-service/{kind}/browser")))
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "create {kind} flow");
-    r.json().await.unwrap()
-}
-
 async fn get_flow(c: &reqwest::Client, app: &TestApp, kind: &str, id: &str) -> Value {
     let r = c.get(app.url(&format!("/self-service/{kind}/flows?id={id}"))).send().await.unwrap();
     assert_eq!(r.status(), 200, "fetch {kind} flow");
@@ -244,7 +224,7 @@ async fn submit_form(
 /// the callback.
 async fn provider_login(c: &reqwest::Client, s: &Setup, login: &str) -> reqwest::Response {
     let app = &s.app;
-    let flow = browser_flow(c, app, "login").await;
+    let flow = browser_flow(app, c, "login").await;
     let n = node_with(&flow, "provider", PROVIDER).expect("provider button on the login flow");
     assert_eq!(n["group"], "oidc");
     assert_eq!(n["meta"]["label"]["id"], 1010002);
@@ -277,7 +257,7 @@ async fn admin_identity(app: &TestApp, id: &str) -> Value {
 
 /// Browser password login (for settings tests).
 async fn browser_password_login(c: &reqwest::Client, app: &TestApp, email: &str) {
-    let flow = browser_flow(c, app, "login").await;
+    let flow = browser_flow(app, c, "login").await;
     let tok = csrf(&flow);
     let r = submit_form(
         c,
@@ -310,7 +290,7 @@ async fn register_and_login_via_provider(db: Db) {
     let c = browser_client();
 
     // Registration flow: the provider button, then an AJAX submit answers 422 with the URL.
-    let flow = browser_flow(&c, app, "registration").await;
+    let flow = browser_flow(app, &c, "registration").await;
     let n = node_with(&flow, "provider", PROVIDER).expect("provider button on the registration flow");
     assert_eq!(n["meta"]["label"]["id"], 1040002);
     assert_eq!(n["meta"]["label"]["context"]["provider_id"], PROVIDER);
@@ -361,7 +341,7 @@ async fn register_and_login_via_provider(db: Db) {
     let pw = app.login("alice@example.org", PASSWORD).await;
     assert_eq!(pw["ui"]["messages"][0]["id"], 4000006, "no password login: {pw}");
     // A password can be added in settings; then both ways sign in.
-    let flow = browser_flow(&c, app, "settings").await;
+    let flow = browser_flow(app, &c, "settings").await;
     let r = submit_form(
         &c,
         app,
@@ -468,7 +448,7 @@ async fn state_and_browser_binding(db: Db) {
     let s = setup(db).await;
     let app = &s.app;
     let c = browser_client();
-    let flow = browser_flow(&c, app, "login").await;
+    let flow = browser_flow(app, &c, "login").await;
     let r = submit_form(
         &c,
         app,
@@ -541,7 +521,7 @@ async fn nonce_mismatch_and_cancel(db: Db) {
     let s = setup(db).await;
     let app = &s.app;
     let c = browser_client();
-    let flow = browser_flow(&c, app, "login").await;
+    let flow = browser_flow(app, &c, "login").await;
     let fid = flow["id"].as_str().unwrap().to_string();
     let r = submit_form(&c, app, "login", &flow, &[("provider", PROVIDER), ("csrf_token", &csrf(&flow))]).await;
     let cb = through_provider(&c, app, location(&r), "frank").await;
@@ -567,7 +547,7 @@ async fn nonce_mismatch_and_cancel(db: Db) {
 
     // Cancel at the provider (a browser without a session there, so it asks).
     let c = browser_client();
-    let flow = browser_flow(&c, app, "login").await;
+    let flow = browser_flow(app, &c, "login").await;
     let fid = flow["id"].as_str().unwrap().to_string();
     let r = submit_form(&c, app, "login", &flow, &[("provider", PROVIDER), ("csrf_token", &csrf(&flow))]).await;
     let cb = abort_at_provider(&c, app, location(&r)).await;
@@ -686,15 +666,7 @@ async fn native_id_tokens(db: Db) {
     // A settings API flow links with an ID token.
     let (_, token_pw, pw_id) = app.user().await;
     let c = api_client();
-    let flow: Value = c
-        .get(app.url("/self-service/settings/api"))
-        .header("x-session-token", &token_pw)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let flow = app.get_with_token("/self-service/settings/api", &token_pw).await;
     assert!(node_with(&flow, "link", PROVIDER).is_some());
     let token = sign(&s.op, claims("native-3", "nonce-llllllllllllllll", now + 300), "provider").await;
     let r = c
@@ -748,7 +720,7 @@ both_dbs!(additional_audiences);
 // ---- settings: link and unlink ---------------------------------------------------------------
 
 async fn settings_flow(c: &reqwest::Client, app: &TestApp) -> Value {
-    browser_flow(c, app, "settings").await
+    browser_flow(app, c, "settings").await
 }
 
 async fn link_and_unlink_in_settings(db: Db) {
@@ -939,7 +911,7 @@ both_dbs!(unlink_last_factor_and_link_conflict);
 async fn disabled_method(db: Db) {
     let app = spawn_app(db).await;
     let c = browser_client();
-    let flow = browser_flow(&c, &app, "login").await;
+    let flow = browser_flow(&app, &c, "login").await;
     assert!(flow["ui"]["nodes"].as_array().unwrap().iter().all(|n| n["group"] != "oidc"));
     let r = c
         .post(app.url(&format!("/self-service/login?flow={}", flow["id"].as_str().unwrap())))
@@ -1006,7 +978,7 @@ async fn github_preset(db: Db) {
     })
     .await;
     let c = browser_client();
-    let flow = browser_flow(&c, &app, "login").await;
+    let flow = browser_flow(&app, &c, "login").await;
     let n = node_with(&flow, "provider", "gh").unwrap();
     assert_eq!(n["meta"]["label"]["text"], "Sign in with GitHub");
     let r = c
@@ -1039,7 +1011,7 @@ async fn github_preset(db: Db) {
     assert!(ident.starts_with("gh:") && ident[3..].parse::<u64>().is_ok(), "{ident}");
     // A wrong PKCE verifier is refused by the token endpoint: the flow shows the error.
     let c = browser_client();
-    let flow = browser_flow(&c, &app, "login").await;
+    let flow = browser_flow(&app, &c, "login").await;
     let fid = flow["id"].as_str().unwrap().to_string();
     let r = submit_form(&c, &app, "login", &flow, &[("provider", "gh"), ("csrf_token", &csrf(&flow))]).await;
     let cb = through_provider(&c, &app, location(&r), "unused").await;

@@ -2,21 +2,11 @@
 
 use crate::both_dbs;
 use crate::support::*;
-use serde_json::Value;
 
 async fn register_login_whoami(db: Db) {
     let app = spawn_app(db).await;
     let (email, token, id) = app.user().await;
-    let c = api_client();
-    let who: Value = c
-        .get(app.url("/sessions/whoami"))
-        .header("X-Session-Token", &token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let who = app.get_with_token("/sessions/whoami", &token).await;
     assert_eq!(who["identity"]["id"], id.as_str());
     assert_eq!(who["authenticator_assurance_level"], "aal1");
     let login = app.login(&email, PASSWORD).await;

@@ -7,10 +7,6 @@ use idflow_core::config::Dur;
 use reqwest::header::ACCEPT;
 use serde_json::{Value, json};
 
-async fn whoami(app: &TestApp, token: &str) -> reqwest::Response {
-    api_client().get(app.url("/sessions/whoami")).header("X-Session-Token", token).send().await.unwrap()
-}
-
 /// 401 without an `error.id`, whatever the way a (bad) token is presented.
 async fn whoami_unauthorized_shape(db: Db) {
     let app = spawn_app(db).await;

@@ -104,14 +104,6 @@ fn nodes_named<'a>(flow: &'a Value, name: &str) -> Vec<&'a Value> {
     flow["ui"]["nodes"].as_array().unwrap().iter().filter(|n| n["attributes"]["name"] == name).collect()
 }
 
-fn value_json(flow: &Value, name: &str) -> Value {
-    let v = node(flow, name).unwrap_or_else(|| panic!("no node {name} in {flow}"))["attributes"]["value"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    serde_json::from_str(&v).unwrap()
-}
-
 fn texts(flow: &Value) -> Vec<String> {
     let mut out = vec![];
     for m in flow["ui"]["messages"].as_array().into_iter().flatten() {
@@ -455,15 +447,7 @@ async fn webauthn_nodes_by_flow_type_and_config(db: Db) {
     let (_, token, _) = app.user().await;
     // API settings flow: passkeys yes (no onclick, no script), security keys no.
     let api = api_client();
-    let flow: Value = api
-        .get(app.url("/self-service/settings/api"))
-        .header("X-Session-Token", &token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let flow = app.get_with_token("/self-service/settings/api", &token).await;
     assert!(node(&flow, "webauthn_register_trigger").is_none());
     assert!(node(&flow, "webauthn_script").is_none());
     let trigger = node(&flow, "passkey_register_trigger").expect("passkey trigger in API flows");

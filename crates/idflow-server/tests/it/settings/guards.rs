@@ -6,8 +6,6 @@ use crate::support::*;
 use reqwest::header::ACCEPT;
 use serde_json::{Value, json};
 
-const SECRET: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
-
 /// An identity imported with TOTP, and an aal2 API session for it (password + TOTP step-up).
 async fn aal2_api_session(app: &TestApp, email: &str) -> String {
     let aal1 = app.login(email, PASSWORD).await["session_token"].as_str().unwrap().to_string();
@@ -24,7 +22,7 @@ async fn aal2_api_session(app: &TestApp, email: &str) -> String {
     let r: Value = c
         .post(app.url(&format!("/self-service/login?flow={}", lf["id"].as_str().unwrap())))
         .header("X-Session-Token", &aal1)
-        .json(&json!({"method": "totp", "totp_code": totp_code(SECRET, &app.clock)}))
+        .json(&json!({"method": "totp", "totp_code": totp_code(TOTP_SECRET, &app.clock)}))
         .send()
         .await
         .unwrap()
@@ -47,7 +45,7 @@ async fn expect_aal2_error(resp: reqwest::Response, want_redirect: &str) {
 async fn aal_gate(db: Db) {
     let app = spawn_app(db).await;
     let email = unique_email();
-    let created = app.admin_create(&email, Some(SECRET)).await;
+    let created = app.admin_create(&email, Some(TOTP_SECRET)).await;
     let identity_id = created["id"].as_str().unwrap().to_string();
     let login = format!("{}/self-service/login/browser?aal=aal2", app.public);
 
@@ -95,23 +93,14 @@ async fn aal_gate(db: Db) {
     app.clock.advance(30); // the next TOTP code (codes are single-use)
     let strong_browser =
         sign_in(&app, Kind::Browser, &email, PASSWORD, String::new(), strong.identity_id.clone()).await;
-    let lf: Value = strong_browser
-        .http
-        .get(app.url("/self-service/login/browser?aal=aal2"))
-        .header(ACCEPT, "application/json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let lf = ajax_get(&strong_browser.http, &app.url("/self-service/login/browser?aal=aal2")).await;
     let r = strong_browser
         .http
         .post(app.url(&format!("/self-service/login?flow={}", lf["id"].as_str().unwrap())))
         .form(&[
             ("csrf_token", csrf(&lf).as_str()),
             ("method", "totp"),
-            ("totp_code", totp_code(SECRET, &app.clock).as_str()),
+            ("totp_code", totp_code(TOTP_SECRET, &app.clock).as_str()),
         ])
         .send()
         .await
@@ -136,7 +125,7 @@ async fn aal1_config_allows_aal1_sessions(db: Db) {
         spawn_app_with(db, |c| c.selfservice.flows.settings.required_aal = idflow_core::config::RequiredAal::Aal1)
             .await;
     let email = unique_email();
-    let id = app.admin_create(&email, Some(SECRET)).await["id"].as_str().unwrap().to_string();
+    let id = app.admin_create(&email, Some(TOTP_SECRET)).await["id"].as_str().unwrap().to_string();
     let api = sign_in(&app, Kind::Api, &email, PASSWORD, String::new(), id.clone()).await;
     let flow = api.create(&app).await;
     let r = api

@@ -4,7 +4,6 @@
 
 use crate::both_dbs;
 use crate::support::*;
-use reqwest::header::ACCEPT;
 use serde_json::{Value, json};
 
 fn refresh_url(app: &TestApp, flow_id: &str) -> String {
@@ -62,16 +61,7 @@ async fn refresh_login(app: &TestApp, u: &mut User, flow_id: &str) {
             u.token = r["session_token"].as_str().expect("refreshed token").to_string();
         }
         Kind::Browser | Kind::Ajax => {
-            let lf: Value = u
-                .http
-                .get(refresh_url(app, flow_id))
-                .header(ACCEPT, "application/json")
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let lf = ajax_get(&u.http, &refresh_url(app, flow_id)).await;
             assert_eq!(lf["refresh"], true);
             assert!(message_ids(&lf).contains(&1010003), "refresh login asks to confirm: {lf}");
             let resp = u

@@ -12,8 +12,6 @@ use reqwest::header::ACCEPT;
 use serde_json::json;
 
 const EMAIL: &str = "ana@example.org";
-const SECRET: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
-
 /// One test (SQLite only: the shapes do not depend on the database) covering every shape.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn settings_wire_shapes() {
@@ -149,7 +147,7 @@ async fn settings_wire_shapes() {
 
     // AAL: an identity with TOTP and an aal1 session.
     let totp_email = "totp@example.org";
-    let created = app.admin_create(totp_email, Some(SECRET)).await;
+    let created = app.admin_create(totp_email, Some(TOTP_SECRET)).await;
     let weak =
         sign_in(&app, Kind::Api, totp_email, PASSWORD, String::new(), created["id"].as_str().unwrap().into()).await;
     let r = weak.get(&app.url("/self-service/settings/api")).send().await.unwrap();

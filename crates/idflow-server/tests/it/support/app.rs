@@ -165,6 +165,11 @@ pub async fn spawn_on(db: Db, dsn: String, tmp: Option<TempDir>, tweak: impl FnO
     TestApp { public, admin, engine, clock, db, dsn, _tmp: tmp, shutdown: Some(tx) }
 }
 
+/// A free loopback port (released again: for child processes that bind it themselves).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
 /// A plain API client (no cookies, no redirects).
 pub fn api_client() -> reqwest::Client {
     reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
@@ -211,6 +216,11 @@ impl TestApp {
         (email, t, id)
     }
 
+    /// `GET` a public path with `X-Session-Token: token`; returns the JSON body.
+    pub async fn get_with_token(&self, path: &str, token: &str) -> Value {
+        api_client().get(self.url(path)).header("X-Session-Token", token).send().await.unwrap().json().await.unwrap()
+    }
+
     /// API password login; returns the response JSON.
     pub async fn login(&self, email: &str, password: &str) -> Value {
         let c = api_client();
@@ -252,4 +262,9 @@ pub fn start_of_window(clocks: &[&idflow_core::clock::Clock]) {
             c.advance(60 - into);
         }
     }
+}
+
+/// `GET /sessions/whoami` with a session token.
+pub async fn whoami(app: &TestApp, token: &str) -> reqwest::Response {
+    api_client().get(app.url("/sessions/whoami")).header("X-Session-Token", token).send().await.unwrap()
 }

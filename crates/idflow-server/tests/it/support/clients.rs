@@ -65,15 +65,7 @@ pub async fn sign_in(
 
 /// Password login through the browser flow (cookies land in the client's jar).
 pub async fn browser_login(app: &TestApp, http: &reqwest::Client, email: &str, password: &str) {
-    let flow: Value = http
-        .get(app.url("/self-service/login/browser"))
-        .header(ACCEPT, "application/json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let flow = ajax_get(http, &app.url("/self-service/login/browser")).await;
     let resp = http
         .post(app.url(&format!("/self-service/login?flow={}", flow["id"].as_str().unwrap())))
         .form(&[
@@ -240,7 +232,13 @@ pub fn cookie_value(set_cookie: &str) -> String {
     set_cookie.split(';').next().unwrap_or("").split_once('=').map(|(_, v)| v.to_string()).unwrap_or_default()
 }
 
-/// Create a browser flow (`login` or `registration`) the AJAX way; returns the flow JSON.
+/// `GET url` the AJAX way (`Accept: application/json`) with this client; returns the JSON body.
+pub async fn ajax_get(c: &reqwest::Client, url: &str) -> Value {
+    c.get(url).header(ACCEPT, "application/json").send().await.unwrap().json().await.unwrap()
+}
+
+/// Create a browser flow (`login`, `registration` or `settings`) the AJAX way; returns the flow
+/// JSON.
 pub async fn browser_flow(app: &TestApp, c: &reqwest::Client, kind: &str) -> Value {
     let resp = c
         .get(app.url(&format!("/self-service/{kind}/browser")))

@@ -9,6 +9,15 @@ pub fn node<'a>(flow: &'a Value, name: &str) -> Option<&'a Value> {
     flow["ui"]["nodes"].as_array()?.iter().find(|n| n["attributes"]["name"] == name || n["attributes"]["id"] == name)
 }
 
+/// The JSON carried in a node's `value` (e.g. WebAuthn options).
+pub fn value_json(flow: &Value, name: &str) -> Value {
+    let v = node(flow, name).unwrap_or_else(|| panic!("no node {name} in {flow}"))["attributes"]["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    serde_json::from_str(&v).unwrap()
+}
+
 /// The `csrf_token` node value.
 pub fn csrf(flow: &Value) -> String {
     node(flow, "csrf_token").and_then(|n| n["attributes"]["value"].as_str()).unwrap_or_default().to_string()

@@ -7,12 +7,20 @@ use idflow_core::clock::Clock;
 /// A fixed base32 TOTP secret for identities imported with a second factor.
 pub const TOTP_SECRET: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
 
+fn totp_of(secret_b32: &str) -> totp_rs::Totp {
+    let secret = totp_rs::Secret::try_from_base32(secret_b32).unwrap();
+    totp_rs::Builder::new().with_secret(secret).build().unwrap()
+}
+
 /// The current TOTP code of a base32 secret (at the server's clock offset).
 pub fn totp_code(secret_b32: &str, clock: &Clock) -> String {
-    let secret = totp_rs::Secret::try_from_base32(secret_b32).unwrap();
-    let t = totp_rs::Builder::new().with_secret(secret).build().unwrap();
-    let now = u64::try_from(clock.now().unix_timestamp()).unwrap();
-    t.generate(now).to_string()
+    totp_code_at(secret_b32, clock, 0)
+}
+
+/// The TOTP code of a base32 secret `offset_secs` away from the server's clock.
+pub fn totp_code_at(secret_b32: &str, clock: &Clock, offset_secs: i64) -> String {
+    let now = clock.now().unix_timestamp() + offset_secs;
+    totp_of(secret_b32).generate(u64::try_from(now).unwrap()).to_string()
 }
 
 /// A fresh base32 TOTP secret (160 bits).
@@ -22,8 +30,7 @@ pub fn new_totp_secret() -> String {
 
 /// A well-formed six-digit code that is wrong for `secret` at every step the server accepts.
 pub fn wrong_totp_code(secret: &str, app: &TestApp) -> String {
-    let s = totp_rs::Secret::try_from_base32(secret).unwrap();
-    let t = totp_rs::Builder::new().with_secret(s).build().unwrap();
+    let t = totp_of(secret);
     let now = u64::try_from(app.clock.now().unix_timestamp()).unwrap();
     let valid: Vec<String> =
         [now - 60, now - 30, now, now + 30, now + 60].iter().map(|t2| t.generate(*t2).to_string()).collect();
