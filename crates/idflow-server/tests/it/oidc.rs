@@ -2,7 +2,10 @@
 //! started on a loopback port per test, driven through its login and consent pages by the test's
 //! cookie-keeping HTTP client (redirects followed by hand).
 //!
-//! Needs `node` and `npm ci` in tests/oidc-provider (scripts/test.sh does it).
+//! Needs `node` and `npm ci` in tests/oidc-provider (scripts/test.sh does it). Without them each
+//! test prints why it is skipped and passes, so a plain `cargo test` works on a fresh checkout;
+//! with `IDFLOW_TEST_REQUIRE_OIDC=1` (set by scripts/test.sh once the provider is installed) a
+//! missing provider fails the tests instead.
 
 use crate::both_dbs;
 use crate::support::*;
@@ -23,14 +26,47 @@ struct OpenIdProvider {
     issuer: String,
 }
 
-/// Start the provider on `port` (another free port if that one is taken meanwhile) and wait for
-/// its discovery document.
-async fn start_provider(port: u16, redirect_uris: &[String]) -> OpenIdProvider {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/oidc-provider");
-    assert!(
-        dir.join("node_modules/oidc-provider").is_dir(),
-        "the test OpenID provider is not installed: run `npm ci` in tests/oidc-provider (scripts/test.sh does)"
+fn provider_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/oidc-provider")
+}
+
+/// Why the local provider cannot be started here, if it cannot: Node.js missing, or the
+/// provider's packages not installed.
+fn provider_unavailable() -> Option<String> {
+    let node = std::process::Command::new("node").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status();
+    if !node.is_ok_and(|s| s.success()) {
+        return Some("Node.js (`node`) is not installed".into());
+    }
+    if !provider_dir().join("node_modules/oidc-provider").is_dir() {
+        return Some("tests/oidc-provider/node_modules is missing: run `npm ci` in tests/oidc-provider".into());
+    }
+    None
+}
+
+/// `Some(())` when the provider can be started; `None` (after printing a skip line) when it
+/// cannot; a panic instead when `IDFLOW_TEST_REQUIRE_OIDC=1`.
+fn provider_or_skip() -> Option<()> {
+    let Some(reason) = provider_unavailable() else {
+        return Some(());
+    };
+    if std::env::var("IDFLOW_TEST_REQUIRE_OIDC").is_ok_and(|v| v == "1") {
+        panic!("IDFLOW_TEST_REQUIRE_OIDC=1 but the test OpenID provider cannot be started: {reason}");
+    }
+    let test = std::thread::current().name().unwrap_or("oidc test").to_string();
+    // Straight to stderr, past the test harness's output capture, so the skip is visible.
+    use std::io::Write as _;
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {test}: the test OpenID provider cannot be started ({reason}; scripts/test.sh installs it)"
     );
+    None
+}
+
+/// Start the provider on `port` (another free port if that one is taken meanwhile) and wait for
+/// its discovery document. `None` (the test is skipped) when it cannot be started here.
+async fn start_provider(port: u16, redirect_uris: &[String]) -> Option<OpenIdProvider> {
+    provider_or_skip()?;
+    let dir = provider_dir();
     let mut port = port;
     let mut last_err = String::new();
     for _attempt in 0..3 {
@@ -54,7 +90,7 @@ async fn start_provider(port: u16, redirect_uris: &[String]) -> OpenIdProvider {
                 && r.status() == 200
             {
                 let _ = std::fs::remove_file(&log);
-                return OpenIdProvider { _child: child, issuer };
+                return Some(OpenIdProvider { _child: child, issuer });
             }
             if let Ok(Some(_)) = child.try_wait() {
                 break;
@@ -91,10 +127,12 @@ fn provider_config(issuer: &str) -> Value {
     })
 }
 
-async fn setup_with(db: Db, tweak: impl FnOnce(&mut Config)) -> Setup {
+/// The provider and the server configured for it; `None` when the provider cannot be started
+/// (the test returns: skipped).
+async fn setup_with(db: Db, tweak: impl FnOnce(&mut Config)) -> Option<Setup> {
     let port = reserve_port();
     let redirect = |id: &str| format!("http://127.0.0.1:{port}/self-service/methods/oidc/callback/{id}");
-    let op = start_provider(free_port(), &[redirect(PROVIDER), redirect("gh")]).await;
+    let op = start_provider(free_port(), &[redirect(PROVIDER), redirect("gh")]).await?;
     let issuer = op.issuer.clone();
     let app = spawn_app_with(db, |cfg| {
         cfg.serve.public.port = Some(port);
@@ -103,10 +141,10 @@ async fn setup_with(db: Db, tweak: impl FnOnce(&mut Config)) -> Setup {
         tweak(cfg);
     })
     .await;
-    Setup { app, op }
+    Some(Setup { app, op })
 }
 
-async fn setup(db: Db) -> Setup {
+async fn setup(db: Db) -> Option<Setup> {
     setup_with(db, |_| {}).await
 }
 
@@ -285,7 +323,7 @@ async fn error_of(c: &reqwest::Client, app: &TestApp, resp: &reqwest::Response) 
 // ---- registration and login ----------------------------------------------------------------
 
 async fn register_and_login_via_provider(db: Db) {
-    let s = setup(db).await;
+    let Some(s) = setup(db).await else { return };
     let app = &s.app;
     let c = browser_client();
 
@@ -383,7 +421,7 @@ both_dbs!(register_and_login_via_provider);
 /// An account without an email gets a registration form with the mapped traits; submitting the
 /// missing email completes the registration with the verified claims kept on the flow.
 async fn registration_completes_missing_traits(db: Db) {
-    let s = setup(db).await;
+    let Some(s) = setup(db).await else { return };
     let app = &s.app;
     let c = browser_client();
     let r = provider_login(&c, &s, "noemail-carol").await;
@@ -426,7 +464,7 @@ both_dbs!(registration_completes_missing_traits);
 
 /// A provider account whose email belongs to a password account is not registered twice.
 async fn duplicate_email_is_refused(db: Db) {
-    let s = setup(db).await;
+    let Some(s) = setup(db).await else { return };
     let app = &s.app;
     app.register("dave@example.org", PASSWORD).await;
     let c = browser_client();
@@ -445,7 +483,7 @@ both_dbs!(duplicate_email_is_refused);
 // ---- state, browser binding, nonce, provider errors ------------------------------------------
 
 async fn state_and_browser_binding(db: Db) {
-    let s = setup(db).await;
+    let Some(s) = setup(db).await else { return };
     let app = &s.app;
     let c = browser_client();
     let flow = browser_flow(app, &c, "login").await;
@@ -518,7 +556,7 @@ both_dbs!(state_and_browser_binding);
 /// The ID token's nonce must be the one stored on the flow; a user who cancels at the provider
 /// is back on the login form with a message.
 async fn nonce_mismatch_and_cancel(db: Db) {
-    let s = setup(db).await;
+    let Some(s) = setup(db).await else { return };
     let app = &s.app;
     let c = browser_client();
     let flow = browser_flow(app, &c, "login").await;
@@ -589,7 +627,7 @@ async fn api_submit(app: &TestApp, kind: &str, body: Value) -> (StatusCode, Valu
 }
 
 async fn native_id_tokens(db: Db) {
-    let s = setup(db).await;
+    let Some(s) = setup(db).await else { return };
     let app = &s.app;
     let now = app.clock.now().unix_timestamp();
     let claims = |sub: &str, nonce: &str, exp: i64| {
@@ -698,10 +736,13 @@ both_dbs!(native_id_tokens);
 
 /// Native apps' own client ids are accepted only when configured.
 async fn additional_audiences(db: Db) {
-    let s = setup_with(db, |cfg| {
+    let Some(s) = setup_with(db, |cfg| {
         cfg.selfservice.methods.oidc.config.providers[0].additional_id_token_audiences = vec!["ios-app".into()];
     })
-    .await;
+    .await
+    else {
+        return;
+    };
     let app = &s.app;
     let now = app.clock.now().unix_timestamp();
     let c = json!({"iss": s.op.issuer, "sub": "mobile", "aud": "ios-app", "iat": now, "exp": now + 300,
@@ -724,7 +765,7 @@ async fn settings_flow(c: &reqwest::Client, app: &TestApp) -> Value {
 }
 
 async fn link_and_unlink_in_settings(db: Db) {
-    let s = setup(db).await;
+    let Some(s) = setup(db).await else { return };
     let app = &s.app;
     let email = unique_email();
     app.register(&email, PASSWORD).await;
@@ -838,10 +879,13 @@ both_dbs!(link_and_unlink_in_settings);
 async fn unlink_last_factor_and_link_conflict(db: Db) {
     // A short privileged window: the test moves the server clock past it, and the provider's ID
     // tokens (valid 1 h by the real clock) must still be valid by the server's.
-    let s = setup_with(db, |cfg| {
+    let Some(s) = setup_with(db, |cfg| {
         cfg.selfservice.flows.settings.privileged_session_max_age = idflow_core::config::Dur::secs(600);
     })
-    .await;
+    .await
+    else {
+        return;
+    };
     let app = &s.app;
     // An identity that has only the provider.
     let c = browser_client();
@@ -928,7 +972,7 @@ both_dbs!(disabled_method);
 
 /// Identities imported with an oidc credential sign in with the provider account.
 async fn admin_import_then_sign_in(db: Db) {
-    let s = setup(db).await;
+    let Some(s) = setup(db).await else { return };
     let app = &s.app;
     let c = api_client();
     let r = c
@@ -963,7 +1007,7 @@ both_dbs!(admin_import_then_sign_in);
 async fn github_preset(db: Db) {
     let port = reserve_port();
     let redirect = |id: &str| format!("http://127.0.0.1:{port}/self-service/methods/oidc/callback/{id}");
-    let op = start_provider(free_port(), &[redirect("gh")]).await;
+    let Some(op) = start_provider(free_port(), &[redirect("gh")]).await else { return };
     let issuer = op.issuer.clone();
     let app = spawn_app_with(db, |cfg| {
         cfg.serve.public.port = Some(port);
