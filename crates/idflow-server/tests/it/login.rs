@@ -4,6 +4,7 @@
 //! code: exactly one wins).
 
 use crate::both_dbs;
+use crate::snap;
 use crate::support::*;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -291,3 +292,43 @@ async fn recovery_code_used_concurrently_wins_once(db: Db) {
     assert!(!text.contains("abcd1234") && !text.contains("efgh5678"), "{text}");
 }
 both_dbs!(recovery_code_used_concurrently_wins_once);
+
+// ---- wire shapes --------------------------------------------------------------------------
+
+/// insta snapshots of the login flow's wire shapes (redacted as in `support::snapshots`): the
+/// API and browser (AJAX) flow, the 400 flow for invalid credentials, the success body with the
+/// session, and the unknown-flow error. SQLite only: the shapes do not depend on the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_wire_shapes() {
+    let app = spawn_app(Db::Sqlite).await;
+    let email = "ana@example.org";
+    app.register(email, PASSWORD).await;
+    let c = api_client();
+
+    let r = c.get(app.url("/self-service/login/api")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let flow = body(r).await;
+    snap!(&app, "api_flow_created", &flow);
+    let bflow = browser_flow(&app, &browser_client(), "login").await;
+    snap!(&app, "browser_flow_created", &bflow);
+
+    let submit = |password: &str| {
+        c.post(app.url(&format!("/self-service/login?flow={}", flow["id"].as_str().unwrap())))
+            .json(&json!({"method": "password", "identifier": email, "password": password}))
+            .send()
+    };
+    let r = submit("wrong-password-123").await.unwrap();
+    assert_eq!(r.status(), 400);
+    let invalid = body(r).await;
+    assert_eq!(message_ids(&invalid), vec![4000006]);
+    snap!(&app, "api_flow_400_invalid_credentials", &invalid);
+    let r = submit(PASSWORD).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let ok = body(r).await;
+    assert!(ok["session_token"].as_str().is_some_and(|t| t.starts_with("idf_st_")));
+    snap!(&app, "api_success", &ok);
+
+    let r = c.get(app.url(&format!("/self-service/login/flows?id={}", uuid::Uuid::new_v4()))).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    snap!(&app, "error_404_flow_not_found", &body(r).await);
+}

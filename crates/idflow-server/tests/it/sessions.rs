@@ -2,6 +2,7 @@
 //! and expiry after `session.lifespan`.
 
 use crate::both_dbs;
+use crate::snap;
 use crate::support::*;
 use idflow_core::config::Dur;
 use reqwest::header::ACCEPT;
@@ -190,3 +191,28 @@ async fn session_expires(db: Db) {
     assert_eq!(resp.status(), 401);
 }
 both_dbs!(session_expires);
+
+/// insta snapshots of the session as `/sessions/whoami` shows it (API token and browser
+/// cookie) and of its 401 envelope, redacted as in `support::snapshots`. SQLite only: the shapes
+/// do not depend on the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_wire_shapes() {
+    let app = spawn_app(Db::Sqlite).await;
+    let (token, id) = app.register("ana@example.org", PASSWORD).await;
+
+    let r = whoami(&app, &token).await;
+    assert_eq!(r.status(), 200);
+    let who = body(r).await;
+    assert_eq!(who["identity"]["id"], id.as_str());
+    snap!(&app, "whoami_api", &who);
+
+    let b = browser_client();
+    browser_login(&app, &b, "ana@example.org", PASSWORD).await;
+    let r = b.get(app.url("/sessions/whoami")).header(ACCEPT, "application/json").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    snap!(&app, "whoami_browser", &body(r).await);
+
+    let r = api_client().get(app.url("/sessions/whoami")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    snap!(&app, "error_401_no_session", &body(r).await);
+}

@@ -113,11 +113,16 @@ pub fn snapshot_settings() -> insta::Settings {
         "verified_at",
         "expired_at",
         "authenticated_at",
+        "completed_at",
     ] {
         settings.add_redaction(&format!(".**.{k}"), "[timestamp]");
     }
+    for k in ["session_token", "ory_session_token"] {
+        settings.add_redaction(&format!(".**.{k}"), "[session-token]");
+    }
     settings.add_redaction(".since", "[nanoseconds]");
     settings.add_redaction(".error.request", "[request-id]");
+    settings.add_redaction(".error.request_id", "[request-id]");
     settings
 }
 

@@ -3,6 +3,7 @@
 
 mod sdk;
 mod settings;
+mod snapshots;
 
 use crate::both_dbs;
 use crate::support::*;
