@@ -15,14 +15,7 @@ async fn get_identity(app: &TestApp, id: &str, query: &str) -> reqwest::Response
 }
 
 async fn whoami_status(app: &TestApp, token: &str) -> u16 {
-    api_client()
-        .get(app.url("/sessions/whoami"))
-        .header("X-Session-Token", token)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+    whoami(app, token).await.status().as_u16()
 }
 
 /// Plaintext password: 201 with `Location`, credentials without configs; the password works.

@@ -227,19 +227,6 @@ fn node_with<'a>(flow: &'a Value, name: &str, value: &str) -> Option<&'a Value> 
         .find(|n| n["attributes"]["name"] == name && n["attributes"]["value"] == value)
 }
 
-fn all_message_texts(flow: &Value) -> String {
-    let mut out = vec![];
-    for m in flow["ui"]["messages"].as_array().into_iter().flatten() {
-        out.push(m["text"].as_str().unwrap_or_default().to_string());
-    }
-    for n in flow["ui"]["nodes"].as_array().into_iter().flatten() {
-        for m in n["messages"].as_array().into_iter().flatten() {
-            out.push(m["text"].as_str().unwrap_or_default().to_string());
-        }
-    }
-    out.join(" | ")
-}
-
 async fn get_flow(c: &reqwest::Client, app: &TestApp, kind: &str, id: &str) -> Value {
     let r = c.get(app.url(&format!("/self-service/{kind}/flows?id={id}"))).send().await.unwrap();
     assert_eq!(r.status(), 200, "fetch {kind} flow");
@@ -571,7 +558,7 @@ async fn nonce_mismatch_and_cancel(db: Db) {
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert!(location(&r).starts_with(&app.engine.ui_url("login")), "{}", location(&r));
     let flow = get_flow(&c, app, "login", &fid).await;
-    let texts = all_message_texts(&flow);
+    let texts = message_texts(&flow).join(" | ");
     assert!(texts.contains("nonce"), "{texts}");
     assert!(message_ids(&flow).contains(&4000001));
     assert_eq!(whoami(&c, app).await.0, 401);
@@ -593,7 +580,7 @@ async fn nonce_mismatch_and_cancel(db: Db) {
     let r = c.get(&cb).send().await.unwrap();
     assert!(location(&r).starts_with(&app.engine.ui_url("login")));
     let flow = get_flow(&c, app, "login", &fid).await;
-    assert!(all_message_texts(&flow).contains("access_denied"), "{flow}");
+    assert!(message_texts(&flow).join(" | ").contains("access_denied"), "{flow}");
     assert_eq!(whoami(&c, app).await.0, 401);
 }
 both_dbs!(nonce_mismatch_and_cancel);
@@ -647,7 +634,7 @@ async fn native_id_tokens(db: Db) {
     // The same token and nonce again (another flow): a replay.
     let (st, body) = api_submit(app, "login", submit(token, "nonce-aaaaaaaaaaaaaaaa")).await;
     assert_eq!(st, 400);
-    assert!(all_message_texts(&body).contains("already used"), "{body}");
+    assert!(message_texts(&body).join(" | ").contains("already used"), "{body}");
     // A new token for the same subject signs in to the same identity.
     let token = sign(&s.op, claims("native-1", "nonce-bbbbbbbbbbbbbbbb", now + 300), "provider").await;
     let (st, body) = api_submit(app, "login", submit(token, "nonce-bbbbbbbbbbbbbbbb")).await;
@@ -661,7 +648,7 @@ async fn native_id_tokens(db: Db) {
     assert!(body["session_token"].as_str().is_some());
 
     let rejected = |body: &Value, needle: &str| {
-        let t = all_message_texts(body);
+        let t = message_texts(body).join(" | ");
         assert!(t.contains(needle), "expected {needle:?} in {t}");
     };
     // Nonce mismatch.
@@ -792,7 +779,7 @@ async fn link_and_unlink_in_settings(db: Db) {
         .unwrap();
     assert_eq!(r.status(), 400);
     let body: Value = r.json().await.unwrap();
-    assert!(all_message_texts(&body).contains("not possible to link and unlink"), "{body}");
+    assert!(message_texts(&body).join(" | ").contains("not possible to link and unlink"), "{body}");
     assert_eq!(body["ui"]["messages"][0]["id"], 4000001);
     // Unknown provider.
     let r = c
@@ -803,7 +790,7 @@ async fn link_and_unlink_in_settings(db: Db) {
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
-    assert!(all_message_texts(&r.json::<Value>().await.unwrap()).contains("can not link unknown"));
+    assert!(message_texts(&r.json::<Value>().await.unwrap()).join(" | ").contains("can not link unknown"));
 
     // Link: to the provider and back.
     let flow = settings_flow(&c, app).await;
@@ -837,7 +824,7 @@ async fn link_and_unlink_in_settings(db: Db) {
     let r = submit_form(&c, app, "settings", &flow, &[("link", PROVIDER), ("csrf_token", &csrf(&flow))]).await;
     assert!(location(&r).starts_with(&app.engine.ui_url("settings")));
     let f = get_flow(&c, app, "settings", flow["id"].as_str().unwrap()).await;
-    assert!(all_message_texts(&f).contains("already existing"), "{f}");
+    assert!(message_texts(&f).join(" | ").contains("already existing"), "{f}");
 
     // Unlink.
     let flow = settings_flow(&c, app).await;
@@ -857,7 +844,7 @@ async fn link_and_unlink_in_settings(db: Db) {
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
-    assert!(all_message_texts(&r.json::<Value>().await.unwrap()).contains("non-existing"));
+    assert!(message_texts(&r.json::<Value>().await.unwrap()).join(" | ").contains("non-existing"));
 
     // Linking needs a privileged session.
     app.clock.advance(7200);
@@ -903,7 +890,7 @@ async fn unlink_last_factor_and_link_conflict(db: Db) {
     assert_eq!(r.status(), 400);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["ui"]["messages"][0]["id"], 4000001);
-    assert!(all_message_texts(&body).contains("last remaining first factor"), "{body}");
+    assert!(message_texts(&body).join(" | ").contains("last remaining first factor"), "{body}");
 
     // A password user tries to link heidi's provider account.
     let email = unique_email();
@@ -918,7 +905,7 @@ async fn unlink_last_factor_and_link_conflict(db: Db) {
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let f = get_flow(&c2, app, "settings", &fid).await;
     assert!(message_ids(&f).contains(&4000027), "{f}");
-    assert!(all_message_texts(&f).contains("already linked to another account"), "{f}");
+    assert!(message_texts(&f).join(" | ").contains("already linked to another account"), "{f}");
     let me = whoami(&c2, app).await.1;
     let admin = admin_identity(app, me["identity"]["id"].as_str().unwrap()).await;
     assert!(admin["credentials"].get("oidc").is_none());
@@ -1065,7 +1052,7 @@ async fn github_preset(db: Db) {
     let r = c.get(&cb).send().await.unwrap();
     assert!(location(&r).starts_with(&app.engine.ui_url("login")));
     let f = get_flow(&c, &app, "login", &fid).await;
-    assert!(all_message_texts(&f).contains("bad_verification_code"), "{f}");
+    assert!(message_texts(&f).join(" | ").contains("bad_verification_code"), "{f}");
     assert_eq!(whoami(&c, &app).await.0, 401);
     drop(op);
 }

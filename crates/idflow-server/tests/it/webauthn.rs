@@ -104,19 +104,6 @@ fn nodes_named<'a>(flow: &'a Value, name: &str) -> Vec<&'a Value> {
     flow["ui"]["nodes"].as_array().unwrap().iter().filter(|n| n["attributes"]["name"] == name).collect()
 }
 
-fn texts(flow: &Value) -> Vec<String> {
-    let mut out = vec![];
-    for m in flow["ui"]["messages"].as_array().into_iter().flatten() {
-        out.push(m["text"].as_str().unwrap_or_default().to_string());
-    }
-    for n in flow["ui"]["nodes"].as_array().into_iter().flatten() {
-        for m in n["messages"].as_array().into_iter().flatten() {
-            out.push(m["text"].as_str().unwrap_or_default().to_string());
-        }
-    }
-    out
-}
-
 fn methods(session: &Value) -> Vec<String> {
     session["authentication_methods"]
         .as_array()
@@ -195,7 +182,7 @@ async fn security_key_lifecycle(db: Db) {
         .await;
     assert_eq!(s, 400, "{f}");
     assert!(message_ids(&f).contains(&4000001), "{f}");
-    assert!(texts(&f).iter().any(|t| t.contains("origin")), "{f}");
+    assert!(message_texts(&f).iter().any(|t| t.contains("origin")), "{f}");
 
     // Register for real.
     let done = register_security_key(&app, &b, &mut key, "YubiKey 5").await;
@@ -290,7 +277,7 @@ async fn security_key_lifecycle(db: Db) {
     let cloned = key.assert_with(&options, 0, key.creds[0].counter, None);
     let (s, f) = b3.submit_login(&app, &flow, json!({"method": "webauthn", "webauthn_login": cloned})).await;
     assert_eq!(s, 400, "{f}");
-    assert!(texts(&f).iter().any(|t| t.contains("cloned")), "{f}");
+    assert!(message_texts(&f).iter().any(|t| t.contains("cloned")), "{f}");
     let stored = app.engine.store.get_identity(identity_id.parse().unwrap()).await.unwrap().unwrap();
     assert_eq!(
         stored.credentials[&CredentialType::Webauthn].config["credentials"][0]["authenticator"]["clone_warning"],
@@ -301,7 +288,7 @@ async fn security_key_lifecycle(db: Db) {
     let flow = b.settings(&app).await;
     let (s, f) = b.submit_settings(&app, &flow, json!({"method": "webauthn", "webauthn_remove": "abcd"})).await;
     assert_eq!(s, 400, "{f}");
-    assert!(texts(&f).iter().any(|t| t.contains("does not exist")), "{f}");
+    assert!(message_texts(&f).iter().any(|t| t.contains("does not exist")), "{f}");
     let (s, done) = b.submit_settings(&app, &f, json!({"method": "webauthn", "webauthn_remove": hex_id})).await;
     assert_eq!(s, 200, "{done}");
     assert!(nodes_named(&done, "webauthn_remove").is_empty());
@@ -385,7 +372,7 @@ async fn passkey_register_and_passwordless_login(db: Db) {
         .submit_login(&app, &f, json!({"method": "passkey", "passkey_login": stranger.get(&challenge).unwrap()}))
         .await;
     assert_eq!(s, 400, "{f}");
-    assert!(texts(&f).iter().any(|t| t.contains("not registered")), "{f}");
+    assert!(message_texts(&f).iter().any(|t| t.contains("not registered")), "{f}");
 
     // Guard rail: without a password the only passkey can not be removed.
     let mut stored = app.engine.store.get_identity(identity_id.parse().unwrap()).await.unwrap().unwrap();

@@ -23,18 +23,21 @@ pub fn csrf(flow: &Value) -> String {
     node(flow, "csrf_token").and_then(|n| n["attributes"]["value"].as_str()).unwrap_or_default().to_string()
 }
 
+/// All messages of a flow: form level first, then each node's.
+pub fn messages(flow: &Value) -> Vec<&Value> {
+    let form = flow["ui"]["messages"].as_array().into_iter().flatten();
+    let nodes = flow["ui"]["nodes"].as_array().into_iter().flatten();
+    form.chain(nodes.flat_map(|n| n["messages"].as_array().into_iter().flatten())).collect()
+}
+
 /// All message ids of a flow (form level and nodes).
 pub fn message_ids(flow: &Value) -> Vec<i64> {
-    let mut out = vec![];
-    for m in flow["ui"]["messages"].as_array().into_iter().flatten() {
-        out.push(m["id"].as_i64().unwrap_or(0));
-    }
-    for n in flow["ui"]["nodes"].as_array().into_iter().flatten() {
-        for m in n["messages"].as_array().into_iter().flatten() {
-            out.push(m["id"].as_i64().unwrap_or(0));
-        }
-    }
-    out
+    messages(flow).iter().map(|m| m["id"].as_i64().unwrap_or(0)).collect()
+}
+
+/// All message texts of a flow (form level and nodes).
+pub fn message_texts(flow: &Value) -> Vec<String> {
+    messages(flow).iter().map(|m| m["text"].as_str().unwrap_or_default().to_string()).collect()
 }
 
 /// The flow's settings UI URL.
