@@ -162,7 +162,6 @@ pub struct Serve {
     pub admin: Listener,
 }
 
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SessionCookie {
@@ -333,7 +332,6 @@ pub struct SelfService {
     pub methods: Methods,
     pub flows: Flows,
 }
-
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -2,7 +2,7 @@
 //! errors), identities import and list.
 
 use crate::both_dbs;
-use crate::helpers::*;
+use crate::support::*;
 use serde_json::{Value, json};
 use std::path::Path;
 use std::process::{Command, Output};

@@ -1,40 +1,28 @@
 //! The one integration test binary: every test starts the real server on 127.0.0.1:0 with a
 //! fresh database (SQLite file or a new PostgreSQL database) and drives it over HTTP.
 //!
-//! Write a test once as `async fn name(db: Db)` and instantiate it for both engines with
-//! `both_dbs!(name);`.
+//! Modules are named by feature; shared helpers live only in `support` (import them with
+//! `use crate::support::*;`). Write a test once as `async fn name(db: Db)` and instantiate it for
+//! both engines with `both_dbs!(name);`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod helpers;
+mod support;
 
-mod basics;
+mod admin;
+mod bad_input;
+mod browser;
 mod cli;
-mod fault;
-mod foundation_admin;
-mod foundation_bad_input;
-mod foundation_browser;
-mod foundation_login;
-mod foundation_sessions;
-mod foundation_util;
-mod foundation_v1;
+mod faults;
 mod fuzz_props;
-mod hostile;
-mod mfa_login;
+mod hostile_input;
+mod login;
 mod multinode;
 mod oidc;
-mod settings_bad_input;
-mod settings_common;
-mod settings_guards;
-mod settings_hooks;
-mod settings_methods;
-mod settings_password_policy;
-mod settings_privileged;
-mod settings_sdk;
-mod settings_snapshots;
-mod store_suite;
-mod ui_pages;
-mod v1_sdk;
-mod v1_settings;
-mod webauthn_flows;
-mod webauthn_softkey;
+mod registration;
+mod sessions;
+mod settings;
+mod store;
+mod ui;
+mod v1;
+mod webauthn;

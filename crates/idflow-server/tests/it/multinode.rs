@@ -4,7 +4,7 @@
 //! still resolve to exactly one winner. PostgreSQL only (skipped when
 //! `IDFLOW_TEST_PG_ADMIN_URL` is unset).
 
-use crate::helpers::*;
+use crate::support::*;
 use serde_json::{Value, json};
 
 /// Skip (with a note) unless PostgreSQL is available.
@@ -191,15 +191,7 @@ async fn browser_flows_across_nodes() {
     let email = unique_email();
     a.register(&email, PASSWORD).await;
     let c = browser_client();
-    let flow: Value = c
-        .get(a.url("/self-service/login/browser"))
-        .header("Accept", "application/json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let flow = ajax_get(&c, &a.url("/self-service/login/browser")).await;
     let r = c
         .post(b.url(&format!("/self-service/login?flow={}", flow["id"].as_str().unwrap())))
         .header("Accept", "application/json")
@@ -211,15 +203,7 @@ async fn browser_flows_across_nodes() {
     let who = c.get(a.url("/sessions/whoami")).send().await.unwrap();
     assert_eq!(who.status(), 200, "session cookie issued by B accepted by A");
 
-    let flow: Value = c
-        .get(b.url("/self-service/settings/browser"))
-        .header("Accept", "application/json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let flow = ajax_get(&c, &b.url("/self-service/settings/browser")).await;
     let id = flow["id"].as_str().unwrap();
     let fetched = c.get(a.url(&format!("/self-service/settings/flows?id={id}"))).send().await.unwrap();
     assert_eq!(fetched.status(), 200);
@@ -242,15 +226,7 @@ async fn browser_flows_across_nodes() {
     assert_eq!(r.status(), 403);
 
     // Logout on B ends the session on A.
-    let logout: Value = c
-        .get(b.url("/self-service/logout/browser"))
-        .header("Accept", "application/json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let logout = ajax_get(&c, &b.url("/self-service/logout/browser")).await;
     let r = c.get(logout["logout_url"].as_str().unwrap().replace(&a.public, &b.public)).send().await.unwrap();
     assert!(r.status().is_redirection() || r.status() == 204, "{}", r.status());
     assert_eq!(c.get(a.url("/sessions/whoami")).send().await.unwrap().status(), 401);
@@ -321,7 +297,7 @@ async fn rate_limits_hold_across_nodes() {
         return;
     }
     let (a, b) = two_nodes(|c| c.limits.per_ip.login = 3).await;
-    crate::hostile::start_of_window(&[&a.clock, &b.clock]);
+    start_of_window(&[&a.clock, &b.clock]);
     let email = unique_email();
     let mut statuses = vec![];
     for i in 0..4 {
@@ -337,14 +313,6 @@ async fn rate_limits_hold_across_nodes() {
         statuses.push((r.status().as_u16(), r.headers().get("retry-after").is_some()));
     }
     assert_eq!(statuses, vec![(400, false), (400, false), (400, false), (429, true)]);
-}
-
-fn value_json(flow: &Value, name: &str) -> Value {
-    let v = node(flow, name).unwrap_or_else(|| panic!("no node {name} in {flow}"))["attributes"]["value"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    serde_json::from_str(&v).unwrap()
 }
 
 /// Passkeys across nodes: the registration ceremony started on A is finished on B, and a
@@ -389,7 +357,7 @@ async fn passkeys_across_nodes() {
     .unwrap();
     assert_eq!(r.status(), 200);
 
-    let mut device = crate::webauthn_softkey::SoftAuthenticator::new(&origin);
+    let mut device = crate::support::softkey::SoftAuthenticator::new(&origin);
     let flow: Value = ajax(&browser, a.url("/self-service/settings/browser")).await.unwrap().json().await.unwrap();
     let id = flow["id"].as_str().unwrap();
     let on_b: Value =

@@ -1,0 +1,553 @@
+//! The storage suite: written once against the `Store` trait and run on SQLite and PostgreSQL.
+
+use crate::both_dbs;
+use crate::support::*;
+use idflow_core::clock::Clock;
+use idflow_core::model::*;
+use idflow_core::store::{Commit, IdentityFilter, Store, StoreError};
+use idflow_store::PoolConfig;
+use serde_json::json;
+use std::sync::Arc;
+use uuid::Uuid;
+
+async fn store(db: Db) -> (Arc<dyn Store>, String, Option<TempDir>) {
+    let (dsn, tmp) = fresh_dsn(db).await;
+    let s = idflow_store::connect(&dsn, &PoolConfig::default()).await.expect("connect and migrate");
+    assert_eq!(s.backend(), if db == Db::Sqlite { "sqlite" } else { "postgres" });
+    s.ping().await.unwrap();
+    (s, dsn, tmp)
+}
+
+fn now() -> time::OffsetDateTime {
+    Clock::new().now()
+}
+
+/// An identity with a password and a TOTP credential, addresses and metadata.
+fn identity(email: &str) -> Identity {
+    let t = now();
+    let mut i = Identity::new("default", json!({"email": email, "name": {"first": "Store", "last": "Test"}}), t);
+    i.metadata_public = json!({"plan": "pro"});
+    i.metadata_admin = json!({"note": "vip"});
+    i.external_id = Some(format!("ext-{}", Uuid::new_v4()));
+    i.credentials.insert(
+        CredentialType::Password,
+        Credential::new(
+            CredentialType::Password,
+            vec![email.to_string()],
+            json!({"hashed_password": "$argon2id$dummy"}),
+            t,
+        ),
+    );
+    i.credentials.insert(
+        CredentialType::Totp,
+        Credential::new(
+            CredentialType::Totp,
+            vec![i.id.to_string()],
+            json!({"totp_url": "otpauth://totp/x?secret=ABC"}),
+            t,
+        ),
+    );
+    i.verifiable_addresses.push(VerifiableAddress {
+        id: Uuid::new_v4(),
+        value: email.to_string(),
+        verified: true,
+        via: "email".into(),
+        status: "completed".into(),
+        verified_at: Some(t),
+        created_at: t,
+        updated_at: t,
+    });
+    i.recovery_addresses.push(RecoveryAddress {
+        id: Uuid::new_v4(),
+        value: email.to_string(),
+        via: "email".into(),
+        created_at: t,
+        updated_at: t,
+    });
+    i
+}
+
+fn session(identity_id: Uuid) -> Session {
+    let t = now();
+    Session {
+        id: Uuid::new_v4(),
+        token_hash: format!("tok-{}", Uuid::new_v4()),
+        logout_token_hash: format!("lo-{}", Uuid::new_v4()),
+        identity_id,
+        active: true,
+        aal: Aal::Aal1,
+        authentication_methods: vec![AuthMethod {
+            method: "password".into(),
+            aal: Aal::Aal1,
+            completed_at: t,
+            provider: None,
+        }],
+        authenticated_at: t,
+        issued_at: t,
+        expires_at: t + time::Duration::hours(24),
+        devices: vec![Device {
+            id: Uuid::new_v4(),
+            ip_address: "127.0.0.1".into(),
+            user_agent: "test".into(),
+            location: String::new(),
+        }],
+        created_at: t,
+        updated_at: t,
+    }
+}
+
+fn flow(identity_id: Option<Uuid>) -> Flow {
+    let t = now();
+    let id = Uuid::new_v4();
+    Flow {
+        id,
+        kind: FlowKind::Settings,
+        flow_type: FlowType::Api,
+        identity_id,
+        expires_at: t + time::Duration::hours(1),
+        issued_at: t,
+        request_url: "http://localhost/self-service/settings/api".into(),
+        return_to: None,
+        ui: idflow_core::ui::Ui::new(format!("http://localhost/self-service/settings?flow={id}")),
+        state: "show_form".into(),
+        active: None,
+        refresh: false,
+        requested_aal: Aal::Aal1,
+        csrf_token: String::new(),
+        internal: json!({"totp_secret": "SECRET"}),
+        version: 0,
+        created_at: t,
+        updated_at: t,
+    }
+}
+
+async fn create_identity(s: &Arc<dyn Store>, i: &Identity) -> Result<u64, StoreError> {
+    s.commit(Commit { create_identity: Some(i), ..Default::default() }).await
+}
+
+/// Create and read back: every field survives, lookups by identifier and external id work.
+async fn store_identity_roundtrip(db: Db) {
+    let (s, _dsn, _tmp) = store(db).await;
+    let i = identity("round@example.com");
+    create_identity(&s, &i).await.unwrap();
+    let got = s.get_identity(i.id).await.unwrap().expect("stored");
+    assert_eq!(got, i);
+    let by_ident = s.find_identity_by_identifier(CredentialType::Password, "round@example.com").await.unwrap().unwrap();
+    assert_eq!(by_ident.id, i.id);
+    assert!(s.find_identity_by_identifier(CredentialType::Totp, "round@example.com").await.unwrap().is_none());
+    assert!(s.find_identity_by_identifier(CredentialType::Password, "other@example.com").await.unwrap().is_none());
+    let by_ext = s.find_identity_by_external_id(i.external_id.as_deref().unwrap()).await.unwrap().unwrap();
+    assert_eq!(by_ext.id, i.id);
+    assert!(s.get_identity(Uuid::new_v4()).await.unwrap().is_none());
+    assert_eq!(s.count_identities().await.unwrap(), 1);
+}
+both_dbs!(store_identity_roundtrip);
+
+/// A taken identifier (or external id, or address) conflicts, and the failed transaction
+/// leaves nothing behind.
+async fn store_unique_conflicts(db: Db) {
+    let (s, _dsn, _tmp) = store(db).await;
+    let a = identity("taken@example.com");
+    create_identity(&s, &a).await.unwrap();
+
+    let b = identity("taken@example.com");
+    assert!(matches!(create_identity(&s, &b).await, Err(StoreError::Conflict(_))));
+    assert!(s.get_identity(b.id).await.unwrap().is_none(), "rolled back");
+
+    let mut c = identity("free@example.com");
+    c.external_id = a.external_id.clone();
+    assert!(matches!(create_identity(&s, &c).await, Err(StoreError::Conflict(_))));
+    assert!(s.get_identity(c.id).await.unwrap().is_none());
+
+    let mut d = identity("free2@example.com");
+    d.verifiable_addresses[0].value = "taken@example.com".into();
+    assert!(matches!(create_identity(&s, &d).await, Err(StoreError::Conflict(_))));
+    assert!(s.find_identity_by_identifier(CredentialType::Password, "free2@example.com").await.unwrap().is_none());
+    assert_eq!(s.count_identities().await.unwrap(), 1);
+
+    // Updating into a taken identifier conflicts too and changes nothing.
+    let e = identity("e@example.com");
+    create_identity(&s, &e).await.unwrap();
+    let mut e2 = e.clone();
+    e2.credentials.get_mut(&CredentialType::Password).unwrap().identifiers = vec!["taken@example.com".into()];
+    assert!(matches!(
+        s.commit(Commit { update_identity: Some(&e2), ..Default::default() }).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(s.get_identity(e.id).await.unwrap().unwrap(), e);
+}
+both_dbs!(store_unique_conflicts);
+
+/// Optimistic concurrency on identities: an update with a stale version is Busy.
+async fn store_identity_version(db: Db) {
+    let (s, _dsn, _tmp) = store(db).await;
+    let i = identity("v@example.com");
+    create_identity(&s, &i).await.unwrap();
+    let mut upd = s.get_identity(i.id).await.unwrap().unwrap();
+    assert_eq!(upd.version, 0);
+    upd.traits = json!({"email": "v@example.com", "name": {"first": "New"}});
+    upd.credentials.remove(&CredentialType::Totp);
+    upd.credentials.get_mut(&CredentialType::Password).unwrap().identifiers = vec!["v2@example.com".into()];
+    s.commit(Commit { update_identity: Some(&upd), ..Default::default() }).await.unwrap();
+    let got = s.get_identity(i.id).await.unwrap().unwrap();
+    assert_eq!(got.version, 1);
+    assert_eq!(got.traits["name"]["first"], "New");
+    assert!(got.credential(CredentialType::Totp).is_none(), "children replaced");
+    assert!(s.find_identity_by_identifier(CredentialType::Password, "v@example.com").await.unwrap().is_none());
+    assert!(s.find_identity_by_identifier(CredentialType::Password, "v2@example.com").await.unwrap().is_some());
+
+    // `upd` still carries version 0: stale.
+    let mut stale = upd.clone();
+    stale.traits = json!({"email": "v@example.com", "name": {"first": "Stale"}});
+    assert!(matches!(
+        s.commit(Commit { update_identity: Some(&stale), ..Default::default() }).await,
+        Err(StoreError::Busy(_))
+    ));
+    assert_eq!(s.get_identity(i.id).await.unwrap().unwrap().traits["name"]["first"], "New");
+    stale.version = 1;
+    s.commit(Commit { update_identity: Some(&stale), ..Default::default() }).await.unwrap();
+    assert_eq!(s.get_identity(i.id).await.unwrap().unwrap().version, 2);
+}
+both_dbs!(store_identity_version);
+
+/// Which write a credential row comes from (SQLite rowid, PostgreSQL xmin): it changes only when
+/// the row is written.
+async fn row_location(db: Db, dsn: &str, credential_id: Uuid) -> String {
+    use sqlx::Connection;
+    match db {
+        Db::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(dsn).await.unwrap();
+            sqlx::query_scalar::<_, String>("SELECT CAST(rowid AS TEXT) FROM credentials WHERE id = $1")
+                .bind(credential_id)
+                .fetch_one(&mut c)
+                .await
+                .unwrap()
+        }
+        Db::Postgres => {
+            let mut c = sqlx::PgConnection::connect(dsn).await.unwrap();
+            sqlx::query_scalar::<_, String>("SELECT xmin::text FROM credentials WHERE id = $1")
+                .bind(credential_id)
+                .fetch_one(&mut c)
+                .await
+                .unwrap()
+        }
+    }
+}
+
+/// Updates with the previous state rewrite only the children that changed; the result is
+/// the same as a full rewrite: traits only, one credential changed, one removed, one added,
+/// addresses changed; a `previous` of another version falls back to the full rewrite.
+async fn store_identity_partial_update(db: Db) {
+    let (s, dsn, _tmp) = store(db).await;
+    let i = identity("p@example.com");
+    create_identity(&s, &i).await.unwrap();
+    // Rows inserted after i's, so a rewrite of one of i's rows cannot land where it was.
+    create_identity(&s, &identity("later@example.com")).await.unwrap();
+    let pw_id = i.credentials[&CredentialType::Password].id;
+    let totp_id = i.credentials[&CredentialType::Totp].id;
+    let (pw_at, totp_at) = (row_location(db, &dsn, pw_id).await, row_location(db, &dsn, totp_id).await);
+    let check = |got: &Identity, want: &Identity| {
+        assert_eq!(got.traits, want.traits);
+        assert_eq!(got.credentials, want.credentials);
+        assert_eq!(got.verifiable_addresses, want.verifiable_addresses);
+        assert_eq!(got.recovery_addresses, want.recovery_addresses);
+    };
+    let commit = |upd: Identity, prev: Identity| {
+        let s = s.clone();
+        async move {
+            s.commit(Commit { update_identity: Some(&upd), previous_identity: Some(&prev), ..Default::default() })
+                .await
+                .unwrap();
+            let got = s.get_identity(upd.id).await.unwrap().unwrap();
+            assert_eq!(got.version, upd.version + 1);
+            (got, upd)
+        }
+    };
+
+    let prev = s.get_identity(i.id).await.unwrap().unwrap();
+    let mut upd = prev.clone();
+    upd.traits["name"]["first"] = json!("Only");
+    let (got, upd) = commit(upd, prev).await;
+    check(&got, &upd);
+    assert_eq!(row_location(db, &dsn, pw_id).await, pw_at, "an unchanged credential is not rewritten");
+    assert_eq!(row_location(db, &dsn, totp_id).await, totp_at, "an unchanged credential is not rewritten");
+
+    let prev = got;
+    let mut upd = prev.clone();
+    let pw = upd.credentials.get_mut(&CredentialType::Password).unwrap();
+    pw.identifiers = vec!["p2@example.com".into()];
+    pw.config = json!({"hashed_password": "$argon2id$other"});
+    upd.credentials.remove(&CredentialType::Totp);
+    upd.credentials.insert(
+        CredentialType::LookupSecret,
+        Credential::new(CredentialType::LookupSecret, vec![upd.id.to_string()], json!({"codes": []}), now()),
+    );
+    upd.verifiable_addresses[0].value = "p2@example.com".into();
+    upd.recovery_addresses.clear();
+    let (got, upd) = commit(upd, prev).await;
+    check(&got, &upd);
+    assert_ne!(row_location(db, &dsn, pw_id).await, pw_at, "the changed credential is written");
+    assert!(s.find_identity_by_identifier(CredentialType::Password, "p@example.com").await.unwrap().is_none());
+    assert!(s.find_identity_by_identifier(CredentialType::Password, "p2@example.com").await.unwrap().is_some());
+
+    // A stale `previous` (another version) is ignored: everything is rewritten.
+    let stale_prev = upd.clone();
+    let mut upd = got.clone();
+    upd.credentials.remove(&CredentialType::LookupSecret);
+    s.commit(Commit { update_identity: Some(&upd), previous_identity: Some(&stale_prev), ..Default::default() })
+        .await
+        .unwrap();
+    check(&s.get_identity(i.id).await.unwrap().unwrap(), &upd);
+}
+both_dbs!(store_identity_partial_update);
+
+/// Flows: create/get round trip; compare-and-swap updates, of two concurrent updates with the
+/// same version exactly one wins.
+async fn store_flow_cas(db: Db) {
+    let (s, _dsn, _tmp) = store(db).await;
+    let f = flow(None);
+    s.create_flow(&f).await.unwrap();
+    assert_eq!(s.get_flow(f.id).await.unwrap().unwrap(), f);
+    assert!(s.get_flow(Uuid::new_v4()).await.unwrap().is_none());
+
+    let mut f1 = f.clone();
+    f1.state = "success".into();
+    s.commit(Commit { update_flow: Some(&f1), ..Default::default() }).await.unwrap();
+    let got = s.get_flow(f.id).await.unwrap().unwrap();
+    assert_eq!(got.version, 1);
+    assert_eq!(got.state, "success");
+    assert!(matches!(
+        s.commit(Commit { update_flow: Some(&f1), ..Default::default() }).await,
+        Err(StoreError::Busy(_))
+    ));
+
+    for round in 0..5 {
+        let base = s.get_flow(f.id).await.unwrap().unwrap();
+        let (mut a, mut b) = (base.clone(), base.clone());
+        a.state = format!("a{round}");
+        b.state = format!("b{round}");
+        let (s1, s2) = (s.clone(), s.clone());
+        let (ra, rb) = tokio::join!(
+            tokio::spawn(async move { s1.commit(Commit { update_flow: Some(&a), ..Default::default() }).await }),
+            tokio::spawn(async move { s2.commit(Commit { update_flow: Some(&b), ..Default::default() }).await })
+        );
+        let (ra, rb) = (ra.unwrap(), rb.unwrap());
+        assert!(ra.is_ok() != rb.is_ok(), "round {round}: exactly one wins: {ra:?} {rb:?}");
+        let a_won = ra.is_ok();
+        let loser = if a_won { rb } else { ra };
+        assert!(matches!(loser, Err(StoreError::Busy(_))), "{loser:?}");
+        let after = s.get_flow(f.id).await.unwrap().unwrap();
+        assert_eq!(after.version, base.version + 1);
+        assert_eq!(after.state, if a_won { format!("a{round}") } else { format!("b{round}") });
+    }
+}
+both_dbs!(store_flow_cas);
+
+/// Sessions: create, look up by token and logout hash, update (rotation), revoke, revoke others.
+async fn store_sessions(db: Db) {
+    let (s, _dsn, _tmp) = store(db).await;
+    let i = identity("s@example.com");
+    create_identity(&s, &i).await.unwrap();
+    let s1 = session(i.id);
+    s.commit(Commit { create_session: Some(&s1), ..Default::default() }).await.unwrap();
+    assert_eq!(s.get_session(s1.id).await.unwrap().unwrap(), s1);
+    assert_eq!(s.get_session_by_token_hash(&s1.token_hash).await.unwrap().unwrap().id, s1.id);
+    assert_eq!(s.get_session_by_logout_hash(&s1.logout_token_hash).await.unwrap().unwrap().id, s1.id);
+    assert!(s.get_session_by_token_hash("nope").await.unwrap().is_none());
+    // The session with its identity in one call (the authentication path).
+    let (got, ident) = s.get_session_with_identity(&s1.token_hash).await.unwrap().unwrap();
+    assert_eq!(got, s1);
+    assert_eq!(ident, s.get_identity(i.id).await.unwrap());
+    assert_eq!(ident.unwrap().credentials.len(), 2, "children are loaded");
+    assert!(s.get_session_with_identity("nope").await.unwrap().is_none());
+
+    // Rotation: the old hash no longer finds the session.
+    let mut rotated = s1.clone();
+    rotated.token_hash = format!("tok-{}", Uuid::new_v4());
+    rotated.aal = Aal::Aal2;
+    s.commit(Commit { update_session: Some(&rotated), ..Default::default() }).await.unwrap();
+    assert!(s.get_session_by_token_hash(&s1.token_hash).await.unwrap().is_none());
+    assert_eq!(s.get_session_by_token_hash(&rotated.token_hash).await.unwrap().unwrap().aal, Aal::Aal2);
+
+    // A session for a missing identity is refused.
+    let orphan = session(Uuid::new_v4());
+    assert!(s.commit(Commit { create_session: Some(&orphan), ..Default::default() }).await.is_err());
+    assert!(s.get_session(orphan.id).await.unwrap().is_none());
+
+    let s2 = session(i.id);
+    let s3 = session(i.id);
+    let s4 = session(i.id);
+    for x in [&s2, &s3, &s4] {
+        s.commit(Commit { create_session: Some(x), ..Default::default() }).await.unwrap();
+    }
+    let other = identity("other@example.com");
+    create_identity(&s, &other).await.unwrap();
+    let so = session(other.id);
+    s.commit(Commit { create_session: Some(&so), ..Default::default() }).await.unwrap();
+
+    assert_eq!(s.list_sessions(Some(i.id), false, None, 100).await.unwrap().len(), 4);
+    assert!(s.revoke_session(s4.id).await.unwrap());
+    assert!(!s.revoke_session(Uuid::new_v4()).await.unwrap());
+    assert!(!s.get_session(s4.id).await.unwrap().unwrap().active);
+    assert_eq!(s.list_sessions(Some(i.id), true, None, 100).await.unwrap().len(), 3);
+
+    // Revoke all but s2: s1 and s3 (s4 is already inactive); the other identity is untouched.
+    let n = s.commit(Commit { revoke_other_sessions: Some((i.id, Some(s2.id))), ..Default::default() }).await.unwrap();
+    assert_eq!(n, 2);
+    let active: Vec<Uuid> = s.list_sessions(Some(i.id), true, None, 100).await.unwrap().iter().map(|x| x.id).collect();
+    assert_eq!(active, vec![s2.id]);
+    assert!(s.get_session(so.id).await.unwrap().unwrap().active);
+
+    // Keyset pagination over all sessions.
+    let all = s.list_sessions(None, false, None, 100).await.unwrap();
+    assert_eq!(all.len(), 5);
+    let first = s.list_sessions(None, false, None, 2).await.unwrap();
+    let rest = s.list_sessions(None, false, Some(first[1].id), 100).await.unwrap();
+    assert_eq!(first.len() + rest.len(), 5);
+    assert!(rest.iter().all(|x| first.iter().all(|f| f.id != x.id)));
+
+    assert_eq!(s.delete_sessions_of(i.id).await.unwrap(), 4);
+    assert!(s.get_session(s2.id).await.unwrap().is_none());
+}
+both_dbs!(store_sessions);
+
+/// `kv_get_or_init`: the first writer wins, also under concurrency.
+async fn store_kv_first_writer_wins(db: Db) {
+    let (s, _dsn, _tmp) = store(db).await;
+    assert_eq!(s.kv_get_or_init("k", "first").await.unwrap(), "first");
+    assert_eq!(s.kv_get_or_init("k", "second").await.unwrap(), "first");
+    assert_eq!(s.kv_get_or_init("other", "x").await.unwrap(), "x");
+
+    let mut tasks = vec![];
+    for n in 0..8 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move { s.kv_get_or_init("race", &format!("v{n}")).await.unwrap() }));
+    }
+    let mut got = vec![];
+    for t in tasks {
+        got.push(t.await.unwrap());
+    }
+    assert!(got.iter().all(|v| *v == got[0]), "everyone sees the winner: {got:?}");
+    assert_eq!(s.kv_get_or_init("race", "late").await.unwrap(), got[0]);
+}
+both_dbs!(store_kv_first_writer_wins);
+
+/// `rate_hit` counts within a window, restarts in a new window; `rate_clear` resets; counts
+/// are exact under concurrency.
+async fn store_rate_hits(db: Db) {
+    let (s, _dsn, _tmp) = store(db).await;
+    assert_eq!(s.rate_hit("k", 100).await.unwrap(), 1);
+    assert_eq!(s.rate_hit("k", 100).await.unwrap(), 2);
+    assert_eq!(s.rate_hit("k", 100).await.unwrap(), 3);
+    assert_eq!(s.rate_hit("other", 100).await.unwrap(), 1);
+    assert_eq!(s.rate_hit("k", 200).await.unwrap(), 1, "a new window starts over");
+    assert_eq!(s.rate_hit("k", 200).await.unwrap(), 2);
+    s.rate_clear("k").await.unwrap();
+    assert_eq!(s.rate_hit("k", 200).await.unwrap(), 1);
+    s.rate_clear("never-seen").await.unwrap();
+
+    let mut tasks = vec![];
+    for _ in 0..20 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move { s.rate_hit("burst", 300).await.unwrap() }));
+    }
+    let mut counts = vec![];
+    for t in tasks {
+        counts.push(t.await.unwrap());
+    }
+    counts.sort();
+    assert_eq!(counts, (1..=20).collect::<Vec<i64>>(), "every hit counted once");
+}
+both_dbs!(store_rate_hits);
+
+/// Deleting an identity removes its credentials, addresses, sessions and flows.
+async fn store_delete_cascades(db: Db) {
+    let (s, _dsn, _tmp) = store(db).await;
+    let i = identity("del@example.com");
+    create_identity(&s, &i).await.unwrap();
+    let keep = identity("keep@example.com");
+    create_identity(&s, &keep).await.unwrap();
+    let sess = session(i.id);
+    let kept_sess = session(keep.id);
+    s.commit(Commit { create_session: Some(&sess), ..Default::default() }).await.unwrap();
+    s.commit(Commit { create_session: Some(&kept_sess), ..Default::default() }).await.unwrap();
+    let f = flow(Some(i.id));
+    s.create_flow(&f).await.unwrap();
+    let anon = flow(None);
+    s.create_flow(&anon).await.unwrap();
+
+    assert!(s.delete_identity(i.id).await.unwrap());
+    assert!(s.get_identity(i.id).await.unwrap().is_none());
+    assert!(s.get_session(sess.id).await.unwrap().is_none());
+    assert!(s.get_session_by_token_hash(&sess.token_hash).await.unwrap().is_none());
+    assert!(s.get_flow(f.id).await.unwrap().is_none());
+    assert!(s.find_identity_by_identifier(CredentialType::Password, "del@example.com").await.unwrap().is_none());
+    assert!(!s.delete_identity(i.id).await.unwrap());
+
+    assert!(s.get_flow(anon.id).await.unwrap().is_some());
+    assert!(s.get_session(kept_sess.id).await.unwrap().is_some());
+    assert_eq!(s.get_identity(keep.id).await.unwrap().unwrap(), keep);
+    // The freed identifier and address can be used again.
+    create_identity(&s, &identity("del@example.com")).await.unwrap();
+}
+both_dbs!(store_delete_cascades);
+
+/// Listing: keyset pagination by id, the identifier filter and the id filter.
+async fn store_list_identities(db: Db) {
+    let (s, _dsn, _tmp) = store(db).await;
+    let mut ids = vec![];
+    for n in 0..5 {
+        let i = identity(&format!("l{n}@example.com"));
+        create_identity(&s, &i).await.unwrap();
+        ids.push(i.id);
+    }
+    ids.sort();
+    let page1 = s.list_identities(&IdentityFilter::default(), None, 2).await.unwrap();
+    let page2 = s.list_identities(&IdentityFilter::default(), Some(page1[1].id), 2).await.unwrap();
+    let page3 = s.list_identities(&IdentityFilter::default(), Some(page2[1].id), 2).await.unwrap();
+    let got: Vec<Uuid> = page1.iter().chain(&page2).chain(&page3).map(|i| i.id).collect();
+    assert_eq!(got, ids, "ordered by id, each once");
+    assert_eq!(page3.len(), 1);
+    let f = IdentityFilter { credentials_identifier: Some("l3@example.com".into()), ids: vec![] };
+    let found = s.list_identities(&f, None, 100).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].traits["email"], "l3@example.com");
+    let f = IdentityFilter { credentials_identifier: None, ids: vec![ids[0], ids[4], Uuid::new_v4()] };
+    assert_eq!(s.list_identities(&f, None, 100).await.unwrap().len(), 2);
+}
+both_dbs!(store_list_identities);
+
+/// Migrations are idempotent: connecting (and migrating) again keeps the data.
+async fn store_migrations_idempotent(db: Db) {
+    let (s, dsn, _tmp) = store(db).await;
+    let i = identity("mig@example.com");
+    create_identity(&s, &i).await.unwrap();
+    let again = idflow_store::connect(&dsn, &PoolConfig::default()).await.expect("second connect");
+    idflow_store::migrate(&dsn).await.expect("migrate again");
+    assert_eq!(again.get_identity(i.id).await.unwrap().unwrap(), i);
+    assert_eq!(again.count_identities().await.unwrap(), 1);
+    assert!(idflow_store::connect("mysql://nope", &PoolConfig::default()).await.is_err());
+}
+both_dbs!(store_migrations_idempotent);
+
+/// Text the database cannot hold (a NUL character) is bad input, never an internal error:
+/// lookups find nothing or fail with `Invalid`; writes fail with `Invalid` (PostgreSQL) or
+/// store it (SQLite).
+async fn store_nul_is_bad_input(db: Db) {
+    let (s, _dsn, _tmp) = store(db).await;
+    let r = s.find_identity_by_identifier(CredentialType::Password, "a\0b@example.com").await;
+    assert!(matches!(r, Ok(None) | Err(StoreError::Invalid(_))), "{r:?}");
+    let r = s.rate_hit("login:a\0b", 100).await;
+    assert!(matches!(r, Ok(1) | Err(StoreError::Invalid(_))), "{r:?}");
+    let r = s.find_identity_by_external_id("x\0y").await;
+    assert!(matches!(r, Ok(None) | Err(StoreError::Invalid(_))), "{r:?}");
+    let mut i = identity("nul@example.com");
+    i.external_id = Some("ext\0id".into());
+    let r = create_identity(&s, &i).await;
+    assert!(matches!(r, Ok(_) | Err(StoreError::Invalid(_))), "{r:?}");
+    if db == Db::Postgres {
+        assert!(matches!(r, Err(StoreError::Invalid(_))), "{r:?}");
+        assert!(s.get_identity(i.id).await.unwrap().is_none());
+    }
+}
+both_dbs!(store_nul_is_bad_input);
