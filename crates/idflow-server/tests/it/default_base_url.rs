@@ -27,8 +27,11 @@ fn default_public_base_url_is_localhost() {
     let c = Config::load(Some("serve:\n  public:\n    host: 127.0.0.1\n"), Vec::<(String, String)>::new()).unwrap();
     assert_eq!(c.public_base(), "http://127.0.0.1:4433");
     assert!(c.selfservice.methods.passkey.config.rp.resolve(&c.public_base()).is_err());
-    let c = Config::load(Some("serve:\n  public:\n    base_url: https://id.example.org/\n"), Vec::<(String, String)>::new())
-        .unwrap();
+    let c = Config::load(
+        Some("serve:\n  public:\n    base_url: https://id.example.org/\n"),
+        Vec::<(String, String)>::new(),
+    )
+    .unwrap();
     assert_eq!(c.public_base(), "https://id.example.org");
 }
 
@@ -59,7 +62,10 @@ async fn default_base_url_offers_webauthn_and_passkeys(db: Db) {
 
     let b = browser_client();
     let login = get_json(&b, &app.url("/self-service/login/browser"), None).await;
-    assert!(login["ui"]["action"].as_str().unwrap().starts_with(&format!("{base}/self-service/login?flow=")), "{login}");
+    assert!(
+        login["ui"]["action"].as_str().unwrap().starts_with(&format!("{base}/self-service/login?flow=")),
+        "{login}"
+    );
     assert_eq!(node(&login, "passkey_login_trigger").expect("passkey sign-in offered")["group"], "passkey");
     assert!(node(&login, "webauthn_script").is_some(), "{login}");
 

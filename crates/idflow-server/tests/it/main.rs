@@ -10,6 +10,7 @@ mod helpers;
 
 mod basics;
 mod cli;
+mod cli_import;
 mod default_base_url;
 mod fault;
 mod foundation_admin;
