@@ -311,7 +311,7 @@ impl Progress {
 
 /// `1200/5000 records (24%), 310/s, 12s left` — rate and time left once some time has passed.
 fn progress_line(done: usize, total: usize, elapsed: Duration) -> String {
-    let pct = if total == 0 { 100 } else { done.saturating_mul(100) / total };
+    let pct = done.saturating_mul(100).checked_div(total).unwrap_or(100);
     let mut line = format!("{done}/{total} records ({pct}%)");
     let secs = elapsed.as_secs_f64();
     if done > 0 && secs >= 0.05 {
