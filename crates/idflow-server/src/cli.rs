@@ -309,16 +309,16 @@ impl Progress {
     }
 }
 
-/// `1200/5000 records (24%), 310/s, 12s left` — rate and time left once some time has passed.
+/// `1200/5000 records (24%), 310/s, 12s left`; the last line says `done in …` instead.
 fn progress_line(done: usize, total: usize, elapsed: Duration) -> String {
     let pct = done.saturating_mul(100).checked_div(total).unwrap_or(100);
     let mut line = format!("{done}/{total} records ({pct}%)");
     let secs = elapsed.as_secs_f64();
-    if done > 0 && secs >= 0.05 {
+    if done > 0 && secs > 0.0 {
         let rate = done as f64 / secs;
         line.push_str(&format!(", {rate:.0}/s"));
         if done < total {
-            let left = Duration::from_secs_f64((total - done) as f64 / rate);
+            let left = Duration::try_from_secs_f64((total - done) as f64 / rate).unwrap_or(Duration::MAX);
             line.push_str(&format!(", {} left", short_duration(left)));
         } else {
             line.push_str(&format!(", done in {}", short_duration(elapsed)));
