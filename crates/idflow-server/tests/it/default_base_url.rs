@@ -1,7 +1,9 @@
 //! The embedded default public base URL: `http://localhost:<port>/` when neither
 //! `serve.public.base_url` nor `serve.public.host` is set, so that WebAuthn (which refuses IP
 //! addresses as relying party ids) works out of the box and security keys and passkeys are
-//! offered with no configuration at all.
+//! offered with no configuration at all (in-process on both engines, and the `idflow serve`
+//! binary without a configuration file); bound to an IP address without a base URL, the start-up
+//! log explains why they are missing.
 
 use crate::both_dbs;
 use crate::helpers::*;
@@ -88,3 +90,99 @@ async fn default_base_url_offers_webauthn_and_passkeys(db: Db) {
     assert!(node(&api, "passkey_register_trigger").is_some(), "{api}");
 }
 both_dbs!(default_base_url_offers_webauthn_and_passkeys);
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `idflow serve` started with `extra` arguments and `envs` (no configuration file, a fresh
+/// SQLite file); waits for `/health/alive` on `port`, returns the child and its log file.
+async fn serve(dir: &std::path::Path, port: u16, extra: &[String], envs: &[(&str, String)]) -> std::process::Child {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_idflow"));
+    cmd.args(["serve", "--dev", "--database"]).arg(format!("sqlite://{}/idflow.db?mode=rwc", dir.display()));
+    cmd.args(extra);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("IDFLOW_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("IDFLOW_LOG", "info");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let log = std::fs::File::create(dir.join("server.log")).unwrap();
+    let mut child = cmd.current_dir(dir).stdout(log.try_clone().unwrap()).stderr(log).spawn().unwrap();
+    let c = api_client();
+    for _ in 0..300 {
+        if let Ok(r) = c.get(format!("http://127.0.0.1:{port}/health/alive")).send().await
+            && r.status() == 200
+        {
+            return child;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "idflow exited: {}", read_log(dir));
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let _ = child.kill();
+    panic!("idflow did not start: {}", read_log(dir));
+}
+
+/// The server's log without terminal colour codes.
+fn read_log(dir: &std::path::Path) -> String {
+    let raw = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+    let mut out = String::with_capacity(raw.len());
+    let mut it = raw.chars();
+    while let Some(c) = it.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ parameters final-byte
+            for d in it.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The binary with no configuration at all (only the ports moved off 4433/4434 through the
+/// environment) uses `http://localhost:<port>/`, offers passkeys and logs nothing about WebAuthn
+/// being unavailable; bound to an IP address with no base URL it logs why security keys and
+/// passkeys are not offered.
+#[tokio::test]
+async fn serve_without_config_offers_passkeys_and_explains_ip_addresses() {
+    let dir = std::env::temp_dir().join(format!("idflow-default-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let _cleanup = TempDir(dir.clone());
+
+    let (pp, ap) = (free_port(), free_port());
+    let envs = [("IDFLOW_SERVE__PUBLIC__PORT", pp.to_string()), ("IDFLOW_SERVE__ADMIN__PORT", ap.to_string())];
+    let mut child = serve(&dir, pp, &[], &envs).await;
+    let flow = get_json(&browser_client(), &format!("http://127.0.0.1:{pp}/self-service/login/browser"), None).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = read_log(&dir);
+    assert!(
+        flow["ui"]["action"].as_str().unwrap().starts_with(&format!("http://localhost:{pp}/self-service/login?flow=")),
+        "{flow}"
+    );
+    assert!(node(&flow, "passkey_login_trigger").is_some(), "{flow}");
+    assert!(log.contains(&format!("base_url=http://localhost:{pp}")), "{log}");
+    assert!(!log.contains("are not offered"), "{log}");
+
+    // Bound to an explicit IP address without a base URL: the base URL is that address, and the
+    // start-up log says why security keys and passkeys are missing.
+    let (pp, ap) = (free_port(), free_port());
+    let extra =
+        ["--public-addr".to_string(), format!("127.0.0.1:{pp}"), "--admin-addr".to_string(), format!("127.0.0.1:{ap}")];
+    let mut child = serve(&dir, pp, &extra, &[]).await;
+    let flow = get_json(&browser_client(), &format!("http://127.0.0.1:{pp}/self-service/login/browser"), None).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = read_log(&dir);
+    assert!(node(&flow, "passkey_login_trigger").is_none(), "{flow}");
+    assert!(log.contains("passkeys are not offered"), "{log}");
+    assert!(log.contains("security keys are not offered"), "{log}");
+    assert!(log.contains("WebAuthn needs a domain name"), "{log}");
+}
