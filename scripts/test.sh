@@ -14,7 +14,8 @@
 # with apt-get when missing (needs root).
 #
 # Every part runs even when an earlier one failed; the exit code is non-zero if any part failed.
-# The last line printed is "N passed, M failed", summed over the Rust, Python and UI runs.
+# The last line printed is "N passed, M failed", summed over the Rust, Python, UI and JavaScript
+# client runs.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -438,6 +439,25 @@ else
   e2e_count() { { grep -E "^ℹ $1 [0-9]+" "$E2E_LOG_FILE" || true; } | awk '{ s += $3 } END { print s + 0 }'; }
   record "e2e" "$e2e_rc" "$(e2e_count pass)" "$(($(e2e_count fail) + $(e2e_count cancelled)))"
   note "screenshots: test-artifacts/e2e/"
+fi
+
+section "JavaScript client: @ory/client-fetch against the server (tests/js)"
+JS_LOG_FILE="$WORK/js.log"
+if [ "$RUN_RUST" -ne 1 ]; then
+  note "--python-only: JavaScript client tests skipped"
+elif ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  note "node/npm not found; JavaScript client tests not run"
+  record "js" 1 0 0
+else
+  # tests/js/run.sh runs `npm ci` when package-lock.json (or node) changed since the last install.
+  export IDFLOW_BIN="${IDFLOW_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/idflow}"
+  set +e
+  timeout --foreground --kill-after=30 900 tests/js/run.sh 2>&1 | tee "$JS_LOG_FILE"
+  js_rc=${PIPESTATUS[0]}
+  set -e
+  # node's spec reporter closes with "ℹ pass 33", "ℹ fail 0", "ℹ cancelled 0" lines
+  js_count() { { grep -E "^ℹ $1 [0-9]+" "$JS_LOG_FILE" || true; } | awk '{ s += $3 } END { print s + 0 }'; }
+  record "js" "$js_rc" "$(js_count pass)" "$(($(js_count fail) + $(js_count cancelled)))"
 fi
 
 section "Summary"

@@ -806,10 +806,15 @@ impl Config {
         Ok(())
     }
 
-    /// The public base URL with a trailing slash removed.
+    /// The public base URL with a trailing slash removed. Without `serve.public.base_url` it is
+    /// `http://localhost:<port>` while `serve.public.host` is unset (the listener binds loopback;
+    /// a host name, unlike an IP address, is a valid WebAuthn relying party id, so security keys
+    /// and passkeys work out of the box), else `http://<host>:<port>`.
     pub fn public_base(&self) -> String {
-        let b =
-            self.serve.public.base_url.clone().unwrap_or_else(|| format!("http://{}/", self.serve.public.addr(4433)));
+        let b = self.serve.public.base_url.clone().unwrap_or_else(|| match self.serve.public.host {
+            None => format!("http://localhost:{}/", self.serve.public.port.unwrap_or(4433)),
+            Some(_) => format!("http://{}/", self.serve.public.addr(4433)),
+        });
         b.trim_end_matches('/').to_string()
     }
 
@@ -889,6 +894,8 @@ mod tests {
     fn empty_config_has_defaults() {
         let c = Config::load(None, vec![]).unwrap();
         assert_eq!(c.serve.public.addr(4433), "127.0.0.1:4433");
+        assert_eq!(c.public_base(), "http://localhost:4433");
+        assert_eq!(c.admin_base(), "http://127.0.0.1:4434");
         assert_eq!(c.selfservice.flows.settings.privileged_session_max_age, Dur::secs(3600));
         assert!(
             c.selfservice.flows.settings.after.has_hook(crate::model::MethodId::Password, "revoke_active_sessions")

@@ -3,7 +3,9 @@
 use crate::app::{self, Application};
 use clap::{Args, Parser, Subcommand};
 use idflow_core::config::Config;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 #[derive(Parser, Debug)]
 #[command(name = "idflow", version, about = "idflow: a self-hosted identity server (Kratos-compatible API)")]
@@ -69,8 +71,16 @@ enum IdentitiesCmd {
     /// Import identities from a JSON file: one identity object or an array of them
     /// (the admin API's create body, with `credentials.password.config.password` or
     /// `hashed_password`).
+    ///
+    /// Prints `imported <id>` per identity on stdout and `record N: <message>` on stderr for a
+    /// record that could not be imported (N is its 0-based position in the array). Shows
+    /// progress (count, rate, time left) on stderr when stderr is a terminal. Exits non-zero
+    /// when any record failed.
     Import {
         file: String,
+        /// Stop at the first record that cannot be imported (default: report it and go on).
+        #[arg(long)]
+        stop_on_error: bool,
         #[command(flatten)]
         common: Common,
     },
@@ -179,35 +189,47 @@ async fn engine_for(common: &Common) -> anyhow::Result<std::sync::Arc<idflow_cor
 
 async fn identities(cmd: IdentitiesCmd) -> anyhow::Result<()> {
     match cmd {
-        IdentitiesCmd::Import { file, common } => {
+        IdentitiesCmd::Import { file, stop_on_error, common } => {
             let engine = engine_for(&common).await?;
             let text = std::fs::read_to_string(&file).map_err(|e| anyhow::anyhow!("could not read {file}: {e}"))?;
             let v: serde_json::Value =
                 serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{file} is not valid JSON: {e}"))?;
+            drop(text);
             let list = match v {
                 serde_json::Value::Array(a) => a,
                 other => vec![other],
             };
-            let mut failed = 0;
+            let total = list.len();
+            let mut progress = Progress::new(total, std::io::stderr().is_terminal());
+            let (mut imported, mut failed) = (0usize, 0usize);
             for (i, item) in list.into_iter().enumerate() {
-                let input = serde_json::from_value(item).map_err(|e| anyhow::anyhow!("entry {i}: {e}"));
-                let res = match input {
-                    Ok(input) => engine
-                        .admin_create_identity(input)
-                        .await
-                        .map_err(|e| anyhow::anyhow!("entry {i}: {}", e.reason)),
-                    Err(e) => Err(e),
+                let res = match serde_json::from_value(item) {
+                    Ok(input) => engine.admin_create_identity(input).await.map_err(|e| e.reason.clone()),
+                    Err(e) => Err(e.to_string()),
                 };
+                progress.clear();
                 match res {
-                    Ok(identity) => println!("imported {}", identity.id),
+                    Ok(identity) => {
+                        imported += 1;
+                        println!("imported {}", identity.id);
+                    }
                     Err(e) => {
                         failed += 1;
-                        eprintln!("error: {e}");
+                        eprintln!("record {i}: {e}");
+                        if stop_on_error {
+                            progress.finish(i + 1);
+                            anyhow::bail!(
+                                "stopped at record {i} (--stop-on-error): {imported} imported, {} not attempted",
+                                total - i - 1
+                            );
+                        }
                     }
                 }
+                progress.tick(i + 1);
             }
+            progress.finish(total);
             if failed > 0 {
-                anyhow::bail!("{failed} identities could not be imported");
+                anyhow::bail!("{failed} of {total} records could not be imported ({imported} imported)");
             }
             Ok(())
         }
@@ -230,6 +252,93 @@ async fn identities(cmd: IdentitiesCmd) -> anyhow::Result<()> {
     }
 }
 
+/// Progress of `identities import` on a terminal: one line on stderr, redrawn at most every
+/// 200 ms, with the count, the rate and the estimated time left. Inactive (prints nothing) when
+/// stderr is not a terminal.
+struct Progress {
+    total: usize,
+    active: bool,
+    start: Instant,
+    last_draw: Option<Instant>,
+    drawn: bool,
+}
+
+impl Progress {
+    const EVERY: Duration = Duration::from_millis(200);
+
+    fn new(total: usize, active: bool) -> Self {
+        Progress { total, active, start: Instant::now(), last_draw: None, drawn: false }
+    }
+
+    /// `done` records are handled: redraw when the last draw is old enough.
+    fn tick(&mut self, done: usize) {
+        if !self.active {
+            return;
+        }
+        let now = Instant::now();
+        if self.last_draw.is_some_and(|t| now.duration_since(t) < Self::EVERY) {
+            return;
+        }
+        self.last_draw = Some(now);
+        self.draw(&progress_line(done, self.total, now.duration_since(self.start)));
+    }
+
+    /// Erase the progress line (before other output on the terminal).
+    fn clear(&mut self) {
+        if self.drawn {
+            self.draw("");
+            self.drawn = false;
+        }
+    }
+
+    /// The final state, ended with a newline.
+    fn finish(&mut self, done: usize) {
+        if self.active {
+            self.draw(&progress_line(done, self.total, self.start.elapsed()));
+            eprintln!();
+            self.drawn = false;
+        }
+    }
+
+    fn draw(&mut self, line: &str) {
+        let mut err = std::io::stderr().lock();
+        // A progress line that cannot be written is not worth failing the import for.
+        let _ = write!(err, "\r\x1b[K{line}");
+        let _ = err.flush();
+        self.drawn = !line.is_empty();
+    }
+}
+
+/// `1200/5000 records (24%), 310/s, 12s left`; the last line says `done in …` instead.
+fn progress_line(done: usize, total: usize, elapsed: Duration) -> String {
+    let pct = done.saturating_mul(100).checked_div(total).unwrap_or(100);
+    let mut line = format!("{done}/{total} records ({pct}%)");
+    let secs = elapsed.as_secs_f64();
+    if done > 0 && secs > 0.0 {
+        let rate = done as f64 / secs;
+        line.push_str(&format!(", {rate:.0}/s"));
+        if done < total {
+            let left = Duration::try_from_secs_f64((total - done) as f64 / rate).unwrap_or(Duration::MAX);
+            line.push_str(&format!(", {} left", short_duration(left)));
+        } else {
+            line.push_str(&format!(", done in {}", short_duration(elapsed)));
+        }
+    }
+    line
+}
+
+/// `45s`, `3m05s`, `2h07m`.
+fn short_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    if s < 60 {
+        format!("{s}s")
+    } else if s < 3600 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+    }
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -245,5 +354,20 @@ pub fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_line_shows_count_rate_and_time_left() {
+        assert_eq!(progress_line(0, 10, Duration::ZERO), "0/10 records (0%)");
+        assert_eq!(progress_line(250, 1000, Duration::from_secs(5)), "250/1000 records (25%), 50/s, 15s left");
+        assert_eq!(progress_line(100, 100_000, Duration::from_secs(1)), "100/100000 records (0%), 100/s, 16m39s left");
+        assert_eq!(progress_line(10, 10, Duration::from_secs(2)), "10/10 records (100%), 5/s, done in 2s");
+        assert_eq!(progress_line(0, 0, Duration::ZERO), "0/0 records (100%)");
+        assert_eq!(short_duration(Duration::from_secs(7600)), "2h06m");
     }
 }

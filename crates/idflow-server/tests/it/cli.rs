@@ -158,7 +158,7 @@ async fn cli_identities_import_list(db: Db) {
     want.sort();
     assert_eq!(emails, want);
 
-    // A bad entry fails the command and names the entry; the good one is imported.
+    // A bad record fails the command and is named by its index; the good one is imported.
     let c = unique_email();
     let bad = write(
         &dir.0,
@@ -168,7 +168,7 @@ async fn cli_identities_import_list(db: Db) {
     let o = idflow(&["identities", "import", &bad, "--database", &dsn], &[]);
     assert!(!o.status.success());
     let err = stderr(&o);
-    assert!(err.contains("entry 1") && err.contains("entry 2"), "{err}");
+    assert!(err.contains("record 1: ") && err.contains("record 2: "), "{err}");
     let o =
         idflow(&["identities", "import", &dir.0.join("nothing.json").display().to_string(), "--database", &dsn], &[]);
     assert!(!o.status.success());

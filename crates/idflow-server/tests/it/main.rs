@@ -13,6 +13,8 @@ mod admin;
 mod bad_input;
 mod browser;
 mod cli;
+mod cli_import;
+mod default_base_url;
 mod faults;
 mod fuzz_props;
 mod hostile_input;
