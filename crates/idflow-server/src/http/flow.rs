@@ -8,6 +8,7 @@ use super::{AppState, Ctx, error_redirect, json_response, see_other};
 use axum::http::StatusCode;
 use axum::http::header::{self, HeaderValue};
 use axum::response::{IntoResponse, Response};
+use idflow_core::config::{After, AfterMethod};
 use idflow_core::error::{Error, ErrorKind};
 use idflow_core::model::{Flow, FlowKind, FlowType};
 use idflow_core::selfservice::settings::SettingsDone;
@@ -43,6 +44,16 @@ pub struct Done {
 /// The `continue_with` item that sends a browser on.
 pub fn redirect_action(url: &str) -> Value {
     json!({"action": "redirect_browser_to", "redirect_browser_to": url})
+}
+
+/// Where a browser goes after a login or registration by a method: the flow's `return_to`, else
+/// the method's default, else the flow kind's default, else the global default.
+pub fn after_url(state: &AppState, flow: &Flow, after: &After, method: &AfterMethod) -> String {
+    flow.return_to
+        .clone()
+        .or_else(|| method.default_browser_return_url.clone())
+        .or_else(|| after.default_browser_return_url.clone())
+        .unwrap_or_else(|| state.engine.default_return_url())
 }
 
 /// How one request to one flow is answered.

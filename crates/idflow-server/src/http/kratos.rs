@@ -2,7 +2,7 @@
 //! sessions, schemas and errors, with Kratos's status codes, redirects and JSON shapes.
 
 use super::error::KratosError;
-use super::flow::{Done, FlowResponder, Outcome, redirect_action, settings_cookies};
+use super::flow::{Done, FlowResponder, Outcome, after_url, redirect_action, settings_cookies};
 use super::{AppState, Ctx, ParsedBody, json_response, parse_uuid, see_other, set_csrf_cookie};
 use crate::wire::{self, IdentityView};
 use axum::Router;
@@ -155,7 +155,8 @@ async fn registration_submit(
 fn registered(state: &AppState, flow_type: FlowType, r: Registered) -> Done {
     let identity = public_identity(state, &r.identity);
     let now = state.engine.clock.now();
-    let after = registration_after_url(state, &r.flow);
+    let f = &state.engine.cfg.selfservice.flows.registration.after;
+    let after = after_url(state, &r.flow, f, &f.password);
     let body = if flow_type == FlowType::Api {
         let mut out = json!({ "identity": identity, "continue_with": Value::Null });
         if let Some(s) = &r.session {
@@ -173,15 +174,6 @@ fn registered(state: &AppState, flow_type: FlowType, r: Registered) -> Done {
     };
     let cookies = r.session.iter().map(|s| state.session_cookie_for(&s.token, &s.session)).collect();
     Done { body: Some(body), redirect_to: after, location_change: false, cookies }
-}
-
-fn registration_after_url(state: &AppState, flow: &Flow) -> String {
-    let f = &state.engine.cfg.selfservice.flows.registration.after;
-    flow.return_to
-        .clone()
-        .or_else(|| f.password.default_browser_return_url.clone())
-        .or_else(|| f.default_browser_return_url.clone())
-        .unwrap_or_else(|| state.engine.default_return_url())
 }
 
 // ---- login -----------------------------------------------------------------------------
@@ -219,15 +211,6 @@ async fn login_get(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Answ
     get_plain_flow(&state, &ctx, &q, FlowKind::Login).await
 }
 
-fn login_after_url(state: &AppState, flow: &Flow) -> String {
-    let f = &state.engine.cfg.selfservice.flows.login.after;
-    flow.return_to
-        .clone()
-        .or_else(|| f.password.default_browser_return_url.clone())
-        .or_else(|| f.default_browser_return_url.clone())
-        .unwrap_or_else(|| state.engine.default_return_url())
-}
-
 async fn login_submit(State(state): State<AppState>, ctx: Ctx, Query(q): Q, ParsedBody(body): ParsedBody) -> Answer {
     let engine = &state.engine;
     let id = parse_uuid(q.get("flow"), "flow")?;
@@ -250,7 +233,8 @@ fn logged_in(state: &AppState, ctx: &Ctx, flow_type: FlowType, r: LoggedIn) -> D
     // A rotated or new token is always returned; an unchanged one is what the client has.
     let token = if token.is_empty() { ctx.req.token.clone().unwrap_or_default() } else { token.clone() };
     let session_json = wire::session(session, Some(identity), now);
-    let after = login_after_url(state, &r.flow);
+    let f = &engine.cfg.selfservice.flows.login.after;
+    let after = after_url(state, &r.flow, f, &f.password);
     let body = if flow_type == FlowType::Api {
         json!({ "session_token": token, "session": session_json, "continue_with": Value::Null })
     } else {

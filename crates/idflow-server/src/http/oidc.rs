@@ -8,7 +8,7 @@
 //! Outcomes are browser responses: 303 to the post-login / post-registration / settings URL with
 //! the session cookie, 303 back to the flow's UI with a form error, or the error page.
 
-use super::flow::{Done, FlowResponder, Outcome, settings_cookies};
+use super::flow::{Done, FlowResponder, Outcome, after_url, settings_cookies};
 use super::{AppState, Ctx, ParsedBody, error_redirect, see_other};
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -69,12 +69,7 @@ async fn callback(
         Ok(OidcDone::Login(r)) => {
             let after = &engine.cfg.selfservice.flows.login.after;
             let target = if r.aal_satisfied {
-                r.flow
-                    .return_to
-                    .clone()
-                    .or_else(|| after.oidc.default_browser_return_url.clone())
-                    .or_else(|| after.default_browser_return_url.clone())
-                    .unwrap_or_else(|| engine.default_return_url())
+                after_url(&state, &r.flow, after, &after.oidc)
             } else {
                 engine.aal2_login_url(r.flow.return_to.as_deref())
             };
@@ -83,13 +78,7 @@ async fn callback(
         }
         Ok(OidcDone::Registration(r)) => {
             let after = &engine.cfg.selfservice.flows.registration.after;
-            let target = r
-                .flow
-                .return_to
-                .clone()
-                .or_else(|| after.oidc.default_browser_return_url.clone())
-                .or_else(|| after.default_browser_return_url.clone())
-                .unwrap_or_else(|| engine.default_return_url());
+            let target = after_url(&state, &r.flow, after, &after.oidc);
             let cookies = match &r.session {
                 Some(s) => vec![state.session_cookie_for(&s.token, &s.session), state.new_csrf_cookie()],
                 None => vec![],

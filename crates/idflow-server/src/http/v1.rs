@@ -9,7 +9,7 @@ use crate::wire;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -304,13 +304,8 @@ fn parse_tail(tail: &str, submit: bool) -> Result<Uuid, V1Error> {
 }
 
 /// `{ "method": "...", "body": { ... } }` → the flat Kratos body. The content type must be
-/// JSON (or absent): a cross-site `text/plain` or form post is refused.
-fn parse_envelope(ctx: &Ctx, bytes: &[u8], max_depth: usize) -> Result<(String, Body), V1Error> {
-    let ct = ctx.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    parse_envelope_bytes(ct, bytes, max_depth)
-}
-
-/// [`parse_envelope`] from the content type and the bytes (public for the fuzz targets).
+/// JSON (or absent): a cross-site `text/plain` or form post is refused. Public for the fuzz
+/// targets.
 pub fn parse_envelope_bytes(ct: Option<&str>, bytes: &[u8], max_depth: usize) -> Result<(String, Body), V1Error> {
     let body = match super::parse_json(ct, bytes, max_depth).map_err(|e| V1Error::malformed(e.reason.clone()))? {
         Value::Object(m) => idflow_core::ui::unflatten(m),
@@ -362,13 +357,43 @@ impl V1Ctx {
     fn flow_type(&self) -> FlowType {
         if self.ctx.via_cookie { FlowType::Browser } else { FlowType::Api }
     }
+}
 
-    /// 401 without a session.
-    fn require_session(&self) -> Result<(), V1Error> {
-        match self.req.auth {
-            Some(_) => Ok(()),
-            None => Err(Error::new(ErrorKind::Unauthorized, "").into()),
+/// [`V1Ctx`] of a caller with a session (401 otherwise, before the request is read further).
+pub struct V1Session(V1Ctx);
+
+impl FromRequestParts<AppState> for V1Session {
+    type Rejection = V1Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let c = V1Ctx::from_request_parts(parts, state).await?;
+        match c.req.auth {
+            Some(_) => Ok(V1Session(c)),
+            None => Err(map_error(state.engine.base(), &Error::new(ErrorKind::Unauthorized, ""))),
         }
+    }
+}
+
+/// A `{flow_id}:submit` request: the flow id and the `{method, body}` envelope turned into the
+/// flat Kratos body (the last extractor of a handler: it reads the body).
+pub struct Submission {
+    id: Uuid,
+    method: String,
+    body: Body,
+}
+
+impl FromRequest<AppState> for Submission {
+    type Rejection = V1Error;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        let tail = Path::<String>::from_request_parts(&mut parts, state).await;
+        let ct = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let bytes = Bytes::from_request(Request::from_parts(parts, body), state).await;
+        let id = path_tail(tail).and_then(|t| parse_tail(&t, true))?;
+        let (method, body) =
+            parse_envelope_bytes(ct.as_deref(), &body_bytes(bytes)?, state.engine.cfg.limits.max_json_depth)?;
+        Ok(Submission { id, method, body })
     }
 }
 
@@ -405,36 +430,22 @@ async fn settings_create(State(state): State<AppState>, c: V1Ctx) -> Answer {
     Ok(settings_flow_response(&state, &c.ctx, &flow, body))
 }
 
-async fn settings_get(State(state): State<AppState>, c: V1Ctx, tail: Result<Path<String>, PathRejection>) -> Answer {
-    c.require_session()?;
+async fn settings_get(
+    State(state): State<AppState>,
+    V1Session(c): V1Session,
+    tail: Result<Path<String>, PathRejection>,
+) -> Answer {
     let id = path_tail(tail).and_then(|t| parse_tail(&t, false))?;
     let flow = state.engine.get_settings(id, &c.req).await?;
     let body = settings_json(&state, &flow, None).await;
     Ok(settings_flow_response(&state, &c.ctx, &flow, body))
 }
 
-/// The common input of every `{flow_id}:submit`: the flow id and the `{method, body}` envelope
-/// turned into the flat Kratos body.
-fn submit_input(
-    state: &AppState,
-    ctx: &Ctx,
-    tail: Result<Path<String>, PathRejection>,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<(Uuid, String, Body), V1Error> {
-    let id = path_tail(tail).and_then(|t| parse_tail(&t, true))?;
-    let (method, flat) =
-        body_bytes(body).and_then(|b| parse_envelope(ctx, &b, state.engine.cfg.limits.max_json_depth))?;
-    Ok((id, method, flat))
-}
-
 async fn settings_submit(
     State(state): State<AppState>,
-    c: V1Ctx,
-    tail: Result<Path<String>, PathRejection>,
-    body: Result<Bytes, BytesRejection>,
+    V1Session(c): V1Session,
+    Submission { id, method, body: flat }: Submission,
 ) -> Answer {
-    c.require_session()?;
-    let (id, method, flat) = submit_input(&state, &c.ctx, tail, body)?;
     if !METHODS.contains(&method.as_str()) {
         return Err(V1Error::malformed(format!("Unknown method {method:?}. Known methods: {}.", METHODS.join(", "))));
     }
@@ -514,10 +525,8 @@ async fn registration_get(
 async fn login_submit(
     State(state): State<AppState>,
     c: V1Ctx,
-    tail: Result<Path<String>, PathRejection>,
-    body: Result<Bytes, BytesRejection>,
+    Submission { id, method, body: flat }: Submission,
 ) -> Answer {
-    let (id, method, flat) = submit_input(&state, &c.ctx, tail, body)?;
     match state.engine.submit_login(id, &flat, &c.req).await? {
         Submitted::Done(r) => {
             let now = state.engine.clock.now();
@@ -550,10 +559,8 @@ async fn registration_create(State(state): State<AppState>, c: V1Ctx) -> Answer 
 async fn registration_submit(
     State(state): State<AppState>,
     c: V1Ctx,
-    tail: Result<Path<String>, PathRejection>,
-    body: Result<Bytes, BytesRejection>,
+    Submission { id, method, body: flat }: Submission,
 ) -> Answer {
-    let (id, method, flat) = submit_input(&state, &c.ctx, tail, body)?;
     match state.engine.submit_registration(id, &flat, &c.req).await? {
         Submitted::Done(r) => {
             let identity = wire::identity(state.engine.base(), &r.identity, wire::IdentityView::Public, &[]);
