@@ -11,6 +11,7 @@ mod helpers;
 mod basics;
 mod cli;
 mod fault;
+mod flow_responder;
 mod foundation_admin;
 mod foundation_bad_input;
 mod foundation_browser;
