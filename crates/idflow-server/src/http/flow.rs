@@ -101,6 +101,17 @@ impl<'a> FlowResponder<'a> {
         }
     }
 
+    /// A settings request without a session, before its flow is known: a browser navigating
+    /// gets a 302 to the login UI (`None`: the engine answers 401 for the others).
+    pub fn no_session(state: &AppState, ctx: &Ctx) -> Option<Response> {
+        if ctx.req.auth.is_none() && !ctx.req.json {
+            let mut r = axum::response::Redirect::to(&state.engine.ui_url("login")).into_response();
+            *r.status_mut() = StatusCode::FOUND;
+            return Some(r);
+        }
+        None
+    }
+
     /// Whether this is a browser navigating (answered with redirects, not JSON).
     pub fn navigates(&self) -> bool {
         !self.json_forms

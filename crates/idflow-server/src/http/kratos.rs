@@ -262,18 +262,8 @@ async fn settings_browser(State(state): State<AppState>, ctx: Ctx) -> Response {
     settings_create(state, ctx, FlowType::Browser).await
 }
 
-/// Without a session, non-JSON fetch/submit requests get a 302 to the login UI.
-fn no_session_redirect(state: &AppState, ctx: &Ctx) -> Option<Response> {
-    if ctx.req.auth.is_none() && !ctx.req.json {
-        let mut r = axum::response::Redirect::to(&state.engine.ui_url("login")).into_response();
-        *r.status_mut() = StatusCode::FOUND;
-        return Some(r);
-    }
-    None
-}
-
 async fn settings_get(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Answer {
-    if let Some(r) = no_session_redirect(&state, &ctx) {
+    if let Some(r) = FlowResponder::no_session(&state, &ctx) {
         return Ok(r);
     }
     // A missing or malformed id is a flow that does not exist: 404 (settings-flow §4.3 step 1).
@@ -291,7 +281,7 @@ async fn settings_submit(
     Query(q): Q,
     ParsedBody(body): ParsedBody,
 ) -> Answer {
-    if let Some(r) = no_session_redirect(&state, &ctx) {
+    if let Some(r) = FlowResponder::no_session(&state, &ctx) {
         return Ok(r);
     }
     let engine = &state.engine;

@@ -117,10 +117,7 @@ async fn second_factor_due_by_client(db: Db) {
     let body: Value = r.json().await.unwrap();
     let to = body["redirect_browser_to"].as_str().unwrap();
     assert!(to.contains("/self-service/login/browser?aal=aal2"), "{body}");
-    assert_eq!(
-        body["error"]["reason"],
-        format!("In order to complete this flow please redirect the browser to: {to}")
-    );
+    assert_eq!(body["error"]["reason"], format!("In order to complete this flow please redirect the browser to: {to}"));
 
     let (c, flow) = browser_login_flow(&app).await;
     let submit = app.url(&format!("/self-service/login?flow={}", flow["id"].as_str().unwrap()));
