@@ -27,7 +27,7 @@ struct Scope {
 }
 
 /// The `X-Request-Id` of a request ("" without one).
-pub fn request_id(headers: &HeaderMap) -> String {
+fn request_id(headers: &HeaderMap) -> String {
     headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string()
 }
 

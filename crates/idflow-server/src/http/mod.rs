@@ -117,7 +117,6 @@ impl AppState {
 /// Everything about a request that the handlers need, with the session resolved.
 pub struct Ctx {
     pub req: Req,
-    pub request_id: String,
     /// `Accept` negotiates to JSON (used for success/creation responses).
     pub accept_json: bool,
     pub headers: HeaderMap,
@@ -197,7 +196,6 @@ impl FromRequestParts<AppState> for Ctx {
         let engine = &state.engine;
         let headers = parts.headers.clone();
         let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
-        let request_id = error::request_id(&headers);
         let accept = h("accept");
         let accept_json = negotiates_json(accept.as_deref());
         let content_json = h("content-type").is_some_and(|c| c.trim() == "application/json");
@@ -248,7 +246,7 @@ impl FromRequestParts<AppState> for Ctx {
             ip,
             user_agent,
         };
-        Ok(Ctx { req, request_id, accept_json, headers, via_cookie, uri: parts.uri.clone() })
+        Ok(Ctx { req, accept_json, headers, via_cookie, uri: parts.uri.clone() })
     }
 }
 
@@ -382,7 +380,7 @@ pub fn json_response(status: StatusCode, v: Value) -> Response {
 }
 
 /// Store an error for the error UI and redirect the browser there.
-pub async fn error_redirect(state: &AppState, e: &Error, request_id: &str) -> Response {
+pub async fn error_redirect(state: &AppState, e: &Error) -> Response {
     // Not stored: with the database down it could not be, and a throttled client must not be
     // able to write a row per request. The error is answered directly.
     if matches!(e.kind, ErrorKind::Unavailable | ErrorKind::RateLimited) {
@@ -391,7 +389,7 @@ pub async fn error_redirect(state: &AppState, e: &Error, request_id: &str) -> Re
     let id = uuid::Uuid::new_v4();
     let body = json!({
         "id": id,
-        "error": crate::wire::error(e, request_id).get("error").cloned().unwrap_or(Value::Null),
+        "error": crate::wire::error(e, &error::current_request_id()).get("error").cloned().unwrap_or(Value::Null),
         "created_at": crate::wire::ts(state.engine.clock.now()),
     });
     let _ = state.engine.store.kv_get_or_init(&format!("error:{id}"), &body.to_string()).await;

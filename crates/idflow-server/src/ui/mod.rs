@@ -252,7 +252,7 @@ fn error_view(state: &AppState, signed_in: bool, status: StatusCode, err: &Value
 
 /// Show an error right away (not stored).
 fn error_inline(state: &AppState, ctx: &Ctx, e: &Error) -> Response {
-    let body = crate::wire::error(e, &ctx.request_id);
+    let body = crate::wire::error(e, &crate::http::error::current_request_id());
     let err = body.get("error").cloned().unwrap_or(Value::Null);
     let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     error_view(state, ctx.req.auth.is_some(), status, &err)
