@@ -198,7 +198,7 @@ impl<'a> FlowResponder<'a> {
 
     /// An error as JSON, or for a browser stored and shown by the error UI.
     pub async fn error_page(&self, e: Error) -> Response {
-        if self.json_errors { KratosError(e).into_response() } else { error_redirect(self.state, &e).await }
+        if self.json_errors { KratosError(e).into_response() } else { error_redirect(self.state, e).await }
     }
 }
 

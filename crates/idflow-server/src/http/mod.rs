@@ -380,16 +380,16 @@ pub fn json_response(status: StatusCode, v: Value) -> Response {
 }
 
 /// Store an error for the error UI and redirect the browser there.
-pub async fn error_redirect(state: &AppState, e: &Error) -> Response {
+pub async fn error_redirect(state: &AppState, e: Error) -> Response {
     // Not stored: with the database down it could not be, and a throttled client must not be
     // able to write a row per request. The error is answered directly.
     if matches!(e.kind, ErrorKind::Unavailable | ErrorKind::RateLimited) {
-        return KratosError(e.clone()).into_response();
+        return KratosError(e).into_response();
     }
     let id = uuid::Uuid::new_v4();
     let body = json!({
         "id": id,
-        "error": crate::wire::error(e, &error::current_request_id()).get("error").cloned().unwrap_or(Value::Null),
+        "error": crate::wire::error(&e, &error::current_request_id()).get("error").cloned().unwrap_or(Value::Null),
         "created_at": crate::wire::ts(state.engine.clock.now()),
     });
     let _ = state.engine.store.kv_get_or_init(&format!("error:{id}"), &body.to_string()).await;

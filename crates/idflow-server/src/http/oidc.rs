@@ -65,7 +65,7 @@ async fn callback(
     let outcome = match res {
         Err(e) if kind.is_some() => Outcome::Error(e),
         // Without a flow (unknown or missing `state`) there is nothing to go back to: the error UI.
-        Err(e) => return error_redirect(&state, &e).await,
+        Err(e) => return error_redirect(&state, e).await,
         Ok(OidcDone::Login(r)) => {
             let after = &engine.cfg.selfservice.flows.login.after;
             let target = if r.aal_satisfied {
