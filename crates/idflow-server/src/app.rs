@@ -325,6 +325,7 @@ fn router(state: AppState, public: bool, metrics: Arc<Metrics>) -> Router {
             let state = fallback_state.clone();
             async move { fallback(state, public, req).await }
         })
+        .layer(middleware::from_fn_with_state(state.clone(), http::error::scope))
         .with_state(state)
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn(security_headers))
@@ -357,10 +358,8 @@ async fn fallback(state: AppState, public: bool, req: Request) -> Response {
     if let Some(t) = target {
         return axum::response::Redirect::temporary(&t).into_response();
     }
-    let rid = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     if public && path.starts_with("/v1/") {
-        return http::v1::not_found(path, &rid);
+        return http::v1::not_found(path).into_response();
     }
-    let e = Error::not_found(format!("No route matches {} {}.", req.method(), path));
-    http::render_error(&state, &e, &rid)
+    http::error::KratosError(Error::not_found(format!("No route matches {} {}.", req.method(), path))).into_response()
 }

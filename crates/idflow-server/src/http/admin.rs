@@ -1,7 +1,8 @@
 //! Admin API (identities and sessions), served on the admin listener under `/admin/...` and,
 //! for convenience, under the same paths without the prefix.
 
-use super::{AppState, Ctx, json_response, render_error};
+use super::error::KratosError;
+use super::{AppState, Ctx, json_response};
 use crate::wire::{self, IdentityView};
 use axum::Router;
 use axum::body::Bytes;
@@ -16,6 +17,8 @@ use idflow_core::selfservice::identities::IdentityInput;
 use idflow_core::store::IdentityFilter;
 use serde_json::{Value, json};
 use uuid::Uuid;
+
+type Answer = Result<Response, KratosError>;
 
 pub fn routes() -> Router<AppState> {
     let r = Router::new()
@@ -61,26 +64,17 @@ fn single(uri: &axum::http::Uri, name: &str) -> Option<String> {
     multi(uri, name).into_iter().next()
 }
 
-async fn create_identity(State(state): State<AppState>, ctx: Ctx, body: Result<Bytes, BytesRejection>) -> Response {
-    let input = match json_body(&state, &ctx, body).and_then(parse_input) {
-        Ok(i) => i,
-        Err(e) => return render_error(&state, &e, &ctx.request_id),
-    };
-    match state.engine.admin_create_identity(input).await {
-        Ok(i) => {
-            let mut resp = json_response(StatusCode::CREATED, admin_identity(&state, &i, &[]));
-            if let Ok(v) =
-                HeaderValue::from_str(&format!("{}/admin/identities/{}", state.engine.cfg.admin_base(), i.id))
-            {
-                resp.headers_mut().insert(header::LOCATION, v);
-            }
-            resp
-        }
-        Err(e) => render_error(&state, &e, &ctx.request_id),
+async fn create_identity(State(state): State<AppState>, ctx: Ctx, body: Result<Bytes, BytesRejection>) -> Answer {
+    let input = parse_input(json_body(&state, &ctx, body)?)?;
+    let i = state.engine.admin_create_identity(input).await?;
+    let mut resp = json_response(StatusCode::CREATED, admin_identity(&state, &i, &[]));
+    if let Ok(v) = HeaderValue::from_str(&format!("{}/admin/identities/{}", state.engine.cfg.admin_base(), i.id)) {
+        resp.headers_mut().insert(header::LOCATION, v);
     }
+    Ok(resp)
 }
 
-async fn list_identities(State(state): State<AppState>, ctx: Ctx) -> Response {
+async fn list_identities(State(state): State<AppState>, ctx: Ctx) -> Answer {
     let uri = &ctx.uri;
     let include = multi(uri, "include_credential");
     let size: u32 = single(uri, "page_size")
@@ -89,10 +83,7 @@ async fn list_identities(State(state): State<AppState>, ctx: Ctx) -> Response {
         .unwrap_or(100)
         .clamp(1, 500);
     let after = match single(uri, "page_token").filter(|s| !s.is_empty()) {
-        Some(t) => match parse_id(&t) {
-            Ok(id) => Some(id),
-            Err(_) => return render_error(&state, &Error::bad_request("The page_token is invalid."), &ctx.request_id),
-        },
+        Some(t) => Some(parse_id(&t).map_err(|_| Error::bad_request("The page_token is invalid."))?),
         None => None,
     };
     let mut filter = IdentityFilter {
@@ -101,48 +92,37 @@ async fn list_identities(State(state): State<AppState>, ctx: Ctx) -> Response {
         ids: vec![],
     };
     for id in multi(uri, "ids") {
-        match parse_id(&id) {
-            Ok(u) => filter.ids.push(u),
-            Err(e) => return render_error(&state, &e, &ctx.request_id),
-        }
+        filter.ids.push(parse_id(&id)?);
     }
     if filter.credentials_identifier.is_some() && !filter.ids.is_empty() {
-        return render_error(
-            &state,
-            &Error::bad_request("You cannot combine multiple filters in this API"),
-            &ctx.request_id,
-        );
+        return Err(Error::bad_request("You cannot combine multiple filters in this API").into());
     }
-    match state.engine.store.list_identities(&filter, after, size).await {
-        Ok(list) => {
-            let full = filter.credentials_identifier.is_some() || !include.is_empty();
-            let v: Vec<Value> = list
-                .iter()
-                .map(|i| {
-                    let mut j = admin_identity(&state, i, &include);
-                    if !full && let Value::Object(m) = &mut j {
-                        m.remove("credentials");
-                    }
-                    j
-                })
-                .collect();
-            let mut resp = json_response(StatusCode::OK, Value::Array(v));
-            if list.len() == size as usize
-                && let Some(last) = list.last()
-            {
-                let link = format!(
-                    "<{}/admin/identities?page_size={size}&page_token={}>; rel=\"next\"",
-                    state.engine.cfg.admin_base(),
-                    last.id
-                );
-                if let Ok(v) = HeaderValue::from_str(&link) {
-                    resp.headers_mut().insert(header::LINK, v);
-                }
+    let list = state.engine.store.list_identities(&filter, after, size).await?;
+    let full = filter.credentials_identifier.is_some() || !include.is_empty();
+    let v: Vec<Value> = list
+        .iter()
+        .map(|i| {
+            let mut j = admin_identity(&state, i, &include);
+            if !full && let Value::Object(m) = &mut j {
+                m.remove("credentials");
             }
-            resp
+            j
+        })
+        .collect();
+    let mut resp = json_response(StatusCode::OK, Value::Array(v));
+    if list.len() == size as usize
+        && let Some(last) = list.last()
+    {
+        let link = format!(
+            "<{}/admin/identities?page_size={size}&page_token={}>; rel=\"next\"",
+            state.engine.cfg.admin_base(),
+            last.id
+        );
+        if let Ok(v) = HeaderValue::from_str(&link) {
+            resp.headers_mut().insert(header::LINK, v);
         }
-        Err(e) => render_error(&state, &e.into(), &ctx.request_id),
     }
+    Ok(resp)
 }
 
 async fn load(state: &AppState, id: &str) -> Result<Identity, Error> {
@@ -150,15 +130,13 @@ async fn load(state: &AppState, id: &str) -> Result<Identity, Error> {
     state.engine.store.get_identity(id).await?.ok_or_else(|| Error::not_found("Unable to locate the resource"))
 }
 
-async fn get_identity(State(state): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> Response {
+async fn get_identity(State(state): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> Answer {
     let include = multi(&ctx.uri, "include_credential");
     if let Some(bad) = include.iter().find(|t| idflow_core::model::CredentialType::parse(t).is_none()) {
-        return render_error(&state, &Error::bad_request(format!("Unknown credential type {bad:?}.")), &ctx.request_id);
+        return Err(Error::bad_request(format!("Unknown credential type {bad:?}.")).into());
     }
-    match load(&state, &id).await {
-        Ok(i) => json_response(StatusCode::OK, admin_identity(&state, &i, &include)),
-        Err(e) => render_error(&state, &e, &ctx.request_id),
-    }
+    let i = load(&state, &id).await?;
+    Ok(json_response(StatusCode::OK, admin_identity(&state, &i, &include)))
 }
 
 async fn update_identity(
@@ -166,17 +144,11 @@ async fn update_identity(
     ctx: Ctx,
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let res = async {
-        let id = parse_id(&id)?;
-        let input = parse_input(json_body(&state, &ctx, body)?)?;
-        state.engine.admin_update_identity(id, input).await
-    }
-    .await;
-    match res {
-        Ok(i) => json_response(StatusCode::OK, admin_identity(&state, &i, &[])),
-        Err(e) => render_error(&state, &e, &ctx.request_id),
-    }
+) -> Answer {
+    let id = parse_id(&id)?;
+    let input = parse_input(json_body(&state, &ctx, body)?)?;
+    let i = state.engine.admin_update_identity(id, input).await?;
+    Ok(json_response(StatusCode::OK, admin_identity(&state, &i, &[])))
 }
 
 /// JSON-Patch (RFC 6902: add, replace, remove, test) over the admin form of the identity.
@@ -185,46 +157,42 @@ async fn patch_identity(
     ctx: Ctx,
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let res = async {
-        let ops = json_body(&state, &ctx, body)?;
-        let identity = load(&state, &id).await?;
-        let ops: Vec<Value> =
-            serde_json::from_value(ops).map_err(|e| Error::bad_request(format!("Unable to decode the JSON patch: {e}")))?;
-        let mut doc = json!({
-            "schema_id": identity.schema_id,
-            "traits": identity.traits,
-            "state": identity.state.as_str(),
-            "metadata_public": identity.metadata_public,
-            "metadata_admin": identity.metadata_admin,
-            "external_id": identity.external_id,
-        });
-        for op in &ops {
-            let kind = op.get("op").and_then(Value::as_str).unwrap_or_default();
-            let path = op.get("path").and_then(Value::as_str).unwrap_or_default();
-            if !["/schema_id", "/traits", "/state", "/metadata_public", "/metadata_admin", "/external_id"]
-                .iter()
-                .any(|p| path == *p || path.starts_with(&format!("{p}/")))
-            {
-                return Err(Error::bad_request(format!("failed to apply JSON patch: path {path:?} may not be changed")));
-            }
-            apply_patch_op(&mut doc, kind, path, op.get("value").cloned())
-                .map_err(|e| Error::bad_request(format!("failed to apply JSON patch: {e}")))?;
+) -> Answer {
+    let ops = json_body(&state, &ctx, body)?;
+    let identity = load(&state, &id).await?;
+    let ops: Vec<Value> =
+        serde_json::from_value(ops).map_err(|e| Error::bad_request(format!("Unable to decode the JSON patch: {e}")))?;
+    let mut doc = json!({
+        "schema_id": identity.schema_id,
+        "traits": identity.traits,
+        "state": identity.state.as_str(),
+        "metadata_public": identity.metadata_public,
+        "metadata_admin": identity.metadata_admin,
+        "external_id": identity.external_id,
+    });
+    for op in &ops {
+        let kind = op.get("op").and_then(Value::as_str).unwrap_or_default();
+        let path = op.get("path").and_then(Value::as_str).unwrap_or_default();
+        if !["/schema_id", "/traits", "/state", "/metadata_public", "/metadata_admin", "/external_id"]
+            .iter()
+            .any(|p| path == *p || path.starts_with(&format!("{p}/")))
+        {
+            return Err(
+                Error::bad_request(format!("failed to apply JSON patch: path {path:?} may not be changed")).into()
+            );
         }
-        let input: IdentityInput = serde_json::from_value(json!({
-            "schema_id": doc["schema_id"], "traits": doc["traits"], "state": doc["state"],
-            "metadata_public": doc["metadata_public"], "metadata_admin": doc["metadata_admin"],
-            "external_id": doc["external_id"],
-            "verifiable_addresses": identity.verifiable_addresses.iter().map(|a| json!({"value": a.value, "via": a.via, "verified": a.verified, "status": a.status})).collect::<Vec<_>>(),
-        }))
-        .map_err(|e| Error::bad_request(format!("failed to apply JSON patch: {e}")))?;
-        state.engine.admin_update_identity(identity.id, input).await
+        apply_patch_op(&mut doc, kind, path, op.get("value").cloned())
+            .map_err(|e| Error::bad_request(format!("failed to apply JSON patch: {e}")))?;
     }
-    .await;
-    match res {
-        Ok(i) => json_response(StatusCode::OK, admin_identity(&state, &i, &[])),
-        Err(e) => render_error(&state, &e, &ctx.request_id),
-    }
+    let input: IdentityInput = serde_json::from_value(json!({
+        "schema_id": doc["schema_id"], "traits": doc["traits"], "state": doc["state"],
+        "metadata_public": doc["metadata_public"], "metadata_admin": doc["metadata_admin"],
+        "external_id": doc["external_id"],
+        "verifiable_addresses": identity.verifiable_addresses.iter().map(|a| json!({"value": a.value, "via": a.via, "verified": a.verified, "status": a.status})).collect::<Vec<_>>(),
+    }))
+    .map_err(|e| Error::bad_request(format!("failed to apply JSON patch: {e}")))?;
+    let i = state.engine.admin_update_identity(identity.id, input).await?;
+    Ok(json_response(StatusCode::OK, admin_identity(&state, &i, &[])))
 }
 
 fn apply_patch_op(doc: &mut Value, op: &str, path: &str, value: Option<Value>) -> Result<(), String> {
@@ -281,126 +249,69 @@ fn apply_patch_op(doc: &mut Value, op: &str, path: &str, value: Option<Value>) -
     Ok(())
 }
 
-async fn delete_identity(State(state): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> Response {
-    let res = async {
-        let id = parse_id(&id)?;
-        if state.engine.store.delete_identity(id).await? {
-            tracing::info!(identity_id = %id, "identity deleted");
-            Ok(())
-        } else {
-            Err(Error::not_found("Unable to locate the resource"))
-        }
+async fn delete_identity(State(state): State<AppState>, _: Ctx, Path(id): Path<String>) -> Answer {
+    let id = parse_id(&id)?;
+    if !state.engine.store.delete_identity(id).await? {
+        return Err(Error::not_found("Unable to locate the resource").into());
     }
-    .await;
-    match res {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => render_error(&state, &e, &ctx.request_id),
-    }
+    tracing::info!(identity_id = %id, "identity deleted");
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn delete_credential(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    Path((id, kind)): Path<(String, String)>,
-) -> Response {
-    let res = async {
-        let id = parse_id(&id)?;
-        state.engine.admin_delete_credential(id, &kind).await
-    }
-    .await;
-    match res {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => render_error(&state, &e, &ctx.request_id),
-    }
+async fn delete_credential(State(state): State<AppState>, _: Ctx, Path((id, kind)): Path<(String, String)>) -> Answer {
+    state.engine.admin_delete_credential(parse_id(&id)?, &kind).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn identity_sessions(State(state): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> Response {
+async fn identity_sessions(State(state): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> Answer {
     let active = single(&ctx.uri, "active").map(|a| a == "true");
-    let res = async {
-        let identity = load(&state, &id).await?;
-        let list = state.engine.store.list_sessions(Some(identity.id), active == Some(true), None, 1000).await?;
-        let now = state.engine.clock.now();
-        let ident = admin_identity(&state, &identity, &[]);
-        Ok::<_, Error>(
-            list.iter()
-                .filter(|s| active != Some(false) || !s.is_active(now))
-                .map(|s| wire::session(s, Some(ident.clone()), now))
-                .collect::<Vec<_>>(),
-        )
-    }
-    .await;
-    match res {
-        Ok(v) => json_response(StatusCode::OK, Value::Array(v)),
-        Err(e) => render_error(&state, &e, &ctx.request_id),
-    }
+    let identity = load(&state, &id).await?;
+    let list = state.engine.store.list_sessions(Some(identity.id), active == Some(true), None, 1000).await?;
+    let now = state.engine.clock.now();
+    let ident = admin_identity(&state, &identity, &[]);
+    let v: Vec<Value> = list
+        .iter()
+        .filter(|s| active != Some(false) || !s.is_active(now))
+        .map(|s| wire::session(s, Some(ident.clone()), now))
+        .collect();
+    Ok(json_response(StatusCode::OK, Value::Array(v)))
 }
 
-async fn delete_identity_sessions(State(state): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> Response {
-    let res = async {
-        let identity = load(&state, &id).await?;
-        state.engine.store.delete_sessions_of(identity.id).await?;
-        Ok::<_, Error>(())
-    }
-    .await;
-    match res {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => render_error(&state, &e, &ctx.request_id),
-    }
+async fn delete_identity_sessions(State(state): State<AppState>, _: Ctx, Path(id): Path<String>) -> Answer {
+    let identity = load(&state, &id).await?;
+    state.engine.store.delete_sessions_of(identity.id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn list_sessions(State(state): State<AppState>, ctx: Ctx) -> Response {
+async fn list_sessions(State(state): State<AppState>, ctx: Ctx) -> Answer {
     let active = single(&ctx.uri, "active").map(|a| a == "true");
     let size: u32 = single(&ctx.uri, "page_size").and_then(|s| s.parse().ok()).unwrap_or(250).clamp(1, 1000);
-    match state.engine.store.list_sessions(None, active == Some(true), None, size).await {
-        Ok(list) => {
-            let now = state.engine.clock.now();
-            let v: Vec<Value> = list
-                .iter()
-                .filter(|s| active != Some(false) || !s.is_active(now))
-                .map(|s| wire::session(s, None, now))
-                .collect();
-            json_response(StatusCode::OK, Value::Array(v))
-        }
-        Err(e) => render_error(&state, &e.into(), &ctx.request_id),
-    }
+    let list = state.engine.store.list_sessions(None, active == Some(true), None, size).await?;
+    let now = state.engine.clock.now();
+    let v: Vec<Value> = list
+        .iter()
+        .filter(|s| active != Some(false) || !s.is_active(now))
+        .map(|s| wire::session(s, None, now))
+        .collect();
+    Ok(json_response(StatusCode::OK, Value::Array(v)))
 }
 
-async fn get_session(State(state): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> Response {
+async fn get_session(State(state): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> Answer {
     // `/sessions/whoami` is a public route: send callers of the admin port there.
     if id == "whoami" {
         let pq = ctx.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/sessions/whoami");
-        return axum::response::Redirect::temporary(&format!("{}{pq}", state.engine.base())).into_response();
+        return Ok(axum::response::Redirect::temporary(&format!("{}{pq}", state.engine.base())).into_response());
     }
-    let res = async {
-        let id = parse_id(&id)?;
-        let s = state
-            .engine
-            .store
-            .get_session(id)
-            .await?
-            .ok_or_else(|| Error::not_found("Unable to locate the resource"))?;
-        let ident = state.engine.store.get_identity(s.identity_id).await?.map(|i| admin_identity(&state, &i, &[]));
-        Ok::<_, Error>(wire::session(&s, ident, state.engine.clock.now()))
-    }
-    .await;
-    match res {
-        Ok(v) => json_response(StatusCode::OK, v),
-        Err(e) => render_error(&state, &e, &ctx.request_id),
-    }
+    let id = parse_id(&id)?;
+    let s =
+        state.engine.store.get_session(id).await?.ok_or_else(|| Error::not_found("Unable to locate the resource"))?;
+    let ident = state.engine.store.get_identity(s.identity_id).await?.map(|i| admin_identity(&state, &i, &[]));
+    Ok(json_response(StatusCode::OK, wire::session(&s, ident, state.engine.clock.now())))
 }
 
-async fn disable_session(State(state): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> Response {
-    let res = async {
-        let id = parse_id(&id)?;
-        if state.engine.store.revoke_session(id).await? {
-            Ok(())
-        } else {
-            Err(Error::not_found("Unable to locate the resource"))
-        }
+async fn disable_session(State(state): State<AppState>, _: Ctx, Path(id): Path<String>) -> Answer {
+    if !state.engine.store.revoke_session(parse_id(&id)?).await? {
+        return Err(Error::not_found("Unable to locate the resource").into());
     }
-    .await;
-    match res {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => render_error(&state, &e, &ctx.request_id),
-    }
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -1,7 +1,10 @@
 //! HTTP layer: request context extraction (session, CSRF cookie, content negotiation, body
-//! parsing), cookie handling and error rendering shared by the Kratos, v1 and admin routes.
+//! parsing) and cookie handling shared by the Kratos, v1 and admin routes; errors that render
+//! themselves in `error.rs`, the flow responder in `flow.rs`.
 
 pub mod admin;
+pub mod error;
+pub mod flow;
 pub mod kratos;
 pub mod oidc;
 pub mod v1;
@@ -13,8 +16,10 @@ use axum::http::header::{self, HeaderMap, HeaderValue};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
+use error::KratosError;
 use idflow_core::crypto;
 use idflow_core::error::{Error, ErrorKind};
+use idflow_core::model::{Flow, FlowType, Session};
 use idflow_core::selfservice::{Body, Engine, Req};
 use serde_json::{Map, Value, json};
 use std::net::SocketAddr;
@@ -62,6 +67,17 @@ impl AppState {
         HeaderValue::from_str(&c).unwrap_or(HeaderValue::from_static(""))
     }
 
+    /// `Set-Cookie` for the session, kept until the session expires.
+    pub fn session_cookie_for(&self, token: &str, session: &Session) -> HeaderValue {
+        let remaining = (session.expires_at - self.engine.clock.now()).whole_seconds();
+        self.session_cookie(token, remaining)
+    }
+
+    /// `Set-Cookie` for a fresh CSRF secret (a new session rotates it).
+    pub fn new_csrf_cookie(&self) -> HeaderValue {
+        self.csrf_cookie_header(&crypto::new_csrf_secret())
+    }
+
     pub fn clear_session_cookie(&self) -> HeaderValue {
         let cfg = &self.engine.cfg.session.cookie;
         let c = format!("{}=; Path={}; HttpOnly; Max-Age=0", cfg.name, cfg.path.as_deref().unwrap_or("/"));
@@ -101,7 +117,6 @@ impl AppState {
 /// Everything about a request that the handlers need, with the session resolved.
 pub struct Ctx {
     pub req: Req,
-    pub request_id: String,
     /// `Accept` negotiates to JSON (used for success/creation responses).
     pub accept_json: bool,
     pub headers: HeaderMap,
@@ -175,13 +190,12 @@ fn non_cf_cookies(headers: &HeaderMap) -> Vec<String> {
 }
 
 impl FromRequestParts<AppState> for Ctx {
-    type Rejection = Response;
+    type Rejection = KratosError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let engine = &state.engine;
         let headers = parts.headers.clone();
         let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
-        let request_id = h("x-request-id").unwrap_or_default();
         let accept = h("accept");
         let accept_json = negotiates_json(accept.as_deref());
         let content_json = h("content-type").is_some_and(|c| c.trim() == "application/json");
@@ -209,13 +223,7 @@ impl FromRequestParts<AppState> for Ctx {
                 })
             });
         let auth = match &token {
-            Some(t) => engine.authenticate(t).await.map_err(|e| {
-                if parts.uri.path().starts_with("/v1/") {
-                    v1::map_error(state, &e).into_response(&request_id)
-                } else {
-                    render_error(state, &e, &request_id)
-                }
-            })?,
+            Some(t) => engine.authenticate(t).await?,
             None => None,
         };
         let api_violation = if h("origin").is_some() {
@@ -238,24 +246,8 @@ impl FromRequestParts<AppState> for Ctx {
             ip,
             user_agent,
         };
-        Ok(Ctx { req, request_id, accept_json, headers, via_cookie, uri: parts.uri.clone() })
+        Ok(Ctx { req, accept_json, headers, via_cookie, uri: parts.uri.clone() })
     }
-}
-
-/// Render an error in the Kratos envelope (with `Ory-Error-Id`).
-pub fn render_error(state: &AppState, e: &Error, request_id: &str) -> Response {
-    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let body = crate::wire::error_at(e, request_id, state.engine.clock.now());
-    let mut resp = (status, axum::Json(body)).into_response();
-    if let Ok(v) = HeaderValue::from_str(e.kind.id().unwrap_or("")) {
-        resp.headers_mut().insert("ory-error-id", v);
-    }
-    if let Some(secs) = e.retry_after
-        && let Ok(v) = HeaderValue::from_str(&secs.to_string())
-    {
-        resp.headers_mut().insert(header::RETRY_AFTER, v);
-    }
-    resp
 }
 
 /// A request body: JSON object or urlencoded form, unflattened (`traits.email` → nested).
@@ -358,12 +350,11 @@ pub fn parse_body(
 }
 
 impl FromRequest<AppState> for ParsedBody {
-    type Rejection = Response;
+    type Rejection = KratosError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
-        let rid = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| render_error(state, &body_error(&e), &rid))?;
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| body_error(&e))?;
         let form_types: Vec<(String, String)> = state
             .engine
             .default_schema()
@@ -374,9 +365,7 @@ impl FromRequest<AppState> for ParsedBody {
                     .collect()
             })
             .unwrap_or_default();
-        parse_body(ct.as_deref(), &bytes, state.engine.cfg.limits.max_json_depth, &form_types)
-            .map(ParsedBody)
-            .map_err(|e| render_error(state, &e, &rid))
+        Ok(ParsedBody(parse_body(ct.as_deref(), &bytes, state.engine.cfg.limits.max_json_depth, &form_types)?))
     }
 }
 
@@ -391,21 +380,28 @@ pub fn json_response(status: StatusCode, v: Value) -> Response {
 }
 
 /// Store an error for the error UI and redirect the browser there.
-pub async fn error_redirect(state: &AppState, e: &Error, request_id: &str) -> Response {
+pub async fn error_redirect(state: &AppState, e: Error) -> Response {
     // Not stored: with the database down it could not be, and a throttled client must not be
     // able to write a row per request. The error is answered directly.
     if matches!(e.kind, ErrorKind::Unavailable | ErrorKind::RateLimited) {
-        return render_error(state, e, request_id);
+        return KratosError(e).into_response();
     }
     let id = uuid::Uuid::new_v4();
     let body = json!({
         "id": id,
-        "error": crate::wire::error(e, request_id).get("error").cloned().unwrap_or(Value::Null),
+        "error": crate::wire::error(&e, &error::current_request_id()).get("error").cloned().unwrap_or(Value::Null),
         "created_at": crate::wire::ts(state.engine.clock.now()),
     });
     let _ = state.engine.store.kv_get_or_init(&format!("error:{id}"), &body.to_string()).await;
     let url = idflow_core::selfservice::with_query(&state.engine.ui_url("error"), &[("id", &id.to_string())]);
     see_other(&url)
+}
+
+/// A browser flow's CSRF cookie, when the browser does not have it yet.
+pub fn set_csrf_cookie(state: &AppState, ctx: &Ctx, flow: &Flow, resp: &mut Response) {
+    if flow.flow_type == FlowType::Browser && ctx.req.csrf_cookie.as_deref() != Some(flow.csrf_token.as_str()) {
+        resp.headers_mut().append(header::SET_COOKIE, state.csrf_cookie_header(&flow.csrf_token));
+    }
 }
 
 /// Parse a UUID query parameter; a missing or malformed one is a 400 in the envelope.

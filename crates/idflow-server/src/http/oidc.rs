@@ -8,14 +8,12 @@
 //! Outcomes are browser responses: 303 to the post-login / post-registration / settings URL with
 //! the session cookie, 303 back to the flow's UI with a form error, or the error page.
 
-use super::kratos::flow_error;
+use super::flow::{Done, FlowResponder, Outcome, settings_cookies};
 use super::{AppState, Ctx, ParsedBody, error_redirect, see_other};
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::header;
 use axum::response::Response;
 use axum::routing::get;
-use idflow_core::model::{FlowType, Session};
 use idflow_core::selfservice::methods::oidc::{CallbackParams, OidcDone};
 use idflow_core::selfservice::{Submitted, with_query};
 use serde_json::Value;
@@ -46,17 +44,6 @@ async fn callback_post(
     see_other(&with_query(&base, &p))
 }
 
-fn set_session_cookie(state: &AppState, resp: &mut Response, token: &str, session: &Session) {
-    let remaining = (session.expires_at - state.engine.clock.now()).whole_seconds();
-    resp.headers_mut().append(header::SET_COOKIE, state.session_cookie(token, remaining));
-}
-
-/// A new session (another identity, or none before) also gets a new CSRF secret.
-fn rotate_csrf(state: &AppState, resp: &mut Response) {
-    let secret = idflow_core::crypto::new_csrf_secret();
-    resp.headers_mut().append(header::SET_COOKIE, state.csrf_cookie_header(&secret));
-}
-
 async fn callback(
     State(state): State<AppState>,
     ctx: Ctx,
@@ -73,48 +60,36 @@ async fn callback(
         iss: get("iss"),
     };
     let (kind, res) = engine.oidc_callback(&provider, &params, &ctx.req).await;
-    let done = match res {
-        Ok(d) => d,
-        Err(e) => {
-            return match kind {
-                Some(k) => flow_error(&state, &ctx, FlowType::Browser, k, e).await,
-                None => error_redirect(&state, &e, &ctx.request_id).await,
-            };
-        }
-    };
-    match done {
-        OidcDone::Login(r) => {
+    let done =
+        |redirect_to: String, cookies| Outcome::Done(Done { body: None, redirect_to, location_change: false, cookies });
+    let outcome = match res {
+        Err(e) if kind.is_some() => Outcome::Error(e),
+        // Without a flow (unknown or missing `state`) there is nothing to go back to: the error UI.
+        Err(e) => return error_redirect(&state, e).await,
+        Ok(OidcDone::Login(r)) => {
             let target = if r.aal_satisfied {
                 engine.return_url_after(&r.flow)
             } else {
                 engine.aal2_login_url(r.flow.return_to.as_deref())
             };
-            let mut resp = see_other(&target);
-            set_session_cookie(&state, &mut resp, &r.issued.token, &r.issued.session);
-            rotate_csrf(&state, &mut resp);
-            resp
+            // A new session (another identity, or none before) also gets a new CSRF secret.
+            done(target, vec![state.session_cookie_for(&r.issued.token, &r.issued.session), state.new_csrf_cookie()])
         }
-        OidcDone::Registration(r) => {
+        Ok(OidcDone::Registration(r)) => {
             let target = engine.return_url_after(&r.flow);
-            let mut resp = see_other(&target);
-            if let Some(s) = &r.session {
-                set_session_cookie(&state, &mut resp, &s.token, &s.session);
-                rotate_csrf(&state, &mut resp);
-            }
-            resp
+            let cookies = match &r.session {
+                Some(s) => vec![state.session_cookie_for(&s.token, &s.session), state.new_csrf_cookie()],
+                None => vec![],
+            };
+            done(target, cookies)
         }
-        OidcDone::Settings(Submitted::Done(r)) => {
-            let mut resp = see_other(&r.redirect_to);
-            if ctx.via_cookie
-                && let (Some(tok), Some(a)) = (&ctx.req.token, &ctx.req.auth)
-            {
-                let s = r.session.as_ref().map(|i| &i.session).unwrap_or(&a.session);
-                set_session_cookie(&state, &mut resp, tok, s);
-            }
-            resp
+        Ok(OidcDone::Settings(Submitted::Done(r))) => {
+            let cookies = settings_cookies(&state, &ctx, &r);
+            done(r.redirect_to, cookies)
         }
-        OidcDone::Settings(Submitted::Invalid(flow) | Submitted::ShowForm(flow)) | OidcDone::Invalid(flow) => {
-            see_other(&engine.ui_url_for_flow(flow.kind, flow.id))
+        Ok(OidcDone::Settings(Submitted::Invalid(flow) | Submitted::ShowForm(flow)) | OidcDone::Invalid(flow)) => {
+            Outcome::Form { flow, body: Value::Null, status: axum::http::StatusCode::BAD_REQUEST }
         }
-    }
+    };
+    FlowResponder::navigation(&state, &ctx, kind).respond(outcome).await
 }

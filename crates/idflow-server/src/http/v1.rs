@@ -3,18 +3,20 @@
 //! shape is converted (`type` = flow kind, string message ids, `image` nodes, absolute
 //! `:submit` action) and every error uses the `AVNOLOGY_AUTH_xxx` envelope.
 
+use super::error::{current_base, current_request_id};
 use super::{AppState, Ctx, json_response};
 use crate::wire;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
 use idflow_core::error::{Error, ErrorKind};
 use idflow_core::model::{Aal, Flow, FlowKind, FlowType};
-use idflow_core::selfservice::{Body, Submitted, with_query};
+use idflow_core::selfservice::{Body, Req, Submitted, with_query};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -35,16 +37,13 @@ fn v1(m: MethodRouter<AppState>) -> MethodRouter<AppState> {
     m.fallback(method_not_allowed)
 }
 
-async fn method_not_allowed(headers: HeaderMap) -> Response {
-    let rid = headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default();
+async fn method_not_allowed() -> V1Error {
     V1Error::new("AVNOLOGY_AUTH_001", 405, "Method not allowed", "This HTTP method is not supported on this path.")
-        .into_response(rid)
 }
 
 /// Unknown paths under `/v1/` (used by the router's fallback).
-pub fn not_found(path: &str, request_id: &str) -> Response {
+pub fn not_found(path: &str) -> V1Error {
     V1Error::new("AVNOLOGY_AUTH_004", 404, "Not found", format!("No v1 endpoint matches {path}."))
-        .into_response(request_id)
 }
 
 /// The request body, or the v1 error for an unreadable one (413 when over the size limit).
@@ -63,14 +62,16 @@ fn path_tail(p: Result<Path<String>, PathRejection>) -> Result<String, V1Error> 
     p.map(|Path(t)| t).map_err(|e| V1Error::malformed(e.body_text()))
 }
 
-/// A v1 error.
+/// A v1 error: renders itself in the `AVNOLOGY_AUTH_xxx` envelope with the request id.
+#[derive(Debug)]
 pub struct V1Error {
     pub code: &'static str,
     pub status: u16,
     pub message: String,
     pub reason: String,
-    pub details: Map<String, Value>,
-    pub continue_flow: Option<Value>,
+    // Boxed: the error travels in `Result`s, keep it small.
+    pub details: Box<Map<String, Value>>,
+    pub continue_flow: Option<Box<Value>>,
     pub retry_after: Option<u64>,
 }
 
@@ -81,7 +82,7 @@ impl V1Error {
             status,
             message: message.into(),
             reason: reason.into(),
-            details: Map::new(),
+            details: Box::default(),
             continue_flow: None,
             retry_after: None,
         }
@@ -90,8 +91,18 @@ impl V1Error {
     fn malformed(reason: impl Into<String>) -> Self {
         Self::new("AVNOLOGY_AUTH_001", 400, "Malformed request", reason)
     }
+}
 
-    pub fn into_response(self, request_id: &str) -> Response {
+/// A core error in its v1 code.
+impl From<Error> for V1Error {
+    fn from(e: Error) -> Self {
+        map_error(&current_base(), &e)
+    }
+}
+
+impl IntoResponse for V1Error {
+    fn into_response(self) -> Response {
+        let request_id = current_request_id();
         let mut body = json!({
             "error": {
                 "code": self.code,
@@ -99,11 +110,11 @@ impl V1Error {
                 "message": self.message,
                 "reason": self.reason,
                 "request_id": request_id,
-                "details": Value::Object(self.details),
+                "details": Value::Object(*self.details),
             }
         });
         if let Some(f) = self.continue_flow {
-            body["continue_flow"] = f;
+            body["continue_flow"] = *f;
         }
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut resp = json_response(status, body);
@@ -116,9 +127,8 @@ impl V1Error {
     }
 }
 
-/// Map a core error to its v1 code (v1-api.md §5).
-pub fn map_error(state: &AppState, e: &Error) -> V1Error {
-    let base = state.engine.base();
+/// Map a core error to its v1 code (v1-api.md §5); `base` is the public base URL.
+pub fn map_error(base: &str, e: &Error) -> V1Error {
     let mut v = match e.kind {
         ErrorKind::SessionInactive | ErrorKind::Unauthorized | ErrorKind::Aal1Required => V1Error::new(
             "AVNOLOGY_AUTH_005",
@@ -275,7 +285,7 @@ fn form_error(state: &AppState, flow_json: Value, kind: FlowKind, method: &str) 
     };
     let status = if code == "AVNOLOGY_AUTH_012" { 409 } else { 400 };
     let mut e = V1Error::new(code, status, msg, reason);
-    e.continue_flow = Some(to_v1_flow(state, flow_json, kind, Some(method)));
+    e.continue_flow = Some(Box::new(to_v1_flow(state, flow_json, kind, Some(method))));
     e
 }
 
@@ -294,13 +304,8 @@ fn parse_tail(tail: &str, submit: bool) -> Result<Uuid, V1Error> {
 }
 
 /// `{ "method": "...", "body": { ... } }` → the flat Kratos body. The content type must be
-/// JSON (or absent): a cross-site `text/plain` or form post is refused.
-fn parse_envelope(ctx: &Ctx, bytes: &[u8], max_depth: usize) -> Result<(String, Body), V1Error> {
-    let ct = ctx.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    parse_envelope_bytes(ct, bytes, max_depth)
-}
-
-/// [`parse_envelope`] from the content type and the bytes (public for the fuzz targets).
+/// JSON (or absent): a cross-site `text/plain` or form post is refused. Public for the fuzz
+/// targets.
 pub fn parse_envelope_bytes(ct: Option<&str>, bytes: &[u8], max_depth: usize) -> Result<(String, Body), V1Error> {
     let body = match super::parse_json(ct, bytes, max_depth).map_err(|e| V1Error::malformed(e.reason.clone()))? {
         Value::Object(m) => idflow_core::ui::unflatten(m),
@@ -327,18 +332,72 @@ pub fn parse_envelope_bytes(ct: Option<&str>, bytes: &[u8], max_depth: usize) ->
     Ok((method, flat))
 }
 
-/// v1 calls are API flows unless the caller authenticated with the session cookie (then the
-/// flow is a browser flow and `csrf_token` is checked). Origin/cookies are fine here.
-fn v1_req(ctx: &Ctx) -> idflow_core::selfservice::Req {
-    let mut r = ctx.req.clone();
-    r.api_violation = None;
-    r.json = true;
-    r
+/// The request context of a v1 route; a failed session lookup is a v1 error. v1 calls are
+/// API flows unless the caller authenticated with the session cookie (then the flow is a
+/// browser flow and `csrf_token` is checked); Origin and cookies are fine here.
+pub struct V1Ctx {
+    ctx: Ctx,
+    /// The request as the engine sees it: JSON, no API-flow header rules.
+    req: Req,
 }
 
-fn flow_type(ctx: &Ctx) -> FlowType {
-    if ctx.via_cookie { FlowType::Browser } else { FlowType::Api }
+impl FromRequestParts<AppState> for V1Ctx {
+    type Rejection = V1Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let ctx = Ctx::from_request_parts(parts, state).await.map_err(|e| map_error(state.engine.base(), &e.0))?;
+        let mut req = ctx.req.clone();
+        req.api_violation = None;
+        req.json = true;
+        Ok(V1Ctx { ctx, req })
+    }
 }
+
+impl V1Ctx {
+    fn flow_type(&self) -> FlowType {
+        if self.ctx.via_cookie { FlowType::Browser } else { FlowType::Api }
+    }
+}
+
+/// [`V1Ctx`] of a caller with a session (401 otherwise, before the request is read further).
+pub struct V1Session(V1Ctx);
+
+impl FromRequestParts<AppState> for V1Session {
+    type Rejection = V1Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let c = V1Ctx::from_request_parts(parts, state).await?;
+        match c.req.auth {
+            Some(_) => Ok(V1Session(c)),
+            None => Err(map_error(state.engine.base(), &Error::new(ErrorKind::Unauthorized, ""))),
+        }
+    }
+}
+
+/// A `{flow_id}:submit` request: the flow id and the `{method, body}` envelope turned into the
+/// flat Kratos body (the last extractor of a handler: it reads the body).
+pub struct Submission {
+    id: Uuid,
+    method: String,
+    body: Body,
+}
+
+impl FromRequest<AppState> for Submission {
+    type Rejection = V1Error;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        let tail = Path::<String>::from_request_parts(&mut parts, state).await;
+        let ct = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let bytes = Bytes::from_request(Request::from_parts(parts, body), state).await;
+        let id = path_tail(tail).and_then(|t| parse_tail(&t, true))?;
+        let (method, body) =
+            parse_envelope_bytes(ct.as_deref(), &body_bytes(bytes)?, state.engine.cfg.limits.max_json_depth)?;
+        Ok(Submission { id, method, body })
+    }
+}
+
+type Answer = Result<Response, V1Error>;
 
 const METHODS: &[&str] = &["profile", "password", "totp", "lookup_secret", "webauthn", "passkey", "oidc"];
 
@@ -361,90 +420,49 @@ async fn settings_json(state: &AppState, flow: &Flow, method: Option<&str>) -> V
 /// the `body.csrf_token` of the flow can be checked on submit.
 fn settings_flow_response(state: &AppState, ctx: &Ctx, flow: &Flow, body: Value) -> Response {
     let mut resp = json_response(StatusCode::OK, body);
-    super::kratos::set_csrf_cookie(state, ctx, flow, &mut resp);
+    super::set_csrf_cookie(state, ctx, flow, &mut resp);
     resp
 }
 
-fn no_session(state: &AppState, ctx: &Ctx) -> Option<Response> {
-    ctx.req
-        .auth
-        .is_none()
-        .then(|| map_error(state, &Error::new(ErrorKind::Unauthorized, "")).into_response(&ctx.request_id))
+async fn settings_create(State(state): State<AppState>, c: V1Ctx) -> Answer {
+    let flow = state.engine.create_settings(&c.req, c.flow_type()).await?;
+    let body = settings_json(&state, &flow, None).await;
+    Ok(settings_flow_response(&state, &c.ctx, &flow, body))
 }
 
-async fn settings_create(State(state): State<AppState>, ctx: Ctx) -> Response {
-    let req = v1_req(&ctx);
-    match state.engine.create_settings(&req, flow_type(&ctx)).await {
-        Ok(flow) => {
-            let body = settings_json(&state, &flow, None).await;
-            settings_flow_response(&state, &ctx, &flow, body)
-        }
-        Err(e) => map_error(&state, &e).into_response(&ctx.request_id),
-    }
-}
-
-async fn settings_get(State(state): State<AppState>, ctx: Ctx, tail: Result<Path<String>, PathRejection>) -> Response {
-    if let Some(r) = no_session(&state, &ctx) {
-        return r;
-    }
-    let id = match path_tail(tail).and_then(|t| parse_tail(&t, false)) {
-        Ok(id) => id,
-        Err(e) => return e.into_response(&ctx.request_id),
-    };
-    match state.engine.get_settings(id, &v1_req(&ctx)).await {
-        Ok(flow) => {
-            let body = settings_json(&state, &flow, None).await;
-            settings_flow_response(&state, &ctx, &flow, body)
-        }
-        Err(e) => map_error(&state, &e).into_response(&ctx.request_id),
-    }
-}
-
-/// The common input of every `{flow_id}:submit`: the flow id and the `{method, body}` envelope
-/// turned into the flat Kratos body.
-fn submit_input(
-    state: &AppState,
-    ctx: &Ctx,
+async fn settings_get(
+    State(state): State<AppState>,
+    V1Session(c): V1Session,
     tail: Result<Path<String>, PathRejection>,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<(Uuid, String, Body), V1Error> {
-    let id = path_tail(tail).and_then(|t| parse_tail(&t, true))?;
-    let (method, flat) =
-        body_bytes(body).and_then(|b| parse_envelope(ctx, &b, state.engine.cfg.limits.max_json_depth))?;
-    Ok((id, method, flat))
+) -> Answer {
+    let id = path_tail(tail).and_then(|t| parse_tail(&t, false))?;
+    let flow = state.engine.get_settings(id, &c.req).await?;
+    let body = settings_json(&state, &flow, None).await;
+    Ok(settings_flow_response(&state, &c.ctx, &flow, body))
 }
 
 async fn settings_submit(
     State(state): State<AppState>,
-    ctx: Ctx,
-    tail: Result<Path<String>, PathRejection>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let rid = ctx.request_id.clone();
-    if let Some(r) = no_session(&state, &ctx) {
-        return r;
-    }
-    let (id, method, flat) = match submit_input(&state, &ctx, tail, body) {
-        Ok(x) => x,
-        Err(e) => return e.into_response(&rid),
-    };
+    V1Session(c): V1Session,
+    Submission { id, method, body: flat }: Submission,
+) -> Answer {
     if !METHODS.contains(&method.as_str()) {
-        return V1Error::malformed(format!("Unknown method {method:?}. Known methods: {}.", METHODS.join(", ")))
-            .into_response(&rid);
+        return Err(V1Error::malformed(format!("Unknown method {method:?}. Known methods: {}.", METHODS.join(", "))));
     }
-    match state.engine.submit_settings(id, &flat, &v1_req(&ctx)).await {
-        Ok(Submitted::Done(r)) => {
+    match state.engine.submit_settings(id, &flat, &c.req).await? {
+        Submitted::Done(r) => {
             let identity = wire::identity(state.engine.base(), &r.identity, wire::IdentityView::Public, &[]);
             let mut flow = to_v1_flow(&state, wire::flow(&r.flow, Some(identity)), FlowKind::Settings, Some(&method));
             if !r.continue_with.is_empty() {
                 flow["continue_with"] = Value::Array(r.continue_with.clone());
             }
-            json_response(StatusCode::OK, json!({ "continue_flow": flow }))
+            Ok(json_response(StatusCode::OK, json!({ "continue_flow": flow })))
         }
-        Ok(Submitted::ShowForm(flow)) => {
-            json_response(StatusCode::OK, json!({ "continue_flow": settings_json(&state, &flow, Some(&method)).await }))
-        }
-        Ok(Submitted::Invalid(flow)) => {
+        Submitted::ShowForm(flow) => Ok(json_response(
+            StatusCode::OK,
+            json!({ "continue_flow": settings_json(&state, &flow, Some(&method)).await }),
+        )),
+        Submitted::Invalid(flow) => {
             // TOTP enrolment start: `{"method":"totp","body":{}}` shows the QR code, no error —
             // when the only complaint is the missing code (not e.g. an unlink without TOTP).
             let only_missing_code = method == "totp"
@@ -455,76 +473,62 @@ async fn settings_submit(
             if only_missing_code {
                 let mut f = flow.clone();
                 f.ui.clear_messages();
-                return json_response(
+                return Ok(json_response(
                     StatusCode::OK,
                     json!({ "continue_flow": settings_json(&state, &f, Some(&method)).await }),
-                );
+                ));
             }
             let identity = match flow.identity_id {
                 Some(i) => state.engine.store.get_identity(i).await.ok().flatten(),
                 None => None,
             }
             .map(|i| wire::identity(state.engine.base(), &i, wire::IdentityView::Public, &[]));
-            form_error(&state, wire::flow(&flow, identity), FlowKind::Settings, &method).into_response(&rid)
+            Err(form_error(&state, wire::flow(&flow, identity), FlowKind::Settings, &method))
         }
-        Err(e) => map_error(&state, &e).into_response(&rid),
     }
 }
 
 // ---- login / registration / sessions -----------------------------------------------------
 
-async fn login_create(State(state): State<AppState>, ctx: Ctx, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn login_create(State(state): State<AppState>, c: V1Ctx, Query(q): Query<HashMap<String, String>>) -> Answer {
     let aal = match q.get("aal").map(String::as_str) {
         None | Some("") | Some("aal1") => Aal::Aal1,
         Some("aal2") => Aal::Aal2,
-        Some(_) => return V1Error::malformed("`aal` must be aal1 or aal2.").into_response(&ctx.request_id),
+        Some(_) => return Err(V1Error::malformed("`aal` must be aal1 or aal2.")),
     };
     let refresh = q.get("refresh").is_some_and(|r| r == "true" || r == "1");
-    match state.engine.create_login(&v1_req(&ctx), FlowType::Api, refresh, aal).await {
-        Ok(flow) => json_response(StatusCode::OK, to_v1_flow(&state, wire::flow(&flow, None), FlowKind::Login, None)),
-        Err(e) => map_error(&state, &e).into_response(&ctx.request_id),
-    }
+    let flow = state.engine.create_login(&c.req, FlowType::Api, refresh, aal).await?;
+    Ok(json_response(StatusCode::OK, to_v1_flow(&state, wire::flow(&flow, None), FlowKind::Login, None)))
 }
 
-async fn plain_get(state: &AppState, ctx: &Ctx, tail: Result<Path<String>, PathRejection>, kind: FlowKind) -> Response {
-    let id = match path_tail(tail).and_then(|t| parse_tail(&t, false)) {
-        Ok(id) => id,
-        Err(e) => return e.into_response(&ctx.request_id),
-    };
-    match state.engine.load_flow(id, kind).await {
-        Ok(flow) if flow.flow_type == FlowType::Api => {
-            json_response(StatusCode::OK, to_v1_flow(state, wire::flow(&flow, None), kind, None))
-        }
-        Ok(_) => map_error(state, &Error::not_found("")).into_response(&ctx.request_id),
-        Err(e) => map_error(state, &e).into_response(&ctx.request_id),
+async fn plain_get(state: &AppState, tail: Result<Path<String>, PathRejection>, kind: FlowKind) -> Answer {
+    let id = path_tail(tail).and_then(|t| parse_tail(&t, false))?;
+    let flow = state.engine.load_flow(id, kind).await?;
+    if flow.flow_type != FlowType::Api {
+        return Err(Error::not_found("").into());
     }
+    Ok(json_response(StatusCode::OK, to_v1_flow(state, wire::flow(&flow, None), kind, None)))
 }
 
-async fn login_get(State(state): State<AppState>, ctx: Ctx, tail: Result<Path<String>, PathRejection>) -> Response {
-    plain_get(&state, &ctx, tail, FlowKind::Login).await
+async fn login_get(State(state): State<AppState>, _: V1Ctx, tail: Result<Path<String>, PathRejection>) -> Answer {
+    plain_get(&state, tail, FlowKind::Login).await
 }
 
 async fn registration_get(
     State(state): State<AppState>,
-    ctx: Ctx,
+    _: V1Ctx,
     tail: Result<Path<String>, PathRejection>,
-) -> Response {
-    plain_get(&state, &ctx, tail, FlowKind::Registration).await
+) -> Answer {
+    plain_get(&state, tail, FlowKind::Registration).await
 }
 
 async fn login_submit(
     State(state): State<AppState>,
-    ctx: Ctx,
-    tail: Result<Path<String>, PathRejection>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let rid = ctx.request_id.clone();
-    let (id, method, flat) = match submit_input(&state, &ctx, tail, body) {
-        Ok(x) => x,
-        Err(e) => return e.into_response(&rid),
-    };
-    match state.engine.submit_login(id, &flat, &v1_req(&ctx)).await {
-        Ok(Submitted::Done(r)) => {
+    c: V1Ctx,
+    Submission { id, method, body: flat }: Submission,
+) -> Answer {
+    match state.engine.submit_login(id, &flat, &c.req).await? {
+        Submitted::Done(r) => {
             let now = state.engine.clock.now();
             let identity = if r.aal_satisfied {
                 wire::identity(state.engine.base(), &r.identity, wire::IdentityView::Public, &[])
@@ -532,84 +536,66 @@ async fn login_submit(
                 Value::Null
             };
             let token = if r.issued.token.is_empty() {
-                ctx.req.token.clone().unwrap_or_default()
+                c.req.token.clone().unwrap_or_default()
             } else {
                 r.issued.token.clone()
             };
-            json_response(
+            Ok(json_response(
                 StatusCode::OK,
                 json!({ "session_token": token, "session": wire::session(&r.issued.session, Some(identity), now) }),
-            )
+            ))
         }
-        Ok(Submitted::Invalid(flow)) | Ok(Submitted::ShowForm(flow)) => {
-            form_error(&state, wire::flow(&flow, None), FlowKind::Login, &method).into_response(&rid)
+        Submitted::Invalid(flow) | Submitted::ShowForm(flow) => {
+            Err(form_error(&state, wire::flow(&flow, None), FlowKind::Login, &method))
         }
-        Err(e) => map_error(&state, &e).into_response(&rid),
     }
 }
 
-async fn registration_create(State(state): State<AppState>, ctx: Ctx) -> Response {
-    match state.engine.create_registration(&v1_req(&ctx), FlowType::Api).await {
-        Ok(flow) => {
-            json_response(StatusCode::OK, to_v1_flow(&state, wire::flow(&flow, None), FlowKind::Registration, None))
-        }
-        Err(e) => map_error(&state, &e).into_response(&ctx.request_id),
-    }
+async fn registration_create(State(state): State<AppState>, c: V1Ctx) -> Answer {
+    let flow = state.engine.create_registration(&c.req, FlowType::Api).await?;
+    Ok(json_response(StatusCode::OK, to_v1_flow(&state, wire::flow(&flow, None), FlowKind::Registration, None)))
 }
 
 async fn registration_submit(
     State(state): State<AppState>,
-    ctx: Ctx,
-    tail: Result<Path<String>, PathRejection>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let rid = ctx.request_id.clone();
-    let (id, method, flat) = match submit_input(&state, &ctx, tail, body) {
-        Ok(x) => x,
-        Err(e) => return e.into_response(&rid),
-    };
-    match state.engine.submit_registration(id, &flat, &v1_req(&ctx)).await {
-        Ok(Submitted::Done(r)) => {
+    c: V1Ctx,
+    Submission { id, method, body: flat }: Submission,
+) -> Answer {
+    match state.engine.submit_registration(id, &flat, &c.req).await? {
+        Submitted::Done(r) => {
             let identity = wire::identity(state.engine.base(), &r.identity, wire::IdentityView::Public, &[]);
             let mut out = json!({ "identity": identity });
             if let Some(s) = &r.session {
                 out["session_token"] = json!(s.token);
                 out["session"] = wire::session(&s.session, Some(identity), state.engine.clock.now());
             }
-            json_response(StatusCode::OK, out)
+            Ok(json_response(StatusCode::OK, out))
         }
-        Ok(Submitted::Invalid(flow)) | Ok(Submitted::ShowForm(flow)) => {
-            form_error(&state, wire::flow(&flow, None), FlowKind::Registration, &method).into_response(&rid)
-        }
-        Err(e) => map_error(&state, &e).into_response(&rid),
-    }
-}
-
-async fn session_current(State(state): State<AppState>, ctx: Ctx) -> Response {
-    match state.engine.whoami(ctx.req.auth.clone()) {
-        Ok(a) => {
-            let identity = wire::identity(state.engine.base(), &a.identity, wire::IdentityView::Public, &[]);
-            json_response(StatusCode::OK, wire::session(&a.session, Some(identity), state.engine.clock.now()))
-        }
-        Err(e) => {
-            let mut v = map_error(&state, &e);
-            if e.kind == ErrorKind::Aal2Required {
-                v.details.insert(
-                    "login_url".into(),
-                    json!(with_query(&state.engine.url("/v1/flows/login"), &[("aal", "aal2")])),
-                );
-            }
-            v.into_response(&ctx.request_id)
+        Submitted::Invalid(flow) | Submitted::ShowForm(flow) => {
+            Err(form_error(&state, wire::flow(&flow, None), FlowKind::Registration, &method))
         }
     }
 }
 
-async fn session_delete(State(state): State<AppState>, ctx: Ctx) -> Response {
-    let Some(a) = ctx.req.auth.as_ref() else {
-        return map_error(&state, &Error::new(ErrorKind::Unauthorized, "")).into_response(&ctx.request_id);
+async fn session_current(State(state): State<AppState>, c: V1Ctx) -> Answer {
+    let a = state.engine.whoami(c.req.auth.clone()).map_err(|e| {
+        let mut v = map_error(state.engine.base(), &e);
+        if e.kind == ErrorKind::Aal2Required {
+            v.details.insert(
+                "login_url".into(),
+                json!(with_query(&state.engine.url("/v1/flows/login"), &[("aal", "aal2")])),
+            );
+        }
+        v
+    })?;
+    let identity = wire::identity(state.engine.base(), &a.identity, wire::IdentityView::Public, &[]);
+    Ok(json_response(StatusCode::OK, wire::session(&a.session, Some(identity), state.engine.clock.now())))
+}
+
+async fn session_delete(State(state): State<AppState>, c: V1Ctx) -> Answer {
+    let Some(a) = c.req.auth.as_ref() else {
+        return Err(Error::new(ErrorKind::Unauthorized, "").into());
     };
-    match state.engine.logout(a).await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => map_error(&state, &e).into_response(&ctx.request_id),
-    }
+    state.engine.logout(a).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

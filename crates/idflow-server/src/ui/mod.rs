@@ -21,7 +21,8 @@
 
 pub mod nodes;
 
-use crate::http::{AppState, Ctx, ParsedBody, render_error, see_other};
+use crate::http::error::KratosError;
+use crate::http::{AppState, Ctx, ParsedBody, see_other};
 use askama::Template;
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -190,7 +191,7 @@ fn html(state: &AppState, status: StatusCode, page: &impl Template) -> Response 
             resp.headers_mut().insert(header::CONTENT_SECURITY_POLICY, csp(state));
             resp
         }
-        Err(e) => render_error(state, &Error::internal(format!("rendering a UI page failed: {e}")), ""),
+        Err(e) => KratosError(Error::internal(format!("rendering a UI page failed: {e}"))).into_response(),
     }
 }
 
@@ -251,7 +252,7 @@ fn error_view(state: &AppState, signed_in: bool, status: StatusCode, err: &Value
 
 /// Show an error right away (not stored).
 fn error_inline(state: &AppState, ctx: &Ctx, e: &Error) -> Response {
-    let body = crate::wire::error(e, &ctx.request_id);
+    let body = crate::wire::error(e, &crate::http::error::current_request_id());
     let err = body.get("error").cloned().unwrap_or(Value::Null);
     let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     error_view(state, ctx.req.auth.is_some(), status, &err)
@@ -259,13 +260,13 @@ fn error_inline(state: &AppState, ctx: &Ctx, e: &Error) -> Response {
 
 // ---- static assets ---------------------------------------------------------------------
 
-async fn static_file(State(state): State<AppState>, ctx: Ctx, Path(file): Path<String>) -> Response {
+async fn static_file(_: Ctx, Path(file): Path<String>) -> Result<Response, KratosError> {
     let (body, ct) = match file.as_str() {
         "idflow.css" => (CSS, "text/css; charset=utf-8"),
         "idflow.js" => (JS, "text/javascript; charset=utf-8"),
-        _ => return render_error(&state, &Error::not_found(format!("No UI asset named {file:?}.")), &ctx.request_id),
+        _ => return Err(Error::not_found(format!("No UI asset named {file:?}.")).into()),
     };
-    ([(header::CONTENT_TYPE, ct)], body).into_response()
+    Ok(([(header::CONTENT_TYPE, ct)], body).into_response())
 }
 
 async fn home(State(state): State<AppState>) -> Response {

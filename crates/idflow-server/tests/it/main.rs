@@ -16,6 +16,7 @@ mod cli;
 mod cli_import;
 mod default_base_url;
 mod faults;
+mod flow_responder;
 mod fuzz_props;
 mod hostile_input;
 mod login;
