@@ -315,6 +315,18 @@ fi
 
 RUST_LOG_FILE="$WORK/rust.log"
 if [ "$RUN_RUST" -eq 1 ]; then
+  # Formatting and lints fail the run like a failing test.
+  if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+    rustup component add rustfmt clippy || note "rustfmt/clippy could not be installed"
+  fi
+  section "Rust: format (cargo fmt --all -- --check)"
+  fmt_rc=0
+  cargo fmt --all -- --check || fmt_rc=$?
+  record "fmt" "$fmt_rc" "$((fmt_rc == 0 ? 1 : 0))" 0
+  section "Rust: lints (cargo clippy --workspace --all-targets -- -D warnings)"
+  clippy_rc=0
+  cargo clippy --workspace --all-targets -- -D warnings || clippy_rc=$?
+  record "clippy" "$clippy_rc" "$((clippy_rc == 0 ? 1 : 0))" 0
   section "Rust: build (cargo build --workspace --all-targets)"
   build_rc=0
   cargo build --workspace --all-targets || build_rc=$?
