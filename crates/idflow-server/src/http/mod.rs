@@ -2,6 +2,7 @@
 //! parsing), cookie handling and error rendering shared by the Kratos, v1 and admin routes.
 
 pub mod admin;
+pub mod courier;
 pub mod kratos;
 pub mod oidc;
 pub mod v1;
