@@ -136,7 +136,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<Message>, StoreError>;
     /// Record one attempt of a message held by `claim`: a dispatch row, one more `send_count`,
     /// and the new status (`sent`; `queued` again at `retry_at`; `abandoned`). Returns `false`
-    /// (and changes no status) when the claim is no longer held.
+    /// (and writes nothing) when the claim is no longer held.
     async fn courier_record(
         &self,
         id: Uuid,

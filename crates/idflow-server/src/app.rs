@@ -142,8 +142,8 @@ impl Application {
         let cipher_key =
             secret_keys(&store, &cfg.secrets.cipher, "cipher").await?.into_iter().next().unwrap_or_default();
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
-        let templates = idflow_core::courier::Courier::from_config(&cfg)
-            .map_err(|e| anyhow::anyhow!("courier templates: {e}"))?;
+        let templates =
+            idflow_core::courier::Courier::from_config(&cfg).map_err(|e| anyhow::anyhow!("courier templates: {e}"))?;
         let mail = crate::courier::transport(&cfg.courier)?;
         if mail.is_none() {
             crate::courier::warn_unconfigured();

@@ -25,6 +25,9 @@ pub struct SmtpTransport {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
     headers: Vec<(HeaderName, String)>,
+    /// Bound on one whole attempt (lettre's own timeout covers single reads, not a server
+    /// that trickles or never greets).
+    timeout: std::time::Duration,
 }
 
 impl SmtpTransport {
@@ -67,7 +70,7 @@ impl SmtpTransport {
                 .map_err(|_| anyhow::anyhow!("invalid configuration at key `courier.smtp.headers.{k}`"))?;
             headers.push((name, v.clone()));
         }
-        Ok(Some(SmtpTransport { transport: b.build(), from, headers }))
+        Ok(Some(SmtpTransport { transport: b.build(), from, headers, timeout: smtp.timeout.0 }))
     }
 }
 
@@ -82,7 +85,10 @@ impl MailTransport for SmtpTransport {
         let mail = b
             .multipart(MultiPart::alternative_plain_html(m.body.clone(), m.html_body.clone()))
             .map_err(|e| format!("could not build the message: {e}"))?;
-        self.transport.send(mail).await.map(|_| ()).map_err(|e| e.to_string())
+        match tokio::time::timeout(self.timeout, self.transport.send(mail)).await {
+            Ok(r) => r.map(|_| ()).map_err(|e| e.to_string()),
+            Err(_) => Err(format!("the SMTP server did not complete within {} ms", self.timeout.as_millis())),
+        }
     }
 }
 

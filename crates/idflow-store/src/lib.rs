@@ -6,11 +6,13 @@
 //! microseconds since the epoch (BIGINT), JSON as TEXT (so traits keep their key order), ids as
 //! native UUID (PostgreSQL) or 16-byte BLOB (SQLite).
 
+use idflow_core::courier::{
+    Dispatch, DispatchStatus, Message, MessageFilter, MessageStatus, Outcome, PageToken, TemplateType,
+};
 use idflow_core::model::{
     Aal, AuthMethod, Credential, CredentialType, Device, Flow, Identity, IdentityState, RecoveryAddress, Session,
     VerifiableAddress,
 };
-use idflow_core::courier::{Dispatch, DispatchStatus, Message, MessageFilter, MessageStatus, Outcome, PageToken, TemplateType};
 use idflow_core::store::{Commit, IdentityFilter, Store, StoreError};
 use serde_json::Value;
 use sqlx::Row;
@@ -980,7 +982,10 @@ macro_rules! sql_store {
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
-                // The attempt happened either way: it is recorded even when the claim was lost.
+                if r.rows_affected() != 1 {
+                    // The lease ran out and another claim holds the message: its outcome counts.
+                    return Ok(false);
+                }
                 sqlx::query(
                     "INSERT INTO courier_dispatches (id, message_id, status, error, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6)",
                 )
@@ -994,7 +999,7 @@ macro_rules! sql_store {
                 .await
                 .map_err(map_err)?;
                 tx.commit().await.map_err(map_err)?;
-                Ok(r.rows_affected() == 1)
+                Ok(true)
             }
 
             async fn courier_list(

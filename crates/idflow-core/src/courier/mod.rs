@@ -176,7 +176,10 @@ pub struct Dispatch {
 pub enum Outcome {
     Sent,
     /// Failed: retried at `retry_at`, or abandoned when `retry_at` is `None`.
-    Failed { error: String, retry_at: Option<OffsetDateTime> },
+    Failed {
+        error: String,
+        retry_at: Option<OffsetDateTime>,
+    },
 }
 
 /// The admin list's filter.
@@ -322,7 +325,8 @@ mod tests {
 
     #[test]
     fn page_token_round_trip() {
-        let t = PageToken { created_at: OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap(), id: Uuid::new_v4() };
+        let t =
+            PageToken { created_at: OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap(), id: Uuid::new_v4() };
         assert_eq!(PageToken::decode(&t.encode()), Some(t));
         assert_eq!(PageToken::decode("nope"), None);
         assert_eq!(PageToken::decode("1_notauuid"), None);

@@ -83,7 +83,9 @@ impl Courier {
                     match std::fs::read_to_string(&path) {
                         Ok(text) => source = Some((text, path.display().to_string())),
                         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(e) => return Err(TemplateError(format!("could not read template {}: {e}", path.display()))),
+                        Err(e) => {
+                            return Err(TemplateError(format!("could not read template {}: {e}", path.display())));
+                        }
                     }
                 }
                 let inline = cfg
@@ -144,7 +146,8 @@ impl Courier {
                 .map_err(|e| TemplateError(format!("could not render the {} template: {e}", t.as_str())))
         };
         // A subject is one line.
-        let subject = render(Part::Subject)?.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ");
+        let subject =
+            render(Part::Subject)?.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ");
         Ok(Message {
             id: Uuid::new_v4(),
             status: MessageStatus::Queued,
@@ -313,9 +316,9 @@ fn atom(t: &str) -> Result<String, String> {
         return Err("`.` alone is not supported; name a field".into());
     }
     if let Some(path) = t.strip_prefix('.') {
-        let ok = path.split('.').all(|seg| {
-            !seg.is_empty() && seg.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-')
-        });
+        let ok = path
+            .split('.')
+            .all(|seg| !seg.is_empty() && seg.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-'));
         if !ok {
             return Err(format!("unsupported field reference {t:?}"));
         }
@@ -389,26 +392,54 @@ fn builtin(t: TemplateType, p: Part) -> &'static str {
     use TemplateType::*;
     match (t, p) {
         (RecoveryCodeValid, Subject) => "Recover access to your account",
-        (RecoveryCodeValid, Plain) => "Hi,\n\nplease recover access to your account by entering the following code:\n\n{{ .RecoveryCode }}\n\nThis code expires in {{ .ExpiresInMinutes }} minutes.\n",
-        (RecoveryCodeValid, Html) => "<p>Hi,</p>\n<p>please recover access to your account by entering the following code:</p>\n<p><strong>{{ .RecoveryCode }}</strong></p>\n<p>This code expires in {{ .ExpiresInMinutes }} minutes.</p>\n",
+        (RecoveryCodeValid, Plain) => {
+            "Hi,\n\nplease recover access to your account by entering the following code:\n\n{{ .RecoveryCode }}\n\nThis code expires in {{ .ExpiresInMinutes }} minutes.\n"
+        }
+        (RecoveryCodeValid, Html) => {
+            "<p>Hi,</p>\n<p>please recover access to your account by entering the following code:</p>\n<p><strong>{{ .RecoveryCode }}</strong></p>\n<p>This code expires in {{ .ExpiresInMinutes }} minutes.</p>\n"
+        }
         (RecoveryCodeInvalid | RecoveryInvalid, Subject) => "Account access attempted",
-        (RecoveryCodeInvalid | RecoveryInvalid, Plain) => "Hi,\n\nyou (or someone else) entered this email address when trying to recover access to an account.\n\nHowever, this email address is not on our database of registered users and therefore the attempt has failed.\n\nIf this was you, check if you signed up using a different address.\n\nIf this was not you, please ignore this email.\n",
-        (RecoveryCodeInvalid | RecoveryInvalid, Html) => "<p>Hi,</p>\n<p>you (or someone else) entered this email address when trying to recover access to an account.</p>\n<p>However, this email address is not on our database of registered users and therefore the attempt has failed.</p>\n<p>If this was you, check if you signed up using a different address.</p>\n<p>If this was not you, please ignore this email.</p>\n",
+        (RecoveryCodeInvalid | RecoveryInvalid, Plain) => {
+            "Hi,\n\nyou (or someone else) entered this email address when trying to recover access to an account.\n\nHowever, this email address is not on our database of registered users and therefore the attempt has failed.\n\nIf this was you, check if you signed up using a different address.\n\nIf this was not you, please ignore this email.\n"
+        }
+        (RecoveryCodeInvalid | RecoveryInvalid, Html) => {
+            "<p>Hi,</p>\n<p>you (or someone else) entered this email address when trying to recover access to an account.</p>\n<p>However, this email address is not on our database of registered users and therefore the attempt has failed.</p>\n<p>If this was you, check if you signed up using a different address.</p>\n<p>If this was not you, please ignore this email.</p>\n"
+        }
         (RecoveryValid, Subject) => "Recover access to your account",
-        (RecoveryValid, Plain) => "Hi,\n\nplease recover access to your account by clicking the following link:\n\n{{ .RecoveryURL }}\n",
-        (RecoveryValid, Html) => "<p>Hi,</p>\n<p>please recover access to your account by clicking the following link:</p>\n<p><a href=\"{{ .RecoveryURL }}\">{{ .RecoveryURL }}</a></p>\n",
+        (RecoveryValid, Plain) => {
+            "Hi,\n\nplease recover access to your account by clicking the following link:\n\n{{ .RecoveryURL }}\n"
+        }
+        (RecoveryValid, Html) => {
+            "<p>Hi,</p>\n<p>please recover access to your account by clicking the following link:</p>\n<p><a href=\"{{ .RecoveryURL }}\">{{ .RecoveryURL }}</a></p>\n"
+        }
         (VerificationCodeValid, Subject) => "Please verify your email address",
-        (VerificationCodeValid, Plain) => "Hi,\n\nplease verify your account by entering the following code:\n\n{{ .VerificationCode }}\n\nor clicking the following link:\n\n{{ .VerificationURL }}\n",
-        (VerificationCodeValid, Html) => "<p>Hi,</p>\n<p>please verify your account by entering the following code:</p>\n<p><strong>{{ .VerificationCode }}</strong></p>\n<p>or clicking the following link:</p>\n<p><a href=\"{{ .VerificationURL }}\">{{ .VerificationURL }}</a></p>\n",
+        (VerificationCodeValid, Plain) => {
+            "Hi,\n\nplease verify your account by entering the following code:\n\n{{ .VerificationCode }}\n\nor clicking the following link:\n\n{{ .VerificationURL }}\n"
+        }
+        (VerificationCodeValid, Html) => {
+            "<p>Hi,</p>\n<p>please verify your account by entering the following code:</p>\n<p><strong>{{ .VerificationCode }}</strong></p>\n<p>or clicking the following link:</p>\n<p><a href=\"{{ .VerificationURL }}\">{{ .VerificationURL }}</a></p>\n"
+        }
         (VerificationCodeInvalid | VerificationInvalid, Subject) => "Someone tried to verify this email address",
-        (VerificationCodeInvalid | VerificationInvalid, Plain) => "Hi,\n\nsomeone asked to verify this email address, but we were unable to find an account for this address.\n\nIf this was you, check if you signed up using a different address.\n\nIf this was not you, please ignore this email.\n",
-        (VerificationCodeInvalid | VerificationInvalid, Html) => "<p>Hi,</p>\n<p>someone asked to verify this email address, but we were unable to find an account for this address.</p>\n<p>If this was you, check if you signed up using a different address.</p>\n<p>If this was not you, please ignore this email.</p>\n",
+        (VerificationCodeInvalid | VerificationInvalid, Plain) => {
+            "Hi,\n\nsomeone asked to verify this email address, but we were unable to find an account for this address.\n\nIf this was you, check if you signed up using a different address.\n\nIf this was not you, please ignore this email.\n"
+        }
+        (VerificationCodeInvalid | VerificationInvalid, Html) => {
+            "<p>Hi,</p>\n<p>someone asked to verify this email address, but we were unable to find an account for this address.</p>\n<p>If this was you, check if you signed up using a different address.</p>\n<p>If this was not you, please ignore this email.</p>\n"
+        }
         (VerificationValid, Subject) => "Please verify your email address",
-        (VerificationValid, Plain) => "Hi,\n\nplease verify your account by clicking the following link:\n\n{{ .VerificationURL }}\n",
-        (VerificationValid, Html) => "<p>Hi,</p>\n<p>please verify your account by clicking the following link:</p>\n<p><a href=\"{{ .VerificationURL }}\">{{ .VerificationURL }}</a></p>\n",
+        (VerificationValid, Plain) => {
+            "Hi,\n\nplease verify your account by clicking the following link:\n\n{{ .VerificationURL }}\n"
+        }
+        (VerificationValid, Html) => {
+            "<p>Hi,</p>\n<p>please verify your account by clicking the following link:</p>\n<p><a href=\"{{ .VerificationURL }}\">{{ .VerificationURL }}</a></p>\n"
+        }
         (SecurityNotification, Subject) => "{{ .Subject }}",
-        (SecurityNotification, Plain) => "Hi,\n\n{{ .Body }}\n\nIf this was not you, please recover your account or contact support.\n",
-        (SecurityNotification, Html) => "<p>Hi,</p>\n<p>{{ .Body }}</p>\n<p>If this was not you, please recover your account or contact support.</p>\n",
+        (SecurityNotification, Plain) => {
+            "Hi,\n\n{{ .Body }}\n\nIf this was not you, please recover your account or contact support.\n"
+        }
+        (SecurityNotification, Html) => {
+            "<p>Hi,</p>\n<p>{{ .Body }}</p>\n<p>If this was not you, please recover your account or contact support.</p>\n"
+        }
     }
 }
 
@@ -449,9 +480,8 @@ mod tests {
     fn go_field_references_and_conditionals() {
         let src = translate("Hi {{ .Identity.traits.email }}, {{- if .RecoveryCode }} code {{ .RecoveryCode }}{{ else }} none{{ end }} {{/* note */}}").unwrap();
         let env = environment();
-        let out = env
-            .render_str(&src, v(json!({"Identity": {"traits": {"email": "e@x"}}, "RecoveryCode": "42"})))
-            .unwrap();
+        let out =
+            env.render_str(&src, v(json!({"Identity": {"traits": {"email": "e@x"}}, "RecoveryCode": "42"}))).unwrap();
         assert_eq!(out, "Hi e@x, code 42 ");
         let src = translate(r#"{{ if eq .Kind "a" }}A{{ else if not .Kind }}none{{ else }}B{{ end }}"#).unwrap();
         assert_eq!(env.render_str(&src, v(json!({"Kind": "a"}))).unwrap(), "A");

@@ -73,8 +73,12 @@ impl Worker {
                 Err(error) => {
                     let retry_at = Self::retry_at(&self.cfg, m.send_count + 1, now);
                     match retry_at {
-                        Some(_) => tracing::warn!(message_id = %m.id, attempt = m.send_count + 1, %error, "mail delivery failed; will retry"),
-                        None => tracing::error!(message_id = %m.id, attempt = m.send_count + 1, %error, "mail delivery failed; message abandoned"),
+                        Some(_) => {
+                            tracing::warn!(message_id = %m.id, attempt = m.send_count + 1, %error, "mail delivery failed; will retry")
+                        }
+                        None => {
+                            tracing::error!(message_id = %m.id, attempt = m.send_count + 1, %error, "mail delivery failed; message abandoned")
+                        }
                     }
                     Outcome::Failed { error, retry_at }
                 }

@@ -69,9 +69,10 @@ fn parse_list(uri: &axum::http::Uri) -> Result<(MessageFilter, Option<PageToken>
     };
     let status = match query(uri, "status") {
         None => None,
-        Some(s) => Some(MessageStatus::parse(&s).ok_or_else(|| {
-            Error::bad_request("status must be one of queued, processing, sent, abandoned.")
-        })?),
+        Some(s) => Some(
+            MessageStatus::parse(&s)
+                .ok_or_else(|| Error::bad_request("status must be one of queued, processing, sent, abandoned."))?,
+        ),
     };
     Ok((MessageFilter { status, recipient: query(uri, "recipient") }, after, size))
 }
@@ -99,7 +100,8 @@ async fn list_messages(State(state): State<AppState>, ctx: Ctx) -> Response {
         if let Some(r) = &filter.recipient {
             next.append_pair("recipient", r);
         }
-        let link = format!("<{}/admin/courier/messages?{}>; rel=\"next\"", state.engine.cfg.admin_base(), next.finish());
+        let link =
+            format!("<{}/admin/courier/messages?{}>; rel=\"next\"", state.engine.cfg.admin_base(), next.finish());
         if let Ok(v) = HeaderValue::from_str(&link) {
             resp.headers_mut().insert(header::LINK, v);
         }

@@ -10,6 +10,7 @@ mod helpers;
 
 mod basics;
 mod cli;
+mod courier;
 mod fault;
 mod foundation_admin;
 mod foundation_bad_input;
