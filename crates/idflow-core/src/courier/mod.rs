@@ -324,6 +324,33 @@ mod tests {
     }
 
     #[test]
+    fn courier_config_is_validated_and_redacted() {
+        use crate::config::Config;
+        let c = Config::load(
+            Some("courier:\n  smtp:\n    connection_uri: smtps://mailer:s3cretpw@mail.example.org:465/\n    from_address: a@example.org\n"),
+            vec![("IDFLOW_COURIER__WORKER__PULL_COUNT".to_string(), "7".to_string())],
+        )
+        .unwrap();
+        assert_eq!(c.courier.worker.pull_count, 7);
+        assert_eq!(c.courier.message_retries, 5);
+        let y = c.redacted_yaml();
+        assert!(!y.contains("s3cretpw") && y.contains("mailer:**redacted**@mail.example.org"), "{y}");
+        assert!(!format!("{c:?}").contains("s3cretpw"));
+        for (yaml, key) in [
+            ("courier:\n  smtp:\n    connection_uri: http://x/\n", "courier.smtp.connection_uri"),
+            ("courier:\n  smtp:\n    from_address: nobody\n", "courier.smtp.from_address"),
+            ("courier:\n  delivery_strategy: http\n", "courier.delivery_strategy"),
+            ("courier:\n  worker:\n    pull_count: 0\n", "courier.worker.pull_count"),
+            ("courier:\n  worker:\n    lease: 1s\n", "courier.worker.lease"),
+            ("courier:\n  templates:\n    recovery_cod: {}\n", "courier.templates.recovery_cod"),
+            ("courier:\n  smtp:\n    headers:\n      \"Bad Name\": x\n", "courier.smtp.headers"),
+        ] {
+            let e = Config::load(Some(yaml), vec![]).unwrap_err();
+            assert!(e.0.contains(key), "{yaml}: {}", e.0);
+        }
+    }
+
+    #[test]
     fn page_token_round_trip() {
         let t =
             PageToken { created_at: OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap(), id: Uuid::new_v4() };

@@ -522,6 +522,41 @@ mod tests {
     }
 
     #[test]
+    fn override_path_uses_kratos_file_names_and_inline_config_wins() {
+        let dir = std::env::temp_dir().join(format!("idflow-tpl-{}", Uuid::new_v4()));
+        let d = dir.join("verification_code").join("valid");
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("email.subject.gotmpl"), "Verify {{ .To }}").unwrap();
+        std::fs::write(d.join("email.body.plaintext.gotmpl"), "Code {{ .VerificationCode }}").unwrap();
+        std::fs::write(d.join("email.body.gotmpl"), "<p>{{ .VerificationCode }}</p>").unwrap();
+        let mut cfg = Config::default();
+        cfg.courier.template_override_path = Some(format!("file://{}", dir.display()));
+        cfg.courier.templates.insert(
+            "verification_code".into(),
+            serde_json::from_value(
+                json!({"valid": {"email": {"body": {"plaintext": "Inline {{ .VerificationCode }}"}}}}),
+            )
+            .unwrap(),
+        );
+        let c = Courier::from_config(&cfg);
+        let _ = std::fs::remove_dir_all(&dir);
+        let m = c
+            .unwrap()
+            .render(TemplateType::VerificationCodeValid, "v@example.org", json!({"VerificationCode": "9"}), now())
+            .unwrap();
+        assert_eq!(
+            (m.subject.as_str(), m.body.as_str(), m.html_body.as_str()),
+            ("Verify v@example.org", "Inline 9", "<p>9</p>")
+        );
+        // Types without files keep the built-ins.
+        let m = Courier::from_config(&cfg)
+            .unwrap()
+            .render(TemplateType::RecoveryCodeValid, "v@example.org", json!({}), now())
+            .unwrap();
+        assert_eq!(m.subject, "Recover access to your account");
+    }
+
+    #[test]
     fn bad_override_is_refused_with_its_key() {
         let mut cfg = Config::default();
         cfg.courier.templates.insert(

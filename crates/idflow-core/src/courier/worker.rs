@@ -118,8 +118,7 @@ mod tests {
 
     #[test]
     fn back_off_doubles_then_abandons() {
-        let mut cfg = CourierConfig::default();
-        cfg.message_retries = 3;
+        let mut cfg = CourierConfig { message_retries: 3, ..CourierConfig::default() };
         cfg.worker.retry_backoff = crate::config::Dur::secs(10);
         cfg.worker.retry_backoff_max = crate::config::Dur::secs(25);
         let t0 = OffsetDateTime::UNIX_EPOCH;
