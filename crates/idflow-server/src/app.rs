@@ -145,9 +145,6 @@ impl Application {
         let templates =
             idflow_core::courier::Courier::from_config(&cfg).map_err(|e| anyhow::anyhow!("courier templates: {e}"))?;
         let mail = crate::courier::transport(&cfg.courier)?;
-        if mail.is_none() {
-            crate::courier::warn_unconfigured();
-        }
         let public_addr = cfg.serve.public.addr(4433);
         let admin_addr = cfg.serve.admin.addr(4434);
         let cfg = Arc::new(cfg);
@@ -219,6 +216,9 @@ impl Application {
         let mut stop_courier = tx.subscribe();
         let courier = async {
             if self.state.engine.cfg.courier.worker.enabled {
+                if self.mail.is_none() {
+                    crate::courier::warn_unconfigured();
+                }
                 let stop = async move {
                     let _ = stop_courier.recv().await;
                 };
