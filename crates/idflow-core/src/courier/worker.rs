@@ -12,6 +12,7 @@ use crate::config::CourierConfig;
 use crate::store::{Store, StoreError};
 use async_trait::async_trait;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -61,11 +62,21 @@ impl Worker {
     /// One round: claim up to `pull_count` due messages and attempt each. Returns how many
     /// were claimed.
     pub async fn run_once(&self) -> Result<usize, StoreError> {
+        self.round(&AtomicBool::new(false)).await
+    }
+
+    /// A round that stops before the next message once `stop` is set; messages it claimed but
+    /// did not attempt are taken over by any node when their lease ends.
+    async fn round(&self, stop: &AtomicBool) -> Result<usize, StoreError> {
         let now = self.clock.now();
         let claim = Uuid::new_v4();
         let lease_until = now + crate::config::Dur(self.cfg.worker.lease.0).as_time();
         let batch = self.store.courier_claim(now, lease_until, claim, self.cfg.worker.pull_count).await?;
         for m in &batch {
+            if stop.load(Ordering::Relaxed) {
+                tracing::info!(message_id = %m.id, "courier stopping: message left for the next worker after its lease");
+                continue;
+            }
             let result = self.transport.send(m).await;
             let now = self.clock.now();
             let outcome = match result {
@@ -95,8 +106,25 @@ impl Worker {
     pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()> + Send) {
         tokio::pin!(shutdown);
         let wait = self.cfg.worker.pull_wait.0;
+        let stop = AtomicBool::new(false);
         loop {
-            let pause = match self.run_once().await {
+            let round = self.round(&stop);
+            tokio::pin!(round);
+            // On shutdown the message being sent is finished and recorded; the rest wait.
+            let (result, stopping) = tokio::select! {
+                r = &mut round => (r, false),
+                () = &mut shutdown => {
+                    stop.store(true, Ordering::Relaxed);
+                    ((&mut round).await, true)
+                }
+            };
+            if stopping {
+                if let Err(e) = result {
+                    tracing::warn!(error = %e, "courier: could not record the last attempt");
+                }
+                break;
+            }
+            let pause = match result {
                 Ok(n) if n >= self.cfg.worker.pull_count as usize => Duration::ZERO,
                 Ok(_) => wait,
                 Err(e) => {

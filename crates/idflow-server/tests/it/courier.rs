@@ -701,3 +701,53 @@ async fn courier_watch_command_sends_queued_mail() {
     eventually(10, "status sent", || async { message(&app, id).await["status"] == "sent" }).await;
     child.kill().await.unwrap();
 }
+
+/// A transport that takes its time and counts what it was given.
+struct SlowRecorder(Mutex<Vec<String>>);
+
+#[async_trait::async_trait]
+impl idflow_core::courier::worker::MailTransport for SlowRecorder {
+    async fn send(&self, m: &idflow_core::courier::Message) -> Result<(), String> {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        self.0.lock().unwrap().push(m.recipient.clone());
+        Ok(())
+    }
+}
+
+/// Stopping the worker mid-round finishes and records the message being sent; the other
+/// claimed messages are not attempted and are taken over once their lease ends (not lost).
+async fn courier_worker_stop_finishes_the_current_message(db: Db) {
+    let (dsn, _tmp) = fresh_dsn(db).await;
+    let s = idflow_store::connect(&dsn, &idflow_store::PoolConfig::default()).await.unwrap();
+    let clock = Clock::new();
+    let courier = idflow_core::courier::Courier::builtin();
+    let msgs: Vec<_> = (0..3)
+        .map(|i| {
+            courier
+                .render(TemplateType::RecoveryCodeValid, &format!("stop-{i}@example.com"), json!({}), clock.now())
+                .unwrap()
+        })
+        .collect();
+    s.courier_queue(&msgs).await.unwrap();
+    let mut cfg = Config::default().courier;
+    cfg.worker.pull_count = 3;
+    cfg.worker.lease = Dur(Duration::from_secs(60));
+    let transport = Arc::new(SlowRecorder(Mutex::new(vec![])));
+    let worker = idflow_core::courier::worker::Worker::new(s.clone(), clock.clone(), cfg, transport.clone());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(worker.run_until(async move {
+        let _ = rx.await;
+    }));
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    tx.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), run).await.expect("the worker stops promptly").unwrap();
+    assert_eq!(transport.0.lock().unwrap().len(), 1, "only the message in flight was sent");
+    let all = s.courier_list(&MessageFilter::default(), None, 10).await.unwrap();
+    let count = |st| all.iter().filter(|m| m.status == st).count();
+    assert_eq!((count(MessageStatus::Sent), count(MessageStatus::Processing)), (1, 2));
+    // After the lease the two are claimed again.
+    let later = clock.now() + time::Duration::seconds(61);
+    let again = s.courier_claim(later, later + time::Duration::minutes(1), Uuid::new_v4(), 10).await.unwrap();
+    assert_eq!(again.len(), 2);
+}
+both_dbs!(courier_worker_stop_finishes_the_current_message);
