@@ -3,7 +3,8 @@
 //! (From/To/Subject/bodies/headers, template overrides), an SMTP server that is down, slow or
 //! rejects the recipient (retried, then abandoned and listed by the admin API), two nodes on
 //! one PostgreSQL sending each of 200 messages exactly once, the store's claim/lease/record
-//! contract on both engines, the admin API's pagination and redaction, and `courier watch`.
+//! contract on both engines, stopping the worker mid-round, the admin API's pagination and
+//! redaction, `courier watch`, and the startup warning when no SMTP server is configured.
 
 use crate::both_dbs;
 use crate::helpers::*;
@@ -751,3 +752,37 @@ async fn courier_worker_stop_finishes_the_current_message(db: Db) {
     assert_eq!(again.len(), 2);
 }
 both_dbs!(courier_worker_stop_finishes_the_current_message);
+
+/// `idflow serve` without SMTP starts, and its log says where to configure delivery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn courier_serve_without_smtp_warns_where_to_configure_it() {
+    use tokio::io::AsyncBufReadExt as _;
+    let (dsn, _tmp) = fresh_dsn(Db::Sqlite).await;
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_idflow"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("IDFLOW_") {
+            cmd.env_remove(k);
+        }
+    }
+    let mut child = cmd
+        .args(["serve", "--database", &dsn, "--public-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"])
+        .env("IDFLOW_LOG", "warn")
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let found = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Ok(Some(l)) = lines.next_line().await {
+            if l.contains("no SMTP server configured") && l.contains("courier.smtp.connection_uri") {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false);
+    assert!(found, "the startup warning names courier.smtp.connection_uri");
+    assert!(child.try_wait().unwrap().is_none(), "the server keeps running");
+    child.kill().await.unwrap();
+}
