@@ -17,6 +17,7 @@ mod cli_import;
 mod courier;
 mod default_base_url;
 mod faults;
+mod flow_hooks;
 mod flow_responder;
 mod fuzz_props;
 mod hostile_input;
