@@ -20,6 +20,9 @@ pub enum StoreError {
     Busy(String),
     #[error("not found")]
     NotFound,
+    /// `Commit::update_session` found the session revoked (or deleted) since it was loaded.
+    #[error("the session was revoked")]
+    SessionRevoked,
     /// The database cannot store or compare the value (e.g. text with a NUL character).
     #[error("invalid value: {0}")]
     Invalid(String),
@@ -43,7 +46,9 @@ pub struct Commit<'a> {
     pub previous_identity: Option<&'a Identity>,
     /// Insert a session.
     pub create_session: Option<&'a Session>,
-    /// Update a session (methods, aal, authenticated_at, expires_at, active).
+    /// Update a session (methods, aal, authenticated_at, expires_at, active). Compare-and-set:
+    /// fails with `SessionRevoked` (and writes nothing) unless the stored session is still
+    /// active, so a revocation is never undone by a request holding an older copy.
     pub update_session: Option<&'a Session>,
     /// Revoke every active session of this identity except the given one.
     pub revoke_other_sessions: Option<(Uuid, Option<Uuid>)>,

@@ -783,8 +783,11 @@ macro_rules! sql_store {
                     Self::insert_session(&mut tx, s).await?;
                 }
                 if let Some(s) = c.update_session {
-                    sqlx::query(
-                        "UPDATE sessions SET active = $1, aal = $2, authentication_methods = $3, authenticated_at = $4, expires_at = $5, devices = $6, updated_at = $7, identity_id = $8, token_hash = $9, logout_token_hash = $10 WHERE id = $11",
+                    // Compare-and-set: only a session that is still active may be updated, so a
+                    // request in flight with a copy loaded before a revocation (logout, "revoke
+                    // other sessions", a password change, the admin API) cannot bring it back.
+                    let r = sqlx::query(
+                        "UPDATE sessions SET active = $1, aal = $2, authentication_methods = $3, authenticated_at = $4, expires_at = $5, devices = $6, updated_at = $7, identity_id = $8, token_hash = $9, logout_token_hash = $10 WHERE id = $11 AND active = $12",
                     )
                     .bind(s.active)
                     .bind(s.aal.as_str())
@@ -797,9 +800,13 @@ macro_rules! sql_store {
                     .bind(&s.token_hash)
                     .bind(&s.logout_token_hash)
                     .bind(s.id)
+                    .bind(true)
                     .execute(&mut *tx)
                     .await
                     .map_err(map_err)?;
+                    if r.rows_affected() != 1 {
+                        return Err(StoreError::SessionRevoked);
+                    }
                 }
                 let mut revoked = 0;
                 if let Some((identity, except)) = c.revoke_other_sessions {

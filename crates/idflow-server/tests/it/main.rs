@@ -32,6 +32,7 @@ mod settings_password_policy;
 mod settings_privileged;
 mod settings_sdk;
 mod settings_snapshots;
+mod session_revocation;
 mod store_suite;
 mod ui_pages;
 mod v1_sdk;
