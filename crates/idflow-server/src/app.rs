@@ -34,8 +34,19 @@ struct HttpHooks {
 #[async_trait::async_trait]
 impl WebHooks for HttpHooks {
     async fn post(&self, url: &str, body: &Value, timeout: Duration) -> Result<u16, String> {
+        // The reason reaches the end user (`continue_with`, form errors) and the logs: it names
+        // the kind of failure only, never reqwest's text, which carries the URL and its query
+        // (where operators put tokens).
         let resp = self.client.post(url).json(body).timeout(timeout).send().await.map_err(|e| {
-            if e.is_timeout() { format!("timed out after {} ms", timeout.as_millis()) } else { e.to_string() }
+            if e.is_timeout() {
+                format!("timed out after {} ms", timeout.as_millis())
+            } else if e.is_connect() {
+                "the connection failed".to_string()
+            } else if e.is_builder() {
+                "the hook URL is not valid".to_string()
+            } else {
+                "the request failed".to_string()
+            }
         })?;
         Ok(resp.status().as_u16())
     }
