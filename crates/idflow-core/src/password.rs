@@ -426,8 +426,12 @@ pub fn verify(password: &str, hash: &str) -> Result<bool, PasswordError> {
         Some(Format::Bcrypt) => {
             parse_bcrypt(hash)?;
             count_call();
+            // bcrypt only reads the first 72 bytes: a longer password would match a hash of
+            // its prefix. It never matches (the work is still done, for even timing).
+            let too_long = password.len() > BCRYPT_MAX_PASSWORD_BYTES;
             // bcrypt::verify compares with subtle::ConstantTimeEq.
-            bcrypt::verify(password, hash).map_err(|e| PasswordError::Hash(e.to_string()))
+            let ok = bcrypt::verify(password, hash).map_err(|e| PasswordError::Hash(e.to_string()))?;
+            Ok(ok && !too_long)
         }
     }
 }

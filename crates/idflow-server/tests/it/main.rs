@@ -9,6 +9,7 @@
 mod helpers;
 
 mod basics;
+mod bcrypt_import;
 mod cli;
 mod fault;
 mod foundation_admin;
@@ -37,5 +38,6 @@ mod store_suite;
 mod ui_pages;
 mod v1_sdk;
 mod v1_settings;
+mod web_hook_errors;
 mod webauthn_flows;
 mod webauthn_softkey;
