@@ -156,12 +156,28 @@ impl Engine {
         self.cfg.selfservice.default_browser_return_url.clone().unwrap_or_else(|| self.url("/ui/welcome"))
     }
 
-    /// Validate a `return_to` against the allow-list; returns the absolute URL.
+    /// Validate a `return_to` against the allow-list; returns the absolute, normalised URL,
+    /// which is what flows store and redirect to (one value is validated and used).
+    ///
+    /// Refused: control characters anywhere (the URL parser would silently drop a decoded
+    /// `%0A`, and the raw value once broke the redirect after login), user info, and any URL
+    /// whose scheme, host (`*.example.com` wildcards), port and path do not match an allowed
+    /// entry. Paths match on whole segments: `/account` admits `/account` and `/account/x`,
+    /// never `/accountevil`.
     pub fn check_return_to(&self, rt: &str) -> Result<String> {
+        let forbidden = |shown: &str| {
+            Error::new(ErrorKind::ReturnToForbidden, format!("Requested return_to URL \"{shown}\" is not allowed."))
+        };
+        if rt.chars().any(char::is_control) {
+            return Err(forbidden(&rt.escape_default().to_string()));
+        }
         let base = url::Url::parse(&self.default_return_url())
             .or_else(|_| url::Url::parse(&format!("{}/", self.base)))
             .map_err(Error::internal)?;
         let target = base.join(rt).map_err(|_| Error::bad_request(format!("Unable to parse return_to URL {rt:?}.")))?;
+        if !target.username().is_empty() || target.password().is_some() {
+            return Err(forbidden(target.as_str()));
+        }
         let mut allowed: Vec<String> = self.cfg.selfservice.allowed_return_urls.clone();
         allowed.push(format!("{}/self-service", self.base));
         allowed.push(format!("{}/ui", self.base));
@@ -177,20 +193,12 @@ impl Engine {
                 }
                 _ => false,
             };
-            let path = if a.path().is_empty() { "/" } else { a.path() };
             a.scheme().eq_ignore_ascii_case(target.scheme())
                 && host_ok
                 && a.port_or_known_default() == target.port_or_known_default()
-                && target.path().starts_with(path)
+                && path_within(target.path(), a.path())
         });
-        if ok {
-            Ok(target.to_string())
-        } else {
-            Err(Error::new(
-                ErrorKind::ReturnToForbidden,
-                format!("Requested return_to URL \"{target}\" is not allowed."),
-            ))
-        }
+        if ok { Ok(target.to_string()) } else { Err(forbidden(target.as_str())) }
     }
 
     /// Validate an optional `return_to` query value.
@@ -426,6 +434,16 @@ impl Engine {
             return Err(e);
         }
         Ok(())
+    }
+}
+
+/// Whether `path` is `allowed` or below it, on whole segments (`/a` admits `/a`, `/a/` and
+/// `/a/b`, not `/ab`).
+fn path_within(path: &str, allowed: &str) -> bool {
+    let allowed = allowed.trim_end_matches('/');
+    match path.strip_prefix(allowed) {
+        Some(rest) => rest.is_empty() || rest.starts_with('/'),
+        None => false,
     }
 }
 

@@ -29,7 +29,10 @@ async fn web_hook_failure_hides_the_url(db: Db) {
                 .await;
             let status = r.status().as_u16();
             let body = r.text().await.unwrap();
-            assert!(body.contains("web hook"), "{kind:?} interrupt={interrupt}: the failure is reported: {status} {body}");
+            assert!(
+                body.contains("web hook"),
+                "{kind:?} interrupt={interrupt}: the failure is reported: {status} {body}"
+            );
             assert!(!body.contains("hook-secret-q"), "{kind:?} interrupt={interrupt}: no query in {body}");
             assert!(!body.contains(&port), "{kind:?} interrupt={interrupt}: no URL in {body}");
             assert!(!body.contains("/hook"), "{kind:?} interrupt={interrupt}: no URL in {body}");
