@@ -133,6 +133,36 @@ pub struct Config {
     pub log: LogConfig,
     pub database: DatabaseConfig,
     pub limits: Limits,
+    pub cleanup: CleanupConfig,
+}
+
+/// The cleanup worker (`cleanup.*`): deletes expired flows, sessions, stored errors and old
+/// rate-limit counters in bounded batches (one node at a time on PostgreSQL).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CleanupConfig {
+    pub enabled: bool,
+    /// Time between two runs (the first runs at start).
+    pub interval: Dur,
+    /// Rows deleted per table per statement.
+    pub batch_size: u32,
+    /// How long expired flows and sessions are kept (an expired flow still answers with its
+    /// replacement; expired sessions stay listed) before they are deleted.
+    pub keep_expired: Dur,
+    /// How long a stored error (`/self-service/errors?id=`) stays readable.
+    pub error_lifespan: Dur,
+}
+
+impl Default for CleanupConfig {
+    fn default() -> Self {
+        CleanupConfig {
+            enabled: true,
+            interval: Dur::secs(300),
+            batch_size: 1000,
+            keep_expired: Dur::secs(3600),
+            error_lifespan: Dur::secs(3600),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -846,6 +876,12 @@ impl Config {
                 rp.resolve(&self.public_base())
                     .map_err(|e| ConfigError(format!("invalid configuration at key `{key}`: {e}")))?;
             }
+        }
+        if self.cleanup.interval.0.is_zero() {
+            return Err(ConfigError("invalid configuration at key `cleanup.interval`: must be more than 0".into()));
+        }
+        if self.cleanup.batch_size == 0 {
+            return Err(ConfigError("invalid configuration at key `cleanup.batch_size`: must be more than 0".into()));
         }
         if self.limits.header_read_timeout.0.is_zero() {
             return Err(ConfigError(

@@ -2,6 +2,7 @@
 //! UI nodes and messages, configuration, identity schemas, password hashing and policy,
 //! and the store trait. It knows neither HTTP nor SQL.
 
+pub mod cleanup;
 pub mod clock;
 pub mod config;
 pub mod crypto;

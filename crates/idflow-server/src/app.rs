@@ -212,13 +212,35 @@ impl Application {
         };
         let p = serve(self.public, public, opts, tx.subscribe());
         let a = serve(self.admin, admin, opts, tx.subscribe());
+        let c = cleanup_worker(self.state.engine.clone(), tx.subscribe());
         let trigger = async move {
             shutdown.await;
             tracing::info!("shutting down: draining in-flight requests");
             let _ = tx.send(());
         };
-        tokio::join!(p, a, trigger);
+        tokio::join!(p, a, c, trigger);
         Ok(())
+    }
+}
+
+/// Run [`idflow_core::selfservice::Engine::cleanup_expired`] at start and every
+/// `cleanup.interval` until `stop` fires (`cleanup.enabled: false` turns it off).
+async fn cleanup_worker(engine: Arc<Engine>, mut stop: tokio::sync::broadcast::Receiver<()>) {
+    let c = &engine.cfg.cleanup;
+    if !c.enabled {
+        return;
+    }
+    let mut tick = tokio::time::interval(c.interval.0);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if let Err(e) = engine.cleanup_expired().await {
+                    tracing::warn!(error = %e, "cleanup run failed");
+                }
+            }
+            _ = stop.recv() => break,
+        }
     }
 }
 

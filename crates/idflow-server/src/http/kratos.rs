@@ -585,8 +585,9 @@ async fn get_error(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Resp
         Ok(id) => id,
         Err(e) => return render_error(&state, &e, &ctx.request_id),
     };
-    match state.engine.store.kv_get_or_init(&format!("error:{id}"), "").await {
-        Ok(v) if !v.is_empty() => json_response(StatusCode::OK, serde_json::from_str(&v).unwrap_or(Value::Null)),
+    // A read never writes (it once inserted an empty row per unknown id).
+    match state.engine.store.kv_get(&format!("error:{id}")).await {
+        Ok(Some(v)) if !v.is_empty() => json_response(StatusCode::OK, serde_json::from_str(&v).unwrap_or(Value::Null)),
         Ok(_) => render_error(&state, &Error::not_found("The error could not be found."), &ctx.request_id),
         Err(e) => render_error(&state, &e.into(), &ctx.request_id),
     }

@@ -403,7 +403,9 @@ pub async fn error_redirect(state: &AppState, e: &Error, request_id: &str) -> Re
         "error": crate::wire::error(e, request_id).get("error").cloned().unwrap_or(Value::Null),
         "created_at": crate::wire::ts(state.engine.clock.now()),
     });
-    let _ = state.engine.store.kv_get_or_init(&format!("error:{id}"), &body.to_string()).await;
+    // Stored errors expire (`cleanup.error_lifespan`); the cleanup worker deletes them.
+    let expires = state.engine.clock.now() + state.engine.cfg.cleanup.error_lifespan.as_time();
+    let _ = state.engine.store.kv_put_expiring(&format!("error:{id}"), &body.to_string(), expires).await;
     let url = idflow_core::selfservice::with_query(&state.engine.ui_url("error"), &[("id", &id.to_string())]);
     see_other(&url)
 }
