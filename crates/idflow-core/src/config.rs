@@ -352,7 +352,11 @@ impl Default for Limits {
             login_attempts: 100,
             login_window: Dur::secs(3600),
             header_read_timeout: Dur::secs(10),
-            per_ip: SubmitRates::default(),
+            // On by default for the unauthenticated, password-hashing submits: one client
+            // gets 5 hashes a second at most, a fraction of what the hashing pool does on
+            // one core. Behind a reverse proxy every client shares its address: raise or
+            // turn off (0) and limit at the proxy.
+            per_ip: SubmitRates { login: 300, registration: 300, settings: 0 },
             per_identity: SubmitRates::default(),
         }
     }

@@ -80,11 +80,19 @@ pub struct HashersConfig {
     pub algorithm: HashAlgorithm,
     pub argon2: Argon2Config,
     pub bcrypt: BcryptConfig,
+    /// Hash/verify jobs that may wait for the hashing pool; above it requests get 503 with
+    /// `Retry-After` instead of queueing (`hashers.max_queue`).
+    pub max_queue: usize,
 }
 
 impl Default for HashersConfig {
     fn default() -> Self {
-        Self { algorithm: HashAlgorithm::Argon2, argon2: Argon2Config::default(), bcrypt: BcryptConfig::default() }
+        Self {
+            algorithm: HashAlgorithm::Argon2,
+            argon2: Argon2Config::default(),
+            bcrypt: BcryptConfig::default(),
+            max_queue: 256,
+        }
     }
 }
 
@@ -732,6 +740,7 @@ mod tests {
             algorithm: HashAlgorithm::Argon2,
             argon2: Argon2Config { memory: 64, iterations: 1, parallelism: 1, salt_length: 16, key_length: 32 },
             bcrypt: BcryptConfig { cost: 4 },
+            max_queue: 256,
         }
     }
 

@@ -365,9 +365,10 @@ impl Engine {
     pub async fn hash_password(&self, password: String) -> Result<String> {
         let cfg = self.cfg.hashers.clone();
         let started = std::time::Instant::now();
-        let res = hashpool::run(move || crate::password::hash(&cfg, &password))
+        let max = cfg.max_queue;
+        let res = hashpool::run_bounded(max, move || crate::password::hash(&cfg, &password))
             .await
-            .ok_or_else(|| Error::internal("the password-hashing pool is gone"))?
+            .map_err(pool_error)?
             .map_err(Error::internal);
         self.observer.password_hashing("hash", started.elapsed());
         res
@@ -384,9 +385,10 @@ impl Engine {
         let cfg = self.cfg.hashers.clone();
         let started = std::time::Instant::now();
         let (pw, cur) = (password.clone(), current.clone());
-        let once = hashpool::run(move || crate::password::hash_if_changed(&cfg, &pw, &cur))
+        let max = cfg.max_queue;
+        let once = hashpool::run_bounded(max, move || crate::password::hash_if_changed(&cfg, &pw, &cur))
             .await
-            .ok_or_else(|| Error::internal("the password-hashing pool is gone"))?
+            .map_err(pool_error)?
             .map_err(Error::internal)?;
         match once {
             NewPassword::Same => {
@@ -410,7 +412,8 @@ impl Engine {
     pub async fn verify_password(&self, password: String, hash: Option<String>) -> Result<bool> {
         let cfg = self.cfg.hashers.clone();
         let started = std::time::Instant::now();
-        let res = hashpool::run(move || match hash {
+        let max = cfg.max_queue;
+        let res = hashpool::run_bounded(max, move || match hash {
             Some(h) => crate::password::verify(&password, &h).unwrap_or(false),
             None => {
                 crate::password::verify_dummy(&cfg, &password);
@@ -418,7 +421,7 @@ impl Engine {
             }
         })
         .await
-        .ok_or_else(|| Error::internal("the password-hashing pool is gone"));
+        .map_err(pool_error);
         self.observer.password_hashing("verify", started.elapsed());
         res
     }
@@ -444,6 +447,21 @@ fn path_within(path: &str, allowed: &str) -> bool {
     match path.strip_prefix(allowed) {
         Some(rest) => rest.is_empty() || rest.starts_with('/'),
         None => false,
+    }
+}
+
+/// The error of a hashing job that did not run: a full queue is a 503 with `Retry-After`.
+fn pool_error(e: hashpool::PoolError) -> Error {
+    match e {
+        hashpool::PoolError::Busy => {
+            let mut e = Error::new(
+                ErrorKind::Unavailable,
+                "The server is busy checking other passwords. Please try again in a moment.",
+            );
+            e.retry_after = Some(1);
+            e
+        }
+        hashpool::PoolError::Gone => Error::internal("the password-hashing pool is gone"),
     }
 }
 

@@ -21,6 +21,7 @@ mod foundation_sessions;
 mod foundation_util;
 mod foundation_v1;
 mod fuzz_props;
+mod hashing_dos;
 mod hostile;
 mod mfa_login;
 mod multinode;
