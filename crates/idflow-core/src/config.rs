@@ -245,6 +245,11 @@ pub struct CookiesConfig {
     pub domain: Option<String>,
     pub path: Option<String>,
     pub same_site: SameSite,
+    /// Name the session and CSRF cookies `__Host-…` (the browser then refuses them from any
+    /// other host or path). Applies only with an `https://` base URL outside dev mode, no
+    /// cookie domain and the root path; off by default because clients (Ory SDKs) look for
+    /// the plain session cookie name.
+    pub host_prefix: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

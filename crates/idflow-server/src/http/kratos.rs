@@ -225,6 +225,9 @@ async fn registration_submit(
             };
             if let Some(s) = &r.session {
                 set_session_cookie(&state, &mut resp, &s.token, &s.session);
+                // A new session rotates the CSRF secret, as after login.
+                let secret = idflow_core::crypto::new_csrf_secret();
+                resp.headers_mut().append(header::SET_COOKIE, state.csrf_cookie_header(&secret));
             }
             resp
         }

@@ -11,6 +11,7 @@ mod helpers;
 mod basics;
 mod bcrypt_import;
 mod cli;
+mod cookie_hardening;
 mod expired_cleanup;
 mod fault;
 mod foundation_admin;
