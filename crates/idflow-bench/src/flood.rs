@@ -105,8 +105,10 @@ pub async fn run(o: FloodOpts) -> anyhow::Result<()> {
         if Instant::now() >= until {
             break;
         }
-        tokio::time::sleep(o.sample_every.min(until.saturating_duration_since(Instant::now()) + Duration::from_millis(50)))
-            .await;
+        tokio::time::sleep(
+            o.sample_every.min(until.saturating_duration_since(Instant::now()) + Duration::from_millis(50)),
+        )
+        .await;
     }
     for w in workers {
         let _ = w.await;
