@@ -13,6 +13,7 @@
 //!
 //! `peers` runs the same client against idflow, django-allauth and better-auth side by side
 //! (see `peers.rs` and `bench/run-peers.sh`); `seed` fills a database with N identities;
+//! `flood` floods a running server with unauthenticated requests and samples its database size;
 //! `scale` measures idflow with 10^3 … 10^6 identities in the database (`bench/run-scale.sh`).
 
 use anyhow::{Context, bail};
@@ -24,6 +25,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+mod flood;
 mod micro;
 mod peers;
 mod scale;
@@ -118,6 +120,22 @@ enum Cmd {
         /// Scratch directory for the databases and logs (default: a new temp dir, removed after).
         #[arg(long)]
         work_dir: Option<std::path::PathBuf>,
+    },
+    /// Flood a running server with unauthenticated flow creations and error reads while
+    /// sampling its database's row counts and size (see flood.rs, BENCHMARKS.md).
+    Flood {
+        /// Public base URL of the running server.
+        #[arg(long)]
+        target: String,
+        /// The server's database URL (read for row counts and size).
+        #[arg(long)]
+        database: String,
+        #[arg(long, default_value = "10m")]
+        duration: String,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        #[arg(long, default_value = "30s")]
+        sample_every: String,
     },
     /// Micro-measurements of the hot spots (QR rendering, identity load, authentication).
     Micro {
@@ -512,6 +530,16 @@ async fn main() -> anyhow::Result<()> {
                 let _ = std::fs::remove_dir_all(&tmp);
             }
             res
+        }
+        Cmd::Flood { target, database, duration, concurrency, sample_every } => {
+            flood::run(flood::FloodOpts {
+                target,
+                database,
+                duration: parse_dur(&duration)?,
+                concurrency,
+                sample_every: parse_dur(&sample_every)?,
+            })
+            .await
         }
         Cmd::Micro { database, iterations } => micro::run(database, iterations).await,
         Cmd::Seed { database, count, concurrency } => seed::seed_to(&database, count, concurrency).await,

@@ -136,6 +136,36 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub limits: Limits,
     pub courier: CourierConfig,
+    pub cleanup: CleanupConfig,
+}
+
+/// The cleanup worker (`cleanup.*`): deletes expired flows, sessions, stored errors and old
+/// rate-limit counters in bounded batches (one node at a time on PostgreSQL).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CleanupConfig {
+    pub enabled: bool,
+    /// Time between two runs (the first runs at start).
+    pub interval: Dur,
+    /// Rows deleted per table per statement.
+    pub batch_size: u32,
+    /// How long expired flows and sessions are kept (an expired flow still answers with its
+    /// replacement; expired sessions stay listed) before they are deleted.
+    pub keep_expired: Dur,
+    /// How long a stored error (`/self-service/errors?id=`) stays readable.
+    pub error_lifespan: Dur,
+}
+
+impl Default for CleanupConfig {
+    fn default() -> Self {
+        CleanupConfig {
+            enabled: true,
+            interval: Dur::secs(300),
+            batch_size: 1000,
+            keep_expired: Dur::secs(3600),
+            error_lifespan: Dur::secs(3600),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -212,6 +242,11 @@ pub struct CookiesConfig {
     pub domain: Option<String>,
     pub path: Option<String>,
     pub same_site: SameSite,
+    /// Name the session and CSRF cookies `__Host-…` (the browser then refuses them from any
+    /// other host or path). Applies only with an `https://` base URL outside dev mode, no
+    /// cookie domain and the root path; off by default because clients (Ory SDKs) look for
+    /// the plain session cookie name.
+    pub host_prefix: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -319,7 +354,11 @@ impl Default for Limits {
             login_attempts: 100,
             login_window: Dur::secs(3600),
             header_read_timeout: Dur::secs(10),
-            per_ip: SubmitRates::default(),
+            // On by default for the unauthenticated, password-hashing submits: one client
+            // gets 5 hashes a second at most, a fraction of what the hashing pool does on
+            // one core. Behind a reverse proxy every client shares its address: raise or
+            // turn off (0) and limit at the proxy.
+            per_ip: SubmitRates { login: 300, registration: 300, settings: 0 },
             per_identity: SubmitRates::default(),
         }
     }
@@ -796,6 +835,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "database",
     "limits",
     "courier",
+    "cleanup",
 ];
 
 /// Why a configuration could not be loaded. The message names the key.
@@ -886,6 +926,12 @@ impl Config {
                 rp.resolve(&self.public_base())
                     .map_err(|e| ConfigError(format!("invalid configuration at key `{key}`: {e}")))?;
             }
+        }
+        if self.cleanup.interval.0.is_zero() {
+            return Err(ConfigError("invalid configuration at key `cleanup.interval`: must be more than 0".into()));
+        }
+        if self.cleanup.batch_size == 0 {
+            return Err(ConfigError("invalid configuration at key `cleanup.batch_size`: must be more than 0".into()));
         }
         if self.limits.header_read_timeout.0.is_zero() {
             return Err(ConfigError(

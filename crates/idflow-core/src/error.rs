@@ -207,6 +207,9 @@ impl From<crate::store::StoreError> for Error {
                 "The resource was changed by a concurrent request. Please reload and try again.",
             ),
             StoreError::NotFound => Error::not_found("The requested resource could not be found"),
+            StoreError::SessionRevoked => {
+                Error::new(ErrorKind::Unauthorized, "No valid session credentials found in the request.")
+            }
             StoreError::Invalid(d) => {
                 tracing::debug!(error = %d, "value refused by the database");
                 Error::bad_request("The request contains characters that are not allowed (such as NUL).")

@@ -3,6 +3,7 @@
 //! the store trait and the mail courier. It knows neither HTTP nor SQL.
 
 pub mod claims_mapper;
+pub mod cleanup;
 pub mod clock;
 pub mod config;
 pub mod courier;

@@ -80,11 +80,19 @@ pub struct HashersConfig {
     pub algorithm: HashAlgorithm,
     pub argon2: Argon2Config,
     pub bcrypt: BcryptConfig,
+    /// Hash/verify jobs that may wait for the hashing pool; above it requests get 503 with
+    /// `Retry-After` instead of queueing (`hashers.max_queue`).
+    pub max_queue: usize,
 }
 
 impl Default for HashersConfig {
     fn default() -> Self {
-        Self { algorithm: HashAlgorithm::Argon2, argon2: Argon2Config::default(), bcrypt: BcryptConfig::default() }
+        Self {
+            algorithm: HashAlgorithm::Argon2,
+            argon2: Argon2Config::default(),
+            bcrypt: BcryptConfig::default(),
+            max_queue: 256,
+        }
     }
 }
 
@@ -426,8 +434,12 @@ pub fn verify(password: &str, hash: &str) -> Result<bool, PasswordError> {
         Some(Format::Bcrypt) => {
             parse_bcrypt(hash)?;
             count_call();
+            // bcrypt only reads the first 72 bytes: a longer password would match a hash of
+            // its prefix. It never matches (the work is still done, for even timing).
+            let too_long = password.len() > BCRYPT_MAX_PASSWORD_BYTES;
             // bcrypt::verify compares with subtle::ConstantTimeEq.
-            bcrypt::verify(password, hash).map_err(|e| PasswordError::Hash(e.to_string()))
+            let ok = bcrypt::verify(password, hash).map_err(|e| PasswordError::Hash(e.to_string()))?;
+            Ok(ok && !too_long)
         }
     }
 }
@@ -728,6 +740,7 @@ mod tests {
             algorithm: HashAlgorithm::Argon2,
             argon2: Argon2Config { memory: 64, iterations: 1, parallelism: 1, salt_length: 16, key_length: 32 },
             bcrypt: BcryptConfig { cost: 4 },
+            max_queue: 256,
         }
     }
 

@@ -22,6 +22,9 @@ pub enum StoreError {
     Busy(String),
     #[error("not found")]
     NotFound,
+    /// `Commit::update_session` found the session revoked (or deleted) since it was loaded.
+    #[error("the session was revoked")]
+    SessionRevoked,
     /// The database cannot store or compare the value (e.g. text with a NUL character).
     #[error("invalid value: {0}")]
     Invalid(String),
@@ -45,7 +48,9 @@ pub struct Commit<'a> {
     pub previous_identity: Option<&'a Identity>,
     /// Insert a session.
     pub create_session: Option<&'a Session>,
-    /// Update a session (methods, aal, authenticated_at, expires_at, active).
+    /// Update a session (methods, aal, authenticated_at, expires_at, active). Compare-and-set:
+    /// fails with `SessionRevoked` (and writes nothing) unless the stored session is still
+    /// active, so a revocation is never undone by a request holding an older copy.
     pub update_session: Option<&'a Session>,
     /// Revoke every active session of this identity except the given one.
     pub revoke_other_sessions: Option<(Uuid, Option<Uuid>)>,
@@ -54,6 +59,37 @@ pub struct Commit<'a> {
     /// Queue mail (rendered by the courier) with the rest of the change: a flow change and the
     /// mail it causes are stored together or not at all.
     pub queue_messages: &'a [Message],
+}
+
+/// What [`Store::cleanup`] deletes: rows past these instants, at most `batch` per table.
+#[derive(Debug, Clone, Copy)]
+pub struct Cleanup {
+    /// Flows that expired before this.
+    pub flows_expired_before: OffsetDateTime,
+    /// Sessions that expired before this.
+    pub sessions_expired_before: OffsetDateTime,
+    /// Expiring key-value rows (stored errors) that expired before this.
+    pub kv_expired_before: OffsetDateTime,
+    /// Rate-limit counters whose window started before this (unix seconds).
+    pub rate_windows_before: i64,
+    pub batch: u32,
+}
+
+/// Rows deleted by one [`Store::cleanup`] call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Cleaned {
+    pub flows: u64,
+    pub sessions: u64,
+    pub kv: u64,
+    pub rate_limits: u64,
+}
+
+impl Cleaned {
+    /// Whether some table had a full batch (more may be left).
+    pub fn full(&self, batch: u32) -> bool {
+        let b = u64::from(batch);
+        self.flows >= b || self.sessions >= b || self.kv >= b || self.rate_limits >= b
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -115,6 +151,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Get a persisted value, or store `init` if absent (first writer wins across nodes).
     async fn kv_get_or_init(&self, key: &str, init: &str) -> Result<String, StoreError>;
+
+    /// Read a persisted value; never writes.
+    async fn kv_get(&self, key: &str) -> Result<Option<String>, StoreError>;
+    /// Store a value that the cleanup deletes after `expires_at` (first writer wins).
+    async fn kv_put_expiring(&self, key: &str, value: &str, expires_at: OffsetDateTime) -> Result<(), StoreError>;
+
+    /// Delete expired rows, at most `c.batch` per table. `Ok(None)` when another node holds
+    /// the cleanup lock (PostgreSQL), so only one node cleans at a time.
+    async fn cleanup(&self, c: &Cleanup) -> Result<Option<Cleaned>, StoreError>;
 
     /// Count an event in a fixed window: returns the count after incrementing.
     async fn rate_hit(&self, key: &str, window_start: i64) -> Result<i64, StoreError>;

@@ -34,8 +34,19 @@ struct HttpHooks {
 #[async_trait::async_trait]
 impl WebHooks for HttpHooks {
     async fn post(&self, url: &str, body: &Value, timeout: Duration) -> Result<u16, String> {
+        // The reason reaches the end user (`continue_with`, form errors) and the logs: it names
+        // the kind of failure only, never reqwest's text, which carries the URL and its query
+        // (where operators put tokens).
         let resp = self.client.post(url).json(body).timeout(timeout).send().await.map_err(|e| {
-            if e.is_timeout() { format!("timed out after {} ms", timeout.as_millis()) } else { e.to_string() }
+            if e.is_timeout() {
+                format!("timed out after {} ms", timeout.as_millis())
+            } else if e.is_connect() {
+                "the connection failed".to_string()
+            } else if e.is_builder() {
+                "the hook URL is not valid".to_string()
+            } else {
+                "the request failed".to_string()
+            }
         })?;
         Ok(resp.status().as_u16())
     }
@@ -225,13 +236,35 @@ impl Application {
                 crate::courier::run_worker(self.state.engine.clone(), self.mail.clone(), stop).await;
             }
         };
+        let c = cleanup_worker(self.state.engine.clone(), tx.subscribe());
         let trigger = async move {
             shutdown.await;
             tracing::info!("shutting down: draining in-flight requests");
             let _ = tx.send(());
         };
-        tokio::join!(p, a, trigger, courier);
+        tokio::join!(p, a, c, trigger, courier);
         Ok(())
+    }
+}
+
+/// Run [`idflow_core::selfservice::Engine::cleanup_expired`] at start and every
+/// `cleanup.interval` until `stop` fires (`cleanup.enabled: false` turns it off).
+async fn cleanup_worker(engine: Arc<Engine>, mut stop: tokio::sync::broadcast::Receiver<()>) {
+    let c = &engine.cfg.cleanup;
+    if !c.enabled {
+        return;
+    }
+    let mut tick = tokio::time::interval(c.interval.0);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if let Err(e) = engine.cleanup_expired().await {
+                    tracing::warn!(error = %e, "cleanup run failed");
+                }
+            }
+            _ = stop.recv() => break,
+        }
     }
 }
 

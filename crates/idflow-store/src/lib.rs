@@ -13,7 +13,7 @@ use idflow_core::model::{
     Aal, AuthMethod, Credential, CredentialType, Device, Flow, Identity, IdentityState, RecoveryAddress, Session,
     VerifiableAddress,
 };
-use idflow_core::store::{Commit, IdentityFilter, Store, StoreError};
+use idflow_core::store::{Cleaned, Cleanup, Commit, IdentityFilter, Store, StoreError};
 use serde_json::Value;
 use sqlx::Row;
 use std::str::FromStr;
@@ -160,6 +160,9 @@ SELECT s.*, i.id AS i_id, i.schema_id AS i_schema_id, i.state AS i_state, i.stat
 i.traits AS i_traits, i.metadata_public AS i_metadata_public, i.metadata_admin AS i_metadata_admin, \
 i.external_id AS i_external_id, i.version AS i_version, i.created_at AS i_created_at, i.updated_at AS i_updated_at \
 FROM sessions s LEFT JOIN identities i ON i.id = s.identity_id WHERE s.token_hash = $1";
+
+/// The PostgreSQL advisory lock key that lets one node at a time run the cleanup.
+pub const CLEANUP_LOCK_KEY: i64 = 0x6964_666c_6f77_0001;
 
 macro_rules! sql_store {
     ($name:ident, $db:ty, $backend:literal) => {
@@ -845,8 +848,11 @@ macro_rules! sql_store {
                     Self::insert_session(&mut tx, s).await?;
                 }
                 if let Some(s) = c.update_session {
-                    sqlx::query(
-                        "UPDATE sessions SET active = $1, aal = $2, authentication_methods = $3, authenticated_at = $4, expires_at = $5, devices = $6, updated_at = $7, identity_id = $8, token_hash = $9, logout_token_hash = $10 WHERE id = $11",
+                    // Compare-and-set: only a session that is still active may be updated, so a
+                    // request in flight with a copy loaded before a revocation (logout, "revoke
+                    // other sessions", a password change, the admin API) cannot bring it back.
+                    let r = sqlx::query(
+                        "UPDATE sessions SET active = $1, aal = $2, authentication_methods = $3, authenticated_at = $4, expires_at = $5, devices = $6, updated_at = $7, identity_id = $8, token_hash = $9, logout_token_hash = $10 WHERE id = $11 AND active = $12",
                     )
                     .bind(s.active)
                     .bind(s.aal.as_str())
@@ -859,9 +865,13 @@ macro_rules! sql_store {
                     .bind(&s.token_hash)
                     .bind(&s.logout_token_hash)
                     .bind(s.id)
+                    .bind(true)
                     .execute(&mut *tx)
                     .await
                     .map_err(map_err)?;
+                    if r.rows_affected() != 1 {
+                        return Err(StoreError::SessionRevoked);
+                    }
                 }
                 let mut revoked = 0;
                 if let Some((identity, except)) = c.revoke_other_sessions {
@@ -897,6 +907,87 @@ macro_rules! sql_store {
                     .map_err(map_err)?
                     .try_get("value")
                     .map_err(map_err)
+            }
+
+            async fn kv_get(&self, key: &str) -> Result<Option<String>, StoreError> {
+                let row = sqlx::query("SELECT value FROM kv WHERE key = $1")
+                    .bind(key)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                row.map(|r| r.try_get("value").map_err(map_err)).transpose()
+            }
+
+            async fn kv_put_expiring(
+                &self,
+                key: &str,
+                value: &str,
+                expires_at: OffsetDateTime,
+            ) -> Result<(), StoreError> {
+                let _w = self.write_guard().await;
+                sqlx::query(
+                    "INSERT INTO kv (key, value, expires_at) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING",
+                )
+                .bind(key)
+                .bind(value)
+                .bind(ts(expires_at))
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?;
+                Ok(())
+            }
+
+            async fn cleanup(&self, c: &Cleanup) -> Result<Option<Cleaned>, StoreError> {
+                let _w = self.write_guard().await;
+                let mut tx = self.pool.begin().await.map_err(map_err)?;
+                if $backend == "postgres" {
+                    // One node at a time: a transaction-scoped advisory lock, released at commit;
+                    // a node that does not get it skips this run.
+                    let got: bool = sqlx::query("SELECT pg_try_advisory_xact_lock($1) AS got")
+                        .bind(CLEANUP_LOCK_KEY)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(map_err)?
+                        .try_get("got")
+                        .map_err(map_err)?;
+                    if !got {
+                        return Ok(None);
+                    }
+                }
+                let batch = i64::from(c.batch.max(1));
+                let mut out = Cleaned::default();
+                for (sql, cutoff, n) in [
+                    (
+                        "DELETE FROM flows WHERE id IN (SELECT id FROM flows WHERE expires_at < $1 LIMIT $2)",
+                        ts(c.flows_expired_before),
+                        &mut out.flows,
+                    ),
+                    (
+                        "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE expires_at < $1 LIMIT $2)",
+                        ts(c.sessions_expired_before),
+                        &mut out.sessions,
+                    ),
+                    (
+                        "DELETE FROM kv WHERE key IN (SELECT key FROM kv WHERE expires_at < $1 LIMIT $2)",
+                        ts(c.kv_expired_before),
+                        &mut out.kv,
+                    ),
+                    (
+                        "DELETE FROM rate_limits WHERE key IN (SELECT key FROM rate_limits WHERE window_start < $1 LIMIT $2)",
+                        c.rate_windows_before,
+                        &mut out.rate_limits,
+                    ),
+                ] {
+                    *n = sqlx::query(sql)
+                        .bind(cutoff)
+                        .bind(batch)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?
+                        .rows_affected();
+                }
+                tx.commit().await.map_err(map_err)?;
+                Ok(Some(out))
             }
 
             async fn rate_hit(&self, key: &str, window_start: i64) -> Result<i64, StoreError> {

@@ -29,8 +29,8 @@ impl Engine {
     pub async fn create_login(&self, req: &Req, flow_type: FlowType, refresh: bool, aal: Aal) -> Result<Flow> {
         let mut flow =
             self.new_flow(FlowKind::Login, flow_type, &req.request_url, self.cfg.selfservice.flows.login.lifespan.0);
-        if let Some(rt) = flow.return_to.clone() {
-            self.check_return_to(&rt)?;
+        if let Some(rt) = flow.return_to.take() {
+            flow.return_to = Some(self.check_return_to(&rt)?);
         }
         flow.requested_aal = if aal == Aal::Aal2 { Aal::Aal2 } else { Aal::Aal1 };
         match &req.auth {

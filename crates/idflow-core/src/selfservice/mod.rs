@@ -179,12 +179,28 @@ impl Engine {
         self.cfg.selfservice.default_browser_return_url.clone().unwrap_or_else(|| self.url("/ui/welcome"))
     }
 
-    /// Validate a `return_to` against the allow-list; returns the absolute URL.
+    /// Validate a `return_to` against the allow-list; returns the absolute, normalised URL,
+    /// which is what flows store and redirect to (one value is validated and used).
+    ///
+    /// Refused: control characters anywhere (the URL parser would silently drop a decoded
+    /// `%0A`, and the raw value once broke the redirect after login), user info, and any URL
+    /// whose scheme, host (`*.example.com` wildcards), port and path do not match an allowed
+    /// entry. Paths match on whole segments: `/account` admits `/account` and `/account/x`,
+    /// never `/accountevil`.
     pub fn check_return_to(&self, rt: &str) -> Result<String> {
+        let forbidden = |shown: &str| {
+            Error::new(ErrorKind::ReturnToForbidden, format!("Requested return_to URL \"{shown}\" is not allowed."))
+        };
+        if rt.chars().any(char::is_control) {
+            return Err(forbidden(&rt.escape_default().to_string()));
+        }
         let base = url::Url::parse(&self.default_return_url())
             .or_else(|_| url::Url::parse(&format!("{}/", self.base)))
             .map_err(Error::internal)?;
         let target = base.join(rt).map_err(|_| Error::bad_request(format!("Unable to parse return_to URL {rt:?}.")))?;
+        if !target.username().is_empty() || target.password().is_some() {
+            return Err(forbidden(target.as_str()));
+        }
         let mut allowed: Vec<String> = self.cfg.selfservice.allowed_return_urls.clone();
         allowed.push(format!("{}/self-service", self.base));
         allowed.push(format!("{}/ui", self.base));
@@ -200,20 +216,12 @@ impl Engine {
                 }
                 _ => false,
             };
-            let path = if a.path().is_empty() { "/" } else { a.path() };
             a.scheme().eq_ignore_ascii_case(target.scheme())
                 && host_ok
                 && a.port_or_known_default() == target.port_or_known_default()
-                && target.path().starts_with(path)
+                && path_within(target.path(), a.path())
         });
-        if ok {
-            Ok(target.to_string())
-        } else {
-            Err(Error::new(
-                ErrorKind::ReturnToForbidden,
-                format!("Requested return_to URL \"{target}\" is not allowed."),
-            ))
-        }
+        if ok { Ok(target.to_string()) } else { Err(forbidden(target.as_str())) }
     }
 
     /// Validate an optional `return_to` query value.
@@ -380,9 +388,10 @@ impl Engine {
     pub async fn hash_password(&self, password: String) -> Result<String> {
         let cfg = self.cfg.hashers.clone();
         let started = std::time::Instant::now();
-        let res = hashpool::run(move || crate::password::hash(&cfg, &password))
+        let max = cfg.max_queue;
+        let res = hashpool::run_bounded(max, move || crate::password::hash(&cfg, &password))
             .await
-            .ok_or_else(|| Error::internal("the password-hashing pool is gone"))?
+            .map_err(pool_error)?
             .map_err(Error::internal);
         self.observer.password_hashing("hash", started.elapsed());
         res
@@ -399,9 +408,10 @@ impl Engine {
         let cfg = self.cfg.hashers.clone();
         let started = std::time::Instant::now();
         let (pw, cur) = (password.clone(), current.clone());
-        let once = hashpool::run(move || crate::password::hash_if_changed(&cfg, &pw, &cur))
+        let max = cfg.max_queue;
+        let once = hashpool::run_bounded(max, move || crate::password::hash_if_changed(&cfg, &pw, &cur))
             .await
-            .ok_or_else(|| Error::internal("the password-hashing pool is gone"))?
+            .map_err(pool_error)?
             .map_err(Error::internal)?;
         match once {
             NewPassword::Same => {
@@ -425,7 +435,8 @@ impl Engine {
     pub async fn verify_password(&self, password: String, hash: Option<String>) -> Result<bool> {
         let cfg = self.cfg.hashers.clone();
         let started = std::time::Instant::now();
-        let res = hashpool::run(move || match hash {
+        let max = cfg.max_queue;
+        let res = hashpool::run_bounded(max, move || match hash {
             Some(h) => crate::password::verify(&password, &h).unwrap_or(false),
             None => {
                 crate::password::verify_dummy(&cfg, &password);
@@ -433,7 +444,7 @@ impl Engine {
             }
         })
         .await
-        .ok_or_else(|| Error::internal("the password-hashing pool is gone"));
+        .map_err(pool_error);
         self.observer.password_hashing("verify", started.elapsed());
         res
     }
@@ -508,6 +519,31 @@ impl Engine {
         if let Some(last) = nodes.iter().rposition(|n| matches!(n.group, Group::Webauthn | Group::Passkey)) {
             nodes.insert(last + 1, self.webauthn_script_node());
         }
+    }
+}
+
+/// Whether `path` is `allowed` or below it, on whole segments (`/a` admits `/a`, `/a/` and
+/// `/a/b`, not `/ab`).
+fn path_within(path: &str, allowed: &str) -> bool {
+    let allowed = allowed.trim_end_matches('/');
+    match path.strip_prefix(allowed) {
+        Some(rest) => rest.is_empty() || rest.starts_with('/'),
+        None => false,
+    }
+}
+
+/// The error of a hashing job that did not run: a full queue is a 503 with `Retry-After`.
+fn pool_error(e: hashpool::PoolError) -> Error {
+    match e {
+        hashpool::PoolError::Busy => {
+            let mut e = Error::new(
+                ErrorKind::Unavailable,
+                "The server is busy checking other passwords. Please try again in a moment.",
+            );
+            e.retry_after = Some(1);
+            e
+        }
+        hashpool::PoolError::Gone => Error::internal("the password-hashing pool is gone"),
     }
 }
 

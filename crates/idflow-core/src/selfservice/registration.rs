@@ -37,8 +37,8 @@ impl Engine {
             &req.request_url,
             self.cfg.selfservice.flows.registration.lifespan.0,
         );
-        if let Some(rt) = flow.return_to.clone() {
-            self.check_return_to(&rt)?;
+        if let Some(rt) = flow.return_to.take() {
+            flow.return_to = Some(self.check_return_to(&rt)?);
         }
         self.registration_ui(&mut flow, req, None)?;
         self.store.create_flow(&flow).await?;

@@ -82,8 +82,8 @@ impl Engine {
             &req.request_url,
             self.cfg.selfservice.flows.settings.lifespan.0,
         );
-        if let Some(rt) = flow.return_to.clone() {
-            self.check_return_to(&rt)?;
+        if let Some(rt) = flow.return_to.take() {
+            flow.return_to = Some(self.check_return_to(&rt)?);
         }
         flow.identity_id = Some(a.identity.id);
         flow.state = "show_form".into();

@@ -171,7 +171,11 @@ fn registered(state: &AppState, flow_type: FlowType, r: Registered) -> Done {
         }
         out
     };
-    let cookies = r.session.iter().map(|s| state.session_cookie_for(&s.token, &s.session)).collect();
+    // A new session rotates the CSRF secret, as after login.
+    let cookies = match &r.session {
+        Some(s) => vec![state.session_cookie_for(&s.token, &s.session), state.new_csrf_cookie()],
+        None => vec![],
+    };
     Done { body: Some(body), redirect_to: after, location_change: false, cookies }
 }
 
@@ -395,11 +399,11 @@ async fn logout_api(State(state): State<AppState>, _: Ctx, ParsedBody(body): Par
 
 async fn get_error(State(state): State<AppState>, _: Ctx, Query(q): Q) -> Answer {
     let id = parse_uuid(q.get("id"), "id")?;
-    let v = state.engine.store.kv_get_or_init(&format!("error:{id}"), "").await?;
-    if v.is_empty() {
-        return Err(Error::not_found("The error could not be found.").into());
+    // A read never writes (it once inserted an empty row per unknown id).
+    match state.engine.store.kv_get(&format!("error:{id}")).await? {
+        Some(v) if !v.is_empty() => Ok(json_response(StatusCode::OK, serde_json::from_str(&v).unwrap_or(Value::Null))),
+        _ => Err(Error::not_found("The error could not be found.").into()),
     }
-    Ok(json_response(StatusCode::OK, serde_json::from_str(&v).unwrap_or(Value::Null)))
 }
 
 // ---- sessions --------------------------------------------------------------------------

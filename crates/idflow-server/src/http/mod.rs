@@ -30,40 +30,52 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Arc<Engine>,
-    /// Name of the CSRF cookie (`csrf_token_<sha256 of the public base URL>`).
+    /// Name of the CSRF cookie (`csrf_token_<sha256 of the public base URL>`, with the
+    /// `__Host-` prefix when `cookies.host_prefix` applies).
     pub csrf_cookie: String,
+    /// Name of the session cookie (`session.cookie.name`, with the `__Host-` prefix when
+    /// `cookies.host_prefix` applies).
+    pub session_cookie_name: String,
 }
 
 impl AppState {
     pub fn new(engine: Arc<Engine>) -> Self {
         let base = engine.cfg.serve.public.base_url.clone().unwrap_or_else(|| format!("{}/", engine.base()));
-        let csrf_cookie = format!("csrf_token_{}", crypto::sha256_hex(base.as_bytes()));
-        AppState { engine, csrf_cookie }
+        let prefix = if host_prefix_applies(&engine) { "__Host-" } else { "" };
+        let csrf_cookie = format!("{prefix}csrf_token_{}", crypto::sha256_hex(base.as_bytes()));
+        let session_cookie_name = format!("{prefix}{}", engine.cfg.session.cookie.name);
+        AppState { engine, csrf_cookie, session_cookie_name }
     }
 
     fn secure_cookies(&self) -> bool {
-        !self.engine.cfg.dev && self.engine.base().starts_with("https://")
+        secure_cookies(&self.engine)
+    }
+
+    /// The session cookie's `Domain` attribute, if any.
+    fn session_domain(&self) -> Option<&String> {
+        self.engine.cfg.session.cookie.domain.as_ref().or(self.engine.cfg.cookies.domain.as_ref())
+    }
+
+    /// The attributes the session cookie is set with, so clearing it names the same cookie.
+    fn session_attrs(&self) -> String {
+        let cfg = &self.engine.cfg.session.cookie;
+        let mut c = format!("Path={}; HttpOnly; SameSite={}", cfg.path.as_deref().unwrap_or("/"), self.same_site());
+        if let Some(d) = self.session_domain() {
+            c.push_str(&format!("; Domain={d}"));
+        }
+        if self.secure_cookies() {
+            c.push_str("; Secure");
+        }
+        c
     }
 
     /// `Set-Cookie` for the session.
     pub fn session_cookie(&self, token: &str, max_age_secs: i64) -> HeaderValue {
         let cfg = &self.engine.cfg.session.cookie;
         let value = crypto::sign(&self.engine.cookie_keys, token);
-        let mut c = format!(
-            "{}={}; Path={}; HttpOnly; SameSite={}",
-            cfg.name,
-            value,
-            cfg.path.as_deref().unwrap_or("/"),
-            self.same_site()
-        );
+        let mut c = format!("{}={}; {}", self.session_cookie_name, value, self.session_attrs());
         if cfg.persistent {
             c.push_str(&format!("; Max-Age={}", max_age_secs.max(0)));
-        }
-        if let Some(d) = cfg.domain.as_ref().or(self.engine.cfg.cookies.domain.as_ref()) {
-            c.push_str(&format!("; Domain={d}"));
-        }
-        if self.secure_cookies() {
-            c.push_str("; Secure");
         }
         HeaderValue::from_str(&c).unwrap_or(HeaderValue::from_static(""))
     }
@@ -79,17 +91,20 @@ impl AppState {
         self.csrf_cookie_header(&crypto::new_csrf_secret())
     }
 
+    /// Clears the session cookie: same name, `Path` and `Domain` as when it was set (a cookie
+    /// is only replaced by one with the same name, domain and path).
     pub fn clear_session_cookie(&self) -> HeaderValue {
-        let cfg = &self.engine.cfg.session.cookie;
-        let c = format!("{}=; Path={}; HttpOnly; Max-Age=0", cfg.name, cfg.path.as_deref().unwrap_or("/"));
+        let c = format!("{}=; {}; Max-Age=0", self.session_cookie_name, self.session_attrs());
         HeaderValue::from_str(&c).unwrap_or(HeaderValue::from_static(""))
     }
 
+    /// `Set-Cookie` for the CSRF secret. The value is signed with the cookie keys: a cookie we
+    /// did not issue (tossed in by a sibling subdomain, say) is never adopted.
     pub fn csrf_cookie_header(&self, secret: &str) -> HeaderValue {
         let mut c = format!(
             "{}={}; Path={}; HttpOnly; SameSite={}; Max-Age=31536000",
             self.csrf_cookie,
-            secret,
+            crypto::sign(&self.engine.cookie_keys, secret),
             self.engine.cfg.cookies.path.as_deref().unwrap_or("/"),
             self.same_site()
         );
@@ -113,6 +128,23 @@ impl AppState {
             SameSite::None => "None",
         }
     }
+}
+
+fn secure_cookies(engine: &Engine) -> bool {
+    !engine.cfg.dev && engine.base().starts_with("https://")
+}
+
+/// `cookies.host_prefix`: the `__Host-` prefix is used only where browsers accept it (Secure,
+/// no `Domain`, `Path=/`); elsewhere the names stay as configured.
+fn host_prefix_applies(engine: &Engine) -> bool {
+    let cfg = &engine.cfg;
+    let root = |p: &Option<String>| p.as_deref().is_none_or(|p| p == "/");
+    cfg.cookies.host_prefix
+        && secure_cookies(engine)
+        && cfg.cookies.domain.is_none()
+        && cfg.session.cookie.domain.is_none()
+        && root(&cfg.cookies.path)
+        && root(&cfg.session.cookie.path)
 }
 
 /// Everything about a request that the handlers need, with the session resolved.
@@ -207,7 +239,7 @@ impl FromRequestParts<AppState> for Ctx {
         let token = h("x-session-token")
             .filter(|t| !t.is_empty())
             .or_else(|| {
-                let c = cookie_value(&headers, &engine.cfg.session.cookie.name)
+                let c = cookie_value(&headers, &state.session_cookie_name)
                     .and_then(|v| crypto::unsign(&engine.cookie_keys, v));
                 via_cookie = c.is_some();
                 c
@@ -242,7 +274,8 @@ impl FromRequestParts<AppState> for Ctx {
             request_url,
             auth,
             token,
-            csrf_cookie: cookie_value(&headers, &state.csrf_cookie).map(str::to_string),
+            csrf_cookie: cookie_value(&headers, &state.csrf_cookie)
+                .and_then(|v| crypto::unsign(&engine.cookie_keys, v)),
             api_violation,
             ip,
             user_agent,
@@ -393,7 +426,9 @@ pub async fn error_redirect(state: &AppState, e: Error) -> Response {
         "error": crate::wire::error(&e, &error::current_request_id()).get("error").cloned().unwrap_or(Value::Null),
         "created_at": crate::wire::ts(state.engine.clock.now()),
     });
-    let _ = state.engine.store.kv_get_or_init(&format!("error:{id}"), &body.to_string()).await;
+    // Stored errors expire (`cleanup.error_lifespan`); the cleanup worker deletes them.
+    let expires = state.engine.clock.now() + state.engine.cfg.cleanup.error_lifespan.as_time();
+    let _ = state.engine.store.kv_put_expiring(&format!("error:{id}"), &body.to_string(), expires).await;
     let url = idflow_core::selfservice::with_query(&state.engine.ui_url("error"), &[("id", &id.to_string())]);
     see_other(&url)
 }

@@ -748,8 +748,9 @@ async fn error_page(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Res
         let e = Error::bad_request("The error id in the address is missing or malformed.");
         return error_inline(&state, &ctx, &e);
     };
-    match state.engine.store.kv_get_or_init(&format!("error:{id}"), "").await {
-        Ok(v) if !v.is_empty() => {
+    // A read never writes (it once inserted an empty row per unknown id).
+    match state.engine.store.kv_get(&format!("error:{id}")).await {
+        Ok(Some(v)) if !v.is_empty() => {
             let stored: Value = serde_json::from_str(&v).unwrap_or(Value::Null);
             let mut err = stored.get("error").cloned().unwrap_or(Value::Null);
             if !err.is_object() {

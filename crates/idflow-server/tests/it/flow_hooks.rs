@@ -67,8 +67,8 @@ async fn login_interrupting_web_hook_refuses_the_login(db: Db) {
 both_dbs!(login_interrupting_web_hook_refuses_the_login);
 
 async fn login_revoke_active_sessions(db: Db) {
-    let app = spawn_app_with(db, |c| c.selfservice.flows.login.after.hooks = hooks("- hook: revoke_active_sessions\n"))
-        .await;
+    let app =
+        spawn_app_with(db, |c| c.selfservice.flows.login.after.hooks = hooks("- hook: revoke_active_sessions\n")).await;
     let (email, first, _) = app.user().await;
     assert_eq!(whoami(&app, &first).await.status(), 200);
     let second = app.login(&email, PASSWORD).await["session_token"].as_str().unwrap().to_string();

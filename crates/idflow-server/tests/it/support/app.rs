@@ -79,6 +79,9 @@ serve:
   admin: { host: 127.0.0.1, port: 0 }
 hashers:
   argon2: { memory: 1024, iterations: 1, parallelism: 1 }
+  max_queue: 1000000
+limits:
+  per_ip: { login: 0, registration: 0 }
 log: { level: warn }
 "#;
     Config::load(Some(yaml), Vec::<(String, String)>::new()).expect("test config")

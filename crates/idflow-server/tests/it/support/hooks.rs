@@ -33,4 +33,3 @@ pub fn unreachable_url() -> String {
     drop(l);
     format!("http://127.0.0.1:{port}/hook")
 }
-
