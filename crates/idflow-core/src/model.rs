@@ -84,8 +84,8 @@ impl MethodId {
         MethodId::Password,
         MethodId::Totp,
         MethodId::LookupSecret,
-        MethodId::Passkey,
         MethodId::Webauthn,
+        MethodId::Passkey,
         MethodId::Oidc,
     ];
 

@@ -8,7 +8,7 @@ use super::sessions::Issued;
 use super::{Authed, Body, Engine, Req, Submitted};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Aal, Flow, FlowKind, FlowType, Identity};
-use crate::store::{Commit, StoreError};
+use crate::store::Commit;
 use crate::ui::{Node, UiText, msg};
 use serde_json::json;
 use uuid::Uuid;
@@ -58,6 +58,19 @@ impl Engine {
         self.login_ui(&mut flow, req)?;
         self.store.create_flow(&flow).await?;
         Ok(flow)
+    }
+
+    /// The `identifier` input of a first-factor login form, labelled by the schema.
+    pub(crate) fn identifier_node(&self) -> Result<Node> {
+        let label = match self.default_schema()?.identifier_label() {
+            Some((title, name)) => msg::label_trait(&title, &name),
+            None => msg::label_id(),
+        };
+        Ok(Node::input(crate::ui::Group::Default, "identifier", "text")
+            .value(json!(""))
+            .required()
+            .autocomplete("username webauthn")
+            .label(label))
     }
 
     pub(crate) fn login_ui(&self, flow: &mut Flow, req: &Req) -> Result<()> {
@@ -198,17 +211,11 @@ impl Engine {
                 ..Default::default()
             })
             .await;
-        match res {
-            Ok(_) => flow.version += 1,
-            Err(StoreError::Busy(_)) => {
-                return Err(Error::new(ErrorKind::Conflict, "The flow was completed by a concurrent request."));
-            }
-            Err(StoreError::Conflict(_)) if created => {
-                let flow = self.load_flow(flow.id, FlowKind::Login).await?;
-                return self.login_invalid(flow, req, vec![(String::new(), m.duplicate_message())], None).await;
-            }
-            Err(e) => return Err(e.into()),
+        if !Self::completed(res, created)? {
+            let flow = self.load_flow(flow.id, FlowKind::Login).await?;
+            return self.login_invalid(flow, req, vec![(String::new(), m.duplicate_message())], None).await;
         }
+        flow.version += 1;
         if created {
             tracing::info!(identity_id = %identity.id, method = method.as_str(), "identity registered through a login");
         }

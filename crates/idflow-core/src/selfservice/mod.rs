@@ -508,6 +508,20 @@ impl Engine {
         Ok(self.check_api_request(flow, req).map(|v| (String::new(), crate::ui::msg::generic(&v))))
     }
 
+    /// How the commit of a completed flow went: `Ok(true)` stored, `Ok(false)` an identifier of
+    /// the identity it creates is taken already (`creates`); a concurrent completion is a 409.
+    pub(crate) fn completed(res: std::result::Result<u64, crate::store::StoreError>, creates: bool) -> Result<bool> {
+        use crate::store::StoreError;
+        match res {
+            Ok(_) => Ok(true),
+            Err(StoreError::Busy(_)) => {
+                Err(Error::new(ErrorKind::Conflict, "The flow was completed by a concurrent request."))
+            }
+            Err(StoreError::Conflict(_)) if creates => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// The WebAuthn helper script node, once, right after the last node that needs it
     /// (browser flows with a security-key or passkey node).
     pub(crate) fn place_webauthn_script(&self, flow: &Flow, nodes: &mut Vec<crate::ui::Node>) {

@@ -8,7 +8,7 @@ use super::sessions::Issued;
 use super::{Body, Engine, Req, Submitted};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Flow, FlowKind, FlowType, Identity};
-use crate::store::{Commit, StoreError};
+use crate::store::Commit;
 use crate::ui::{Group, Node, msg};
 use serde_json::Value;
 use uuid::Uuid;
@@ -145,19 +145,13 @@ impl Engine {
                 ..Default::default()
             })
             .await;
-        match res {
-            Ok(_) => flow.version += 1,
-            Err(StoreError::Busy(_)) => {
-                return Err(Error::new(ErrorKind::Conflict, "The flow was completed by a concurrent request."));
-            }
-            Err(StoreError::Conflict(_)) if created => {
-                let mut flow = self.load_flow(flow.id, FlowKind::Registration).await?;
-                m.reset_registration(&mut flow);
-                let errors = vec![(String::new(), m.duplicate_message())];
-                return self.registration_invalid(flow, req, Some(&identity.traits), errors).await;
-            }
-            Err(e) => return Err(e.into()),
+        if !Self::completed(res, created)? {
+            let mut flow = self.load_flow(flow.id, FlowKind::Registration).await?;
+            m.reset_registration(&mut flow);
+            let errors = vec![(String::new(), m.duplicate_message())];
+            return self.registration_invalid(flow, req, Some(&identity.traits), errors).await;
         }
+        flow.version += 1;
         if created {
             tracing::info!(identity_id = %identity.id, method = method.as_str(), "identity registered");
         } else {

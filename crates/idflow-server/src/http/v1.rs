@@ -399,8 +399,6 @@ impl FromRequest<AppState> for Submission {
 
 type Answer = Result<Response, V1Error>;
 
-const METHODS: &[&str] = &["profile", "password", "totp", "lookup_secret", "webauthn", "passkey", "oidc"];
-
 async fn settings_json(state: &AppState, flow: &Flow, method: Option<&str>) -> Value {
     let identity = match flow.identity_id {
         Some(id) => state
@@ -446,8 +444,9 @@ async fn settings_submit(
     V1Session(c): V1Session,
     Submission { id, method, body: flat }: Submission,
 ) -> Answer {
-    if !METHODS.contains(&method.as_str()) {
-        return Err(V1Error::malformed(format!("Unknown method {method:?}. Known methods: {}.", METHODS.join(", "))));
+    if idflow_core::model::MethodId::parse(&method).is_none() {
+        let known: Vec<&str> = idflow_core::model::MethodId::ALL.iter().map(|m| m.as_str()).collect();
+        return Err(V1Error::malformed(format!("Unknown method {method:?}. Known methods: {}.", known.join(", "))));
     }
     match state.engine.submit_settings(id, &flat, &c.req).await? {
         Submitted::Done(r) => {

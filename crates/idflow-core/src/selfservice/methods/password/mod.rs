@@ -73,17 +73,7 @@ impl Method for Password {
                 .unwrap_or_default();
             nodes.push(Node::input(Group::Default, "identifier", "hidden").value(json!(ident)).required());
         } else {
-            let label = match e.default_schema()?.identifier_label() {
-                Some((title, name)) => msg::label_trait(&title, &name),
-                None => msg::label_id(),
-            };
-            nodes.push(
-                Node::input(Group::Default, "identifier", "text")
-                    .value(json!(""))
-                    .required()
-                    .autocomplete("username webauthn")
-                    .label(label),
-            );
+            nodes.push(e.identifier_node()?);
         }
         nodes.push(
             Node::input(Group::Password, "password", "password")

@@ -650,17 +650,7 @@ impl Engine {
         let mut nodes = vec![];
         if flow.flow_type == FlowType::Browser && !flow.refresh && self.webauthn_passwordless() {
             if !has_identifier {
-                let label = match self.default_schema()?.identifier_label() {
-                    Some((title, name)) => msg::label_trait(&title, &name),
-                    None => msg::label_id(),
-                };
-                nodes.push(
-                    Node::input(Group::Default, "identifier", "text")
-                        .value(json!(""))
-                        .required()
-                        .autocomplete("username webauthn")
-                        .label(label),
-                );
+                nodes.push(self.identifier_node()?);
             }
             nodes.push(Node::submit(Group::Webauthn, "method", json!("webauthn"), msg::login_continue_webauthn()));
         }
