@@ -414,6 +414,9 @@ pub struct Flow {
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+    /// Why the last submit came back with form errors (set by the flow; never stored).
+    #[serde(skip)]
+    pub reason: Option<crate::selfservice::FormReason>,
 }
 
 impl Flow {

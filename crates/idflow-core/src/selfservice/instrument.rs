@@ -35,6 +35,11 @@ pub fn method_label(body: &Body) -> &'static str {
     super::methods::label_of(body)
 }
 
+/// Mark form errors with their reason, when the flow did not (no method took the submit).
+fn with_reason<T>(kind: FlowKind, body: &Body, res: Result<Submitted<T>>) -> Result<Submitted<T>> {
+    super::with_reason(res, kind, crate::model::MethodId::parse(method_label(body)))
+}
+
 fn outcome<T>(r: &Result<Submitted<T>>) -> &'static str {
     match r {
         Ok(Submitted::Done(_)) => "success",
@@ -90,7 +95,7 @@ impl Engine {
             }
         };
         let res = match self.submit_limits("login", req, who.as_deref()).await {
-            Ok(()) => self.submit_login_inner(id, body, req).await,
+            Ok(()) => with_reason(FlowKind::Login, body, self.submit_login_inner(id, body, req).await),
             Err(e) => Err(e),
         };
         self.observer.flow_outcome(FlowKind::Login, method_label(body), outcome(&res));
@@ -100,7 +105,7 @@ impl Engine {
     /// Submit a registration flow (see `submit_registration_inner`).
     pub async fn submit_registration(&self, id: Uuid, body: &Body, req: &Req) -> Result<Submitted<Registered>> {
         let res = match self.submit_limits("registration", req, None).await {
-            Ok(()) => self.submit_registration_inner(id, body, req).await,
+            Ok(()) => with_reason(FlowKind::Registration, body, self.submit_registration_inner(id, body, req).await),
             Err(e) => Err(e),
         };
         self.observer.flow_outcome(FlowKind::Registration, method_label(body), outcome(&res));
@@ -111,7 +116,7 @@ impl Engine {
     pub async fn submit_settings(&self, id: Uuid, body: &Body, req: &Req) -> Result<Submitted<SettingsDone>> {
         let who = req.auth.as_ref().map(|a| a.identity.id.to_string());
         let res = match self.submit_limits("settings", req, who.as_deref()).await {
-            Ok(()) => self.submit_settings_inner(id, body, req).await,
+            Ok(()) => with_reason(FlowKind::Settings, body, self.submit_settings_inner(id, body, req).await),
             Err(e) => Err(e),
         };
         self.observer.flow_outcome(FlowKind::Settings, method_label(body), outcome(&res));

@@ -143,7 +143,7 @@ impl Engine {
             }
         }
         let step = m.login(self, &mut flow, body, req).await?;
-        self.complete_login(flow, m, step, req).await
+        super::with_reason(self.complete_login(flow, m, step, req).await, FlowKind::Login, Some(m.id()))
     }
 
     /// Turn a method's login step into the outcome: form errors, or a session issued (new, or

@@ -277,6 +277,7 @@ impl Engine {
             version: 0,
             created_at: now,
             updated_at: now,
+            reason: None,
         }
     }
 
@@ -597,6 +598,85 @@ pub fn body_flag(b: &Body, k: &str) -> bool {
         Some(Value::String(s)) => s == "true" || s == "1",
         _ => false,
     }
+}
+
+/// Why a submit came back with form errors, for dialects that answer with a code (v1). The
+/// flow decides it from its own message catalogue and the method; the TOTP method marks an
+/// enrolment that was only started (no code yet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FormReason {
+    /// The request could not be decoded (4010002–4010004).
+    Malformed,
+    /// Wrong identifier or password (4000006, login).
+    InvalidCredentials,
+    /// The identifier belongs to another account (4000007 only).
+    IdentifierTaken,
+    /// The change would remove the last way to sign in.
+    LastSignInMethod,
+    /// The new password breaks the policy.
+    WeakPassword,
+    /// A wrong TOTP code.
+    InvalidTotpCode,
+    /// A wrong recovery code, security key or passkey answer.
+    InvalidSecondFactor,
+    /// A TOTP enrolment was started: the form shows the QR code and waits for a code.
+    EnrolmentStarted,
+    /// Any other validation error.
+    Invalid,
+}
+
+impl FormReason {
+    /// The reason of a flow's error messages after a submit of `method` in a flow of `kind`.
+    pub fn classify(kind: FlowKind, method: Option<methods::MethodId>, ui: &crate::ui::Ui) -> FormReason {
+        use crate::ui::TextType;
+        use methods::MethodId;
+        let errors: Vec<&crate::ui::UiText> = ui
+            .messages
+            .iter()
+            .chain(ui.nodes.iter().flat_map(|n| n.messages.iter()))
+            .filter(|m| m.kind == TextType::Error)
+            .collect();
+        let ids: Vec<u32> = errors.iter().map(|m| m.id).collect();
+        let last = errors
+            .iter()
+            .any(|m| m.context.as_ref().and_then(|c| c.get("last_sign_in_method")) == Some(&Value::Bool(true)));
+        if last {
+            FormReason::LastSignInMethod
+        } else if ids.iter().any(|i| (4010002..=4010004).contains(i)) {
+            FormReason::Malformed
+        } else if kind == FlowKind::Login && ids.contains(&4000006) {
+            FormReason::InvalidCredentials
+        } else if !ids.is_empty() && ids.iter().all(|i| *i == 4000007) {
+            FormReason::IdentifierTaken
+        } else {
+            match method {
+                Some(MethodId::Password)
+                    if ids.iter().any(|i| (4000031..=4000039).contains(i) || *i == 4000005 || *i == 4000002) =>
+                {
+                    FormReason::WeakPassword
+                }
+                Some(MethodId::Totp) => FormReason::InvalidTotpCode,
+                Some(MethodId::LookupSecret | MethodId::Webauthn | MethodId::Passkey) => {
+                    FormReason::InvalidSecondFactor
+                }
+                _ => FormReason::Invalid,
+            }
+        }
+    }
+}
+
+/// Mark form errors of a submit with their reason (unless one was decided already).
+pub(crate) fn with_reason<T>(
+    mut res: Result<Submitted<T>>,
+    kind: FlowKind,
+    method: Option<methods::MethodId>,
+) -> Result<Submitted<T>> {
+    if let Ok(Submitted::Invalid(flow)) = &mut res
+        && flow.reason.is_none()
+    {
+        flow.reason = Some(FormReason::classify(kind, method, &flow.ui));
+    }
+    res
 }
 
 /// The result of a submit that did not fail hard.

@@ -99,7 +99,8 @@ impl Engine {
             return self.registration_invalid(flow, req, traits.as_ref(), vec![error]).await;
         }
         let step = m.register(self, &mut flow, body, req).await?;
-        self.complete_registration(flow, m, step, req).await
+        let res = self.complete_registration(flow, m, step, req).await;
+        super::with_reason(res, FlowKind::Registration, Some(m.id()))
     }
 
     /// Turn a method's registration step into the outcome: form errors, or the identity stored

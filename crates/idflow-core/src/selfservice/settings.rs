@@ -210,7 +210,11 @@ impl Engine {
             Some(error) => self.settings_invalid(flow, a, req, vec![error], None).await,
             None => {
                 let change = m.settings(self, &mut flow, a, body).await?;
-                self.settings_apply(flow, a, req, m.id(), change).await
+                super::with_reason(
+                    self.settings_apply(flow, a, req, m.id(), change).await,
+                    FlowKind::Settings,
+                    Some(m.id()),
+                )
             }
         }
     }

@@ -245,47 +245,30 @@ fn stringify_ids(v: &mut Value) {
     }
 }
 
-/// The v1 code for a flow returned with form errors, chosen by the submitted method.
-fn form_error(state: &AppState, flow_json: Value, kind: FlowKind, method: &str) -> V1Error {
-    let mut errors: Vec<(u64, String)> = vec![];
-    let mut last_sign_in_method = false;
-    if let Some(ui) = flow_json.get("ui") {
-        let node_msgs = ui
-            .get("nodes")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .flat_map(|n| n.get("messages").and_then(Value::as_array).into_iter().flatten());
-        for m in ui.get("messages").and_then(Value::as_array).into_iter().flatten().chain(node_msgs) {
-            if m["type"] == "error" {
-                errors.push((m["id"].as_u64().unwrap_or(0), m["text"].as_str().unwrap_or("").to_string()));
-                last_sign_in_method |= m["context"]["last_sign_in_method"] == true;
-            }
-        }
-    }
-    let reason = errors.first().map(|(_, t)| t.clone()).unwrap_or_else(|| "The form contains errors.".into());
-    let ids: Vec<u64> = errors.iter().map(|(i, _)| *i).collect();
-    let (code, msg) = if last_sign_in_method {
-        ("AVNOLOGY_AUTH_014", "Last way to sign in")
-    } else if ids.contains(&4010002) || ids.contains(&4010003) || ids.contains(&4010004) {
-        ("AVNOLOGY_AUTH_001", "Malformed request")
-    } else if kind == FlowKind::Login && ids.contains(&4000006) {
-        ("AVNOLOGY_AUTH_006", "Invalid credentials")
-    } else if !ids.is_empty() && ids.iter().all(|i| *i == 4000007) {
-        ("AVNOLOGY_AUTH_012", "Identifier already in use")
-    } else {
-        match method {
-            "password" if ids.iter().any(|i| (4000031..=4000039).contains(i) || *i == 4000005 || *i == 4000002) => {
-                ("AVNOLOGY_AUTH_011", "New password too weak")
-            }
-            "totp" => ("AVNOLOGY_AUTH_007", "Invalid TOTP code"),
-            "lookup_secret" | "webauthn" | "passkey" => ("AVNOLOGY_AUTH_008", "Invalid second factor"),
-            _ => ("AVNOLOGY_AUTH_010", "Invalid input"),
-        }
+/// The v1 error for a flow returned with form errors: the code translates the reason the core
+/// gave; the reason text is the first error message.
+fn form_error(state: &AppState, flow: &Flow, flow_json: Value, method: &str) -> V1Error {
+    use idflow_core::selfservice::FormReason;
+    let reason = flow
+        .ui
+        .messages
+        .iter()
+        .chain(flow.ui.nodes.iter().flat_map(|n| n.messages.iter()))
+        .find(|m| m.kind == idflow_core::ui::TextType::Error)
+        .map_or_else(|| "The form contains errors.".to_string(), |m| m.text.clone());
+    let (code, msg) = match flow.reason.unwrap_or(FormReason::Invalid) {
+        FormReason::LastSignInMethod => ("AVNOLOGY_AUTH_014", "Last way to sign in"),
+        FormReason::Malformed => ("AVNOLOGY_AUTH_001", "Malformed request"),
+        FormReason::InvalidCredentials => ("AVNOLOGY_AUTH_006", "Invalid credentials"),
+        FormReason::IdentifierTaken => ("AVNOLOGY_AUTH_012", "Identifier already in use"),
+        FormReason::WeakPassword => ("AVNOLOGY_AUTH_011", "New password too weak"),
+        FormReason::InvalidTotpCode | FormReason::EnrolmentStarted => ("AVNOLOGY_AUTH_007", "Invalid TOTP code"),
+        FormReason::InvalidSecondFactor => ("AVNOLOGY_AUTH_008", "Invalid second factor"),
+        FormReason::Invalid => ("AVNOLOGY_AUTH_010", "Invalid input"),
     };
     let status = if code == "AVNOLOGY_AUTH_012" { 409 } else { 400 };
     let mut e = V1Error::new(code, status, msg, reason);
-    e.continue_flow = Some(Box::new(to_v1_flow(state, flow_json, kind, Some(method))));
+    e.continue_flow = Some(Box::new(to_v1_flow(state, flow_json, flow.kind, Some(method))));
     e
 }
 
@@ -462,13 +445,9 @@ async fn settings_submit(
             json!({ "continue_flow": settings_json(&state, &flow, Some(&method)).await }),
         )),
         Submitted::Invalid(flow) => {
-            // TOTP enrolment start: `{"method":"totp","body":{}}` shows the QR code, no error —
-            // when the only complaint is the missing code (not e.g. an unlink without TOTP).
-            let only_missing_code = method == "totp"
-                && !flat.contains_key("totp_code")
-                && flow.ui.nodes.iter().any(|n| n.id() == "totp_qr")
-                && flow.ui.messages.iter().all(|m| m.id == 1050024)
-                && flow.ui.nodes.iter().all(|n| n.messages.iter().all(|m| n.id() == "totp_code" && m.id == 4000002));
+            // TOTP enrolment start (`{"method":"totp","body":{}}`, decided by the core): the form
+            // with its QR code, no error.
+            let only_missing_code = flow.reason == Some(idflow_core::selfservice::FormReason::EnrolmentStarted);
             if only_missing_code {
                 let mut f = flow.clone();
                 f.ui.clear_messages();
@@ -482,7 +461,7 @@ async fn settings_submit(
                 None => None,
             }
             .map(|i| wire::identity(state.engine.base(), &i, wire::IdentityView::Public, &[]));
-            Err(form_error(&state, wire::flow(&flow, identity), FlowKind::Settings, &method))
+            Err(form_error(&state, &flow, wire::flow(&flow, identity), &method))
         }
     }
 }
@@ -545,7 +524,7 @@ async fn login_submit(
             ))
         }
         Submitted::Invalid(flow) | Submitted::ShowForm(flow) => {
-            Err(form_error(&state, wire::flow(&flow, None), FlowKind::Login, &method))
+            Err(form_error(&state, &flow, wire::flow(&flow, None), &method))
         }
     }
 }
@@ -571,7 +550,7 @@ async fn registration_submit(
             Ok(json_response(StatusCode::OK, out))
         }
         Submitted::Invalid(flow) | Submitted::ShowForm(flow) => {
-            Err(form_error(&state, wire::flow(&flow, None), FlowKind::Registration, &method))
+            Err(form_error(&state, &flow, wire::flow(&flow, None), &method))
         }
     }
 }

@@ -488,6 +488,7 @@ fn flow() -> Flow {
         version: 0,
         created_at: t,
         updated_at: t,
+        reason: None,
     }
 }
 

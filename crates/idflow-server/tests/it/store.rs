@@ -118,6 +118,7 @@ fn flow(identity_id: Option<Uuid>) -> Flow {
         version: 0,
         created_at: t,
         updated_at: t,
+        reason: None,
     }
 }
 

@@ -4,7 +4,7 @@
 use crate::error::{Error, Result};
 use crate::model::{Aal, Credential, CredentialType, Flow, MethodId};
 use crate::selfservice::settings::Change;
-use crate::selfservice::{Authed, Body, Engine, body_flag, body_str};
+use crate::selfservice::{Authed, Body, Engine, FormReason, body_flag, body_str};
 use crate::ui::msg;
 use serde_json::{Value, json};
 
@@ -33,6 +33,11 @@ impl Engine {
         }
         let code = body_str(body, "totp_code").unwrap_or_default();
         if code.is_empty() {
+            if body.get("totp_code").is_none() {
+                // The section was opened without a code: the enrolment has started (the form
+                // shows the QR code). Kratos clients see the missing-code error all the same.
+                flow.reason = Some(FormReason::EnrolmentStarted);
+            }
             return Ok(Change::Invalid { errors: vec![("totp_code".into(), msg::missing("totp_code"))], echo: None });
         }
         let key = self.second_factor_attempt(&a.identity).await?;
