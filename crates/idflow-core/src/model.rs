@@ -273,6 +273,25 @@ impl Identity {
             .sum()
     }
 
+    /// How many of each kind of credential the identity has (a password, linked providers,
+    /// keys, an authenticator app, a set of recovery codes).
+    pub fn factor_counts(&self) -> std::collections::BTreeMap<CredentialType, usize> {
+        self.credentials
+            .values()
+            .map(|c| {
+                let n = match c.kind {
+                    CredentialType::Password => usize::from(self.password_hash().is_some()),
+                    CredentialType::Oidc => c.config.get("providers").and_then(Value::as_array).map_or(0, Vec::len),
+                    CredentialType::Passkey | CredentialType::Webauthn => {
+                        c.config.get("credentials").and_then(Value::as_array).map_or(0, Vec::len)
+                    }
+                    CredentialType::Totp | CredentialType::LookupSecret => 1,
+                };
+                (c.kind, n)
+            })
+            .collect()
+    }
+
     /// Highest AAL the identity can reach.
     pub fn available_aal(&self) -> Aal {
         if self.has_second_factor() {

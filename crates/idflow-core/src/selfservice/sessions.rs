@@ -55,7 +55,23 @@ impl Engine {
         Issued { session: s, token, logout_token }
     }
 
-    /// Add a completed method to an existing session (refresh / step-up / settings enrolment):
+    /// Add a factor enrolled in settings to the session: its AAL may rise, but an enrolment is
+    /// not a sign-in, so `authenticated_at` (the privileged window) and `expires_at` stay.
+    pub fn add_enrolled_method(&self, s: &Session, method: &str) -> Issued {
+        let now = self.clock.now();
+        let mut s = s.clone();
+        s.authentication_methods.push(AuthMethod {
+            method: method.into(),
+            aal: self.method_aal(method),
+            completed_at: now,
+            provider: None,
+        });
+        s.recompute_aal();
+        s.updated_at = now;
+        Issued { session: s, token: String::new(), logout_token: String::new() }
+    }
+
+    /// Add a completed method to an existing session (refresh / step-up):
     /// `authenticated_at` and `expires_at` move to now, and the token is rotated (the old one
     /// stops working) when `rotate` is set.
     pub fn extend_session(&self, s: &Session, method: &str, rotate: bool) -> Issued {

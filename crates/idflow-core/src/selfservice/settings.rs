@@ -10,7 +10,7 @@ use super::methods::{MethodId, REGISTRY};
 use super::sessions::Issued;
 use super::{Authed, Body, Engine, Req, Submitted, with_query};
 use crate::error::{Error, ErrorKind, Result};
-use crate::model::{Flow, FlowKind, FlowType, Identity};
+use crate::model::{Aal, CredentialType, Flow, FlowKind, FlowType, Identity};
 use crate::store::{Commit, StoreError};
 use crate::ui::{Group, Node, UiText, msg};
 use serde_json::{Value, json};
@@ -304,13 +304,24 @@ impl Engine {
                 .or_else(|| after.default_browser_return_url.clone())
                 .unwrap_or_else(|| self.ui_url_for_flow(FlowKind::Settings, flow.id)),
         };
+        // Removing a factor: a second factor needs a session at aal2 when the account has one
+        // (whatever `required_aal` says), and any removal ends the identity's other sessions
+        // (a stolen session cannot outlive the factor it used).
+        let (before, after) = (a.identity.factor_counts(), identity.factor_counts());
+        let lost = |t: &CredentialType| after.get(t).copied().unwrap_or(0) < before.get(t).copied().unwrap_or(0);
+        let removed_any = before.keys().any(lost);
+        let second_factor = [CredentialType::Totp, CredentialType::LookupSecret, CredentialType::Webauthn];
+        if second_factor.iter().any(lost) && a.identity.has_second_factor() && a.session.aal < Aal::Aal2 {
+            return Err(self.aal2_error(None));
+        }
         // Interrupting web hooks run before anything is written.
         if let Err(reason) = self.run_web_hooks(Phase::Interrupting, method, &identity, &flow).await {
             let errors = vec![(String::new(), msg::generic(&reason))];
             return self.settings_invalid(flow, a, req, errors, None).await;
         }
-        let session = add_method.map(|m| self.extend_session(&a.session, m.as_str(), false));
-        let revoke = revoke_others || self.has_hook(FlowKind::Settings, method, HookName::RevokeActiveSessions);
+        let session = add_method.map(|m| self.add_enrolled_method(&a.session, m.as_str()));
+        let revoke =
+            revoke_others || removed_any || self.has_hook(FlowKind::Settings, method, HookName::RevokeActiveSessions);
         flow.internal_remove(PENDING);
         for m in REGISTRY {
             m.settings_succeeded(&mut flow, m.id() == method);

@@ -3,6 +3,7 @@
 //! wire-shape snapshots and bad input.
 
 mod bad_input;
+mod factors;
 mod guards;
 mod hooks;
 mod methods;

@@ -3,7 +3,7 @@
 
 use super::CODE_COUNT;
 use crate::error::Result;
-use crate::model::{Credential, CredentialType, Flow, MethodId};
+use crate::model::{Credential, CredentialType, Flow};
 use crate::selfservice::settings::Change;
 use crate::selfservice::{Authed, Body, Engine, body_flag};
 use crate::ui::msg;
@@ -39,7 +39,8 @@ impl Engine {
                     self.clock.now(),
                 ),
             );
-            return Ok(Change::Update { identity, add_method: Some(MethodId::LookupSecret), revoke_others: false });
+            // Codes the server showed prove nothing about who holds the session: no AAL from them.
+            return Ok(Change::Update { identity, add_method: None, revoke_others: false });
         }
         if body_flag(body, "lookup_secret_reveal") {
             if Self::lookup_counts(&a.identity).1 == 0 {

@@ -2,7 +2,7 @@
 //! remove (needs aal2).
 
 use crate::error::{Error, Result};
-use crate::model::{Aal, Credential, CredentialType, Flow, MethodId};
+use crate::model::{Credential, CredentialType, Flow, MethodId};
 use crate::selfservice::settings::Change;
 use crate::selfservice::{Authed, Body, Engine, FormReason, body_flag, body_str};
 use crate::ui::msg;
@@ -19,10 +19,7 @@ impl Engine {
             if !has {
                 return Ok(Change::Invalid { errors: vec![(String::new(), msg::no_totp())], echo: None });
             }
-            // Removing a second factor needs a session at aal2 (also when required_aal is aal1).
-            if a.session.aal < Aal::Aal2 {
-                return Err(self.aal2_error(None));
-            }
+            // Removing a second factor needs aal2: checked by the settings flow for every method.
             let mut identity = a.identity.clone();
             identity.credentials.remove(&CredentialType::Totp);
             return Ok(Change::Update { identity, add_method: None, revoke_others: false });
