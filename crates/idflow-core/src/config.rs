@@ -135,6 +135,7 @@ pub struct Config {
     pub log: LogConfig,
     pub database: DatabaseConfig,
     pub limits: Limits,
+    pub courier: CourierConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -645,6 +646,126 @@ pub struct LogoutFlowConfig {
     pub after: LogoutAfter,
 }
 
+/// `courier.*`: how queued mail is delivered (keys follow Kratos's).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CourierConfig {
+    /// Only `smtp` is supported.
+    pub delivery_strategy: String,
+    pub smtp: SmtpConfig,
+    /// Failed attempts retried after the first one; then the message is `abandoned`.
+    pub message_retries: u32,
+    pub worker: CourierWorker,
+    /// Folder with Kratos-style template files (`recovery_code/valid/email.subject.gotmpl`, …).
+    pub template_override_path: Option<String>,
+    /// Per-type templates: `templates.<type>.{valid,invalid}.email.{subject,body.html,body.plaintext}`;
+    /// each value is a `base64://…` or `file://…` URL, or the template text itself.
+    pub templates: std::collections::BTreeMap<String, CourierTemplateVariants>,
+}
+
+impl Default for CourierConfig {
+    fn default() -> Self {
+        CourierConfig {
+            delivery_strategy: "smtp".into(),
+            smtp: SmtpConfig::default(),
+            message_retries: 5,
+            worker: CourierWorker::default(),
+            template_override_path: None,
+            templates: Default::default(),
+        }
+    }
+}
+
+/// `courier.smtp.*`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpConfig {
+    /// `smtp://user:pass@host:port/` (STARTTLS required unless `?disable_starttls=true`) or
+    /// `smtps://…` (implicit TLS); `?skip_ssl_verify=true`, `?server_name=…`. Unset: messages
+    /// are queued but not sent.
+    pub connection_uri: Option<Secret>,
+    pub from_address: String,
+    pub from_name: Option<String>,
+    /// Extra headers on every message.
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// The name sent with EHLO (default: this host's name).
+    pub local_name: Option<String>,
+    /// Time allowed for one SMTP conversation (connect to end of data).
+    pub timeout: Dur,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        SmtpConfig {
+            connection_uri: None,
+            from_address: "no-reply@idflow.local".into(),
+            from_name: None,
+            headers: Default::default(),
+            local_name: None,
+            timeout: Dur::secs(30),
+        }
+    }
+}
+
+/// `courier.worker.*`: the sending loop in `serve` and `courier watch`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CourierWorker {
+    /// Run the worker inside `idflow serve` (turn off to send from `idflow courier watch` only).
+    pub enabled: bool,
+    /// Messages claimed per round.
+    pub pull_count: u32,
+    /// Pause when the queue is empty.
+    pub pull_wait: Dur,
+    /// Wait before the first retry; doubles per failed attempt, at most `retry_backoff_max`.
+    pub retry_backoff: Dur,
+    pub retry_backoff_max: Dur,
+    /// How long a claim holds: a message claimed by a node that stopped is retried after it.
+    /// Must be longer than `courier.smtp.timeout`.
+    pub lease: Dur,
+}
+
+impl Default for CourierWorker {
+    fn default() -> Self {
+        CourierWorker {
+            enabled: true,
+            pull_count: 10,
+            pull_wait: Dur::secs(1),
+            retry_backoff: Dur::secs(10),
+            retry_backoff_max: Dur::secs(3600),
+            lease: Dur::secs(300),
+        }
+    }
+}
+
+/// `courier.templates.<type>`.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct CourierTemplateVariants {
+    pub valid: Option<CourierTemplateChannels>,
+    pub invalid: Option<CourierTemplateChannels>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct CourierTemplateChannels {
+    pub email: Option<EmailTemplateConfig>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmailTemplateConfig {
+    pub subject: Option<String>,
+    pub body: EmailBodyConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmailBodyConfig {
+    pub html: Option<String>,
+    pub plaintext: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct UiUrl {
@@ -674,6 +795,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "log",
     "database",
     "limits",
+    "courier",
 ];
 
 /// Why a configuration could not be loaded. The message names the key.
@@ -803,6 +925,42 @@ impl Config {
                 }
             }
         }
+        self.validate_courier()?;
+        Ok(())
+    }
+
+    fn validate_courier(&self) -> Result<(), ConfigError> {
+        let c = &self.courier;
+        let bad = |key: &str, why: String| ConfigError(format!("invalid configuration at key `courier.{key}`: {why}"));
+        if c.delivery_strategy != "smtp" {
+            return Err(bad("delivery_strategy", format!("{:?} is not supported (only smtp)", c.delivery_strategy)));
+        }
+        if let Some(uri) = &c.smtp.connection_uri {
+            crate::courier::SmtpUri::parse(&uri.0).map_err(|e| bad("smtp.connection_uri", e))?;
+        }
+        if !c.smtp.from_address.contains('@') || c.smtp.from_address.trim() != c.smtp.from_address {
+            return Err(bad("smtp.from_address", "must be an email address".into()));
+        }
+        for (name, value) in &c.smtp.headers {
+            let ok_name = !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic() && b != b':');
+            if !ok_name || value.contains(['\r', '\n']) {
+                return Err(bad(&format!("smtp.headers.{name}"), "not a valid mail header".into()));
+            }
+        }
+        if c.worker.pull_count == 0 {
+            return Err(bad("worker.pull_count", "must be at least 1".into()));
+        }
+        if c.worker.pull_wait.0.is_zero() || c.worker.retry_backoff.0.is_zero() {
+            return Err(bad("worker.pull_wait", "pull_wait and retry_backoff must be more than 0".into()));
+        }
+        if c.worker.lease.0 <= c.smtp.timeout.0 {
+            return Err(bad("worker.lease", "must be longer than courier.smtp.timeout".into()));
+        }
+        for name in c.templates.keys() {
+            if crate::courier::TemplateType::family_known(name).is_none() {
+                return Err(bad(&format!("templates.{name}"), "unknown template type".into()));
+            }
+        }
         Ok(())
     }
 
@@ -844,6 +1002,9 @@ impl Config {
         }
         if let Some(d) = &c.dsn {
             c.dsn = Some(redact_dsn(d));
+        }
+        if let Some(u) = &c.courier.smtp.connection_uri {
+            c.courier.smtp.connection_uri = Some(Secret(redact_dsn(&u.0)));
         }
         serde_yaml_ng::to_string(&c).unwrap_or_else(|e| format!("# could not render config: {e}\n"))
     }

@@ -1,10 +1,11 @@
 //! idflow core: the domain model (identities, credentials, sessions, self-service flows),
 //! UI nodes and messages, configuration, identity schemas, password hashing and policy,
-//! and the store trait. It knows neither HTTP nor SQL.
+//! the store trait and the mail courier. It knows neither HTTP nor SQL.
 
 pub mod claims_mapper;
 pub mod clock;
 pub mod config;
+pub mod courier;
 pub mod crypto;
 pub mod error;
 pub mod model;

@@ -6,8 +6,10 @@
 //! submits to one flow (or one identity) never interleave: exactly one wins, the other gets
 //! [`StoreError::Busy`].
 
+use crate::courier::{Message, MessageFilter, Outcome, PageToken};
 use crate::model::{CredentialType, Flow, Identity, Session};
 use async_trait::async_trait;
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +51,9 @@ pub struct Commit<'a> {
     pub revoke_other_sessions: Option<(Uuid, Option<Uuid>)>,
     /// Update a flow; fails with `Busy` unless the stored version equals `flow.version`.
     pub update_flow: Option<&'a Flow>,
+    /// Queue mail (rendered by the courier) with the rest of the change: a flow change and the
+    /// mail it causes are stored together or not at all.
+    pub queue_messages: &'a [Message],
 }
 
 #[derive(Debug, Clone, Default)]
@@ -114,4 +119,37 @@ pub trait Store: Send + Sync + 'static {
     /// Count an event in a fixed window: returns the count after incrementing.
     async fn rate_hit(&self, key: &str, window_start: i64) -> Result<i64, StoreError>;
     async fn rate_clear(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Queue messages on their own (a change without other writes).
+    async fn courier_queue(&self, messages: &[Message]) -> Result<(), StoreError> {
+        self.commit(Commit { queue_messages: messages, ..Commit::default() }).await.map(|_| ())
+    }
+    /// Claim up to `limit` messages that are due (`queued` with `next_attempt_at <= now`, or
+    /// `processing` with an expired lease) for `claim` until `lease_until`, oldest first. No
+    /// message is held by two claims at once, across nodes.
+    async fn courier_claim(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        claim: Uuid,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError>;
+    /// Record one attempt of a message held by `claim`: a dispatch row, one more `send_count`,
+    /// and the new status (`sent`; `queued` again at `retry_at`; `abandoned`). Returns `false`
+    /// (and writes nothing) when the claim is no longer held.
+    async fn courier_record(
+        &self,
+        id: Uuid,
+        claim: Uuid,
+        outcome: &Outcome,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+    /// Messages newest first, with their dispatches; keyset pagination after `after`.
+    async fn courier_list(
+        &self,
+        filter: &MessageFilter,
+        after: Option<PageToken>,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError>;
+    async fn courier_get(&self, id: Uuid) -> Result<Option<Message>, StoreError>;
 }

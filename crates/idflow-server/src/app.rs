@@ -47,6 +47,8 @@ pub struct Application {
     admin: TcpListener,
     state: AppState,
     metrics: Arc<Metrics>,
+    /// SMTP delivery (`None` when `courier.smtp.connection_uri` is unset).
+    mail: Option<Arc<dyn idflow_core::courier::worker::MailTransport>>,
 }
 
 /// Read a schema reference (`file://`, `base64://`, or a plain path).
@@ -140,6 +142,9 @@ impl Application {
         let cipher_key =
             secret_keys(&store, &cfg.secrets.cipher, "cipher").await?.into_iter().next().unwrap_or_default();
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
+        let templates =
+            idflow_core::courier::Courier::from_config(&cfg).map_err(|e| anyhow::anyhow!("courier templates: {e}"))?;
+        let mail = crate::courier::transport(&cfg.courier)?;
         let public_addr = cfg.serve.public.addr(4433);
         let admin_addr = cfg.serve.admin.addr(4434);
         let cfg = Arc::new(cfg);
@@ -155,7 +160,8 @@ impl Application {
                 Arc::new(HttpHooks { client: client.clone() }),
             )
             .with_observer(metrics.clone())
-            .with_oidc(Arc::new(crate::oidc::HttpOidc::new(client))),
+            .with_oidc(Arc::new(crate::oidc::HttpOidc::new(client)))
+            .with_courier(templates),
         );
         engine.log_webauthn_availability();
         let (public, admin) = match listeners {
@@ -169,7 +175,7 @@ impl Application {
                 TcpListener::bind(&admin_addr).await.with_context(|| format!("could not listen on {admin_addr}"))?,
             ),
         };
-        Ok(Application { public, admin, state: AppState::new(engine), metrics })
+        Ok(Application { public, admin, state: AppState::new(engine), metrics, mail })
     }
 
     pub fn public_addr(&self) -> SocketAddr {
@@ -182,6 +188,11 @@ impl Application {
 
     pub fn engine(&self) -> Arc<Engine> {
         self.state.engine.clone()
+    }
+
+    /// The SMTP transport of `courier.smtp.*` (`None` when unset).
+    pub fn mail_transport(&self) -> Option<Arc<dyn idflow_core::courier::worker::MailTransport>> {
+        self.mail.clone()
     }
 
     /// Serve until `shutdown` resolves; in-flight requests are drained (for at most
@@ -201,12 +212,25 @@ impl Application {
         };
         let p = serve(self.public, public, opts, tx.subscribe());
         let a = serve(self.admin, admin, opts, tx.subscribe());
+        // The courier worker stops with the listeners (after the message it is sending).
+        let mut stop_courier = tx.subscribe();
+        let courier = async {
+            if self.state.engine.cfg.courier.worker.enabled {
+                if self.mail.is_none() {
+                    crate::courier::warn_unconfigured();
+                }
+                let stop = async move {
+                    let _ = stop_courier.recv().await;
+                };
+                crate::courier::run_worker(self.state.engine.clone(), self.mail.clone(), stop).await;
+            }
+        };
         let trigger = async move {
             shutdown.await;
             tracing::info!("shutting down: draining in-flight requests");
             let _ = tx.send(());
         };
-        tokio::join!(p, a, trigger);
+        tokio::join!(p, a, trigger, courier);
         Ok(())
     }
 }

@@ -1,4 +1,4 @@
-//! Command line: `serve`, `migrate`, `config show`, `identities import|list`.
+//! Command line: `serve`, `migrate`, `config show`, `identities import|list`, `courier watch`.
 
 use crate::app::{self, Application};
 use clap::{Args, Parser, Subcommand};
@@ -39,6 +39,13 @@ enum Cmd {
         /// Admin listener address (host:port), overrides `serve.admin.host/port`.
         #[arg(long)]
         admin_addr: Option<String>,
+        /// Do not send mail from this process (`courier.worker.enabled: false`); run
+        /// `idflow courier watch` separately.
+        #[arg(long, conflicts_with = "watch_courier")]
+        no_watch_courier: bool,
+        /// Send queued mail from this process (the default; accepted for Kratos compatibility).
+        #[arg(long)]
+        watch_courier: bool,
     },
     /// Apply database migrations and exit.
     Migrate {
@@ -54,6 +61,21 @@ enum Cmd {
     Identities {
         #[command(subcommand)]
         cmd: IdentitiesCmd,
+    },
+    /// Mail courier commands.
+    Courier {
+        #[command(subcommand)]
+        cmd: CourierCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum CourierCmd {
+    /// Send queued mail until stopped (a separate process from `serve`, which can then run
+    /// with `--no-watch-courier`).
+    Watch {
+        #[command(flatten)]
+        common: Common,
     },
 }
 
@@ -142,9 +164,14 @@ async fn shutdown_signal() {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.cmd {
-        Cmd::Serve { common, dev, public_addr, admin_addr } => {
+        Cmd::Serve { common, dev, public_addr, admin_addr, no_watch_courier, watch_courier } => {
             let mut cfg = load_config(&common)?;
             cfg.dev |= dev;
+            if no_watch_courier {
+                cfg.courier.worker.enabled = false;
+            } else if watch_courier {
+                cfg.courier.worker.enabled = true;
+            }
             if let Some(a) = public_addr {
                 let (h, p) = split_addr(&a)?;
                 cfg.serve.public.host = Some(h);
@@ -175,6 +202,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Identities { cmd } => identities(cmd).await,
+        Cmd::Courier { cmd: CourierCmd::Watch { common } } => {
+            let mut cfg = load_config(&common)?;
+            cfg.serve.public.port = Some(0);
+            cfg.serve.admin.port = Some(0);
+            init_tracing(&cfg);
+            let app = Application::build(cfg).await?;
+            let Some(mail) = app.mail_transport() else {
+                anyhow::bail!("`courier watch` needs an SMTP server: set courier.smtp.connection_uri");
+            };
+            tracing::info!("courier watching the mail queue");
+            crate::courier::run_worker(app.engine(), Some(mail), shutdown_signal()).await;
+            Ok(())
+        }
     }
 }
 

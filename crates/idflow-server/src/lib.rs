@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod courier;
 pub mod http;
 pub mod metrics;
 pub mod oidc;

@@ -6,6 +6,9 @@
 //! microseconds since the epoch (BIGINT), JSON as TEXT (so traits keep their key order), ids as
 //! native UUID (PostgreSQL) or 16-byte BLOB (SQLite).
 
+use idflow_core::courier::{
+    Dispatch, DispatchStatus, Message, MessageFilter, MessageStatus, Outcome, PageToken, TemplateType,
+};
 use idflow_core::model::{
     Aal, AuthMethod, Credential, CredentialType, Device, Flow, Identity, IdentityState, RecoveryAddress, Session,
     VerifiableAddress,
@@ -274,6 +277,65 @@ macro_rules! sql_store {
                     );
                 }
                 Ok(ident)
+            }
+
+            fn message_from_row(row: &<$db as sqlx::Database>::Row) -> Result<Message, StoreError> {
+                let status: String = row.try_get("status").map_err(map_err)?;
+                let tt: String = row.try_get("template_type").map_err(map_err)?;
+                Ok(Message {
+                    id: row.try_get("id").map_err(map_err)?,
+                    status: MessageStatus::parse(&status)
+                        .ok_or_else(|| StoreError::Other(format!("corrupt message status {status:?}")))?,
+                    channel: row.try_get("channel").map_err(map_err)?,
+                    recipient: row.try_get("recipient").map_err(map_err)?,
+                    subject: row.try_get("subject").map_err(map_err)?,
+                    body: row.try_get("body").map_err(map_err)?,
+                    html_body: row.try_get("html_body").map_err(map_err)?,
+                    template_type: TemplateType::parse(&tt)
+                        .ok_or_else(|| StoreError::Other(format!("corrupt template type {tt:?}")))?,
+                    template_data: parse_json(&row.try_get::<String, _>("template_data").map_err(map_err)?),
+                    send_count: row.try_get("send_count").map_err(map_err)?,
+                    next_attempt_at: from_ts(row.try_get("next_attempt_at").map_err(map_err)?),
+                    created_at: from_ts(row.try_get("created_at").map_err(map_err)?),
+                    updated_at: from_ts(row.try_get("updated_at").map_err(map_err)?),
+                    dispatches: vec![],
+                })
+            }
+
+            fn dispatch_from_row(row: &<$db as sqlx::Database>::Row) -> Result<Dispatch, StoreError> {
+                let status: String = row.try_get("status").map_err(map_err)?;
+                let error: Option<String> = row.try_get("error").map_err(map_err)?;
+                Ok(Dispatch {
+                    id: row.try_get("id").map_err(map_err)?,
+                    message_id: row.try_get("message_id").map_err(map_err)?,
+                    status: if status == "success" { DispatchStatus::Success } else { DispatchStatus::Failed },
+                    error: error.as_deref().map(parse_json),
+                    created_at: from_ts(row.try_get("created_at").map_err(map_err)?),
+                    updated_at: from_ts(row.try_get("updated_at").map_err(map_err)?),
+                })
+            }
+
+            async fn insert_message(tx: &mut sqlx::Transaction<'_, $db>, m: &Message) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO courier_messages (id, status, channel, recipient, subject, body, html_body, template_type, template_data, send_count, next_attempt_at, claim_id, lease_until, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, NULL, $12, $13)",
+                )
+                .bind(m.id)
+                .bind(m.status.as_str())
+                .bind(&m.channel)
+                .bind(&m.recipient)
+                .bind(&m.subject)
+                .bind(&m.body)
+                .bind(&m.html_body)
+                .bind(m.template_type.as_str())
+                .bind(json_text(&m.template_data))
+                .bind(m.send_count)
+                .bind(ts(m.next_attempt_at))
+                .bind(ts(m.created_at))
+                .bind(ts(m.updated_at))
+                .execute(&mut **tx)
+                .await
+                .map_err(map_err)?;
+                Ok(())
             }
 
             fn session_from_row(row: &<$db as sqlx::Database>::Row) -> Result<Session, StoreError> {
@@ -813,6 +875,9 @@ macro_rules! sql_store {
                         .map_err(map_err)?;
                     revoked = r.rows_affected();
                 }
+                for m in c.queue_messages {
+                    Self::insert_message(&mut tx, m).await?;
+                }
                 tx.commit().await.map_err(map_err)?;
                 Ok(revoked)
             }
@@ -846,6 +911,157 @@ macro_rules! sql_store {
                 .map_err(map_err)?
                 .try_get("count")
                 .map_err(map_err)
+            }
+
+            async fn courier_claim(
+                &self,
+                now: OffsetDateTime,
+                lease_until: OffsetDateTime,
+                claim: Uuid,
+                limit: u32,
+            ) -> Result<Vec<Message>, StoreError> {
+                let _w = self.write_guard().await;
+                // PostgreSQL: rows locked by another node's claim are skipped, and the outer
+                // WHERE re-checks each row after the lock, so two nodes never claim one message.
+                // SQLite: one writer at a time (the write lock), the same statement is atomic.
+                let sql = if $backend == "postgres" {
+                    "UPDATE courier_messages SET status = 'processing', claim_id = $1, lease_until = $2, updated_at = $3 \
+                     WHERE id IN (SELECT id FROM courier_messages WHERE (status = 'queued' AND next_attempt_at <= $3) \
+                     OR (status = 'processing' AND lease_until < $3) ORDER BY created_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) \
+                     AND ((status = 'queued' AND next_attempt_at <= $3) OR (status = 'processing' AND lease_until < $3)) RETURNING *"
+                } else {
+                    "UPDATE courier_messages SET status = 'processing', claim_id = $1, lease_until = $2, updated_at = $3 \
+                     WHERE id IN (SELECT id FROM courier_messages WHERE (status = 'queued' AND next_attempt_at <= $3) \
+                     OR (status = 'processing' AND lease_until < $3) ORDER BY created_at, id LIMIT $4) RETURNING *"
+                };
+                let rows = sqlx::query(sql)
+                    .bind(claim)
+                    .bind(ts(lease_until))
+                    .bind(ts(now))
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                let mut out = rows.iter().map(Self::message_from_row).collect::<Result<Vec<_>, _>>()?;
+                out.sort_by_key(|m| (m.created_at, m.id));
+                Ok(out)
+            }
+
+            async fn courier_record(
+                &self,
+                id: Uuid,
+                claim: Uuid,
+                outcome: &Outcome,
+                now: OffsetDateTime,
+            ) -> Result<bool, StoreError> {
+                let _w = self.write_guard().await;
+                let mut tx = self.pool.begin().await.map_err(map_err)?;
+                let (status, next, dispatch, error) = match outcome {
+                    Outcome::Sent => (MessageStatus::Sent, now, DispatchStatus::Success, None),
+                    Outcome::Failed { error, retry_at: Some(at) } => (
+                        MessageStatus::Queued,
+                        *at,
+                        DispatchStatus::Failed,
+                        Some(serde_json::json!({ "message": error }).to_string()),
+                    ),
+                    Outcome::Failed { error, retry_at: None } => (
+                        MessageStatus::Abandoned,
+                        now,
+                        DispatchStatus::Failed,
+                        Some(serde_json::json!({ "message": error }).to_string()),
+                    ),
+                };
+                let r = sqlx::query(
+                    "UPDATE courier_messages SET status = $1, send_count = send_count + 1, next_attempt_at = $2, claim_id = NULL, lease_until = NULL, updated_at = $3 WHERE id = $4 AND claim_id = $5 AND status = 'processing'",
+                )
+                .bind(status.as_str())
+                .bind(ts(next))
+                .bind(ts(now))
+                .bind(id)
+                .bind(claim)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                if r.rows_affected() != 1 {
+                    // The lease ran out and another claim holds the message: its outcome counts.
+                    return Ok(false);
+                }
+                sqlx::query(
+                    "INSERT INTO courier_dispatches (id, message_id, status, error, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(Uuid::new_v4())
+                .bind(id)
+                .bind(dispatch.as_str())
+                .bind(error)
+                .bind(ts(now))
+                .bind(ts(now))
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                tx.commit().await.map_err(map_err)?;
+                Ok(true)
+            }
+
+            async fn courier_list(
+                &self,
+                filter: &MessageFilter,
+                after: Option<PageToken>,
+                limit: u32,
+            ) -> Result<Vec<Message>, StoreError> {
+                const PAGE: &str = "SELECT id FROM courier_messages WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR recipient = $2) \
+                    AND ($3 IS NULL OR created_at < $3 OR (created_at = $3 AND id < $4)) ORDER BY created_at DESC, id DESC LIMIT $5";
+                let status = filter.status.map(|s| s.as_str().to_string());
+                let after_ts = after.map(|a| ts(a.created_at));
+                let after_id = after.map(|a| a.id).unwrap_or(Uuid::nil());
+                let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT * FROM courier_messages WHERE id IN ({PAGE}) ORDER BY created_at DESC, id DESC"
+                )))
+                .bind(&status)
+                .bind(&filter.recipient)
+                .bind(after_ts)
+                .bind(after_id)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
+                let mut out = rows.iter().map(Self::message_from_row).collect::<Result<Vec<_>, _>>()?;
+                let drows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT * FROM courier_dispatches WHERE message_id IN ({PAGE}) ORDER BY created_at, id"
+                )))
+                .bind(&status)
+                .bind(&filter.recipient)
+                .bind(after_ts)
+                .bind(after_id)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
+                let mut by_message: std::collections::HashMap<Uuid, Vec<Dispatch>> = Default::default();
+                for r in &drows {
+                    let d = Self::dispatch_from_row(r)?;
+                    by_message.entry(d.message_id).or_default().push(d);
+                }
+                for m in &mut out {
+                    m.dispatches = by_message.remove(&m.id).unwrap_or_default();
+                }
+                Ok(out)
+            }
+
+            async fn courier_get(&self, id: Uuid) -> Result<Option<Message>, StoreError> {
+                let row = sqlx::query("SELECT * FROM courier_messages WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                let Some(row) = row else { return Ok(None) };
+                let mut m = Self::message_from_row(&row)?;
+                let drows = sqlx::query("SELECT * FROM courier_dispatches WHERE message_id = $1 ORDER BY created_at, id")
+                    .bind(id)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                m.dispatches = drows.iter().map(Self::dispatch_from_row).collect::<Result<_, _>>()?;
+                Ok(Some(m))
             }
 
             async fn rate_clear(&self, key: &str) -> Result<(), StoreError> {

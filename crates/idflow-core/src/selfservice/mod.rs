@@ -78,6 +78,8 @@ pub struct Engine {
     pub observer: Arc<dyn instrument::Observer>,
     /// Talks to social sign-in providers; a stub unless installed with `with_oidc`.
     pub oidc: Arc<dyn methods::oidc::OidcClient>,
+    /// Mail templates: built-ins unless installed with `with_courier` (from the configuration).
+    pub courier: Arc<crate::courier::Courier>,
     base: String,
 }
 
@@ -103,8 +105,27 @@ impl Engine {
             hooks,
             observer: Arc::new(instrument::NoopObserver),
             oidc: Arc::new(methods::oidc::NoOidcClient),
+            courier: Arc::new(crate::courier::Courier::builtin()),
             base,
         }
+    }
+
+    /// Install the mail templates (`Courier::from_config`).
+    pub fn with_courier(mut self, courier: crate::courier::Courier) -> Self {
+        self.courier = Arc::new(courier);
+        self
+    }
+
+    /// Render a mail of type `t` to `recipient` with template `data` (a JSON object with
+    /// Kratos's names: `RecoveryCode`, `VerificationURL`, `Identity`, …), ready to queue in the
+    /// flow's `Commit::queue_messages`.
+    pub fn render_mail(
+        &self,
+        t: crate::courier::TemplateType,
+        recipient: &str,
+        data: serde_json::Value,
+    ) -> Result<crate::courier::Message, crate::error::Error> {
+        self.courier.render(t, recipient, data, self.clock.now()).map_err(|e| crate::error::Error::internal(e.0))
     }
 
     /// Install the observer that receives outcomes and timings.

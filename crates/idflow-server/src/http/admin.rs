@@ -1,4 +1,4 @@
-//! Admin API (identities and sessions), served on the admin listener under `/admin/...` and,
+//! Admin API (identities, sessions, courier messages in `courier.rs`), served on the admin listener under `/admin/...` and,
 //! for convenience, under the same paths without the prefix.
 
 use super::error::KratosError;
@@ -27,7 +27,8 @@ pub fn routes() -> Router<AppState> {
         .route("/identities/{id}/credentials/{kind}", delete(delete_credential))
         .route("/identities/{id}/sessions", get(identity_sessions).delete(delete_identity_sessions))
         .route("/sessions", get(list_sessions))
-        .route("/sessions/{id}", get(get_session).delete(disable_session));
+        .route("/sessions/{id}", get(get_session).delete(disable_session))
+        .merge(super::courier::routes());
     Router::new().nest("/admin", r.clone()).merge(r)
 }
 

@@ -3,6 +3,7 @@
 //! themselves in `error.rs`, the flow responder in `flow.rs`.
 
 pub mod admin;
+pub mod courier;
 pub mod error;
 pub mod flow;
 pub mod kratos;

@@ -14,6 +14,7 @@ mod bad_input;
 mod browser;
 mod cli;
 mod cli_import;
+mod courier;
 mod default_base_url;
 mod faults;
 mod flow_responder;
