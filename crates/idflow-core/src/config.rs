@@ -136,6 +136,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub limits: Limits,
     pub courier: CourierConfig,
+    pub feature_flags: FeatureFlags,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -500,6 +501,40 @@ pub struct Methods {
     pub webauthn: WebauthnMethod,
     pub passkey: PasskeyMethod,
     pub oidc: OidcMethod,
+    pub code: CodeMethod,
+}
+
+/// `selfservice.methods.code.config`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CodeConfig {
+    /// How long a mailed code is valid.
+    pub lifespan: Dur,
+    /// Code submits allowed per flow; then the flow is refused and replaced.
+    pub max_submissions: u32,
+}
+
+impl Default for CodeConfig {
+    fn default() -> Self {
+        CodeConfig { lifespan: Dur::secs(3600), max_submissions: 5 }
+    }
+}
+
+/// `selfservice.methods.code`: one-time codes sent by mail (recovery). `passwordless_enabled`
+/// and `mfa_enabled` are accepted for Kratos compatibility; sign-in with a code is not offered.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CodeMethod {
+    pub enabled: bool,
+    pub passwordless_enabled: bool,
+    pub mfa_enabled: bool,
+    pub config: CodeConfig,
+}
+
+impl Default for CodeMethod {
+    fn default() -> Self {
+        CodeMethod { enabled: true, passwordless_enabled: false, mfa_enabled: false, config: CodeConfig::default() }
+    }
 }
 
 pub use oidc::{OidcConfig, OidcMethod, OidcProvider};
@@ -632,6 +667,49 @@ impl Default for RegistrationFlowConfig {
             },
         }
     }
+}
+
+/// `selfservice.flows.recovery`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecoveryFlowConfig {
+    pub enabled: bool,
+    pub ui_url: Option<String>,
+    pub lifespan: Dur,
+    /// The recovery method: `code` (the only one offered).
+    #[serde(rename = "use")]
+    pub use_method: String,
+    /// Mail addresses without an account get a "someone tried to recover" notice.
+    pub notify_unknown_recipients: bool,
+    pub before: Before,
+    /// Hooks after a recovery: `revoke_active_sessions` (default) and `web_hook`.
+    pub after: After,
+}
+
+impl Default for RecoveryFlowConfig {
+    fn default() -> Self {
+        RecoveryFlowConfig {
+            enabled: false,
+            ui_url: None,
+            lifespan: Dur::secs(3600),
+            use_method: "code".into(),
+            notify_unknown_recipients: false,
+            before: Before::default(),
+            after: After {
+                hooks: vec![Hook { hook: "revoke_active_sessions".into(), config: None }],
+                ..After::default()
+            },
+        }
+    }
+}
+
+/// `feature_flags` (Kratos's names).
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct FeatureFlags {
+    /// Finished recovery flows answer 200 with `continue_with` instead of a redirect (browser
+    /// flows; API flows always do).
+    pub use_continue_with_transitions: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -778,6 +856,7 @@ pub struct Flows {
     pub settings: SettingsFlowConfig,
     pub login: LoginFlowConfig,
     pub registration: RegistrationFlowConfig,
+    pub recovery: RecoveryFlowConfig,
     pub logout: LogoutFlowConfig,
     pub error: UiUrl,
 }
@@ -796,6 +875,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "database",
     "limits",
     "courier",
+    "feature_flags",
 ];
 
 /// Why a configuration could not be loaded. The message names the key.

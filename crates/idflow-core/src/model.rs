@@ -76,10 +76,12 @@ pub enum MethodId {
     Passkey,
     Webauthn,
     Oidc,
+    /// One-time codes sent by mail (account recovery).
+    Code,
 }
 
 impl MethodId {
-    pub const ALL: [MethodId; 7] = [
+    pub const ALL: [MethodId; 8] = [
         MethodId::Profile,
         MethodId::Password,
         MethodId::Totp,
@@ -87,6 +89,7 @@ impl MethodId {
         MethodId::Passkey,
         MethodId::Webauthn,
         MethodId::Oidc,
+        MethodId::Code,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -98,6 +101,7 @@ impl MethodId {
             MethodId::Passkey => "passkey",
             MethodId::Webauthn => "webauthn",
             MethodId::Oidc => "oidc",
+            MethodId::Code => "code",
         }
     }
 
@@ -347,6 +351,7 @@ pub enum FlowKind {
     Login,
     Registration,
     Settings,
+    Recovery,
 }
 
 impl FlowKind {
@@ -355,6 +360,7 @@ impl FlowKind {
             FlowKind::Login => "login",
             FlowKind::Registration => "registration",
             FlowKind::Settings => "settings",
+            FlowKind::Recovery => "recovery",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -362,6 +368,7 @@ impl FlowKind {
             "login" => Some(Self::Login),
             "registration" => Some(Self::Registration),
             "settings" => Some(Self::Settings),
+            "recovery" => Some(Self::Recovery),
             _ => None,
         }
     }

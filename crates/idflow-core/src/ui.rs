@@ -491,6 +491,49 @@ pub mod msg {
     pub fn login_with_password() -> UiText {
         UiText::info(1010022, "Sign in with password")
     }
+    // Recovery (1060xxx, 4060xxx) and the code nodes (1070xxx), Kratos's texts.
+    pub fn recovery_successful(minutes: f64, expires_unix: i64) -> UiText {
+        UiText::new(
+            1060001,
+            TextType::Success,
+            format!("You successfully recovered your account. Please change your password or set up an alternative login method (e.g. social sign in) within the next {minutes:.2} minutes."),
+        )
+        .with_context(json!({"privileged_session_expires_at_unix": expires_unix}))
+    }
+    pub fn recovery_code_sent() -> UiText {
+        UiText::info(
+            1060003,
+            "An email containing a recovery code has been sent to the email address you provided. If you have not received an email, check the spelling of the address and make sure to use the address you registered with.",
+        )
+    }
+    pub fn label_email() -> UiText {
+        UiText::info(1070007, "Email")
+    }
+    pub fn label_resend_code() -> UiText {
+        UiText::info(1070008, "Resend code")
+    }
+    pub fn label_continue() -> UiText {
+        UiText::info(1070009, "Continue")
+    }
+    pub fn label_recovery_code() -> UiText {
+        UiText::info(1070010, "Recovery code")
+    }
+    pub fn recovery_retry_success() -> UiText {
+        UiText::error(4060001, "The request was already completed successfully and can not be retried.")
+    }
+    pub fn recovery_state_failure() -> UiText {
+        UiText::error(4060002, "The recovery flow reached a failure state and must be retried.")
+    }
+    pub fn recovery_expired(minutes: f64, expired_at_unix: i64) -> UiText {
+        UiText::error(4060005, format!("The recovery flow expired {minutes:.2} minutes ago, please try again."))
+            .with_context(json!({"expired_at_unix": expired_at_unix}))
+    }
+    pub fn recovery_code_invalid() -> UiText {
+        UiText::error(4060006, "The recovery code is invalid or has already been used. Please try again.")
+    }
+    pub fn code_submitted_too_often() -> UiText {
+        UiText::error(4000001, "The request was submitted too often. Please request another code.")
+    }
     // Registration
     pub fn sign_up() -> UiText {
         UiText::info(1040001, "Sign up")

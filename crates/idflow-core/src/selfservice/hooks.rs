@@ -4,7 +4,7 @@
 //! - `web_hook` (`config: {url, timeout, can_interrupt}`): an interrupting hook runs before
 //!   anything is written and its failure is a form error; a non-interrupting one runs after the
 //!   commit and its failure is reported (settings: `continue_with`; others: the log).
-//! - `revoke_active_sessions` (settings, login): the identity's other sessions are revoked in the
+//! - `revoke_active_sessions` (settings, login, recovery — on by default after recovery): the identity's other sessions are revoked in the
 //!   same transaction as the change.
 //! - `session` (registration): the new identity is signed in.
 
@@ -50,6 +50,7 @@ impl Engine {
             FlowKind::Login => Some(&f.login.after),
             FlowKind::Registration => Some(&f.registration.after),
             FlowKind::Settings => Some(&f.settings.after),
+            FlowKind::Recovery => Some(&f.recovery.after),
         }
     }
 

@@ -11,6 +11,7 @@ pub mod identities;
 pub mod instrument;
 pub mod login;
 pub mod methods;
+pub mod recovery;
 pub mod registration;
 pub mod sessions;
 pub mod settings;
@@ -164,6 +165,7 @@ impl Engine {
             "login" => f.login.ui_url.clone(),
             "registration" => f.registration.ui_url.clone(),
             "settings" => f.settings.ui_url.clone(),
+            "recovery" => f.recovery.ui_url.clone(),
             "error" => f.error.ui_url.clone(),
             _ => None,
         };
@@ -232,6 +234,7 @@ impl Engine {
                 FlowKind::Settings => "The settings request could not be found. Please restart the flow.",
                 FlowKind::Login => "The login request could not be found. Please restart the flow.",
                 FlowKind::Registration => "The registration request could not be found. Please restart the flow.",
+                FlowKind::Recovery => "The recovery request could not be found. Please restart the flow.",
             })
             .with_message("Unable to locate the resource")),
         }
@@ -245,6 +248,7 @@ impl Engine {
             FlowKind::Login => self.url(&format!("/self-service/login?flow={id}")),
             FlowKind::Registration => self.url(&format!("/self-service/registration?flow={id}")),
             FlowKind::Settings => self.url(&format!("/self-service/settings?flow={id}")),
+            FlowKind::Recovery => self.url(&format!("/self-service/recovery?flow={id}")),
         };
         let return_to = url::Url::parse(request_url)
             .ok()
@@ -597,6 +601,16 @@ impl Engine {
                 }
                 None => Err(Error::new(ErrorKind::Unauthorized, "")),
             },
+            FlowKind::Recovery => {
+                let r = Req { auth: None, request_url: old.request_url.clone(), ..req.clone() };
+                match self.new_recovery_flow(&r, old.flow_type) {
+                    Ok(mut f) => {
+                        f.ui.messages.push(crate::ui::msg::recovery_expired(minutes, old.expires_at.unix_timestamp()));
+                        self.store.create_flow(&f).await.map(|_| f).map_err(Error::from)
+                    }
+                    Err(e) => Err(e),
+                }
+            }
         };
         let mut e = Error::new(
             ErrorKind::FlowExpired,

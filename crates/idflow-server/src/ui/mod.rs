@@ -280,6 +280,7 @@ fn kind_path(kind: FlowKind) -> &'static str {
         FlowKind::Login => "login",
         FlowKind::Registration => "registration",
         FlowKind::Settings => "settings",
+        FlowKind::Recovery => "recovery",
     }
 }
 

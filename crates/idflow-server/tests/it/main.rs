@@ -23,6 +23,7 @@ mod hostile_input;
 mod login;
 mod multinode;
 mod oidc;
+mod recovery;
 mod registration;
 mod sessions;
 mod settings;
