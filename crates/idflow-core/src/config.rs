@@ -703,6 +703,37 @@ impl Default for RecoveryFlowConfig {
     }
 }
 
+/// `selfservice.flows.verification`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VerificationFlowConfig {
+    pub enabled: bool,
+    pub ui_url: Option<String>,
+    pub lifespan: Dur,
+    /// The verification method: `code` (the only one offered).
+    #[serde(rename = "use")]
+    pub use_method: String,
+    /// Mail addresses without an account get a notice instead of a code.
+    pub notify_unknown_recipients: bool,
+    pub before: Before,
+    /// Hooks after a verification: `web_hook`.
+    pub after: After,
+}
+
+impl Default for VerificationFlowConfig {
+    fn default() -> Self {
+        VerificationFlowConfig {
+            enabled: false,
+            ui_url: None,
+            lifespan: Dur::secs(3600),
+            use_method: "code".into(),
+            notify_unknown_recipients: false,
+            before: Before::default(),
+            after: After::default(),
+        }
+    }
+}
+
 /// `feature_flags` (Kratos's names).
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -857,6 +888,7 @@ pub struct Flows {
     pub login: LoginFlowConfig,
     pub registration: RegistrationFlowConfig,
     pub recovery: RecoveryFlowConfig,
+    pub verification: VerificationFlowConfig,
     pub logout: LogoutFlowConfig,
     pub error: UiUrl,
 }
@@ -980,8 +1012,14 @@ impl Config {
         let flows = &self.selfservice.flows;
         for (key, after, allowed) in [
             ("selfservice.flows.settings.after", &flows.settings.after, &["revoke_active_sessions", "web_hook"][..]),
-            ("selfservice.flows.login.after", &flows.login.after, &["revoke_active_sessions", "web_hook"][..]),
+            (
+                "selfservice.flows.login.after",
+                &flows.login.after,
+                &["revoke_active_sessions", "web_hook", "require_verified_address"][..],
+            ),
             ("selfservice.flows.registration.after", &flows.registration.after, &["session", "web_hook"][..]),
+            ("selfservice.flows.recovery.after", &flows.recovery.after, &["revoke_active_sessions", "web_hook"][..]),
+            ("selfservice.flows.verification.after", &flows.verification.after, &["web_hook"][..]),
         ] {
             let lists = std::iter::once((String::new(), Some(&after.hooks)))
                 .chain(after.methods.iter().map(|(m, a)| (format!(".{m}"), a.hooks.as_ref())));

@@ -352,6 +352,7 @@ pub enum FlowKind {
     Registration,
     Settings,
     Recovery,
+    Verification,
 }
 
 impl FlowKind {
@@ -361,6 +362,7 @@ impl FlowKind {
             FlowKind::Registration => "registration",
             FlowKind::Settings => "settings",
             FlowKind::Recovery => "recovery",
+            FlowKind::Verification => "verification",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -369,6 +371,7 @@ impl FlowKind {
             "registration" => Some(Self::Registration),
             "settings" => Some(Self::Settings),
             "recovery" => Some(Self::Recovery),
+            "verification" => Some(Self::Verification),
             _ => None,
         }
     }

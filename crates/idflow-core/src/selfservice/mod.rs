@@ -15,6 +15,7 @@ pub mod recovery;
 pub mod registration;
 pub mod sessions;
 pub mod settings;
+pub mod verification;
 
 use crate::clock::Clock;
 use crate::config::Config;
@@ -166,6 +167,7 @@ impl Engine {
             "registration" => f.registration.ui_url.clone(),
             "settings" => f.settings.ui_url.clone(),
             "recovery" => f.recovery.ui_url.clone(),
+            "verification" => f.verification.ui_url.clone(),
             "error" => f.error.ui_url.clone(),
             _ => None,
         };
@@ -235,6 +237,7 @@ impl Engine {
                 FlowKind::Login => "The login request could not be found. Please restart the flow.",
                 FlowKind::Registration => "The registration request could not be found. Please restart the flow.",
                 FlowKind::Recovery => "The recovery request could not be found. Please restart the flow.",
+                FlowKind::Verification => "The verification request could not be found. Please restart the flow.",
             })
             .with_message("Unable to locate the resource")),
         }
@@ -249,6 +252,7 @@ impl Engine {
             FlowKind::Registration => self.url(&format!("/self-service/registration?flow={id}")),
             FlowKind::Settings => self.url(&format!("/self-service/settings?flow={id}")),
             FlowKind::Recovery => self.url(&format!("/self-service/recovery?flow={id}")),
+            FlowKind::Verification => self.url(&format!("/self-service/verification?flow={id}")),
         };
         let return_to = url::Url::parse(request_url)
             .ok()
@@ -601,11 +605,21 @@ impl Engine {
                 }
                 None => Err(Error::new(ErrorKind::Unauthorized, "")),
             },
-            FlowKind::Recovery => {
+            FlowKind::Recovery | FlowKind::Verification => {
                 let r = Req { auth: None, request_url: old.request_url.clone(), ..req.clone() };
-                match self.new_recovery_flow(&r, old.flow_type) {
+                let fresh = if old.kind == FlowKind::Recovery {
+                    self.new_recovery_flow(&r, old.flow_type)
+                } else {
+                    self.new_verification_flow(&r, old.flow_type)
+                };
+                match fresh {
                     Ok(mut f) => {
-                        f.ui.messages.push(crate::ui::msg::recovery_expired(minutes, old.expires_at.unix_timestamp()));
+                        let at = old.expires_at.unix_timestamp();
+                        f.ui.messages.push(if old.kind == FlowKind::Recovery {
+                            crate::ui::msg::recovery_expired(minutes, at)
+                        } else {
+                            crate::ui::msg::verification_expired(minutes, at)
+                        });
                         self.store.create_flow(&f).await.map(|_| f).map_err(Error::from)
                     }
                     Err(e) => Err(e),

@@ -1,5 +1,5 @@
 //! The recovery flow (`selfservice.flows.recovery`): create, submit via [`Engine::open_flow`] →
-//! registry dispatch → [`Engine::gate`] → the method decides a [`RecoveryStep`] → the flow
+//! registry dispatch → [`Engine::gate`] → the method decides a [`AddressStep`] → the flow
 //! completes here: states `choose_method` → `sent_email` → `passed_challenge`.
 //!
 //! On success (one commit): the recovery address is marked verified, a privileged session is
@@ -10,7 +10,7 @@
 //! never bypasses MFA.
 
 use super::hooks::{HookName, Phase};
-use super::methods::{Method, MethodId, REGISTRY, RecoveryStep};
+use super::methods::{AddressStep, Method, MethodId, REGISTRY};
 use super::sessions::Issued;
 use super::{Authed, Body, Engine, Req, Submitted, with_query};
 use crate::error::{Error, ErrorKind, Result};
@@ -75,12 +75,16 @@ impl Engine {
         Ok(flow)
     }
 
-    /// The recovery form for the flow's state.
+    /// The form of a recovery or verification flow in its state (the registry's nodes).
     pub(crate) fn recovery_ui(&self, flow: &mut Flow, req: &Req) {
         let csrf = self.bind_csrf(flow, req);
         let mut nodes = vec![Node::csrf(&csrf)];
         for m in REGISTRY.iter().filter(|m| m.enabled(self)) {
-            nodes.extend(m.recovery_nodes(self, flow));
+            if flow.kind == FlowKind::Recovery {
+                nodes.extend(m.recovery_nodes(self, flow));
+            } else {
+                nodes.extend(m.verification_nodes(self, flow));
+            }
         }
         flow.ui.nodes = nodes;
     }
@@ -107,14 +111,14 @@ impl Engine {
         self.complete_recovery(flow, m, step, req).await
     }
 
-    /// The form again with `errors`: 400 (`invalid`) or 200.
-    async fn recovery_form(
+    /// The form again with `errors`: 400 (`invalid`) or 200 (`show`).
+    pub(crate) async fn recovery_form<T>(
         &self,
         mut flow: Flow,
         req: &Req,
         errors: Vec<(String, UiText)>,
         show: bool,
-    ) -> Result<Submitted<Recovered>> {
+    ) -> Result<Submitted<T>> {
         self.recovery_ui(&mut flow, req);
         flow.ui.messages.clear();
         for (node, m) in errors {
@@ -126,24 +130,45 @@ impl Engine {
 
     async fn complete_recovery(
         &self,
-        mut flow: Flow,
+        flow: Flow,
         m: &dyn Method,
-        step: RecoveryStep,
+        step: AddressStep,
         req: &Req,
     ) -> Result<Submitted<Recovered>> {
         match step {
-            RecoveryStep::Invalid { errors } => self.recovery_form(flow, req, errors, false).await,
-            RecoveryStep::Retry { errors } => self.recovery_form(flow, req, errors, true).await,
-            RecoveryStep::Restart { message } => {
+            AddressStep::Proved { identity, address } => self.recovered(flow, m.id(), identity, &address, req).await,
+            other => self.code_form_step(flow, m, other, req).await,
+        }
+    }
+
+    /// The steps recovery and verification share: form errors, a wrong code, a replaced flow,
+    /// a code sent (the flow change and its mail in one commit).
+    pub(crate) async fn code_form_step<T>(
+        &self,
+        mut flow: Flow,
+        m: &dyn Method,
+        step: AddressStep,
+        req: &Req,
+    ) -> Result<Submitted<T>> {
+        let recovery = flow.kind == FlowKind::Recovery;
+        match step {
+            AddressStep::Invalid { errors } => self.recovery_form(flow, req, errors, false).await,
+            AddressStep::Retry { errors } => self.recovery_form(flow, req, errors, true).await,
+            AddressStep::Restart { message } => {
                 let r = Req { auth: None, request_url: flow.request_url.clone(), ..req.clone() };
-                let mut fresh = self.new_recovery_flow(&r, flow.flow_type)?;
+                let mut fresh = if recovery {
+                    self.new_recovery_flow(&r, flow.flow_type)?
+                } else {
+                    self.new_verification_flow(&r, flow.flow_type)?
+                };
                 fresh.ui.messages.push(message);
                 self.store.create_flow(&fresh).await?;
                 Ok(Submitted::ShowForm(fresh))
             }
-            RecoveryStep::Sent { messages } => {
+            AddressStep::Sent { messages } => {
                 self.recovery_ui(&mut flow, req);
-                flow.ui.messages = vec![msg::recovery_code_sent()];
+                flow.ui.messages =
+                    vec![if recovery { msg::recovery_code_sent() } else { msg::verification_code_sent() }];
                 flow.active = Some(m.id().as_str().into());
                 flow.updated_at = self.clock.now();
                 match self
@@ -162,9 +187,7 @@ impl Engine {
                 }
                 Ok(Submitted::ShowForm(flow))
             }
-            RecoveryStep::Recovered { identity, address } => {
-                self.recovered(flow, m.id(), identity, &address, req).await
-            }
+            AddressStep::Proved { .. } => Err(Error::internal("a proved address is the flow kind's to complete")),
         }
     }
 

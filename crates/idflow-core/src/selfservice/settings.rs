@@ -329,9 +329,12 @@ impl Engine {
         self.settings_ui(&mut flow, &identity, req, None)?;
         flow.ui.messages = vec![msg::settings_saved()];
         flow.updated_at = now;
+        // A new or changed address gets a verification code (nothing goes to the old one).
+        let mails = self.verification_mails(&identity, Some(&a.identity), flow.flow_type, &req.request_url).await?;
         let res = self
             .store
             .commit(Commit {
+                queue_messages: &mails,
                 update_identity: Some(&identity),
                 previous_identity: Some(&a.identity),
                 update_session: session.as_ref().map(|s| &s.session),

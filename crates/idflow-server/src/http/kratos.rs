@@ -17,6 +17,7 @@ use idflow_core::selfservice::recovery::Recovered;
 use idflow_core::selfservice::registration::Registered;
 use idflow_core::selfservice::sessions::Issued;
 use idflow_core::selfservice::settings::SettingsDone;
+use idflow_core::selfservice::verification::Verified;
 use idflow_core::selfservice::{Submitted, with_query};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -42,6 +43,10 @@ pub fn routes() -> Router<AppState> {
         .route("/self-service/recovery/browser", get(recovery_browser))
         .route("/self-service/recovery/flows", get(recovery_get))
         .route("/self-service/recovery", get(recovery_link).post(recovery_submit))
+        .route("/self-service/verification/api", get(verification_api))
+        .route("/self-service/verification/browser", get(verification_browser))
+        .route("/self-service/verification/flows", get(verification_get))
+        .route("/self-service/verification", get(verification_link).post(verification_submit))
         .route("/.well-known/change-password", get(change_password))
         .route(idflow_core::selfservice::methods::webauthn::WEBAUTHN_JS_PATH, get(webauthn_js))
         .route("/self-service/logout/browser", get(logout_browser))
@@ -379,6 +384,58 @@ fn recovered(state: &AppState, flow_type: FlowType, r: Recovered) -> Done {
     let cookies = vec![state.session_cookie_for(&r.issued.token, &r.issued.session)];
     let location_change = !engine.cfg.feature_flags.use_continue_with_transitions;
     Done { body: Some(body), redirect_to: r.redirect_to, location_change, cookies }
+}
+
+// ---- verification ----------------------------------------------------------------------
+
+async fn verification_create(state: AppState, ctx: Ctx, flow_type: FlowType) -> Response {
+    let res = state.engine.create_verification(&ctx.req, flow_type).await;
+    respond_created(&state, &ctx, flow_type, FlowKind::Verification, res, None).await
+}
+
+async fn verification_api(State(state): State<AppState>, ctx: Ctx) -> Response {
+    verification_create(state, ctx, FlowType::Api).await
+}
+
+async fn verification_browser(State(state): State<AppState>, ctx: Ctx) -> Response {
+    verification_create(state, ctx, FlowType::Browser).await
+}
+
+async fn verification_get(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Answer {
+    get_plain_flow(&state, &ctx, &q, FlowKind::Verification).await
+}
+
+/// `GET /self-service/verification?flow=&code=`: the mailed link fills the code in and sends
+/// the browser to the verification UI, where the user confirms.
+async fn verification_link(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Answer {
+    let engine = &state.engine;
+    let id = parse_uuid(q.get("flow"), "flow")?;
+    let code = q.get("code").map(String::as_str).unwrap_or_default();
+    let flow = engine.fill_verification_code(id, code, &ctx.req).await?;
+    let mut resp = see_other(&engine.ui_url_for_flow(FlowKind::Verification, flow.id));
+    set_csrf_cookie(&state, &ctx, &flow, &mut resp);
+    Ok(resp)
+}
+
+/// `POST /self-service/verification?flow=`: the flow (200; 400 with form errors), or a browser
+/// sent back to the verification UI.
+async fn verification_submit(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Query(q): Q,
+    ParsedBody(body): ParsedBody,
+) -> Answer {
+    let engine = &state.engine;
+    let id = parse_uuid(q.get("flow"), "flow")?;
+    let flow_type = engine.load_flow(id, FlowKind::Verification).await?.flow_type;
+    let outcome = match engine.submit_verification(id, &body, &ctx.req).await {
+        Ok(Submitted::Done(Verified { flow, .. }) | Submitted::ShowForm(flow)) => {
+            Outcome::Form { body: wire::flow(&flow, None), flow, status: StatusCode::OK }
+        }
+        Ok(Submitted::Invalid(flow)) => invalid(flow),
+        Err(e) => Outcome::Error(e),
+    };
+    Ok(FlowResponder::new(&state, &ctx, flow_type, Some(FlowKind::Verification)).respond(outcome).await)
 }
 
 /// `GET /.well-known/ory/webauthn.js`: the WebAuthn/passkey helper script of the `webauthn_script`

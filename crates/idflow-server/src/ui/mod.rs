@@ -281,6 +281,7 @@ fn kind_path(kind: FlowKind) -> &'static str {
         FlowKind::Registration => "registration",
         FlowKind::Settings => "settings",
         FlowKind::Recovery => "recovery",
+        FlowKind::Verification => "verification",
     }
 }
 

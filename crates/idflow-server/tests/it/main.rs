@@ -30,4 +30,5 @@ mod settings;
 mod store;
 mod ui;
 mod v1;
+mod verification;
 mod webauthn;

@@ -104,9 +104,9 @@ pub enum RegistrationStep {
     Invalid { errors: Vec<(String, UiText)>, traits: Option<Value> },
 }
 
-/// What a method decided in a recovery submit.
+/// What a method decided in a recovery or verification submit (a mailed code proves an address).
 #[derive(Debug)]
-pub enum RecoveryStep {
+pub enum AddressStep {
     /// A code was sent (or, for an unknown address, nothing or a notice): the flow moved to
     /// `sent_email`; the mail is queued with the flow change.
     Sent { messages: Vec<crate::courier::Message> },
@@ -118,7 +118,7 @@ pub enum RecoveryStep {
     /// message replaces it.
     Restart { message: UiText },
     /// The code proved `address` of `identity` (as stored now).
-    Recovered { identity: Identity, address: String },
+    Proved { identity: Identity, address: String },
 }
 
 /// The contract every method implements. Defaults: the method takes no part in that flow.
@@ -226,7 +226,24 @@ pub trait Method: Send + Sync {
     }
 
     /// Decide a recovery submit (CSRF, expiry and the session rule were checked by the flow).
-    async fn recovery(&self, _e: &Engine, _flow: &mut Flow, _body: &Body, _req: &Req) -> Result<RecoveryStep> {
+    async fn recovery(&self, _e: &Engine, _flow: &mut Flow, _body: &Body, _req: &Req) -> Result<AddressStep> {
+        Err(not_offered())
+    }
+
+    // ---- verification ---------------------------------------------------------------------
+
+    /// Whether this method handles a verification submit.
+    fn claims_verification(&self, _body: &Body) -> bool {
+        false
+    }
+
+    /// The nodes this method adds to a verification form (in the flow's state).
+    fn verification_nodes(&self, _e: &Engine, _flow: &Flow) -> Vec<Node> {
+        vec![]
+    }
+
+    /// Decide a verification submit (CSRF and expiry were checked by the flow).
+    async fn verification(&self, _e: &Engine, _flow: &mut Flow, _body: &Body, _req: &Req) -> Result<AddressStep> {
         Err(not_offered())
     }
 

@@ -207,3 +207,23 @@ pub fn six_digit_code(data: &str) -> String {
         .unwrap_or_default()
         .to_string()
 }
+
+/// Undo quoted-printable encoding (soft line breaks, `=XX`) in a mail's data.
+pub fn quoted_printable_decode(data: &str) -> String {
+    let joined = data.replace("=\r\n", "").replace("=\n", "");
+    let b = joined.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'='
+            && let Some(v) = joined.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
