@@ -347,3 +347,94 @@ async fn recovery_admin_code(db: Db) {
     assert_eq!(v["error"]["id"], "self_service_flow_disabled");
 }
 both_dbs!(recovery_admin_code);
+
+/// The v1 dialect: `GET /v1/flows/recovery`, `POST /v1/flows/recovery/{id}:submit` with
+/// `{"method":"code","body":{"email"|"code":…}}`; the session token comes back with the flow;
+/// unknown flows are `AVNOLOGY_AUTH_004`, expired ones `_009`. Verification the same way.
+async fn recovery_and_verification_v1(db: Db) {
+    let (app, sink) = recovery_app(db, |c| c.selfservice.flows.verification.enabled = true).await;
+    let (email, _, _) = app.user().await;
+    let verification_mail = sink.mail_to(&email, 1).await;
+    let c = api_client();
+    let flow: Value = c.get(app.url("/v1/flows/recovery")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(flow["type"], "recovery");
+    let id = flow["id"].as_str().unwrap();
+    assert_eq!(flow["ui"]["action"], format!("{}/v1/flows/recovery/{id}:submit", app.public));
+    let submit = |body: Value| {
+        let c = c.clone();
+        let url = app.url(&format!("/v1/flows/recovery/{id}:submit"));
+        async move {
+            let r = c.post(url).json(&body).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, sent) = submit(json!({"method": "code", "body": {"email": email}})).await;
+    assert_eq!((status, sent["continue_flow"]["state"].as_str()), (200, Some("sent_email")), "{sent}");
+    let code = six_digit_code(&sink.mail_to(&email, 2).await);
+    let (status, done) = submit(json!({"method": "code", "body": {"code": code}})).await;
+    assert_eq!(status, 200, "{done}");
+    let token = done["session_token"].as_str().unwrap();
+    assert_eq!(done["session"]["authentication_methods"][0]["method"], "code_recovery");
+    assert_eq!(done["continue_flow"]["continue_with"][0]["action"], "show_settings_ui", "{done}");
+    let me = c.get(app.url("/v1/sessions/current")).bearer_auth(token).send().await.unwrap();
+    assert_eq!(me.status(), 200);
+
+    let (status, wrong) = submit(json!({"method": "password", "body": {}})).await;
+    assert_eq!((status, wrong["error"]["code"].as_str()), (400, Some("AVNOLOGY_AUTH_001")), "{wrong}");
+    let r = c
+        .post(app.url(&format!("/v1/flows/recovery/{}:submit", uuid::Uuid::new_v4())))
+        .json(&json!({"method": "code", "body": {"email": email}}))
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "AVNOLOGY_AUTH_004", "{v}");
+    let flow: Value = c.get(app.url("/v1/flows/recovery")).send().await.unwrap().json().await.unwrap();
+    app.clock.advance(3700);
+    let r = c
+        .post(app.url(&format!("/v1/flows/recovery/{}:submit", flow["id"].as_str().unwrap())))
+        .json(&json!({"method": "code", "body": {"email": email}}))
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "AVNOLOGY_AUTH_009", "{v}");
+
+    // Verification: the code of the registration mail, through a new v1 flow.
+    let flow: Value = c.get(app.url("/v1/flows/verification")).send().await.unwrap().json().await.unwrap();
+    let url = app.url(&format!("/v1/flows/verification/{}:submit", flow["id"].as_str().unwrap()));
+    let r = c.post(&url).json(&json!({"method": "code", "body": {"email": email}})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let mails = sink.mails().iter().filter(|m| m.to.contains(&email)).count();
+    let code = six_digit_code(&sink.mail_to(&email, mails + 1).await);
+    assert_ne!(six_digit_code(&verification_mail), "");
+    let r = c.post(&url).json(&json!({"method": "code", "body": {"code": code}})).send().await.unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["continue_flow"]["state"], "passed_challenge", "{v}");
+}
+both_dbs!(recovery_and_verification_v1);
+
+/// `feature_flags.use_continue_with_transitions`: a browser's AJAX recovery answers 200 with the
+/// flow and `continue_with` `show_settings_ui` (no token: the session is in the cookie).
+async fn recovery_continue_with_transitions(db: Db) {
+    let (app, sink) = recovery_app(db, |c| c.feature_flags.use_continue_with_transitions = true).await;
+    let (email, _, _) = app.user().await;
+    let c = browser_client();
+    let flow = ajax_get(&c, &app.url("/self-service/recovery/browser")).await;
+    let url = app.url(&format!("/self-service/recovery?flow={}", flow["id"].as_str().unwrap()));
+    let post = |body: Value| {
+        let (c, url) = (c.clone(), url.clone());
+        async move { c.post(url).header("Accept", "application/json").json(&body).send().await.unwrap() }
+    };
+    post(json!({"csrf_token": csrf(&flow), "method": "code", "email": email})).await;
+    let code = six_digit_code(&sink.mail_to(&email, 1).await);
+    let r = post(json!({"csrf_token": csrf(&flow), "method": "code", "code": code})).await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["state"], "passed_challenge");
+    assert_eq!(v["continue_with"][0]["action"], "show_settings_ui", "{v}");
+    assert!(action(&v, "set_ory_session_token").is_none(), "{v}");
+    let me = ajax_get(&c, &app.url("/sessions/whoami")).await;
+    assert_eq!(me["authentication_methods"][0]["method"], "code_recovery", "{me}");
+}
+both_dbs!(recovery_continue_with_transitions);
