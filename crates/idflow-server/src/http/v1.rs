@@ -284,6 +284,8 @@ fn form_error(state: &AppState, flow_json: Value, kind: FlowKind, method: &str) 
             }
             "totp" => ("AVNOLOGY_AUTH_007", "Invalid TOTP code"),
             "lookup_secret" | "webauthn" | "passkey" => ("AVNOLOGY_AUTH_008", "Invalid second factor"),
+            // A mailed code not accepted (wrong, expired, submitted too often).
+            "code" if !ids.contains(&4000002) => ("AVNOLOGY_AUTH_008", "Invalid code"),
             _ => ("AVNOLOGY_AUTH_010", "Invalid input"),
         }
     };
@@ -625,11 +627,14 @@ async fn recovery_submit(
                 json!({"continue_flow": flow, "session_token": r.issued.token, "session": session}),
             ))
         }
-        Submitted::ShowForm(flow) => Ok(json_response(
+        // A code not accepted is an error in this dialect (the Kratos routes answer 200).
+        Submitted::ShowForm(flow) if !flow.ui.has_errors() => Ok(json_response(
             StatusCode::OK,
             json!({"continue_flow": to_v1_flow(&state, wire::flow(&flow, None), FlowKind::Recovery, Some(&method))}),
         )),
-        Submitted::Invalid(flow) => Err(form_error(&state, wire::flow(&flow, None), FlowKind::Recovery, &method)),
+        Submitted::Invalid(flow) | Submitted::ShowForm(flow) => {
+            Err(form_error(&state, wire::flow(&flow, None), FlowKind::Recovery, &method))
+        }
     }
 }
 
@@ -655,6 +660,9 @@ async fn verification_submit(
 ) -> Answer {
     code_method(&method)?;
     match state.engine.submit_verification(id, &flat, &c.req).await? {
+        Submitted::ShowForm(flow) if flow.ui.has_errors() => {
+            Err(form_error(&state, wire::flow(&flow, None), FlowKind::Verification, &method))
+        }
         Submitted::Done(idflow_core::selfservice::verification::Verified { flow, .. }) | Submitted::ShowForm(flow) => {
             Ok(json_response(
                 StatusCode::OK,

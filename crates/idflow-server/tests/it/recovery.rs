@@ -438,3 +438,38 @@ async fn recovery_continue_with_transitions(db: Db) {
     assert_eq!(me["authentication_methods"][0]["method"], "code_recovery", "{me}");
 }
 both_dbs!(recovery_continue_with_transitions);
+
+/// The Rust SDK: `send_recovery_code` + `recover_account` (the client adopts the new token and
+/// changes the password), a wrong code is `InvalidSecondFactor`; `send_verification_code` +
+/// `verify_address`.
+async fn recovery_and_verification_sdk(db: Db) {
+    let (app, sink) = recovery_app(db, |c| c.selfservice.flows.verification.enabled = true).await;
+    let (email, _, _) = app.user().await;
+    sink.mail_to(&email, 1).await;
+    let client = idflow_client::Client::new(&app.public).unwrap();
+    let flow = client.send_recovery_code(&email).await.unwrap();
+    assert_eq!(flow.state, "sent_email");
+    let code = six_digit_code(&sink.mail_to(&email, 2).await);
+    let bad = if code == "000000" { "111111" } else { "000000" };
+    match client.recover_account(&flow.id, bad).await {
+        Err(idflow_client::Error::InvalidSecondFactor(e)) => assert_eq!(e.code, "AVNOLOGY_AUTH_008"),
+        other => panic!("expected InvalidSecondFactor, got {other:?}"),
+    }
+    let done = client.recover_account(&flow.id, &code).await.unwrap();
+    assert_eq!(done.session.authentication_methods[0]["method"], "code_recovery");
+    assert_eq!(client.token().as_deref(), Some(done.session_token.as_str()));
+    client.auth().change_password("sdk-recovered-passphrase-5").await.unwrap();
+    assert!(app.login(&email, "sdk-recovered-passphrase-5").await["session_token"].is_string());
+
+    let flow = client.send_verification_code(&email).await.unwrap();
+    let code = six_digit_code(&sink.mail_to(&email, 3).await);
+    let done = client.verify_address(&flow.id, &code).await.unwrap();
+    assert_eq!(done.state, "passed_challenge");
+    let me: Value = whoami(&app, &done_token(&client)).await.json().await.unwrap();
+    assert_eq!(me["identity"]["verifiable_addresses"][0]["verified"], true, "{me}");
+}
+both_dbs!(recovery_and_verification_sdk);
+
+fn done_token(c: &idflow_client::Client) -> String {
+    c.token().unwrap_or_default()
+}
