@@ -276,6 +276,7 @@ impl Engine {
         identity_id: Uuid,
         expires_in: Option<std::time::Duration>,
         flow_type: FlowType,
+        link: bool,
     ) -> Result<(Flow, String, time::OffsetDateTime)> {
         self.recovery_enabled()?;
         let identity = self
@@ -289,11 +290,47 @@ impl Engine {
         let address = identity.recovery_addresses.first().map(|a| a.value.clone()).unwrap_or_default();
         let (code, expires_at) = self.put_recovery_code(&mut flow, Some(&identity), &address, Some(lifespan));
         flow.internal_set(ADMIN, serde_json::json!(true));
+        if link {
+            flow.internal_set(LINK, serde_json::json!(true));
+        }
         flow.active = Some(MethodId::Code.as_str().into());
         self.recovery_ui(&mut flow, &req);
         self.store.create_flow(&flow).await?;
         tracing::info!(flow_id = %flow.id, identity_id = %identity.id, "recovery code created by an administrator");
         Ok((flow, code, expires_at))
+    }
+
+    /// `GET /self-service/recovery?flow=&token=`: the link of `POST /admin/recovery/link`
+    /// carries the code; opening it recovers the account in this browser (the link is the
+    /// secret, so the flow is bound to the browser that opens it, without a form).
+    pub async fn recover_with_link(&self, id: Uuid, token: &str, req: &Req) -> Result<Submitted<Recovered>> {
+        self.recovery_enabled()?;
+        let mut flow = self
+            .open_flow(id, FlowKind::Recovery, req, |_| {
+                if req.auth.is_some() { Err(Self::recovery_session_refused()) } else { Ok(()) }
+            })
+            .await?;
+        if flow.internal_get(LINK).is_none() {
+            let text = UiText::error(
+                4060004,
+                "The recovery token is invalid or has already been used. Please retry the flow.",
+            );
+            return self.recovery_form(flow, req, vec![(String::new(), text)], true).await;
+        }
+        let m = super::methods::get(MethodId::Code);
+        if !m.enabled(self) {
+            return Err(super::methods::disabled());
+        }
+        flow.internal_remove(ADMIN);
+        flow.internal_remove(LINK);
+        if let Some(c) = req.csrf_cookie.as_ref().filter(|c| !c.is_empty()) {
+            flow.csrf_token = c.clone();
+        }
+        let mut body = Body::new();
+        body.insert("method".into(), serde_json::json!("code"));
+        body.insert("code".into(), serde_json::json!(token));
+        let step = m.recovery(self, &mut flow, &body, req).await?;
+        self.complete_recovery(flow, m, step, req).await
     }
 
     /// `GET /self-service/recovery?flow=`: a browser flow created by an administrator is bound
@@ -314,3 +351,5 @@ impl Engine {
 
 /// Flow state key: created by an administrator, not yet opened by a browser.
 const ADMIN: &str = "admin_created";
+/// Flow state key: created for `POST /admin/recovery/link` (its link carries the code).
+const LINK: &str = "admin_link";

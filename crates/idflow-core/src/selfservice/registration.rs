@@ -112,7 +112,7 @@ impl Engine {
         req: &Req,
     ) -> Result<Submitted<Registered>> {
         let method = m.id();
-        let (identity, provider, created) = match step {
+        let (mut identity, provider, created) = match step {
             RegistrationStep::Invalid { errors, traits } => {
                 return self.registration_invalid(flow, req, traits.as_ref(), errors).await;
             }
@@ -143,6 +143,7 @@ impl Engine {
         } else {
             vec![]
         };
+        Self::mark_sent(&mut identity, &mails);
         let res = self
             .store
             .commit(Commit {

@@ -331,6 +331,7 @@ impl Engine {
         flow.updated_at = now;
         // A new or changed address gets a verification code (nothing goes to the old one).
         let mails = self.verification_mails(&identity, Some(&a.identity), flow.flow_type, &req.request_url).await?;
+        Self::mark_sent(&mut identity, &mails);
         let res = self
             .store
             .commit(Commit {

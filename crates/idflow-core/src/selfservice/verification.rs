@@ -152,6 +152,16 @@ impl Engine {
         Ok(Submitted::Done(Verified { flow, identity }))
     }
 
+    /// Addresses a verification mail goes to move from `pending` to `sent`.
+    pub(crate) fn mark_sent(identity: &mut Identity, mails: &[Message]) {
+        for a in identity.verifiable_addresses.iter_mut().filter(|a| !a.verified) {
+            if let Some(m) = mails.iter().find(|m| m.recipient.eq_ignore_ascii_case(&a.value)) {
+                a.status = "sent".into();
+                a.updated_at = m.created_at;
+            }
+        }
+    }
+
     /// With verification enabled: a verification flow and its mail for each unverified
     /// address of `identity` that `before` does not have unverified already (registration:
     /// `before` is None, every unverified address). The flows are stored; the mails are for the

@@ -27,6 +27,7 @@ pub fn routes() -> Router<AppState> {
         .route("/identities/{id}/credentials/{kind}", delete(delete_credential))
         .route("/identities/{id}/sessions", get(identity_sessions).delete(delete_identity_sessions))
         .route("/recovery/code", axum::routing::post(create_recovery_code))
+        .route("/recovery/link", axum::routing::post(create_recovery_link))
         .route("/sessions", get(list_sessions))
         .route("/sessions/{id}", get(get_session).delete(disable_session))
         .merge(super::courier::routes());
@@ -79,7 +80,17 @@ async fn create_identity(State(state): State<AppState>, ctx: Ctx, body: Result<B
 /// `POST /admin/recovery/code` `{identity_id, expires_in?, flow_type?}`: 201
 /// `{recovery_link, recovery_code, expires_at}`.
 async fn create_recovery_code(State(state): State<AppState>, ctx: Ctx, body: Result<Bytes, BytesRejection>) -> Answer {
-    let v = json_body(&state, &ctx, body)?;
+    admin_recovery(&state, &ctx, body, false).await
+}
+
+/// `POST /admin/recovery/link` `{identity_id, expires_in?}`: 200 `{recovery_link, expires_at}`;
+/// opening the link recovers the account in that browser.
+async fn create_recovery_link(State(state): State<AppState>, ctx: Ctx, body: Result<Bytes, BytesRejection>) -> Answer {
+    admin_recovery(&state, &ctx, body, true).await
+}
+
+async fn admin_recovery(state: &AppState, ctx: &Ctx, body: Result<Bytes, BytesRejection>, link: bool) -> Answer {
+    let v = json_body(state, ctx, body)?;
     let id = v
         .get("identity_id")
         .and_then(Value::as_str)
@@ -99,15 +110,19 @@ async fn create_recovery_code(State(state): State<AppState>, ctx: Ctx, body: Res
             return Err(Error::bad_request(format!("flow_type must be api or browser, not {other:?}.")).into());
         }
     };
-    let (flow, code, expires_at) = state.engine.admin_recovery_code(id, expires_in, flow_type).await?;
-    let link = idflow_core::selfservice::with_query(
-        &state.engine.url("/self-service/recovery"),
-        &[("flow", &flow.id.to_string())],
-    );
+    let flow_type = if link { FlowType::Browser } else { flow_type };
+    let (flow, code, expires_at) = state.engine.admin_recovery_code(id, expires_in, flow_type, link).await?;
     let expires_at = expires_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+    let base = state.engine.url("/self-service/recovery");
+    let flow_id = flow.id.to_string();
+    if link {
+        let url = idflow_core::selfservice::with_query(&base, &[("flow", &flow_id), ("token", &code)]);
+        return Ok(json_response(StatusCode::OK, json!({"recovery_link": url, "expires_at": expires_at})));
+    }
+    let url = idflow_core::selfservice::with_query(&base, &[("flow", &flow_id)]);
     Ok(json_response(
         StatusCode::CREATED,
-        json!({"recovery_link": link, "recovery_code": code, "expires_at": expires_at}),
+        json!({"recovery_link": url, "recovery_code": code, "expires_at": expires_at}),
     ))
 }
 

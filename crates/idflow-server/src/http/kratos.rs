@@ -349,6 +349,17 @@ async fn recovery_get(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> A
 async fn recovery_link(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Answer {
     let engine = &state.engine;
     let id = parse_uuid(q.get("flow"), "flow")?;
+    if let Some(token) = q.get("token") {
+        // The link of `POST /admin/recovery/link`: a browser navigation that recovers.
+        let outcome = match engine.recover_with_link(id, token, &ctx.req).await {
+            Ok(Submitted::Done(r)) => Outcome::Done(recovered(&state, &ctx, FlowType::Browser, r)),
+            Ok(Submitted::ShowForm(flow) | Submitted::Invalid(flow)) => {
+                Outcome::Form { body: wire::flow(&flow, None), flow, status: StatusCode::OK }
+            }
+            Err(e) => Outcome::Error(e),
+        };
+        return Ok(FlowResponder::navigation(&state, &ctx, Some(FlowKind::Recovery)).respond(outcome).await);
+    }
     let flow = engine.claim_admin_recovery(id, &ctx.req).await?;
     let mut resp = see_other(&engine.ui_url_for_flow(FlowKind::Recovery, flow.id));
     set_csrf_cookie(&state, &ctx, &flow, &mut resp);
@@ -360,7 +371,7 @@ async fn recovery_submit(State(state): State<AppState>, ctx: Ctx, Query(q): Q, P
     let id = parse_uuid(q.get("flow"), "flow")?;
     let flow_type = engine.load_flow(id, FlowKind::Recovery).await?.flow_type;
     let outcome = match engine.submit_recovery(id, &body, &ctx.req).await {
-        Ok(Submitted::Done(r)) => Outcome::Done(recovered(&state, flow_type, r)),
+        Ok(Submitted::Done(r)) => Outcome::Done(recovered(&state, &ctx, flow_type, r)),
         Ok(Submitted::ShowForm(flow)) => Outcome::Form { body: wire::flow(&flow, None), flow, status: StatusCode::OK },
         Ok(Submitted::Invalid(flow)) => invalid(flow),
         Err(e) => Outcome::Error(e),
@@ -372,7 +383,7 @@ async fn recovery_submit(State(state): State<AppState>, ctx: Ctx, Query(q): Q, P
 /// API flows) the answer is the flow with `continue_with` (`show_settings_ui`, and
 /// `set_ory_session_token` for API flows); without it a browser is sent to the settings UI
 /// (JSON callers: 422 `browser_location_change_required`), like Kratos.
-fn recovered(state: &AppState, flow_type: FlowType, r: Recovered) -> Done {
+fn recovered(state: &AppState, ctx: &Ctx, flow_type: FlowType, r: Recovered) -> Done {
     let engine = &state.engine;
     let settings_ui = engine.ui_url_for_flow(FlowKind::Settings, r.settings_flow.id);
     let mut cw = vec![json!({"action": "show_settings_ui", "flow": {"id": r.settings_flow.id, "url": settings_ui}})];
@@ -381,7 +392,11 @@ fn recovered(state: &AppState, flow_type: FlowType, r: Recovered) -> Done {
     }
     let mut body = wire::flow(&r.flow, None);
     body["continue_with"] = Value::Array(cw);
-    let cookies = vec![state.session_cookie_for(&r.issued.token, &r.issued.session)];
+    let mut cookies = vec![state.session_cookie_for(&r.issued.token, &r.issued.session)];
+    // The settings flow is bound to this browser's CSRF cookie (a new one if it had none).
+    if ctx.req.csrf_cookie.as_deref() != Some(r.settings_flow.csrf_token.as_str()) && flow_type == FlowType::Browser {
+        cookies.push(state.csrf_cookie_header(&r.settings_flow.csrf_token));
+    }
     let location_change = !engine.cfg.feature_flags.use_continue_with_transitions;
     Done { body: Some(body), redirect_to: r.redirect_to, location_change, cookies }
 }

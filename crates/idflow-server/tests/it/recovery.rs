@@ -340,6 +340,42 @@ async fn recovery_admin_code(db: Db) {
         .unwrap();
     assert_eq!(r.status(), 404);
 
+    // The link endpoint: opening the link recovers in that browser, once.
+    let (link_email, _, id) = app.user().await;
+    let r = api_client()
+        .post(app.admin_url("/admin/recovery/link"))
+        .json(&json!({"identity_id": id}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    let link = v["recovery_link"].as_str().unwrap().to_string();
+    assert!(link.contains("token="), "{v}");
+    let c = browser_client();
+    let r = c.get(&link).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let to = location(&r);
+    assert!(to.contains("/ui/settings?flow="), "{to}");
+    let settings_id = to.rsplit('=').next().unwrap().to_string();
+    let sf = ajax_get(&c, &app.url(&format!("/self-service/settings/flows?id={settings_id}"))).await;
+    assert_eq!(message_ids(&sf), vec![1060001], "{sf}");
+    let r = c
+        .post(app.url(&format!("/self-service/settings?flow={settings_id}")))
+        .form(&[
+            ("csrf_token", csrf(&sf)),
+            ("method", "password".into()),
+            ("password", "link-recovered-pass-77".into()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(app.login(&link_email, "link-recovered-pass-77").await["session_token"].is_string());
+    let r = browser_client().get(&link).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(location(&r).contains("/ui/recovery?flow="), "a used link starts over: {}", location(&r));
+
     let off = spawn_app(db).await;
     let r = api_client().get(off.url("/self-service/recovery/api")).send().await.unwrap();
     assert_eq!(r.status(), 400);

@@ -42,6 +42,7 @@ async fn verification_after_registration(db: Db) {
     let (email, token, _) = app.user().await;
     let me: Value = whoami(&app, &token).await.json().await.unwrap();
     assert_eq!(me["identity"]["verifiable_addresses"][0]["verified"], false);
+    assert_eq!(me["identity"]["verifiable_addresses"][0]["status"], "sent", "{me}");
     let mail = sink.mail_to(&email, 1).await;
     let code = six_digit_code(&mail);
     assert_eq!(code.len(), 6, "{mail}");
