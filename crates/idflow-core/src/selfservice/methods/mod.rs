@@ -2,9 +2,10 @@
 //!
 //! A method (password, TOTP, …) is a folder here with a type implementing [`Method`]: which
 //! request bodies it claims in each flow kind, the UI nodes it contributes, what it decides in
-//! login / registration / settings (an outcome value — the flows issue sessions, run hooks and
-//! commit; a method never finishes a flow), the AAL it grants and its metric label. The flows
-//! (`login.rs`, `registration.rs`, `settings.rs`) only ever iterate [`REGISTRY`].
+//! login / registration / settings / recovery / verification (an outcome value — the flows
+//! issue sessions, run hooks and commit; a method never finishes a flow), the AAL it grants and
+//! its metric label. The flows (`login.rs`, `registration.rs`, `settings.rs`, `recovery.rs`,
+//! `verification.rs`) only ever iterate [`REGISTRY`].
 //!
 //! Adding a method: its folder with a `Method` impl, one line in [`REGISTRY`], one variant in
 //! [`MethodId`], and its config struct in `config.rs` (`selfservice.methods.<id>`). See

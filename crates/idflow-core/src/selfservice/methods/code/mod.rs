@@ -165,7 +165,11 @@ impl Engine {
     async fn send_code(&self, flow: &mut Flow, email: &str, req: &Req) -> Result<Vec<Message>> {
         let recovery = flow.kind == FlowKind::Recovery;
         let identity = if recovery {
-            self.store.find_identity_by_recovery_address(email).await?
+            // A deactivated account is not recovered (it gets the unknown-address answer).
+            self.store
+                .find_identity_by_recovery_address(email)
+                .await?
+                .filter(|i| i.state == crate::model::IdentityState::Active)
         } else {
             self.store.find_identity_by_verifiable_address(email).await?
         };
@@ -250,7 +254,7 @@ impl Engine {
         let id = found.get("identity_id").and_then(Value::as_str).and_then(|s| Uuid::parse_str(s).ok());
         let address = found.get("address").and_then(Value::as_str).unwrap_or_default().to_string();
         let Some(identity) = (match id {
-            Some(id) => self.store.get_identity(id).await?,
+            Some(id) => self.store.get_identity(id).await?.filter(|i| i.state == crate::model::IdentityState::Active),
             None => None,
         }) else {
             return Ok(wrong());
