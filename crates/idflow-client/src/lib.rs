@@ -73,7 +73,7 @@ mod types;
 
 pub use auth::Auth;
 pub use error::{ApiError, Error};
-pub use types::{Authenticated, Flow, Identity, Message, Node, Registered, Session, TotpEnrollment, Ui};
+pub use types::{Authenticated, Flow, Identity, Message, Node, Recovered, Registered, Session, TotpEnrollment, Ui};
 
 use reqwest::header::{ACCEPT, AUTHORIZATION, RETRY_AFTER};
 use reqwest::{RequestBuilder, Url};
@@ -314,6 +314,72 @@ impl Client {
     pub async fn submit_settings_flow(&self, flow_id: &str, method: &str, body: Value) -> Result<Flow> {
         let url = self.endpoint(&["v1", "flows", "settings", &format!("{flow_id}:submit")]);
         let out: ContinueFlow = self.call(self.http.post(url).json(&json!({"method": method, "body": body}))).await?;
+        Ok(out.continue_flow)
+    }
+
+    // ---- recovery and verification -------------------------------------------------------
+
+    /// Start account recovery ("forgot password"): the server mails a six-digit code to `email`
+    /// when an account has it as its recovery address (the answer is the same either way, so
+    /// it reveals nothing). Returns the recovery flow (`state` `"sent_email"`); pass its id and
+    /// the code from the mail to [`Client::recover_account`].
+    ///
+    /// # Errors
+    /// [`Error::Api`] with `AVNOLOGY_AUTH_001` when recovery is disabled on the server;
+    /// [`Error::InvalidTraits`] for a malformed address.
+    pub async fn send_recovery_code(&self, email: &str) -> Result<Flow> {
+        self.code_flow("recovery", json!({"email": email})).await
+    }
+
+    /// Recover the account with the mailed code: the server signs the user in (a session that
+    /// may change the password right away, e.g. with `auth().change_password`, and that is
+    /// `aal1` only: an account with a second factor must complete [`Client::login_totp`]
+    /// first). This client switches to the new session token, which is also in the result.
+    /// By default the account's other sessions are signed out.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSecondFactor`] (`AVNOLOGY_AUTH_008`) when the code is wrong or expired,
+    /// or was tried too often (then the error's flow is a new one: send a new code);
+    /// [`Error::FlowExpired`] / [`Error::NotFound`] for an expired or unknown flow.
+    pub async fn recover_account(&self, flow_id: &str, code: &str) -> Result<Recovered> {
+        let url = self.endpoint(&["v1", "flows", "recovery", &format!("{flow_id}:submit")]);
+        let body = json!({"method": "code", "body": {"code": code}});
+        let done: Recovered = self.call(self.http.post(url).json(&body)).await?;
+        if !done.session_token.is_empty() {
+            self.set_token(done.session_token.clone());
+        }
+        Ok(done)
+    }
+
+    /// Ask for a verification code for `email` (an address of an account; the answer is the
+    /// same for unknown addresses). Returns the verification flow (`state` `"sent_email"`);
+    /// pass its id and the code from the mail to [`Client::verify_address`]. A server with
+    /// verification enabled also mails a code on registration and on an address change.
+    ///
+    /// # Errors
+    /// [`Error::Api`] with `AVNOLOGY_AUTH_001` when verification is disabled on the server.
+    pub async fn send_verification_code(&self, email: &str) -> Result<Flow> {
+        self.code_flow("verification", json!({"email": email})).await
+    }
+
+    /// Verify an address with the mailed code: returns the flow in `state`
+    /// `"passed_challenge"`; the address is then `verified`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSecondFactor`] (`AVNOLOGY_AUTH_008`) when the code is wrong or expired;
+    /// [`Error::FlowExpired`] / [`Error::NotFound`] for an expired or unknown flow.
+    pub async fn verify_address(&self, flow_id: &str, code: &str) -> Result<Flow> {
+        let url = self.endpoint(&["v1", "flows", "verification", &format!("{flow_id}:submit")]);
+        let body = json!({"method": "code", "body": {"code": code}});
+        let out: ContinueFlow = self.call(self.http.post(url).json(&body)).await?;
+        Ok(out.continue_flow)
+    }
+
+    /// Create a recovery or verification flow and submit `body` with the code method.
+    async fn code_flow(&self, kind: &str, body: Value) -> Result<Flow> {
+        let flow: Flow = self.call(self.http.get(self.endpoint(&["v1", "flows", kind]))).await?;
+        let url = self.endpoint(&["v1", "flows", kind, &format!("{}:submit", flow.id)]);
+        let out: ContinueFlow = self.call(self.http.post(url).json(&json!({"method": "code", "body": body}))).await?;
         Ok(out.continue_flow)
     }
 

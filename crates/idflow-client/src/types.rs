@@ -232,6 +232,18 @@ pub struct Authenticated {
     pub session: Session,
 }
 
+/// The outcome of a successful account recovery.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recovered {
+    /// The new session's token (this client already uses it). It is a secret; do not log it.
+    pub session_token: String,
+    /// The new session (`authentication_methods[0].method` is `"code_recovery"`).
+    pub session: Session,
+    /// The recovery flow, with `continue_with` naming the settings flow to change the
+    /// password in (`show_settings_ui`).
+    pub continue_flow: Flow,
+}
+
 /// The outcome of a successful registration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Registered {

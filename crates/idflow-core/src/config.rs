@@ -137,6 +137,7 @@ pub struct Config {
     pub limits: Limits,
     pub courier: CourierConfig,
     pub cleanup: CleanupConfig,
+    pub feature_flags: FeatureFlags,
 }
 
 /// The cleanup worker (`cleanup.*`): deletes expired flows, sessions, stored errors and old
@@ -539,6 +540,40 @@ pub struct Methods {
     pub webauthn: WebauthnMethod,
     pub passkey: PasskeyMethod,
     pub oidc: OidcMethod,
+    pub code: CodeMethod,
+}
+
+/// `selfservice.methods.code.config`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CodeConfig {
+    /// How long a mailed code is valid.
+    pub lifespan: Dur,
+    /// Code submits allowed per flow; then the flow is refused and replaced.
+    pub max_submissions: u32,
+}
+
+impl Default for CodeConfig {
+    fn default() -> Self {
+        CodeConfig { lifespan: Dur::secs(3600), max_submissions: 5 }
+    }
+}
+
+/// `selfservice.methods.code`: one-time codes sent by mail (recovery). `passwordless_enabled`
+/// and `mfa_enabled` are accepted for Kratos compatibility; sign-in with a code is not offered.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CodeMethod {
+    pub enabled: bool,
+    pub passwordless_enabled: bool,
+    pub mfa_enabled: bool,
+    pub config: CodeConfig,
+}
+
+impl Default for CodeMethod {
+    fn default() -> Self {
+        CodeMethod { enabled: true, passwordless_enabled: false, mfa_enabled: false, config: CodeConfig::default() }
+    }
 }
 
 pub use oidc::{OidcConfig, OidcMethod, OidcProvider};
@@ -671,6 +706,80 @@ impl Default for RegistrationFlowConfig {
             },
         }
     }
+}
+
+/// `selfservice.flows.recovery`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecoveryFlowConfig {
+    pub enabled: bool,
+    pub ui_url: Option<String>,
+    pub lifespan: Dur,
+    /// The recovery method: `code` (the only one offered).
+    #[serde(rename = "use")]
+    pub use_method: String,
+    /// Mail addresses without an account get a "someone tried to recover" notice.
+    pub notify_unknown_recipients: bool,
+    pub before: Before,
+    /// Hooks after a recovery: `revoke_active_sessions` (default) and `web_hook`.
+    pub after: After,
+}
+
+impl Default for RecoveryFlowConfig {
+    fn default() -> Self {
+        RecoveryFlowConfig {
+            enabled: false,
+            ui_url: None,
+            lifespan: Dur::secs(3600),
+            use_method: "code".into(),
+            notify_unknown_recipients: false,
+            before: Before::default(),
+            after: After {
+                hooks: vec![Hook { hook: "revoke_active_sessions".into(), config: None }],
+                ..After::default()
+            },
+        }
+    }
+}
+
+/// `selfservice.flows.verification`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VerificationFlowConfig {
+    pub enabled: bool,
+    pub ui_url: Option<String>,
+    pub lifespan: Dur,
+    /// The verification method: `code` (the only one offered).
+    #[serde(rename = "use")]
+    pub use_method: String,
+    /// Mail addresses without an account get a notice instead of a code.
+    pub notify_unknown_recipients: bool,
+    pub before: Before,
+    /// Hooks after a verification: `web_hook`.
+    pub after: After,
+}
+
+impl Default for VerificationFlowConfig {
+    fn default() -> Self {
+        VerificationFlowConfig {
+            enabled: false,
+            ui_url: None,
+            lifespan: Dur::secs(3600),
+            use_method: "code".into(),
+            notify_unknown_recipients: false,
+            before: Before::default(),
+            after: After::default(),
+        }
+    }
+}
+
+/// `feature_flags` (Kratos's names).
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct FeatureFlags {
+    /// Finished recovery flows answer 200 with `continue_with` instead of a redirect (browser
+    /// flows; API flows always do).
+    pub use_continue_with_transitions: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -817,6 +926,8 @@ pub struct Flows {
     pub settings: SettingsFlowConfig,
     pub login: LoginFlowConfig,
     pub registration: RegistrationFlowConfig,
+    pub recovery: RecoveryFlowConfig,
+    pub verification: VerificationFlowConfig,
     pub logout: LogoutFlowConfig,
     pub error: UiUrl,
 }
@@ -836,6 +947,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "limits",
     "courier",
     "cleanup",
+    "feature_flags",
 ];
 
 /// Why a configuration could not be loaded. The message names the key.
@@ -946,8 +1058,14 @@ impl Config {
         let flows = &self.selfservice.flows;
         for (key, after, allowed) in [
             ("selfservice.flows.settings.after", &flows.settings.after, &["revoke_active_sessions", "web_hook"][..]),
-            ("selfservice.flows.login.after", &flows.login.after, &["revoke_active_sessions", "web_hook"][..]),
+            (
+                "selfservice.flows.login.after",
+                &flows.login.after,
+                &["revoke_active_sessions", "web_hook", "require_verified_address"][..],
+            ),
             ("selfservice.flows.registration.after", &flows.registration.after, &["session", "web_hook"][..]),
+            ("selfservice.flows.recovery.after", &flows.recovery.after, &["revoke_active_sessions", "web_hook"][..]),
+            ("selfservice.flows.verification.after", &flows.verification.after, &["web_hook"][..]),
         ] {
             let lists = std::iter::once((String::new(), Some(&after.hooks)))
                 .chain(after.methods.iter().map(|(m, a)| (format!(".{m}"), a.hooks.as_ref())));

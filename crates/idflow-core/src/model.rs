@@ -76,10 +76,12 @@ pub enum MethodId {
     Passkey,
     Webauthn,
     Oidc,
+    /// One-time codes sent by mail (account recovery).
+    Code,
 }
 
 impl MethodId {
-    pub const ALL: [MethodId; 7] = [
+    pub const ALL: [MethodId; 8] = [
         MethodId::Profile,
         MethodId::Password,
         MethodId::Totp,
@@ -87,6 +89,7 @@ impl MethodId {
         MethodId::Webauthn,
         MethodId::Passkey,
         MethodId::Oidc,
+        MethodId::Code,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -98,6 +101,7 @@ impl MethodId {
             MethodId::Passkey => "passkey",
             MethodId::Webauthn => "webauthn",
             MethodId::Oidc => "oidc",
+            MethodId::Code => "code",
         }
     }
 
@@ -366,6 +370,8 @@ pub enum FlowKind {
     Login,
     Registration,
     Settings,
+    Recovery,
+    Verification,
 }
 
 impl FlowKind {
@@ -374,6 +380,8 @@ impl FlowKind {
             FlowKind::Login => "login",
             FlowKind::Registration => "registration",
             FlowKind::Settings => "settings",
+            FlowKind::Recovery => "recovery",
+            FlowKind::Verification => "verification",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -381,6 +389,8 @@ impl FlowKind {
             "login" => Some(Self::Login),
             "registration" => Some(Self::Registration),
             "settings" => Some(Self::Settings),
+            "recovery" => Some(Self::Recovery),
+            "verification" => Some(Self::Verification),
             _ => None,
         }
     }

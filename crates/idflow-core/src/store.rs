@@ -112,6 +112,10 @@ pub trait Store: Send + Sync + 'static {
         identifier: &str,
     ) -> Result<Option<Identity>, StoreError>;
     async fn find_identity_by_external_id(&self, external_id: &str) -> Result<Option<Identity>, StoreError>;
+    /// Find the identity owning recovery address `value` (as stored: lower-case mail address).
+    async fn find_identity_by_recovery_address(&self, value: &str) -> Result<Option<Identity>, StoreError>;
+    /// Find the identity owning verifiable address `value` (as stored: lower-case mail address).
+    async fn find_identity_by_verifiable_address(&self, value: &str) -> Result<Option<Identity>, StoreError>;
     /// Keyset pagination by id.
     async fn list_identities(
         &self,

@@ -211,6 +211,11 @@ impl Node {
         Self::wrap(group, Attributes::Text { id: id.into(), text }, label)
     }
 
+    /// A link (`a` node) to `href`.
+    pub fn anchor(group: Group, id: &str, href: &str, title: UiText) -> Self {
+        Self::wrap(group, Attributes::A { id: id.into(), href: href.into(), title }, None)
+    }
+
     pub fn img(group: Group, id: &str, src: String, width: u32, height: u32, label: UiText) -> Self {
         Self::wrap(group, Attributes::Img { id: id.into(), src, width, height }, Some(label))
     }
@@ -490,6 +495,78 @@ pub mod msg {
     }
     pub fn login_with_password() -> UiText {
         UiText::info(1010022, "Sign in with password")
+    }
+    // Recovery (1060xxx, 4060xxx) and the code nodes (1070xxx), Kratos's texts.
+    pub fn recovery_successful(minutes: f64, expires_unix: i64) -> UiText {
+        UiText::new(
+            1060001,
+            TextType::Success,
+            format!("You successfully recovered your account. Please change your password or set up an alternative login method (e.g. social sign in) within the next {minutes:.2} minutes."),
+        )
+        .with_context(json!({"privileged_session_expires_at_unix": expires_unix}))
+    }
+    pub fn recovery_code_sent() -> UiText {
+        UiText::info(
+            1060003,
+            "An email containing a recovery code has been sent to the email address you provided. If you have not received an email, check the spelling of the address and make sure to use the address you registered with.",
+        )
+    }
+    pub fn label_email() -> UiText {
+        UiText::info(1070007, "Email")
+    }
+    pub fn label_resend_code() -> UiText {
+        UiText::info(1070008, "Resend code")
+    }
+    pub fn label_continue() -> UiText {
+        UiText::info(1070009, "Continue")
+    }
+    pub fn label_recovery_code() -> UiText {
+        UiText::info(1070010, "Recovery code")
+    }
+    pub fn recovery_retry_success() -> UiText {
+        UiText::error(4060001, "The request was already completed successfully and can not be retried.")
+    }
+    pub fn recovery_state_failure() -> UiText {
+        UiText::error(4060002, "The recovery flow reached a failure state and must be retried.")
+    }
+    pub fn recovery_expired(minutes: f64, expired_at_unix: i64) -> UiText {
+        UiText::error(4060005, format!("The recovery flow expired {minutes:.2} minutes ago, please try again."))
+            .with_context(json!({"expired_at_unix": expired_at_unix}))
+    }
+    pub fn recovery_code_invalid() -> UiText {
+        UiText::error(4060006, "The recovery code is invalid or has already been used. Please try again.")
+    }
+    // Verification (1080xxx, 4070xxx).
+    pub fn verification_successful() -> UiText {
+        UiText::new(1080002, TextType::Success, "You successfully verified your email address.")
+    }
+    pub fn verification_code_sent() -> UiText {
+        UiText::info(
+            1080003,
+            "An email containing a verification code has been sent to the email address you provided. If you have not received an email, check the spelling of the address and make sure to use the address you registered with.",
+        )
+    }
+    pub fn label_verification_code() -> UiText {
+        UiText::info(1070011, "Verification code")
+    }
+    pub fn verification_retry_success() -> UiText {
+        UiText::error(4070002, "The request was already completed successfully and can not be retried.")
+    }
+    pub fn verification_state_failure() -> UiText {
+        UiText::error(4070003, "The verification flow reached a failure state and must be retried.")
+    }
+    pub fn verification_expired(minutes: f64, expired_at_unix: i64) -> UiText {
+        UiText::error(4070005, format!("The verification flow expired {minutes:.2} minutes ago, please try again."))
+            .with_context(json!({"expired_at_unix": expired_at_unix}))
+    }
+    pub fn verification_code_invalid() -> UiText {
+        UiText::error(4070006, "The verification code is invalid or has already been used. Please try again.")
+    }
+    pub fn address_not_verified() -> UiText {
+        UiText::error(4000010, "Account not active yet. Did you forget to verify your email address?")
+    }
+    pub fn code_submitted_too_often() -> UiText {
+        UiText::error(4000001, "The request was submitted too often. Please request another code.")
     }
     // Registration
     pub fn sign_up() -> UiText {

@@ -156,6 +156,11 @@ pub fn flow(f: &Flow, identity: Option<Value>) -> Value {
         FlowKind::Registration => {
             m.insert("state".into(), json!(f.state));
         }
+        FlowKind::Recovery | FlowKind::Verification => {
+            m.insert("state".into(), json!(f.state));
+            m.insert("continue_with".into(), Value::Array(vec![]));
+            m.insert("transient_payload".into(), json!({}));
+        }
     }
     m.insert("organization_id".into(), Value::Null);
     Value::Object(m)

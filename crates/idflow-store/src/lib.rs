@@ -558,6 +558,34 @@ macro_rules! sql_store {
                 }
             }
 
+            async fn find_identity_by_recovery_address(&self, value: &str) -> Result<Option<Identity>, StoreError> {
+                let row = sqlx::query(
+                    "SELECT i.* FROM identities i JOIN recovery_addresses r ON r.identity_id = i.id WHERE r.value = $1 ORDER BY r.created_at LIMIT 1",
+                )
+                .bind(value)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_err)?;
+                match row {
+                    Some(r) => Ok(Some(self.hydrate(r).await?)),
+                    None => Ok(None),
+                }
+            }
+
+            async fn find_identity_by_verifiable_address(&self, value: &str) -> Result<Option<Identity>, StoreError> {
+                let row = sqlx::query(
+                    "SELECT i.* FROM identities i JOIN verifiable_addresses v ON v.identity_id = i.id WHERE v.value = $1 ORDER BY v.created_at LIMIT 1",
+                )
+                .bind(value)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_err)?;
+                match row {
+                    Some(r) => Ok(Some(self.hydrate(r).await?)),
+                    None => Ok(None),
+                }
+            }
+
             async fn find_identity_by_external_id(&self, external_id: &str) -> Result<Option<Identity>, StoreError> {
                 let row = sqlx::query("SELECT * FROM identities WHERE external_id = $1")
                     .bind(external_id)

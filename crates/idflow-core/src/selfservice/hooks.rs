@@ -4,9 +4,11 @@
 //! - `web_hook` (`config: {url, timeout, can_interrupt}`): an interrupting hook runs before
 //!   anything is written and its failure is a form error; a non-interrupting one runs after the
 //!   commit and its failure is reported (settings: `continue_with`; others: the log).
-//! - `revoke_active_sessions` (settings, login): the identity's other sessions are revoked in the
+//! - `revoke_active_sessions` (settings, login, recovery — on by default after recovery): the identity's other sessions are revoked in the
 //!   same transaction as the change.
 //! - `session` (registration): the new identity is signed in.
+//! - `require_verified_address` (login): an identity without a verified address is refused
+//!   (403, message 4000010) and pointed at a verification flow for its address.
 
 use super::Engine;
 use super::methods::MethodId;
@@ -21,6 +23,7 @@ pub enum HookName {
     Session,
     RevokeActiveSessions,
     WebHook,
+    RequireVerifiedAddress,
 }
 
 impl HookName {
@@ -29,6 +32,7 @@ impl HookName {
             HookName::Session => "session",
             HookName::RevokeActiveSessions => "revoke_active_sessions",
             HookName::WebHook => "web_hook",
+            HookName::RequireVerifiedAddress => "require_verified_address",
         }
     }
 }
@@ -50,6 +54,8 @@ impl Engine {
             FlowKind::Login => Some(&f.login.after),
             FlowKind::Registration => Some(&f.registration.after),
             FlowKind::Settings => Some(&f.settings.after),
+            FlowKind::Recovery => Some(&f.recovery.after),
+            FlowKind::Verification => Some(&f.verification.after),
         }
     }
 
@@ -74,6 +80,43 @@ impl Engine {
     /// Whether hook `name` is configured after `method` in a flow of `kind`.
     pub fn has_hook(&self, kind: FlowKind, method: MethodId, name: HookName) -> bool {
         self.hooks(kind, method).iter().any(|h| h.hook == name.as_str())
+    }
+
+    /// `require_verified_address`: `Err` (403 with 4000010, `continue_with`
+    /// `show_verification_ui` and a redirect to that flow's UI) when `identity` has no verified
+    /// address.
+    pub(crate) async fn require_verified_address(
+        &self,
+        method: MethodId,
+        identity: &Identity,
+        flow: &Flow,
+    ) -> crate::error::Result<()> {
+        if !self.has_hook(FlowKind::Login, method, HookName::RequireVerifiedAddress)
+            || identity.verifiable_addresses.iter().any(|a| a.verified)
+        {
+            return Ok(());
+        }
+        let text = crate::ui::msg::address_not_verified();
+        let mut e = crate::error::Error::new(crate::error::ErrorKind::Forbidden, text.text.clone())
+            .with_detail("messages", json!([text]));
+        if let Some(a) = identity.verifiable_addresses.first()
+            && self.cfg.selfservice.flows.verification.enabled
+        {
+            let req = super::Req { request_url: self.url("/self-service/verification/browser"), ..Default::default() };
+            let mut v = self.new_verification_flow(&req, flow.flow_type)?;
+            v.ui.set_value("email", json!(a.value));
+            self.store.create_flow(&v).await?;
+            let url = self.ui_url_for_flow(FlowKind::Verification, v.id);
+            e = e
+                .with_detail(
+                    "continue_with",
+                    json!([{"action": "show_verification_ui",
+                        "flow": {"id": v.id, "verifiable_address": a.value, "url": url}}]),
+                )
+                .with_redirect(url);
+        }
+        tracing::info!(identity_id = %identity.id, flow_id = %flow.id, "login refused: no verified address");
+        Err(e)
     }
 
     /// Run the web hooks of one phase. Interrupting: `Err(reason)` on the first failure.

@@ -195,6 +195,7 @@ impl Engine {
         if let Err(reason) = self.run_web_hooks(Phase::Interrupting, method, &identity, &flow).await {
             return self.login_invalid(flow, req, vec![(String::new(), msg::generic(&reason))], None).await;
         }
+        self.require_verified_address(method, &identity, &flow).await?;
         let revoke = self.has_hook(FlowKind::Login, method, HookName::RevokeActiveSessions);
         let mut flow = flow;
         flow.active = Some(method.as_str().into());

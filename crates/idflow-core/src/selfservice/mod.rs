@@ -11,9 +11,11 @@ pub mod identities;
 pub mod instrument;
 pub mod login;
 pub mod methods;
+pub mod recovery;
 pub mod registration;
 pub mod sessions;
 pub mod settings;
+pub mod verification;
 
 use crate::clock::Clock;
 use crate::config::Config;
@@ -164,6 +166,8 @@ impl Engine {
             "login" => f.login.ui_url.clone(),
             "registration" => f.registration.ui_url.clone(),
             "settings" => f.settings.ui_url.clone(),
+            "recovery" => f.recovery.ui_url.clone(),
+            "verification" => f.verification.ui_url.clone(),
             "error" => f.error.ui_url.clone(),
             _ => None,
         };
@@ -240,6 +244,8 @@ impl Engine {
                 FlowKind::Settings => "The settings request could not be found. Please restart the flow.",
                 FlowKind::Login => "The login request could not be found. Please restart the flow.",
                 FlowKind::Registration => "The registration request could not be found. Please restart the flow.",
+                FlowKind::Recovery => "The recovery request could not be found. Please restart the flow.",
+                FlowKind::Verification => "The verification request could not be found. Please restart the flow.",
             })
             .with_message("Unable to locate the resource")),
         }
@@ -253,6 +259,8 @@ impl Engine {
             FlowKind::Login => self.url(&format!("/self-service/login?flow={id}")),
             FlowKind::Registration => self.url(&format!("/self-service/registration?flow={id}")),
             FlowKind::Settings => self.url(&format!("/self-service/settings?flow={id}")),
+            FlowKind::Recovery => self.url(&format!("/self-service/recovery?flow={id}")),
+            FlowKind::Verification => self.url(&format!("/self-service/verification?flow={id}")),
         };
         let return_to = url::Url::parse(request_url)
             .ok()
@@ -619,6 +627,8 @@ pub enum FormReason {
     InvalidTotpCode,
     /// A wrong recovery code, security key or passkey answer.
     InvalidSecondFactor,
+    /// A mailed code that is not accepted (wrong, expired, submitted too often).
+    InvalidCode,
     /// A TOTP enrolment was started: the form shows the QR code and waits for a code.
     EnrolmentStarted,
     /// Any other validation error.
@@ -659,6 +669,7 @@ impl FormReason {
                 Some(MethodId::LookupSecret | MethodId::Webauthn | MethodId::Passkey) => {
                     FormReason::InvalidSecondFactor
                 }
+                Some(MethodId::Code) if !ids.contains(&4000002) => FormReason::InvalidCode,
                 _ => FormReason::Invalid,
             }
         }
@@ -727,6 +738,26 @@ impl Engine {
                 }
                 None => Err(Error::new(ErrorKind::Unauthorized, "")),
             },
+            FlowKind::Recovery | FlowKind::Verification => {
+                let r = Req { auth: None, request_url: old.request_url.clone(), ..req.clone() };
+                let fresh = if old.kind == FlowKind::Recovery {
+                    self.new_recovery_flow(&r, old.flow_type)
+                } else {
+                    self.new_verification_flow(&r, old.flow_type)
+                };
+                match fresh {
+                    Ok(mut f) => {
+                        let at = old.expires_at.unix_timestamp();
+                        f.ui.messages.push(if old.kind == FlowKind::Recovery {
+                            crate::ui::msg::recovery_expired(minutes, at)
+                        } else {
+                            crate::ui::msg::verification_expired(minutes, at)
+                        });
+                        self.store.create_flow(&f).await.map(|_| f).map_err(Error::from)
+                    }
+                    Err(e) => Err(e),
+                }
+            }
         };
         let mut e = Error::new(
             ErrorKind::FlowExpired,

@@ -113,7 +113,7 @@ impl Engine {
         req: &Req,
     ) -> Result<Submitted<Registered>> {
         let method = m.id();
-        let (identity, provider, created) = match step {
+        let (mut identity, provider, created) = match step {
             RegistrationStep::Invalid { errors, traits } => {
                 return self.registration_invalid(flow, req, traits.as_ref(), errors).await;
             }
@@ -137,12 +137,21 @@ impl Engine {
         flow.active = Some(method.as_str().into());
         flow.state = "passed_challenge".into();
         flow.updated_at = self.clock.now();
+        // With verification enabled, each unverified address gets a code, queued with the
+        // new identity.
+        let mails = if created {
+            self.verification_mails(&identity, None, flow.flow_type, &req.request_url).await?
+        } else {
+            vec![]
+        };
+        Self::mark_sent(&mut identity, &mails);
         let res = self
             .store
             .commit(Commit {
                 create_identity: created.then_some(&identity),
                 create_session: issued.as_ref().map(|i| &i.session),
                 update_flow: Some(&flow),
+                queue_messages: &mails,
                 ..Default::default()
             })
             .await;

@@ -76,6 +76,17 @@ impl Engine {
 
     /// Create and store a settings flow for `a` (also used for expiry replacements).
     pub async fn build_settings_flow(&self, req: &Req, a: &Authed, flow_type: FlowType) -> Result<Flow> {
+        self.build_settings_flow_with(req, a, flow_type, None).await
+    }
+
+    /// [`Engine::build_settings_flow`] carrying a `notice` (a completed recovery's 1060001).
+    pub async fn build_settings_flow_with(
+        &self,
+        req: &Req,
+        a: &Authed,
+        flow_type: FlowType,
+        notice: Option<UiText>,
+    ) -> Result<Flow> {
         let mut flow = self.new_flow(
             FlowKind::Settings,
             flow_type,
@@ -88,6 +99,7 @@ impl Engine {
         flow.identity_id = Some(a.identity.id);
         flow.state = "show_form".into();
         self.settings_ui(&mut flow, &a.identity, req, None)?;
+        flow.ui.messages.extend(notice);
         self.store.create_flow(&flow).await?;
         Ok(flow)
     }
@@ -332,9 +344,13 @@ impl Engine {
         self.settings_ui(&mut flow, &identity, req, None)?;
         flow.ui.messages = vec![msg::settings_saved()];
         flow.updated_at = now;
+        // A new or changed address gets a verification code (nothing goes to the old one).
+        let mails = self.verification_mails(&identity, Some(&a.identity), flow.flow_type, &req.request_url).await?;
+        Self::mark_sent(&mut identity, &mails);
         let res = self
             .store
             .commit(Commit {
+                queue_messages: &mails,
                 update_identity: Some(&identity),
                 previous_identity: Some(&a.identity),
                 update_session: session.as_ref().map(|s| &s.session),

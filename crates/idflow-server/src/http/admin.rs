@@ -12,7 +12,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 use idflow_core::error::Error;
-use idflow_core::model::Identity;
+use idflow_core::model::{FlowType, Identity};
 use idflow_core::selfservice::identities::IdentityInput;
 use idflow_core::store::IdentityFilter;
 use serde_json::{Value, json};
@@ -26,6 +26,8 @@ pub fn routes() -> Router<AppState> {
         .route("/identities/{id}", get(get_identity).put(update_identity).patch(patch_identity).delete(delete_identity))
         .route("/identities/{id}/credentials/{kind}", delete(delete_credential))
         .route("/identities/{id}/sessions", get(identity_sessions).delete(delete_identity_sessions))
+        .route("/recovery/code", axum::routing::post(create_recovery_code))
+        .route("/recovery/link", axum::routing::post(create_recovery_link))
         .route("/sessions", get(list_sessions))
         .route("/sessions/{id}", get(get_session).delete(disable_session))
         .merge(super::courier::routes());
@@ -73,6 +75,55 @@ async fn create_identity(State(state): State<AppState>, ctx: Ctx, body: Result<B
         resp.headers_mut().insert(header::LOCATION, v);
     }
     Ok(resp)
+}
+
+/// `POST /admin/recovery/code` `{identity_id, expires_in?, flow_type?}`: 201
+/// `{recovery_link, recovery_code, expires_at}`.
+async fn create_recovery_code(State(state): State<AppState>, ctx: Ctx, body: Result<Bytes, BytesRejection>) -> Answer {
+    admin_recovery(&state, &ctx, body, false).await
+}
+
+/// `POST /admin/recovery/link` `{identity_id, expires_in?}`: 200 `{recovery_link, expires_at}`;
+/// opening the link recovers the account in that browser.
+async fn create_recovery_link(State(state): State<AppState>, ctx: Ctx, body: Result<Bytes, BytesRejection>) -> Answer {
+    admin_recovery(&state, &ctx, body, true).await
+}
+
+async fn admin_recovery(state: &AppState, ctx: &Ctx, body: Result<Bytes, BytesRejection>, link: bool) -> Answer {
+    let v = json_body(state, ctx, body)?;
+    let id = v
+        .get("identity_id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| Error::bad_request("identity_id is missing."))
+        .and_then(parse_id)?;
+    let expires_in = match v.get("expires_in").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+        Some(s) => Some(
+            idflow_core::config::parse_duration(s)
+                .map_err(|e| Error::bad_request(format!("expires_in is not a duration: {e}")))?,
+        ),
+        None => None,
+    };
+    let flow_type = match v.get("flow_type").and_then(Value::as_str) {
+        None | Some("browser") => FlowType::Browser,
+        Some("api") => FlowType::Api,
+        Some(other) => {
+            return Err(Error::bad_request(format!("flow_type must be api or browser, not {other:?}.")).into());
+        }
+    };
+    let flow_type = if link { FlowType::Browser } else { flow_type };
+    let (flow, code, expires_at) = state.engine.admin_recovery_code(id, expires_in, flow_type, link).await?;
+    let expires_at = expires_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+    let base = state.engine.url("/self-service/recovery");
+    let flow_id = flow.id.to_string();
+    if link {
+        let url = idflow_core::selfservice::with_query(&base, &[("flow", &flow_id), ("token", &code)]);
+        return Ok(json_response(StatusCode::OK, json!({"recovery_link": url, "expires_at": expires_at})));
+    }
+    let url = idflow_core::selfservice::with_query(&base, &[("flow", &flow_id)]);
+    Ok(json_response(
+        StatusCode::CREATED,
+        json!({"recovery_link": url, "recovery_code": code, "expires_at": expires_at}),
+    ))
 }
 
 async fn list_identities(State(state): State<AppState>, ctx: Ctx) -> Answer {

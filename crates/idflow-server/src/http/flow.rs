@@ -181,6 +181,10 @@ impl<'a> FlowResponder<'a> {
                 _ => self.error_page(e).await,
             },
             ErrorKind::SessionAlreadyAvailable => see_other(&engine.default_return_url()),
+            // A refusal that names where to go on (login without a verified address).
+            ErrorKind::Forbidden if e.redirect_browser_to.is_some() => {
+                see_other(e.redirect_browser_to.as_deref().unwrap_or_default())
+            }
             _ => self.error_page(e).await,
         }
     }

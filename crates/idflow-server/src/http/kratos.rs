@@ -13,9 +13,11 @@ use axum::routing::{any, delete, get};
 use idflow_core::error::{Error, ErrorKind};
 use idflow_core::model::{Aal, Flow, FlowKind, FlowType, Identity};
 use idflow_core::selfservice::login::LoggedIn;
+use idflow_core::selfservice::recovery::Recovered;
 use idflow_core::selfservice::registration::Registered;
 use idflow_core::selfservice::sessions::Issued;
 use idflow_core::selfservice::settings::SettingsDone;
+use idflow_core::selfservice::verification::Verified;
 use idflow_core::selfservice::{Submitted, with_query};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -37,6 +39,14 @@ pub fn routes() -> Router<AppState> {
         .route("/self-service/settings/browser", get(settings_browser))
         .route("/self-service/settings/flows", get(settings_get))
         .route("/self-service/settings", get(settings_submit).post(settings_submit))
+        .route("/self-service/recovery/api", get(recovery_api))
+        .route("/self-service/recovery/browser", get(recovery_browser))
+        .route("/self-service/recovery/flows", get(recovery_get))
+        .route("/self-service/recovery", get(recovery_link).post(recovery_submit))
+        .route("/self-service/verification/api", get(verification_api))
+        .route("/self-service/verification/browser", get(verification_browser))
+        .route("/self-service/verification/flows", get(verification_get))
+        .route("/self-service/verification", get(verification_link).post(verification_submit))
         .route("/.well-known/change-password", get(change_password))
         .route(idflow_core::selfservice::methods::webauthn::WEBAUTHN_JS_PATH, get(webauthn_js))
         .route("/self-service/logout/browser", get(logout_browser))
@@ -112,11 +122,7 @@ async fn get_plain_flow(state: &AppState, ctx: &Ctx, q: &HashMap<String, String>
         return Err(e.into());
     }
     if flow.expires_at < state.engine.clock.now() {
-        let path = match kind {
-            FlowKind::Login => "login",
-            FlowKind::Registration => "registration",
-            FlowKind::Settings => "settings",
-        };
+        let path = kind.as_str();
         let e = Error::new(ErrorKind::Gone, format!("The {path} flow has expired. Please initialize a new one."))
             .with_detail(
                 "redirect_to",
@@ -321,6 +327,134 @@ fn settings_done(state: &AppState, ctx: &Ctx, flow_type: FlowType, r: SettingsDo
     }
     let cookies = settings_cookies(state, ctx, &r);
     Done { body: Some(out), redirect_to: r.redirect_to, location_change: false, cookies }
+}
+
+// ---- recovery --------------------------------------------------------------------------
+
+async fn recovery_create(state: AppState, ctx: Ctx, flow_type: FlowType) -> Response {
+    let res = state.engine.create_recovery(&ctx.req, flow_type).await;
+    respond_created(&state, &ctx, flow_type, FlowKind::Recovery, res, None).await
+}
+
+async fn recovery_api(State(state): State<AppState>, ctx: Ctx) -> Response {
+    recovery_create(state, ctx, FlowType::Api).await
+}
+
+async fn recovery_browser(State(state): State<AppState>, ctx: Ctx) -> Response {
+    recovery_create(state, ctx, FlowType::Browser).await
+}
+
+async fn recovery_get(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Answer {
+    get_plain_flow(&state, &ctx, &q, FlowKind::Recovery).await
+}
+
+/// `GET /self-service/recovery?flow=`: the link of a flow created by an administrator
+/// (`POST /admin/recovery/code`) binds the flow to this browser and shows its UI.
+async fn recovery_link(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Answer {
+    let engine = &state.engine;
+    let id = parse_uuid(q.get("flow"), "flow")?;
+    if let Some(token) = q.get("token") {
+        // The link of `POST /admin/recovery/link`: a browser navigation that recovers.
+        let outcome = match engine.recover_with_link(id, token, &ctx.req).await {
+            Ok(Submitted::Done(r)) => Outcome::Done(recovered(&state, &ctx, FlowType::Browser, r)),
+            Ok(Submitted::ShowForm(flow) | Submitted::Invalid(flow)) => {
+                Outcome::Form { body: wire::flow(&flow, None), flow, status: StatusCode::OK }
+            }
+            Err(e) => Outcome::Error(e),
+        };
+        return Ok(FlowResponder::navigation(&state, &ctx, Some(FlowKind::Recovery)).respond(outcome).await);
+    }
+    let flow = engine.claim_admin_recovery(id, &ctx.req).await?;
+    let mut resp = see_other(&engine.ui_url_for_flow(FlowKind::Recovery, flow.id));
+    set_csrf_cookie(&state, &ctx, &flow, &mut resp);
+    Ok(resp)
+}
+
+async fn recovery_submit(State(state): State<AppState>, ctx: Ctx, Query(q): Q, ParsedBody(body): ParsedBody) -> Answer {
+    let engine = &state.engine;
+    let id = parse_uuid(q.get("flow"), "flow")?;
+    let flow_type = engine.load_flow(id, FlowKind::Recovery).await?.flow_type;
+    let outcome = match engine.submit_recovery(id, &body, &ctx.req).await {
+        Ok(Submitted::Done(r)) => Outcome::Done(recovered(&state, &ctx, flow_type, r)),
+        Ok(Submitted::ShowForm(flow)) => Outcome::Form { body: wire::flow(&flow, None), flow, status: StatusCode::OK },
+        Ok(Submitted::Invalid(flow)) => invalid(flow),
+        Err(e) => Outcome::Error(e),
+    };
+    Ok(FlowResponder::new(&state, &ctx, flow_type, Some(FlowKind::Recovery)).respond(outcome).await)
+}
+
+/// A completed recovery. With `feature_flags.use_continue_with_transitions` (and always for
+/// API flows) the answer is the flow with `continue_with` (`show_settings_ui`, and
+/// `set_ory_session_token` for API flows); without it a browser is sent to the settings UI
+/// (JSON callers: 422 `browser_location_change_required`), like Kratos.
+fn recovered(state: &AppState, ctx: &Ctx, flow_type: FlowType, r: Recovered) -> Done {
+    let engine = &state.engine;
+    let settings_ui = engine.ui_url_for_flow(FlowKind::Settings, r.settings_flow.id);
+    let mut cw = vec![json!({"action": "show_settings_ui", "flow": {"id": r.settings_flow.id, "url": settings_ui}})];
+    if flow_type == FlowType::Api {
+        cw.push(json!({"action": "set_ory_session_token", "ory_session_token": r.issued.token}));
+    }
+    let mut body = wire::flow(&r.flow, None);
+    body["continue_with"] = Value::Array(cw);
+    let mut cookies = vec![state.session_cookie_for(&r.issued.token, &r.issued.session)];
+    // The settings flow is bound to this browser's CSRF cookie (a new one if it had none).
+    if ctx.req.csrf_cookie.as_deref() != Some(r.settings_flow.csrf_token.as_str()) && flow_type == FlowType::Browser {
+        cookies.push(state.csrf_cookie_header(&r.settings_flow.csrf_token));
+    }
+    let location_change = !engine.cfg.feature_flags.use_continue_with_transitions;
+    Done { body: Some(body), redirect_to: r.redirect_to, location_change, cookies }
+}
+
+// ---- verification ----------------------------------------------------------------------
+
+async fn verification_create(state: AppState, ctx: Ctx, flow_type: FlowType) -> Response {
+    let res = state.engine.create_verification(&ctx.req, flow_type).await;
+    respond_created(&state, &ctx, flow_type, FlowKind::Verification, res, None).await
+}
+
+async fn verification_api(State(state): State<AppState>, ctx: Ctx) -> Response {
+    verification_create(state, ctx, FlowType::Api).await
+}
+
+async fn verification_browser(State(state): State<AppState>, ctx: Ctx) -> Response {
+    verification_create(state, ctx, FlowType::Browser).await
+}
+
+async fn verification_get(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Answer {
+    get_plain_flow(&state, &ctx, &q, FlowKind::Verification).await
+}
+
+/// `GET /self-service/verification?flow=&code=`: the mailed link fills the code in and sends
+/// the browser to the verification UI, where the user confirms.
+async fn verification_link(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Answer {
+    let engine = &state.engine;
+    let id = parse_uuid(q.get("flow"), "flow")?;
+    let code = q.get("code").map(String::as_str).unwrap_or_default();
+    let flow = engine.fill_verification_code(id, code, &ctx.req).await?;
+    let mut resp = see_other(&engine.ui_url_for_flow(FlowKind::Verification, flow.id));
+    set_csrf_cookie(&state, &ctx, &flow, &mut resp);
+    Ok(resp)
+}
+
+/// `POST /self-service/verification?flow=`: the flow (200; 400 with form errors), or a browser
+/// sent back to the verification UI.
+async fn verification_submit(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Query(q): Q,
+    ParsedBody(body): ParsedBody,
+) -> Answer {
+    let engine = &state.engine;
+    let id = parse_uuid(q.get("flow"), "flow")?;
+    let flow_type = engine.load_flow(id, FlowKind::Verification).await?.flow_type;
+    let outcome = match engine.submit_verification(id, &body, &ctx.req).await {
+        Ok(Submitted::Done(Verified { flow, .. }) | Submitted::ShowForm(flow)) => {
+            Outcome::Form { body: wire::flow(&flow, None), flow, status: StatusCode::OK }
+        }
+        Ok(Submitted::Invalid(flow)) => invalid(flow),
+        Err(e) => Outcome::Error(e),
+    };
+    Ok(FlowResponder::new(&state, &ctx, flow_type, Some(FlowKind::Verification)).respond(outcome).await)
 }
 
 /// `GET /.well-known/ory/webauthn.js`: the WebAuthn/passkey helper script of the `webauthn_script`

@@ -29,6 +29,10 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/flows/login/{tail}", v1(get(login_get).post(login_submit)))
         .route("/v1/flows/registration", v1(get(registration_create)))
         .route("/v1/flows/registration/{tail}", v1(get(registration_get).post(registration_submit)))
+        .route("/v1/flows/recovery", v1(get(recovery_create)))
+        .route("/v1/flows/recovery/{tail}", v1(get(recovery_get).post(recovery_submit)))
+        .route("/v1/flows/verification", v1(get(verification_create)))
+        .route("/v1/flows/verification/{tail}", v1(get(verification_get).post(verification_submit)))
         .route("/v1/sessions/current", v1(get(session_current).delete(session_delete)))
 }
 
@@ -264,6 +268,7 @@ fn form_error(state: &AppState, flow: &Flow, flow_json: Value, method: &str) -> 
         FormReason::WeakPassword => ("AVNOLOGY_AUTH_011", "New password too weak"),
         FormReason::InvalidTotpCode | FormReason::EnrolmentStarted => ("AVNOLOGY_AUTH_007", "Invalid TOTP code"),
         FormReason::InvalidSecondFactor => ("AVNOLOGY_AUTH_008", "Invalid second factor"),
+        FormReason::InvalidCode => ("AVNOLOGY_AUTH_008", "Invalid code"),
         FormReason::Invalid => ("AVNOLOGY_AUTH_010", "Invalid input"),
     };
     let status = if code == "AVNOLOGY_AUTH_012" { 409 } else { 400 };
@@ -552,6 +557,96 @@ async fn registration_submit(
         Submitted::Invalid(flow) | Submitted::ShowForm(flow) => {
             Err(form_error(&state, &flow, wire::flow(&flow, None), &method))
         }
+    }
+}
+
+// ---- recovery / verification -------------------------------------------------------------
+
+/// The one method of recovery and verification submits.
+fn code_method(method: &str) -> Result<(), V1Error> {
+    if method == "code" {
+        Ok(())
+    } else {
+        Err(V1Error::malformed(format!("Unknown method {method:?}. Known methods: code.")))
+    }
+}
+
+async fn recovery_create(State(state): State<AppState>, c: V1Ctx) -> Answer {
+    let flow = state.engine.create_recovery(&c.req, FlowType::Api).await?;
+    Ok(json_response(StatusCode::OK, to_v1_flow(&state, wire::flow(&flow, None), FlowKind::Recovery, None)))
+}
+
+async fn recovery_get(State(state): State<AppState>, _: V1Ctx, tail: Result<Path<String>, PathRejection>) -> Answer {
+    plain_get(&state, tail, FlowKind::Recovery).await
+}
+
+/// `{"method":"code","body":{"email":…}}` sends a code (`continue_flow` in `sent_email`);
+/// `{"method":"code","body":{"code":…}}` recovers: the session and its token, and
+/// `continue_flow` with `continue_with` (`show_settings_ui`, `set_ory_session_token`).
+async fn recovery_submit(
+    State(state): State<AppState>,
+    c: V1Ctx,
+    Submission { id, method, body: flat }: Submission,
+) -> Answer {
+    code_method(&method)?;
+    match state.engine.submit_recovery(id, &flat, &c.req).await? {
+        Submitted::Done(r) => {
+            let settings_ui = state.engine.ui_url_for_flow(FlowKind::Settings, r.settings_flow.id);
+            let mut flow = to_v1_flow(&state, wire::flow(&r.flow, None), FlowKind::Recovery, Some(&method));
+            flow["continue_with"] = json!([
+                {"action": "show_settings_ui", "flow": {"id": r.settings_flow.id, "url": settings_ui}},
+                {"action": "set_ory_session_token", "ory_session_token": r.issued.token},
+            ]);
+            let identity = wire::identity(state.engine.base(), &r.identity, wire::IdentityView::Public, &[]);
+            let session = wire::session(&r.issued.session, Some(identity), state.engine.clock.now());
+            Ok(json_response(
+                StatusCode::OK,
+                json!({"continue_flow": flow, "session_token": r.issued.token, "session": session}),
+            ))
+        }
+        // A code not accepted is an error in this dialect (the Kratos routes answer 200).
+        Submitted::ShowForm(flow) if !flow.ui.has_errors() => Ok(json_response(
+            StatusCode::OK,
+            json!({"continue_flow": to_v1_flow(&state, wire::flow(&flow, None), FlowKind::Recovery, Some(&method))}),
+        )),
+        Submitted::Invalid(flow) | Submitted::ShowForm(flow) => {
+            Err(form_error(&state, wire::flow(&flow, None), FlowKind::Recovery, &method))
+        }
+    }
+}
+
+async fn verification_create(State(state): State<AppState>, c: V1Ctx) -> Answer {
+    let flow = state.engine.create_verification(&c.req, FlowType::Api).await?;
+    Ok(json_response(StatusCode::OK, to_v1_flow(&state, wire::flow(&flow, None), FlowKind::Verification, None)))
+}
+
+async fn verification_get(
+    State(state): State<AppState>,
+    _: V1Ctx,
+    tail: Result<Path<String>, PathRejection>,
+) -> Answer {
+    plain_get(&state, tail, FlowKind::Verification).await
+}
+
+/// `{"method":"code","body":{"email":…}}` / `{"method":"code","body":{"code":…}}`: the flow as
+/// `continue_flow` (`passed_challenge` once the address is verified).
+async fn verification_submit(
+    State(state): State<AppState>,
+    c: V1Ctx,
+    Submission { id, method, body: flat }: Submission,
+) -> Answer {
+    code_method(&method)?;
+    match state.engine.submit_verification(id, &flat, &c.req).await? {
+        Submitted::ShowForm(flow) if flow.ui.has_errors() => {
+            Err(form_error(&state, wire::flow(&flow, None), FlowKind::Verification, &method))
+        }
+        Submitted::Done(idflow_core::selfservice::verification::Verified { flow, .. }) | Submitted::ShowForm(flow) => {
+            Ok(json_response(
+                StatusCode::OK,
+                json!({"continue_flow": to_v1_flow(&state, wire::flow(&flow, None), FlowKind::Verification, Some(&method))}),
+            ))
+        }
+        Submitted::Invalid(flow) => Err(form_error(&state, wire::flow(&flow, None), FlowKind::Verification, &method)),
     }
 }
 

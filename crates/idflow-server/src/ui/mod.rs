@@ -4,6 +4,8 @@
 //! Pages (the defaults the flows redirect to, see `Engine::ui_url`):
 //! - `GET /ui/login?flow=`, `GET /ui/registration?flow=`: a login/registration flow;
 //! - `GET /ui/settings?flow=`: a settings flow plus the account's active sessions;
+//! - `GET /ui/recovery?flow=`, `GET /ui/verification?flow=`: a recovery / verification flow
+//!   (the login page links to recovery when it is enabled);
 //! - `GET /ui/welcome`: who is signed in, links to settings and logout;
 //! - `GET /ui/error?id=`: a stored error (the same storage as `GET /self-service/errors`).
 //!
@@ -53,6 +55,8 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/login", get(login_page))
         .route("/ui/registration", get(registration_page))
         .route("/ui/settings", get(settings_page))
+        .route("/ui/recovery", get(recovery_page))
+        .route("/ui/verification", get(verification_page))
         .route("/ui/error", get(error_page))
         .route("/ui/sessions/revoke", post(revoke_session))
         .route("/ui/static/{file}", get(static_file))
@@ -280,6 +284,8 @@ fn kind_path(kind: FlowKind) -> &'static str {
         FlowKind::Login => "login",
         FlowKind::Registration => "registration",
         FlowKind::Settings => "settings",
+        FlowKind::Recovery => "recovery",
+        FlowKind::Verification => "verification",
     }
 }
 
@@ -411,6 +417,14 @@ async fn login_page(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Res
             }
         }
         None => {
+            if e.cfg.selfservice.flows.recovery.enabled {
+                links.push(Link {
+                    id: "recovery-link",
+                    before: String::new(),
+                    href: e.url("/ui/recovery"),
+                    text: "Forgot your password?".into(),
+                });
+            }
             let mut href = e.url("/ui/registration");
             if let Some(rt) = &flow.return_to {
                 href = with_query(&href, &[("return_to", rt)]);
@@ -460,6 +474,48 @@ async fn registration_page(State(state): State<AppState>, ctx: Ctx, Query(q): Q)
     html(&state, StatusCode::OK, &page)
 }
 
+// ---- recovery and verification ---------------------------------------------------------
+
+fn code_describe(_: Group, _: &[&Node]) -> (String, String) {
+    (String::new(), String::new())
+}
+
+/// A recovery or verification page: the flow's messages and its one form.
+async fn code_page(state: AppState, ctx: Ctx, q: HashMap<String, String>, kind: FlowKind) -> Response {
+    let flow = match page_flow(&state, &ctx, &q, kind).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let (heading, subtitle, page_kind) = if kind == FlowKind::Recovery {
+        ("Recover your account", "Enter the email address of your account to receive a recovery code.", "recovery")
+    } else {
+        ("Verify your email address", "Enter your email address to receive a verification code.", "verification")
+    };
+    let subtitle = if flow.state == "choose_method" { subtitle.to_string() } else { String::new() };
+    let page = FlowPage {
+        page: Chrome::new(&state, heading, page_kind, ctx.req.auth.is_some()),
+        heading: heading.into(),
+        subtitle,
+        messages: nodes::messages(&flow.ui),
+        forms: nodes::forms(&flow.ui, &[Group::Code], &mut Ids::default(), &code_describe),
+        links: vec![Link {
+            id: "login-link",
+            before: String::new(),
+            href: state.engine.url("/ui/login"),
+            text: "Back to sign in".into(),
+        }],
+    };
+    html(&state, StatusCode::OK, &page)
+}
+
+async fn recovery_page(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Response {
+    code_page(state, ctx, q, FlowKind::Recovery).await
+}
+
+async fn verification_page(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Response {
+    code_page(state, ctx, q, FlowKind::Verification).await
+}
+
 // ---- settings --------------------------------------------------------------------------
 
 const SETTINGS_ORDER: &[Group] =
@@ -502,6 +558,7 @@ fn method_label(m: &str) -> &str {
         "passkey" => "Passkey",
         "oidc" => "Social sign-in",
         "code" => "One-time code",
+        "code_recovery" => "Account recovery code",
         other => other,
     }
 }

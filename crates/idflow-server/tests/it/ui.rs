@@ -396,3 +396,53 @@ async fn ui_second_factor_login_page(db: Db) {
     assert!(resp.text().await.unwrap().contains("Yes (aal2)"));
 }
 both_dbs!(ui_second_factor_login_page);
+
+/// Recovery in the built-in UI: the sign-in page links to it when it is enabled, the recovery
+/// page asks for the address, then for the code from the mail, and ends on the settings page
+/// with the recovery notice.
+async fn ui_recovery_pages(db: Db) {
+    let sink = start_sink(Mode::Accept, None).await;
+    let app = spawn_app_with(db, |c| {
+        courier_cfg(c, Some(plain_uri(sink.addr)));
+        c.selfservice.flows.recovery.enabled = true;
+    })
+    .await;
+    let (email, _, _) = app.user().await;
+    let c = browser_client();
+    let (resp, _) = follow(&c, app.url("/ui/login")).await;
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("Forgot your password?") && html.contains("/ui/recovery"), "{html}");
+
+    let (resp, _) = follow(&c, app.url("/ui/recovery")).await;
+    assert_eq!(resp.status(), 200);
+    assert_ui_headers(&resp);
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("Recover your account"), "{html}");
+    assert!(html.contains("name=\"email\""), "{html}");
+    let action = form_action(&html);
+    let csrf = input_value(&html, "csrf_token").unwrap();
+    let resp = c
+        .post(&action)
+        .form(&[("csrf_token", csrf.as_str()), ("method", "code"), ("email", email.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    let (resp, _) = follow(&c, location(&resp)).await;
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("An email containing a recovery code has been sent"), "{html}");
+    assert!(html.contains("name=\"code\""), "{html}");
+    let code = six_digit_code(&sink.mail_to(&email, 1).await);
+    let resp = c
+        .post(form_action(&html))
+        .form(&[("csrf_token", csrf.as_str()), ("method", "code"), ("code", code.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    assert!(location(&resp).contains("/ui/settings?flow="), "{}", location(&resp));
+    let (resp, _) = follow(&c, location(&resp)).await;
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("You successfully recovered your account"), "{html}");
+}
+both_dbs!(ui_recovery_pages);

@@ -2,14 +2,16 @@
 //!
 //! A method (password, TOTP, …) is a folder here with a type implementing [`Method`]: which
 //! request bodies it claims in each flow kind, the UI nodes it contributes, what it decides in
-//! login / registration / settings (an outcome value — the flows issue sessions, run hooks and
-//! commit; a method never finishes a flow), the AAL it grants and its metric label. The flows
-//! (`login.rs`, `registration.rs`, `settings.rs`) only ever iterate [`REGISTRY`].
+//! login / registration / settings / recovery / verification (an outcome value — the flows
+//! issue sessions, run hooks and commit; a method never finishes a flow), the AAL it grants and
+//! its metric label. The flows (`login.rs`, `registration.rs`, `settings.rs`, `recovery.rs`,
+//! `verification.rs`) only ever iterate [`REGISTRY`].
 //!
 //! Adding a method: its folder with a `Method` impl, one line in [`REGISTRY`], one variant in
 //! [`MethodId`], and its config struct in `config.rs` (`selfservice.methods.<id>`). See
 //! ARCHITECTURE.md.
 
+pub mod code;
 pub mod lookup;
 pub mod oidc;
 pub mod passkey;
@@ -43,6 +45,7 @@ pub static REGISTRY: &[&dyn Method] = &[
     &passkey::PasskeyMethod,
     &webauthn::WebauthnMethod,
     &oidc::Oidc,
+    &code::Code,
 ];
 
 /// Whether a login submit is this method's, and at the flow's level.
@@ -100,6 +103,23 @@ pub enum RegistrationStep {
     SignedIn { identity: Identity, provider: Option<String> },
     /// Form errors, with the traits to show again.
     Invalid { errors: Vec<(String, UiText)>, traits: Option<Value> },
+}
+
+/// What a method decided in a recovery or verification submit (a mailed code proves an address).
+#[derive(Debug)]
+pub enum AddressStep {
+    /// A code was sent (or, for an unknown address, nothing or a notice): the flow moved to
+    /// `sent_email`; the mail is queued with the flow change.
+    Sent { messages: Vec<crate::courier::Message> },
+    /// The form again with these messages (a wrong code): 200.
+    Retry { errors: Vec<(String, UiText)> },
+    /// Form errors (a missing address): 400.
+    Invalid { errors: Vec<(String, UiText)> },
+    /// The flow cannot go on (already completed, submitted too often): a new flow with this
+    /// message replaces it.
+    Restart { message: UiText },
+    /// The code proved `address` of `identity` (as stored now).
+    Proved { identity: Identity, address: String },
 }
 
 /// The contract every method implements. Defaults: the method takes no part in that flow.
@@ -194,6 +214,40 @@ pub trait Method: Send + Sync {
     /// Drop the method's registration state from a flow (after a refused registration).
     fn reset_registration(&self, _flow: &mut Flow) {}
 
+    // ---- recovery -------------------------------------------------------------------------
+
+    /// Whether this method handles a recovery submit.
+    fn claims_recovery(&self, _body: &Body) -> bool {
+        false
+    }
+
+    /// The nodes this method adds to a recovery form (in the flow's state).
+    fn recovery_nodes(&self, _e: &Engine, _flow: &Flow) -> Vec<Node> {
+        vec![]
+    }
+
+    /// Decide a recovery submit (CSRF, expiry and the session rule were checked by the flow).
+    async fn recovery(&self, _e: &Engine, _flow: &mut Flow, _body: &Body, _req: &Req) -> Result<AddressStep> {
+        Err(not_offered())
+    }
+
+    // ---- verification ---------------------------------------------------------------------
+
+    /// Whether this method handles a verification submit.
+    fn claims_verification(&self, _body: &Body) -> bool {
+        false
+    }
+
+    /// The nodes this method adds to a verification form (in the flow's state).
+    fn verification_nodes(&self, _e: &Engine, _flow: &Flow) -> Vec<Node> {
+        vec![]
+    }
+
+    /// Decide a verification submit (CSRF and expiry were checked by the flow).
+    async fn verification(&self, _e: &Engine, _flow: &mut Flow, _body: &Body, _req: &Req) -> Result<AddressStep> {
+        Err(not_offered())
+    }
+
     /// The flow kinds this method takes part in (for documentation and checks).
     fn kinds(&self) -> &'static [FlowKind];
 }
@@ -221,9 +275,6 @@ pub fn label_of(body: &Body) -> &'static str {
     let m = super::body_str(body, "method").unwrap_or_default();
     if let Some(id) = MethodId::parse(m) {
         return get(id).label();
-    }
-    if m == "code" {
-        return "code";
     }
     if let Some(found) = REGISTRY.iter().find(|x| x.claims_fields(body)) {
         return found.label();

@@ -128,6 +128,8 @@ impl Engine {
                 };
                 Ok((flow, Resumed::Settings(change)))
             }
+            // Social sign-in takes no part in recovery or verification.
+            FlowKind::Recovery | FlowKind::Verification => Err(state_error()),
         }
     }
 }

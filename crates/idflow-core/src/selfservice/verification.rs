@@ -1,0 +1,204 @@
+//! The verification flow (`selfservice.flows.verification`): create, submit via
+//! [`Engine::open_flow`] → registry dispatch → [`Engine::gate`] → the method decides an
+//! [`AddressStep`] → the flow completes here: `choose_method` → `sent_email` →
+//! `passed_challenge` (the address `verified`, `verified_at`, status `completed`, message
+//! 1080002, one commit, then the `after` web hooks).
+//!
+//! A session is neither needed nor refused. The mailed link
+//! (`/self-service/verification?flow=&code=`) only fills the code in: the user confirms.
+//! Registration and settings changes start flows of their own for new unverified addresses
+//! ([`Engine::verification_mails`]), queued in the commit that stores the address.
+
+use super::hooks::Phase;
+use super::methods::{AddressStep, Method, MethodId, REGISTRY};
+use super::{Body, Engine, Req, Submitted};
+use crate::courier::Message;
+use crate::error::{Error, ErrorKind, Result};
+use crate::model::{Flow, FlowKind, FlowType, Identity};
+use crate::store::{Commit, StoreError};
+use crate::ui::{Node, UiText, msg};
+use serde_json::json;
+use uuid::Uuid;
+
+/// A completed verification.
+#[derive(Debug)]
+pub struct Verified {
+    /// The flow, `passed_challenge` with 1080002.
+    pub flow: Flow,
+    pub identity: Identity,
+}
+
+impl Engine {
+    fn verification_enabled(&self) -> Result<()> {
+        if self.cfg.selfservice.flows.verification.enabled {
+            Ok(())
+        } else {
+            Err(Error::new(ErrorKind::FlowDisabled, "Verification is not allowed because it was disabled."))
+        }
+    }
+
+    /// `GET /self-service/verification/{browser,api}`.
+    pub async fn create_verification(&self, req: &Req, flow_type: FlowType) -> Result<Flow> {
+        self.verification_enabled()?;
+        let flow = self.new_verification_flow(req, flow_type)?;
+        self.store.create_flow(&flow).await?;
+        Ok(flow)
+    }
+
+    /// A verification flow in `choose_method`, not stored yet.
+    pub fn new_verification_flow(&self, req: &Req, flow_type: FlowType) -> Result<Flow> {
+        let mut flow = self.new_flow(
+            FlowKind::Verification,
+            flow_type,
+            &req.request_url,
+            self.cfg.selfservice.flows.verification.lifespan.0,
+        );
+        if let Some(rt) = flow.return_to.clone() {
+            self.check_return_to(&rt)?;
+        }
+        self.recovery_ui(&mut flow, req);
+        Ok(flow)
+    }
+
+    /// `POST /self-service/verification?flow=`.
+    pub async fn submit_verification(&self, id: Uuid, body: &Body, req: &Req) -> Result<Submitted<Verified>> {
+        self.verification_enabled()?;
+        let mut flow = self.open_flow(id, FlowKind::Verification, req, |_| Ok(())).await?;
+        let Some(m) = REGISTRY.iter().copied().find(|m| m.claims_verification(body)) else {
+            let text = UiText::error(
+                4000001,
+                "Could not find a strategy to verify your account with. Did you fill out the form correctly?",
+            );
+            return self.recovery_form(flow, req, vec![(String::new(), text)], false).await;
+        };
+        if let Some(error) = self.gate(m, &flow, req, body, None)? {
+            return self.recovery_form(flow, req, vec![error], false).await;
+        }
+        let step = m.verification(self, &mut flow, body, req).await?;
+        match step {
+            AddressStep::Proved { identity, address } => self.verified(flow, m, identity, &address, req).await,
+            other => self.code_form_step(flow, m, other, req).await,
+        }
+    }
+
+    /// `GET /self-service/verification?flow=&code=`: the mailed link fills the code in.
+    pub async fn fill_verification_code(&self, id: Uuid, code: &str, req: &Req) -> Result<Flow> {
+        self.verification_enabled()?;
+        let mut flow = self.open_flow(id, FlowKind::Verification, req, |_| Ok(())).await?;
+        if flow.state == "sent_email" {
+            // The link carries the code: the flow may be opened in another browser than the one
+            // that started it (or none started it: registration, settings).
+            let bound = req.csrf_cookie.as_deref().is_some_and(|c| crate::crypto::csrf_matches(c, &flow.csrf_token));
+            if flow.flow_type == FlowType::Browser && !bound {
+                flow.csrf_token = crate::crypto::new_csrf_secret();
+            }
+            self.recovery_ui(&mut flow, req);
+            let code: String = code.chars().filter(char::is_ascii_digit).take(6).collect();
+            flow.ui.set_value("code", json!(code));
+            self.save_flow(&mut flow).await?;
+        }
+        Ok(flow)
+    }
+
+    async fn verified(
+        &self,
+        mut flow: Flow,
+        m: &dyn Method,
+        previous: Identity,
+        address: &str,
+        req: &Req,
+    ) -> Result<Submitted<Verified>> {
+        let now = self.clock.now();
+        let mut identity = previous.clone();
+        let mut changed = false;
+        for a in identity.verifiable_addresses.iter_mut().filter(|a| a.value.eq_ignore_ascii_case(address)) {
+            if !a.verified {
+                a.verified = true;
+                a.status = "completed".into();
+                a.verified_at = Some(now);
+                a.updated_at = now;
+                changed = true;
+            }
+        }
+        let method = m.id();
+        if let Err(reason) = self.run_web_hooks(Phase::Interrupting, method, &identity, &flow).await {
+            return self.recovery_form(flow, req, vec![(String::new(), msg::generic(&reason))], false).await;
+        }
+        flow.state = "passed_challenge".into();
+        flow.active = Some(method.as_str().into());
+        self.recovery_ui(&mut flow, req);
+        let back = self.return_url_after(&flow);
+        flow.ui.nodes.push(Node::anchor(crate::ui::Group::Code, "continue", &back, msg::label_continue()));
+        flow.ui.messages = vec![msg::verification_successful()];
+        flow.updated_at = now;
+        let res = self
+            .store
+            .commit(Commit {
+                update_identity: changed.then_some(&identity),
+                previous_identity: changed.then_some(&previous),
+                update_flow: Some(&flow),
+                ..Default::default()
+            })
+            .await;
+        match res {
+            Ok(_) => flow.version += 1,
+            Err(StoreError::Busy(_)) => {
+                return Err(Error::new(ErrorKind::Conflict, "The flow was completed by a concurrent request."));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        tracing::info!(identity_id = %identity.id, flow_id = %flow.id, "address verified");
+        let _ = self.run_web_hooks(Phase::After, method, &identity, &flow).await;
+        Ok(Submitted::Done(Verified { flow, identity }))
+    }
+
+    /// Addresses a verification mail goes to move from `pending` to `sent`.
+    pub(crate) fn mark_sent(identity: &mut Identity, mails: &[Message]) {
+        for a in identity.verifiable_addresses.iter_mut().filter(|a| !a.verified) {
+            if let Some(m) = mails.iter().find(|m| m.recipient.eq_ignore_ascii_case(&a.value)) {
+                a.status = "sent".into();
+                a.updated_at = m.created_at;
+            }
+        }
+    }
+
+    /// With verification enabled: a verification flow and its mail for each unverified
+    /// address of `identity` that `before` does not have unverified already (registration:
+    /// `before` is None, every unverified address). The flows are stored; the mails are for the
+    /// caller's commit.
+    pub async fn verification_mails(
+        &self,
+        identity: &Identity,
+        before: Option<&Identity>,
+        flow_type: FlowType,
+        request_url: &str,
+    ) -> Result<Vec<Message>> {
+        if !self.cfg.selfservice.flows.verification.enabled || !self.cfg.selfservice.methods.code.enabled {
+            return Ok(vec![]);
+        }
+        let mut out = vec![];
+        for a in identity.verifiable_addresses.iter().filter(|a| !a.verified && a.via == "email") {
+            let known = before.is_some_and(|b| {
+                b.verifiable_addresses.iter().any(|o| o.value.eq_ignore_ascii_case(&a.value) && !o.verified)
+            });
+            if known {
+                continue;
+            }
+            let req = Req { request_url: self.url("/self-service/verification/browser"), ..Req::default() };
+            let mut flow = self.new_flow(
+                FlowKind::Verification,
+                flow_type,
+                &req.request_url,
+                self.cfg.selfservice.flows.verification.lifespan.0,
+            );
+            let (code, _) = self.put_recovery_code(&mut flow, Some(identity), &a.value, None);
+            flow.active = Some(MethodId::Code.as_str().into());
+            self.recovery_ui(&mut flow, &req);
+            flow.ui.messages = vec![msg::verification_code_sent()];
+            self.store.create_flow(&flow).await?;
+            out.push(self.code_mail(&flow, Some(identity), &a.value, &code, request_url)?);
+            tracing::info!(identity_id = %identity.id, flow_id = %flow.id, "verification code sent");
+        }
+        Ok(out)
+    }
+}
