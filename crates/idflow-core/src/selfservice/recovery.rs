@@ -108,7 +108,7 @@ impl Engine {
             return self.recovery_form(flow, req, vec![error], false).await;
         }
         let step = m.recovery(self, &mut flow, body, req).await?;
-        self.complete_recovery(flow, m, step, req).await
+        super::with_reason(self.complete_recovery(flow, m, step, req).await, FlowKind::Recovery, Some(m.id()))
     }
 
     /// The form again with `errors`: 400 (`invalid`) or 200 (`show`).

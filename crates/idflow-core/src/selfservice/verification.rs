@@ -75,10 +75,11 @@ impl Engine {
             return self.recovery_form(flow, req, vec![error], false).await;
         }
         let step = m.verification(self, &mut flow, body, req).await?;
-        match step {
+        let res = match step {
             AddressStep::Proved { identity, address } => self.verified(flow, m, identity, &address, req).await,
             other => self.code_form_step(flow, m, other, req).await,
-        }
+        };
+        super::with_reason(res, FlowKind::Verification, Some(m.id()))
     }
 
     /// `GET /self-service/verification?flow=&code=`: the mailed link fills the code in.

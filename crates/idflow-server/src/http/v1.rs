@@ -610,7 +610,7 @@ async fn recovery_submit(
             json!({"continue_flow": to_v1_flow(&state, wire::flow(&flow, None), FlowKind::Recovery, Some(&method))}),
         )),
         Submitted::Invalid(flow) | Submitted::ShowForm(flow) => {
-            Err(form_error(&state, wire::flow(&flow, None), FlowKind::Recovery, &method))
+            Err(form_error(&state, &flow, wire::flow(&flow, None), &method))
         }
     }
 }
@@ -638,7 +638,7 @@ async fn verification_submit(
     code_method(&method)?;
     match state.engine.submit_verification(id, &flat, &c.req).await? {
         Submitted::ShowForm(flow) if flow.ui.has_errors() => {
-            Err(form_error(&state, wire::flow(&flow, None), FlowKind::Verification, &method))
+            Err(form_error(&state, &flow, wire::flow(&flow, None), &method))
         }
         Submitted::Done(idflow_core::selfservice::verification::Verified { flow, .. }) | Submitted::ShowForm(flow) => {
             Ok(json_response(
@@ -646,7 +646,7 @@ async fn verification_submit(
                 json!({"continue_flow": to_v1_flow(&state, wire::flow(&flow, None), FlowKind::Verification, Some(&method))}),
             ))
         }
-        Submitted::Invalid(flow) => Err(form_error(&state, wire::flow(&flow, None), FlowKind::Verification, &method)),
+        Submitted::Invalid(flow) => Err(form_error(&state, &flow, wire::flow(&flow, None), &method)),
     }
 }
 

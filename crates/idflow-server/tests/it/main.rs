@@ -37,6 +37,6 @@ mod settings;
 mod store;
 mod ui;
 mod v1;
-mod web_hook_errors;
 mod verification;
+mod web_hook_errors;
 mod webauthn;
