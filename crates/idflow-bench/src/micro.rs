@@ -31,7 +31,7 @@ pub async fn run(dsn: Option<String>, iterations: u32) -> anyhow::Result<()> {
             FlowType::Api,
             "http://127.0.0.1/",
             std::time::Duration::from_secs(3600),
-        );
+        )?;
         let nodes = engine.totp_settings_nodes(&mut flow, &identity);
         bytes += serde_json::to_string(&nodes)?.len();
     }

@@ -28,10 +28,7 @@ impl Engine {
     /// Create a login flow. `refresh` re-authenticates an existing session; `aal2` steps it up.
     pub async fn create_login(&self, req: &Req, flow_type: FlowType, refresh: bool, aal: Aal) -> Result<Flow> {
         let mut flow =
-            self.new_flow(FlowKind::Login, flow_type, &req.request_url, self.cfg.selfservice.flows.login.lifespan.0);
-        if let Some(rt) = flow.return_to.take() {
-            flow.return_to = Some(self.check_return_to(&rt)?);
-        }
+            self.new_flow(FlowKind::Login, flow_type, &req.request_url, self.cfg.selfservice.flows.login.lifespan.0)?;
         flow.requested_aal = if aal == Aal::Aal2 { Aal::Aal2 } else { Aal::Aal1 };
         match &req.auth {
             None => {

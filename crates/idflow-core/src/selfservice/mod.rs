@@ -252,7 +252,9 @@ impl Engine {
     }
 
     /// A new flow shell.
-    pub fn new_flow(&self, kind: FlowKind, flow_type: FlowType, request_url: &str, lifespan: Duration) -> Flow {
+    /// A new flow shell: its `return_to` (from the request URL) is validated against the
+    /// allow-list and kept in its normalised form (unknown or malformed targets are refused).
+    pub fn new_flow(&self, kind: FlowKind, flow_type: FlowType, request_url: &str, lifespan: Duration) -> Result<Flow> {
         let now = self.clock.now();
         let id = Uuid::new_v4();
         let action = match kind {
@@ -265,8 +267,10 @@ impl Engine {
         let return_to = url::Url::parse(request_url)
             .ok()
             .and_then(|u| u.query_pairs().find(|(k, _)| k == "return_to").map(|(_, v)| v.into_owned()))
-            .filter(|s| !s.is_empty());
-        Flow {
+            .filter(|s| !s.is_empty())
+            .map(|rt| self.check_return_to(&rt))
+            .transpose()?;
+        Ok(Flow {
             id,
             kind,
             flow_type,
@@ -286,7 +290,7 @@ impl Engine {
             created_at: now,
             updated_at: now,
             reason: None,
-        }
+        })
     }
 
     /// For browser flows: bind the flow to the browser's CSRF cookie (reusing it when valid)
@@ -676,16 +680,24 @@ impl FormReason {
     }
 }
 
-/// Mark form errors of a submit with their reason (unless one was decided already).
+/// Mark the form errors of a submit with their reason (unless one was decided already).
 pub(crate) fn with_reason<T>(
     mut res: Result<Submitted<T>>,
     kind: FlowKind,
     method: Option<methods::MethodId>,
 ) -> Result<Submitted<T>> {
-    if let Ok(Submitted::Invalid(flow)) = &mut res
-        && flow.reason.is_none()
-    {
-        flow.reason = Some(FormReason::classify(kind, method, &flow.ui));
+    let has_errors = |f: &Flow| {
+        f.ui.messages
+            .iter()
+            .chain(f.ui.nodes.iter().flat_map(|n| n.messages.iter()))
+            .any(|m| m.kind == crate::ui::TextType::Error)
+    };
+    match &mut res {
+        // A form shown again (200) may carry errors too: a wrong mailed code keeps the flow.
+        Ok(Submitted::Invalid(flow)) | Ok(Submitted::ShowForm(flow)) if flow.reason.is_none() && has_errors(flow) => {
+            flow.reason = Some(FormReason::classify(kind, method, &flow.ui));
+        }
+        _ => {}
     }
     res
 }

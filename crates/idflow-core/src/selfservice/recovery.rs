@@ -67,10 +67,7 @@ impl Engine {
             flow_type,
             &req.request_url,
             self.cfg.selfservice.flows.recovery.lifespan.0,
-        );
-        if let Some(rt) = flow.return_to.clone() {
-            self.check_return_to(&rt)?;
-        }
+        )?;
         self.recovery_ui(&mut flow, req);
         Ok(flow)
     }
@@ -286,7 +283,7 @@ impl Engine {
             .ok_or_else(|| Error::not_found("The requested identity does not exist."))?;
         let lifespan = expires_in.unwrap_or(self.cfg.selfservice.methods.code.config.lifespan.0);
         let req = Req { request_url: self.url("/self-service/recovery/browser"), ..Req::default() };
-        let mut flow = self.new_flow(FlowKind::Recovery, flow_type, &req.request_url, lifespan);
+        let mut flow = self.new_flow(FlowKind::Recovery, flow_type, &req.request_url, lifespan)?;
         let address = identity.recovery_addresses.first().map(|a| a.value.clone()).unwrap_or_default();
         let (code, expires_at) = self.put_recovery_code(&mut flow, Some(&identity), &address, Some(lifespan));
         flow.internal_set(ADMIN, serde_json::json!(true));

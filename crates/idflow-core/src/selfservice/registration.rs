@@ -36,10 +36,7 @@ impl Engine {
             flow_type,
             &req.request_url,
             self.cfg.selfservice.flows.registration.lifespan.0,
-        );
-        if let Some(rt) = flow.return_to.take() {
-            flow.return_to = Some(self.check_return_to(&rt)?);
-        }
+        )?;
         self.registration_ui(&mut flow, req, None)?;
         self.store.create_flow(&flow).await?;
         Ok(flow)

@@ -92,10 +92,7 @@ impl Engine {
             flow_type,
             &req.request_url,
             self.cfg.selfservice.flows.settings.lifespan.0,
-        );
-        if let Some(rt) = flow.return_to.take() {
-            flow.return_to = Some(self.check_return_to(&rt)?);
-        }
+        )?;
         flow.identity_id = Some(a.identity.id);
         flow.state = "show_form".into();
         self.settings_ui(&mut flow, &a.identity, req, None)?;

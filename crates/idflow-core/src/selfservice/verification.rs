@@ -52,10 +52,7 @@ impl Engine {
             flow_type,
             &req.request_url,
             self.cfg.selfservice.flows.verification.lifespan.0,
-        );
-        if let Some(rt) = flow.return_to.clone() {
-            self.check_return_to(&rt)?;
-        }
+        )?;
         self.recovery_ui(&mut flow, req);
         Ok(flow)
     }
@@ -191,7 +188,7 @@ impl Engine {
                 flow_type,
                 &req.request_url,
                 self.cfg.selfservice.flows.verification.lifespan.0,
-            );
+            )?;
             let (code, _) = self.put_recovery_code(&mut flow, Some(identity), &a.value, None);
             flow.active = Some(MethodId::Code.as_str().into());
             self.recovery_ui(&mut flow, &req);

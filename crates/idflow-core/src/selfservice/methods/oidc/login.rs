@@ -147,7 +147,7 @@ impl Engine {
             FlowType::Browser,
             &url,
             self.cfg.selfservice.flows.registration.lifespan.0,
-        );
+        )?;
         let traits = apply_mapper(&p.mapper_or_default(), &pc.claims).traits;
         self.registration_ui(&mut flow, req, Some(&traits))?;
         for (node, m) in errors {
