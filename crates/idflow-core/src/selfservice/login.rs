@@ -33,10 +33,7 @@ impl Engine {
         match &req.auth {
             None => {
                 if flow.requested_aal == Aal::Aal2 {
-                    return Err(Error::new(
-                        ErrorKind::Aal1Required,
-                        "You can not requested a higher AAL (AAL2/AAL3) without an active session.",
-                    ));
+                    return Err(super::methods::aal1_required());
                 }
                 flow.refresh = false;
             }
@@ -130,10 +127,7 @@ impl Engine {
         if flow.requested_aal == Aal::Aal2 {
             // The flow was made for this session's identity.
             let Some(a) = &req.auth else {
-                return Err(Error::new(
-                    ErrorKind::Aal1Required,
-                    "You can not requested a higher AAL (AAL2/AAL3) without an active session.",
-                ));
+                return Err(super::methods::aal1_required());
             };
             if flow.identity_id.is_some_and(|fid| fid != a.identity.id) {
                 return Err(Error::new(ErrorKind::IdentityMismatch, "The login flow was initiated by someone else."));
