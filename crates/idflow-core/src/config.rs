@@ -307,6 +307,11 @@ pub struct SubmitRates {
     pub login: i64,
     pub registration: i64,
     pub settings: i64,
+    /// Recovery submits (per identity: per submitted mail address, which bounds the mail an
+    /// address receives).
+    pub recovery: i64,
+    /// Verification submits (per identity: per submitted mail address).
+    pub verification: i64,
 }
 
 impl Default for Limits {

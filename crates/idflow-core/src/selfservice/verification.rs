@@ -60,8 +60,13 @@ impl Engine {
         Ok(flow)
     }
 
-    /// `POST /self-service/verification?flow=`.
-    pub async fn submit_verification(&self, id: Uuid, body: &Body, req: &Req) -> Result<Submitted<Verified>> {
+    /// `POST /self-service/verification?flow=` (limits and metrics: `instrument.rs`).
+    pub(crate) async fn submit_verification_inner(
+        &self,
+        id: Uuid,
+        body: &Body,
+        req: &Req,
+    ) -> Result<Submitted<Verified>> {
         self.verification_enabled()?;
         let mut flow = self.open_flow(id, FlowKind::Verification, req, |_| Ok(())).await?;
         let Some(m) = REGISTRY.iter().copied().find(|m| m.claims_verification(body)) else {

@@ -561,3 +561,26 @@ async fn recovery_bad_input_is_never_a_server_error(db: Db) {
     }
 }
 both_dbs!(recovery_bad_input_is_never_a_server_error);
+
+/// `limits.per_identity.recovery` counts recovery submits per submitted address: the mail one
+/// address receives is bounded (429 with `Retry-After` above the limit).
+async fn recovery_mail_per_address_is_limited(db: Db) {
+    let (app, sink) = recovery_app(db, |c| c.limits.per_identity.recovery = 2).await;
+    let (email, _, _) = app.user().await;
+    start_of_window(&[&app.clock]);
+    send_code(&app, &email).await;
+    send_code(&app, &email).await;
+    let flow = api_flow(&app).await;
+    let r = api_client()
+        .post(app.url(&format!("/self-service/recovery?flow={}", flow["id"].as_str().unwrap())))
+        .json(&json!({"method": "code", "email": email.to_uppercase()}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().get("retry-after").is_some());
+    sink.mail_to(&email, 2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sink.mails().iter().filter(|m| m.to.contains(&email)).count(), 2);
+}
+both_dbs!(recovery_mail_per_address_is_limited);
