@@ -1022,7 +1022,11 @@ impl Config {
                 &flows.login.after,
                 &["revoke_active_sessions", "web_hook", "require_verified_address"][..],
             ),
-            ("selfservice.flows.registration.after", &flows.registration.after, &["session", "web_hook"][..]),
+            (
+                "selfservice.flows.registration.after",
+                &flows.registration.after,
+                &["session", "web_hook", "show_verification_ui"][..],
+            ),
             ("selfservice.flows.recovery.after", &flows.recovery.after, &["revoke_active_sessions", "web_hook"][..]),
             ("selfservice.flows.verification.after", &flows.verification.after, &["web_hook"][..]),
         ] {
