@@ -123,6 +123,21 @@ async fn verification_self_service_flow(db: Db) {
     assert_eq!((status, message_texts(&other)), (200, message_texts(&sent)));
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert!(sink.mails().iter().all(|m| !m.to.contains(&stranger)));
+
+    // An expired flow: 410 with a replacement carrying 4070005.
+    app.clock.advance(3700);
+    let (status, gone) = submit(&app, flow["id"].as_str().unwrap(), json!({"method": "code", "code": "123456"})).await;
+    assert_eq!(status, 410, "{gone}");
+    let new_id = gone["use_flow_id"].as_str().unwrap();
+    let fresh: Value = api_client()
+        .get(app.url(&format!("/self-service/verification/flows?id={new_id}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(message_ids(&fresh), vec![4070005], "{fresh}");
 }
 both_dbs!(verification_self_service_flow);
 
