@@ -342,6 +342,11 @@ pub struct SubmitRates {
     pub login: i64,
     pub registration: i64,
     pub settings: i64,
+    /// Recovery submits (per identity: per submitted mail address, which bounds the mail an
+    /// address receives).
+    pub recovery: i64,
+    /// Verification submits (per identity: per submitted mail address).
+    pub verification: i64,
 }
 
 impl Default for Limits {
@@ -1063,7 +1068,11 @@ impl Config {
                 &flows.login.after,
                 &["revoke_active_sessions", "web_hook", "require_verified_address"][..],
             ),
-            ("selfservice.flows.registration.after", &flows.registration.after, &["session", "web_hook"][..]),
+            (
+                "selfservice.flows.registration.after",
+                &flows.registration.after,
+                &["session", "web_hook", "show_verification_ui"][..],
+            ),
             ("selfservice.flows.recovery.after", &flows.recovery.after, &["revoke_active_sessions", "web_hook"][..]),
             ("selfservice.flows.verification.after", &flows.verification.after, &["web_hook"][..]),
         ] {

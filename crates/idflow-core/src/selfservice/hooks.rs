@@ -7,6 +7,8 @@
 //! - `revoke_active_sessions` (settings, login, recovery — on by default after recovery): the identity's other sessions are revoked in the
 //!   same transaction as the change.
 //! - `session` (registration): the new identity is signed in.
+//! - `show_verification_ui` (registration): the answer names the verification flow started for
+//!   each new address (`continue_with` `show_verification_ui`).
 //! - `require_verified_address` (login): an identity without a verified address is refused
 //!   (403, message 4000010) and pointed at a verification flow for its address.
 
@@ -24,6 +26,7 @@ pub enum HookName {
     RevokeActiveSessions,
     WebHook,
     RequireVerifiedAddress,
+    ShowVerificationUi,
 }
 
 impl HookName {
@@ -33,6 +36,7 @@ impl HookName {
             HookName::RevokeActiveSessions => "revoke_active_sessions",
             HookName::WebHook => "web_hook",
             HookName::RequireVerifiedAddress => "require_verified_address",
+            HookName::ShowVerificationUi => "show_verification_ui",
         }
     }
 }

@@ -6,8 +6,10 @@
 //! gets the same limits and the same counts.
 
 use super::login::LoggedIn;
+use super::recovery::Recovered;
 use super::registration::Registered;
 use super::settings::SettingsDone;
+use super::verification::Verified;
 use super::{Body, Engine, Req, Submitted, body_str};
 use crate::error::Result;
 use crate::model::FlowKind;
@@ -73,6 +75,8 @@ impl Engine {
         let (per_ip, per_identity) = match kind {
             "login" => (l.per_ip.login, l.per_identity.login),
             "registration" => (l.per_ip.registration, l.per_identity.registration),
+            "recovery" => (l.per_ip.recovery, l.per_identity.recovery),
+            "verification" => (l.per_ip.verification, l.per_identity.verification),
             _ => (l.per_ip.settings, l.per_identity.settings),
         };
         if per_ip > 0 && !req.ip.is_empty() {
@@ -120,6 +124,32 @@ impl Engine {
             Err(e) => Err(e),
         };
         self.observer.flow_outcome(FlowKind::Settings, method_label(body), outcome(&res));
+        res
+    }
+}
+
+impl Engine {
+    /// Submit a recovery flow (see `submit_recovery_inner`); per identity counts per submitted
+    /// address.
+    pub async fn submit_recovery(&self, id: Uuid, body: &Body, req: &Req) -> Result<Submitted<Recovered>> {
+        let who = body_str(body, "email").map(normalize_identifier);
+        let res = match self.submit_limits("recovery", req, who.as_deref()).await {
+            Ok(()) => with_reason(FlowKind::Recovery, body, self.submit_recovery_inner(id, body, req).await),
+            Err(e) => Err(e),
+        };
+        self.observer.flow_outcome(FlowKind::Recovery, method_label(body), outcome(&res));
+        res
+    }
+
+    /// Submit a verification flow (see `submit_verification_inner`); per identity counts per
+    /// submitted address.
+    pub async fn submit_verification(&self, id: Uuid, body: &Body, req: &Req) -> Result<Submitted<Verified>> {
+        let who = body_str(body, "email").map(normalize_identifier);
+        let res = match self.submit_limits("verification", req, who.as_deref()).await {
+            Ok(()) => with_reason(FlowKind::Verification, body, self.submit_verification_inner(id, body, req).await),
+            Err(e) => Err(e),
+        };
+        self.observer.flow_outcome(FlowKind::Verification, method_label(body), outcome(&res));
         res
     }
 }

@@ -86,8 +86,8 @@ impl Engine {
         flow.ui.nodes = nodes;
     }
 
-    /// `POST /self-service/recovery?flow=`.
-    pub async fn submit_recovery(&self, id: Uuid, body: &Body, req: &Req) -> Result<Submitted<Recovered>> {
+    /// `POST /self-service/recovery?flow=` (limits and metrics: `instrument.rs`).
+    pub(crate) async fn submit_recovery_inner(&self, id: Uuid, body: &Body, req: &Req) -> Result<Submitted<Recovered>> {
         self.recovery_enabled()?;
         let mut flow = self
             .open_flow(id, FlowKind::Recovery, req, |_| {

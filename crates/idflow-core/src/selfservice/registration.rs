@@ -20,6 +20,9 @@ pub struct Registered {
     pub identity: Identity,
     /// Present when the `session` hook ran.
     pub session: Option<Issued>,
+    /// `continue_with` items of the hooks: `show_verification_ui` for each verification flow
+    /// started, when that hook is configured.
+    pub continue_with: Vec<Value>,
 }
 
 impl Engine {
@@ -139,16 +142,21 @@ impl Engine {
         let mails = if created {
             self.verification_mails(&identity, None, flow.flow_type, &req.request_url).await?
         } else {
+            super::verification::VerificationMails::default()
+        };
+        Self::mark_sent(&mut identity, &mails.messages);
+        let continue_with = if self.has_hook(FlowKind::Registration, method, HookName::ShowVerificationUi) {
+            mails.continue_with(self)
+        } else {
             vec![]
         };
-        Self::mark_sent(&mut identity, &mails);
         let res = self
             .store
             .commit(Commit {
                 create_identity: created.then_some(&identity),
                 create_session: issued.as_ref().map(|i| &i.session),
                 update_flow: Some(&flow),
-                queue_messages: &mails,
+                queue_messages: &mails.messages,
                 ..Default::default()
             })
             .await;
@@ -165,7 +173,7 @@ impl Engine {
             tracing::info!(identity_id = %identity.id, method = method.as_str(), "registration of a known account signed in");
         }
         let _ = self.run_web_hooks(Phase::After, method, &identity, &flow).await;
-        Ok(Submitted::Done(Registered { flow, identity, session: issued }))
+        Ok(Submitted::Done(Registered { flow, identity, session: issued, continue_with }))
     }
 
     /// Re-derive verifiable and recovery addresses from the schema extension, keeping the

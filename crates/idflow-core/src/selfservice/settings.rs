@@ -343,11 +343,11 @@ impl Engine {
         flow.updated_at = now;
         // A new or changed address gets a verification code (nothing goes to the old one).
         let mails = self.verification_mails(&identity, Some(&a.identity), flow.flow_type, &req.request_url).await?;
-        Self::mark_sent(&mut identity, &mails);
+        Self::mark_sent(&mut identity, &mails.messages);
         let res = self
             .store
             .commit(Commit {
-                queue_messages: &mails,
+                queue_messages: &mails.messages,
                 update_identity: Some(&identity),
                 previous_identity: Some(&a.identity),
                 update_session: session.as_ref().map(|s| &s.session),

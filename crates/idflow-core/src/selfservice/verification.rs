@@ -20,6 +20,27 @@ use crate::ui::{Node, UiText, msg};
 use serde_json::json;
 use uuid::Uuid;
 
+/// Verification codes for new addresses: the mails for the caller's commit and the flows they
+/// belong to (`(flow id, address)`).
+#[derive(Debug, Default)]
+pub struct VerificationMails {
+    pub messages: Vec<Message>,
+    pub flows: Vec<(Uuid, String)>,
+}
+
+impl VerificationMails {
+    /// `continue_with` `show_verification_ui` items, one per flow.
+    pub fn continue_with(&self, e: &Engine) -> Vec<serde_json::Value> {
+        self.flows
+            .iter()
+            .map(|(id, address)| {
+                json!({"action": "show_verification_ui", "flow": {"id": id, "verifiable_address": address,
+                    "url": e.ui_url_for_flow(FlowKind::Verification, *id)}})
+            })
+            .collect()
+    }
+}
+
 /// A completed verification.
 #[derive(Debug)]
 pub struct Verified {
@@ -57,8 +78,13 @@ impl Engine {
         Ok(flow)
     }
 
-    /// `POST /self-service/verification?flow=`.
-    pub async fn submit_verification(&self, id: Uuid, body: &Body, req: &Req) -> Result<Submitted<Verified>> {
+    /// `POST /self-service/verification?flow=` (limits and metrics: `instrument.rs`).
+    pub(crate) async fn submit_verification_inner(
+        &self,
+        id: Uuid,
+        body: &Body,
+        req: &Req,
+    ) -> Result<Submitted<Verified>> {
         self.verification_enabled()?;
         let mut flow = self.open_flow(id, FlowKind::Verification, req, |_| Ok(())).await?;
         let Some(m) = REGISTRY.iter().copied().find(|m| m.claims_verification(body)) else {
@@ -170,11 +196,11 @@ impl Engine {
         before: Option<&Identity>,
         flow_type: FlowType,
         request_url: &str,
-    ) -> Result<Vec<Message>> {
+    ) -> Result<VerificationMails> {
+        let mut out = VerificationMails::default();
         if !self.cfg.selfservice.flows.verification.enabled || !self.cfg.selfservice.methods.code.enabled {
-            return Ok(vec![]);
+            return Ok(out);
         }
-        let mut out = vec![];
         for a in identity.verifiable_addresses.iter().filter(|a| !a.verified && a.via == "email") {
             let known = before.is_some_and(|b| {
                 b.verifiable_addresses.iter().any(|o| o.value.eq_ignore_ascii_case(&a.value) && !o.verified)
@@ -194,7 +220,8 @@ impl Engine {
             self.recovery_ui(&mut flow, &req);
             flow.ui.messages = vec![msg::verification_code_sent()];
             self.store.create_flow(&flow).await?;
-            out.push(self.code_mail(&flow, Some(identity), &a.value, &code, request_url)?);
+            out.messages.push(self.code_mail(&flow, Some(identity), &a.value, &code, request_url)?);
+            out.flows.push((flow.id, a.value.clone()));
             tracing::info!(identity_id = %identity.id, flow_id = %flow.id, "verification code sent");
         }
         Ok(out)

@@ -177,6 +177,13 @@ fn registered(state: &AppState, flow_type: FlowType, r: Registered) -> Done {
         }
         out
     };
+    // Hook items (`show_verification_ui`) come first; browsers still get the redirect.
+    let mut body = body;
+    if !r.continue_with.is_empty() {
+        let mut cw = r.continue_with.clone();
+        cw.extend(body["continue_with"].as_array().cloned().unwrap_or_default());
+        body["continue_with"] = Value::Array(cw);
+    }
     // A new session rotates the CSRF secret, as after login.
     let cookies = match &r.session {
         Some(s) => vec![state.session_cookie_for(&s.token, &s.session), state.new_csrf_cookie()],

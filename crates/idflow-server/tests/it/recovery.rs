@@ -456,7 +456,10 @@ async fn recovery_continue_with_transitions(db: Db) {
     let (app, sink) = recovery_app(db, |c| c.feature_flags.use_continue_with_transitions = true).await;
     let (email, _, _) = app.user().await;
     let c = browser_client();
-    let flow = ajax_get(&c, &app.url("/self-service/recovery/browser")).await;
+    let back = app.url("/ui/welcome?from=recovery");
+    let flow =
+        ajax_get(&c, &app.url(&format!("/self-service/recovery/browser?return_to={}", form_encode(&back)))).await;
+    assert_eq!(flow["return_to"], back.as_str(), "{flow}");
     let url = app.url(&format!("/self-service/recovery?flow={}", flow["id"].as_str().unwrap()));
     let post = |body: Value| {
         let (c, url) = (c.clone(), url.clone());
@@ -472,6 +475,10 @@ async fn recovery_continue_with_transitions(db: Db) {
     assert!(action(&v, "set_ory_session_token").is_none(), "{v}");
     let me = ajax_get(&c, &app.url("/sessions/whoami")).await;
     assert_eq!(me["authentication_methods"][0]["method"], "code_recovery", "{me}");
+    // The settings flow inherits the recovery flow's return_to.
+    let settings_id = v["continue_with"][0]["flow"]["id"].as_str().unwrap();
+    let sf = ajax_get(&c, &app.url(&format!("/self-service/settings/flows?id={settings_id}"))).await;
+    assert_eq!(sf["return_to"], back.as_str(), "{sf}");
 }
 both_dbs!(recovery_continue_with_transitions);
 
@@ -509,3 +516,71 @@ both_dbs!(recovery_and_verification_sdk);
 fn done_token(c: &idflow_client::Client) -> String {
     c.token().unwrap_or_default()
 }
+
+/// Bad input to recovery and verification is a form error or a 4xx, never a 500: odd types, a
+/// NUL character, an overlong address or code, no method, a malformed flow id.
+async fn recovery_bad_input_is_never_a_server_error(db: Db) {
+    let (app, _sink) = recovery_app(db, |c| c.selfservice.flows.verification.enabled = true).await;
+    for kind in ["recovery", "verification"] {
+        let flow: Value =
+            api_client().get(app.url(&format!("/self-service/{kind}/api"))).send().await.unwrap().json().await.unwrap();
+        let id = flow["id"].as_str().unwrap();
+        let long = format!("{}@example.com", "a".repeat(5000));
+        for body in [
+            json!({"method": "code", "email": 42}),
+            json!({"method": "code", "email": "nul\u{0}@example.com"}),
+            json!({"method": "code", "email": long}),
+            json!({"method": "code", "email": "not-an-address"}),
+            json!({"method": "code", "code": "1".repeat(10_000)}),
+            json!({"method": "code", "code": {"nested": true}}),
+            json!({"email": "a@example.com"}),
+            json!({"method": ["code"]}),
+        ] {
+            let r = api_client()
+                .post(app.url(&format!("/self-service/{kind}?flow={id}")))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            assert!((200..500).contains(&status), "{kind} {body}: {status} {}", r.text().await.unwrap());
+        }
+        let r = api_client()
+            .post(app.url(&format!("/self-service/{kind}?flow=not-a-uuid")))
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400);
+        let r = api_client()
+            .get(app.url(&format!("/self-service/{kind}/flows?id={}", uuid::Uuid::new_v4())))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404);
+    }
+}
+both_dbs!(recovery_bad_input_is_never_a_server_error);
+
+/// `limits.per_identity.recovery` counts recovery submits per submitted address: the mail one
+/// address receives is bounded (429 with `Retry-After` above the limit).
+async fn recovery_mail_per_address_is_limited(db: Db) {
+    let (app, sink) = recovery_app(db, |c| c.limits.per_identity.recovery = 2).await;
+    let (email, _, _) = app.user().await;
+    start_of_window(&[&app.clock]);
+    send_code(&app, &email).await;
+    send_code(&app, &email).await;
+    let flow = api_flow(&app).await;
+    let r = api_client()
+        .post(app.url(&format!("/self-service/recovery?flow={}", flow["id"].as_str().unwrap())))
+        .json(&json!({"method": "code", "email": email.to_uppercase()}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().get("retry-after").is_some());
+    sink.mail_to(&email, 2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sink.mails().iter().filter(|m| m.to.contains(&email)).count(), 2);
+}
+both_dbs!(recovery_mail_per_address_is_limited);

@@ -123,6 +123,21 @@ async fn verification_self_service_flow(db: Db) {
     assert_eq!((status, message_texts(&other)), (200, message_texts(&sent)));
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert!(sink.mails().iter().all(|m| !m.to.contains(&stranger)));
+
+    // An expired flow: 410 with a replacement carrying 4070005.
+    app.clock.advance(3700);
+    let (status, gone) = submit(&app, flow["id"].as_str().unwrap(), json!({"method": "code", "code": "123456"})).await;
+    assert_eq!(status, 410, "{gone}");
+    let new_id = gone["use_flow_id"].as_str().unwrap();
+    let fresh: Value = api_client()
+        .get(app.url(&format!("/self-service/verification/flows?id={new_id}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(message_ids(&fresh), vec![4070005], "{fresh}");
 }
 both_dbs!(verification_self_service_flow);
 
@@ -187,3 +202,36 @@ async fn verification_required_for_login(db: Db) {
     assert!(app.login(&email, PASSWORD).await["session_token"].is_string());
 }
 both_dbs!(verification_required_for_login);
+
+/// The registration hook `show_verification_ui`: the answer names the verification flow of the
+/// new address (`continue_with`), whose code the mail carries.
+async fn verification_shown_after_registration(db: Db) {
+    let (app, sink) = verification_app(db, |c| {
+        let after = c.selfservice.flows.registration.after.method_mut(idflow_core::model::MethodId::Password);
+        after.hooks = Some(vec![
+            Hook { hook: "session".into(), config: None },
+            Hook { hook: "show_verification_ui".into(), config: None },
+        ]);
+    })
+    .await;
+    let c = api_client();
+    let flow: Value = c.get(app.url("/self-service/registration/api")).send().await.unwrap().json().await.unwrap();
+    let email = unique_email();
+    let r = c
+        .post(app.url(&format!("/self-service/registration?flow={}", flow["id"].as_str().unwrap())))
+        .json(&json!({"method": "password", "password": PASSWORD, "traits": {"email": email, "name": {"first": "A", "last": "B"}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    let item = v["continue_with"].as_array().unwrap().iter().find(|i| i["action"] == "show_verification_ui").cloned();
+    let item = item.unwrap_or_else(|| panic!("show_verification_ui in {v}"));
+    assert_eq!(item["flow"]["verifiable_address"], email.as_str());
+    assert!(v["continue_with"].as_array().unwrap().iter().any(|i| i["action"] == "set_ory_session_token"), "{v}");
+    let code = six_digit_code(&sink.mail_to(&email, 1).await);
+    let (status, done) =
+        submit(&app, item["flow"]["id"].as_str().unwrap(), json!({"method": "code", "code": code})).await;
+    assert_eq!((status, done["state"].as_str()), (200, Some("passed_challenge")), "{done}");
+}
+both_dbs!(verification_shown_after_registration);
