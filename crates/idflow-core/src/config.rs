@@ -363,8 +363,8 @@ impl Default for Limits {
             // On by default for the unauthenticated, password-hashing submits: one client
             // gets 5 hashes a second at most, a fraction of what the hashing pool does on
             // one core. Behind a reverse proxy every client shares its address: raise or
-            // turn off (0) and limit at the proxy.
-            per_ip: SubmitRates { login: 300, registration: 300, settings: 0 },
+            // turn off (0) and limit at the proxy. Recovery and verification submits send mail.
+            per_ip: SubmitRates { login: 300, registration: 300, settings: 0, recovery: 60, verification: 60 },
             per_identity: SubmitRates::default(),
         }
     }
