@@ -255,6 +255,94 @@ def short_privilege_server(request, tmp_path_factory):
     yield from _server_fixture(request, tmp_path_factory, SHORT_PRIVILEGE_CONFIG)
 
 
+class MailSink:
+    """A real SMTP server (aiosmtpd) on a free loopback port that keeps every message."""
+
+    def __init__(self) -> None:
+        from aiosmtpd.controller import Controller
+
+        self.messages: list = []
+        sink = self
+
+        class _Handler:
+            async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd API)
+                import email
+
+                msg = email.message_from_bytes(envelope.content)
+                sink.messages.append((list(envelope.rcpt_tos), msg))
+                return "250 OK"
+
+        self.port = _free_port()
+        self._controller = Controller(_Handler(), hostname="127.0.0.1", port=self.port)
+        self._controller.start()
+
+    def stop(self) -> None:
+        self._controller.stop()
+
+    def plain_bodies_to(self, address: str) -> list[str]:
+        """The plain-text bodies of the messages received for `address`, oldest first."""
+        out = []
+        for rcpts, msg in list(self.messages):
+            if address not in rcpts:
+                continue
+            parts = msg.walk() if msg.is_multipart() else [msg]
+            for part in parts:
+                if part.get_content_type() == "text/plain":
+                    out.append(part.get_payload(decode=True).decode("utf-8", "replace"))
+        return out
+
+    def wait_for(self, address: str, count: int, timeout_s: float = 30.0) -> list[str]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            bodies = self.plain_bodies_to(address)
+            if len(bodies) >= count:
+                return bodies
+            time.sleep(0.1)
+        raise AssertionError(f"expected {count} message(s) for {address}, got {self.plain_bodies_to(address)}")
+
+
+@pytest.fixture(scope="session")
+def mail_sink():
+    sink = MailSink()
+    yield sink
+    sink.stop()
+
+
+def _mail_config(sink: MailSink) -> str:
+    return (
+        "courier:\n"
+        "  smtp:\n"
+        f"    connection_uri: smtp://127.0.0.1:{sink.port}/?disable_starttls=true\n"
+        "    from_address: no-reply@idflow.test\n"
+        "  worker:\n"
+        "    pull_wait: 100ms\n"
+        "selfservice:\n"
+        "  flows:\n"
+        "    recovery:\n"
+        "      enabled: true\n"
+        "    verification:\n"
+        "      enabled: true\n"
+    )
+
+
+@pytest.fixture(scope="session", params=_database_params())
+def mail_server(request, tmp_path_factory, mail_sink):
+    """Like `server`, with recovery and verification on and mail going to `mail_sink`."""
+    yield from _server_fixture(request, tmp_path_factory, _mail_config(mail_sink))
+
+
+@pytest.fixture
+def mail_frontend(mail_server) -> FrontendApi:
+    with _api_client(mail_server.public_url) as client:
+        yield FrontendApi(client)
+
+
+@pytest.fixture
+def mail_identity_api(mail_server) -> IdentityApi:
+    with _api_client(mail_server.admin_url) as client:
+        yield IdentityApi(client)
+
+
 class _TimeoutApiClient(ory_kratos_client.ApiClient):
     """ApiClient whose requests time out instead of waiting forever."""
 
@@ -298,7 +386,7 @@ def pytest_runtest_makereport(item, call):
     report = outcome.get_result()
     if report.failed:
         funcargs = getattr(item, "funcargs", {})
-        srv = funcargs.get("server") or funcargs.get("short_privilege_server")
+        srv = funcargs.get("server") or funcargs.get("short_privilege_server") or funcargs.get("mail_server")
         if isinstance(srv, Server):
             report.sections.append(
                 (f"idflow server stderr ({srv.database}, last lines)", srv.stderr_tail())
