@@ -23,7 +23,7 @@ pub mod webauthn;
 use super::settings::Change;
 use super::{Authed, Body, Engine, Req};
 use crate::error::{Error, ErrorKind, Result};
-use crate::model::{Aal, Flow, FlowKind, Identity};
+use crate::model::{Aal, Flow, Identity};
 use crate::ui::{Node, UiText};
 use async_trait::async_trait;
 use serde_json::Value;
@@ -247,9 +247,6 @@ pub trait Method: Send + Sync {
     async fn verification(&self, _e: &Engine, _flow: &mut Flow, _body: &Body, _req: &Req) -> Result<AddressStep> {
         Err(not_offered())
     }
-
-    /// The flow kinds this method takes part in (for documentation and checks).
-    fn kinds(&self) -> &'static [FlowKind];
 }
 
 /// The error for a method asked to do what it does not offer (a registry bug, not user input).

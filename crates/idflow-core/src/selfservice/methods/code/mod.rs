@@ -34,9 +34,6 @@ impl Method for Code {
     fn enabled(&self, e: &Engine) -> bool {
         e.cfg.selfservice.methods.code.enabled
     }
-    fn kinds(&self) -> &'static [FlowKind] {
-        &[FlowKind::Recovery, FlowKind::Verification]
-    }
     fn claims_recovery(&self, body: &Body) -> bool {
         body_str(body, "method") == Some("code")
     }

@@ -8,7 +8,7 @@ use super::totp::second_factor_claim;
 use super::{Claim, LoginForm, LoginStep, Method, MethodId};
 use crate::crypto;
 use crate::error::{Error, Result};
-use crate::model::{Aal, CredentialType, Flow, FlowKind, Identity};
+use crate::model::{Aal, CredentialType, Flow, Identity};
 use crate::selfservice::settings::Change;
 use crate::selfservice::{Authed, Body, Engine, Req, body_flag, body_str};
 use crate::store::{Commit, StoreError};
@@ -23,9 +23,6 @@ pub struct LookupSecret;
 impl Method for LookupSecret {
     fn id(&self) -> MethodId {
         MethodId::LookupSecret
-    }
-    fn kinds(&self) -> &'static [FlowKind] {
-        &[FlowKind::Login, FlowKind::Settings]
     }
     fn enabled(&self, e: &Engine) -> bool {
         e.cfg.selfservice.methods.lookup_secret.enabled

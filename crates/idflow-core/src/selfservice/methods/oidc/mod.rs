@@ -154,9 +154,6 @@ impl Method for Oidc {
     fn id(&self) -> MethodId {
         MethodId::Oidc
     }
-    fn kinds(&self) -> &'static [FlowKind] {
-        &[FlowKind::Login, FlowKind::Registration, FlowKind::Settings]
-    }
     fn enabled(&self, e: &Engine) -> bool {
         e.cfg.selfservice.methods.oidc.enabled
     }

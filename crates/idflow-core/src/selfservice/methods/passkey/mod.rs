@@ -6,7 +6,7 @@
 use super::webauthn::{KeyKind, PASSKEY_LOGIN, ceremony, decode_id, raw_keys, reset_registrations, user_handle};
 use super::{Claim, LoginForm, LoginStep, Method, MethodId, nonempty};
 use crate::error::Result;
-use crate::model::{Aal, CredentialType, Flow, FlowKind, FlowType, Identity, IdentityState};
+use crate::model::{Aal, CredentialType, Flow, FlowType, Identity, IdentityState};
 use crate::selfservice::settings::Change;
 use crate::selfservice::{Authed, Body, Engine, Req, body_str};
 use crate::ui::{Group, Node, UiText, msg};
@@ -21,9 +21,6 @@ pub struct PasskeyMethod;
 impl Method for PasskeyMethod {
     fn id(&self) -> MethodId {
         MethodId::Passkey
-    }
-    fn kinds(&self) -> &'static [FlowKind] {
-        &[FlowKind::Login, FlowKind::Settings]
     }
     fn enabled(&self, e: &Engine) -> bool {
         e.webauthn_enabled(KeyKind::Passkey)

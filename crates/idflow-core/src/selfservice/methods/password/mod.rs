@@ -7,7 +7,7 @@ mod settings;
 
 use super::{Claim, LoginForm, LoginStep, Method, MethodId, RegistrationStep};
 use crate::error::Result;
-use crate::model::{Aal, CredentialType, Flow, FlowKind};
+use crate::model::{Aal, CredentialType, Flow};
 use crate::selfservice::settings::Change;
 use crate::selfservice::{Authed, Body, Engine, Req, body_str};
 use crate::ui::{Group, Node, UiText, msg};
@@ -24,9 +24,6 @@ fn named(body: &Body) -> bool {
 impl Method for Password {
     fn id(&self) -> MethodId {
         MethodId::Password
-    }
-    fn kinds(&self) -> &'static [FlowKind] {
-        &[FlowKind::Login, FlowKind::Registration, FlowKind::Settings]
     }
     fn enabled(&self, e: &Engine) -> bool {
         e.cfg.selfservice.methods.password.enabled

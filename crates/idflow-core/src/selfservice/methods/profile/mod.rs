@@ -3,7 +3,7 @@
 
 use super::{Method, MethodId};
 use crate::error::Result;
-use crate::model::{CredentialType, Flow, FlowKind};
+use crate::model::{CredentialType, Flow};
 use crate::selfservice::settings::Change;
 use crate::selfservice::{Authed, Body, Engine, body_str};
 use crate::ui::msg;
@@ -18,9 +18,6 @@ pub struct Profile;
 impl Method for Profile {
     fn id(&self) -> MethodId {
         MethodId::Profile
-    }
-    fn kinds(&self) -> &'static [FlowKind] {
-        &[FlowKind::Settings]
     }
     fn enabled(&self, e: &Engine) -> bool {
         e.cfg.selfservice.methods.profile.enabled

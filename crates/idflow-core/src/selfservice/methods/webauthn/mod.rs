@@ -17,7 +17,7 @@
 
 use super::{Claim, LoginForm, LoginStep, Method, MethodId, nonempty};
 use crate::error::{Error, Result};
-use crate::model::{Aal, Credential, CredentialType, Flow, FlowKind, FlowType, Identity, IdentityState};
+use crate::model::{Aal, Credential, CredentialType, Flow, FlowType, Identity, IdentityState};
 use crate::schema::normalize_identifier;
 use crate::selfservice::settings::Change;
 use crate::selfservice::{Authed, Body, Engine, Req, body_str};
@@ -820,9 +820,6 @@ pub struct WebauthnMethod;
 impl Method for WebauthnMethod {
     fn id(&self) -> MethodId {
         MethodId::Webauthn
-    }
-    fn kinds(&self) -> &'static [FlowKind] {
-        &[FlowKind::Login, FlowKind::Settings]
     }
     fn enabled(&self, e: &Engine) -> bool {
         e.webauthn_enabled(KeyKind::SecurityKey)
