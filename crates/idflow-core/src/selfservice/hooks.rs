@@ -107,7 +107,7 @@ impl Engine {
             && self.cfg.selfservice.flows.verification.enabled
         {
             let req = super::Req { request_url: self.url("/self-service/verification/browser"), ..Default::default() };
-            let mut v = self.new_verification_flow(&req, flow.flow_type)?;
+            let mut v = self.new_code_flow(FlowKind::Verification, &req, flow.flow_type)?;
             v.ui.set_value("email", json!(a.value));
             self.store.create_flow(&v).await?;
             let url = self.ui_url_for_flow(FlowKind::Verification, v.id);

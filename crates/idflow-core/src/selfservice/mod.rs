@@ -752,11 +752,7 @@ impl Engine {
             },
             FlowKind::Recovery | FlowKind::Verification => {
                 let r = Req { auth: None, request_url: old.request_url.clone(), ..req.clone() };
-                let fresh = if old.kind == FlowKind::Recovery {
-                    self.new_recovery_flow(&r, old.flow_type)
-                } else {
-                    self.new_verification_flow(&r, old.flow_type)
-                };
+                let fresh = self.new_code_flow(old.kind, &r, old.flow_type);
                 match fresh {
                     Ok(mut f) => {
                         let at = old.expires_at.unix_timestamp();

@@ -55,19 +55,16 @@ impl Engine {
         if req.auth.is_some() {
             return Err(Self::recovery_session_refused());
         }
-        let flow = self.new_recovery_flow(req, flow_type)?;
+        let flow = self.new_code_flow(FlowKind::Recovery, req, flow_type)?;
         self.store.create_flow(&flow).await?;
         Ok(flow)
     }
 
-    /// A recovery flow in `choose_method`, not stored yet.
-    pub fn new_recovery_flow(&self, req: &Req, flow_type: FlowType) -> Result<Flow> {
-        let mut flow = self.new_flow(
-            FlowKind::Recovery,
-            flow_type,
-            &req.request_url,
-            self.cfg.selfservice.flows.recovery.lifespan.0,
-        )?;
+    /// A recovery or verification flow (`kind`) in `choose_method`, not stored yet.
+    pub fn new_code_flow(&self, kind: FlowKind, req: &Req, flow_type: FlowType) -> Result<Flow> {
+        let f = &self.cfg.selfservice.flows;
+        let lifespan = if kind == FlowKind::Recovery { f.recovery.lifespan.0 } else { f.verification.lifespan.0 };
+        let mut flow = self.new_flow(kind, flow_type, &req.request_url, lifespan)?;
         self.recovery_ui(&mut flow, req);
         Ok(flow)
     }
@@ -153,11 +150,7 @@ impl Engine {
             AddressStep::Retry { errors } => self.recovery_form(flow, req, errors, true).await,
             AddressStep::Restart { message } => {
                 let r = Req { auth: None, request_url: flow.request_url.clone(), ..req.clone() };
-                let mut fresh = if recovery {
-                    self.new_recovery_flow(&r, flow.flow_type)?
-                } else {
-                    self.new_verification_flow(&r, flow.flow_type)?
-                };
+                let mut fresh = self.new_code_flow(flow.kind, &r, flow.flow_type)?;
                 fresh.ui.messages.push(message);
                 self.store.create_flow(&fresh).await?;
                 Ok(Submitted::ShowForm(fresh))

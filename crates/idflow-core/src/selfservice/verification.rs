@@ -61,20 +61,8 @@ impl Engine {
     /// `GET /self-service/verification/{browser,api}`.
     pub async fn create_verification(&self, req: &Req, flow_type: FlowType) -> Result<Flow> {
         self.verification_enabled()?;
-        let flow = self.new_verification_flow(req, flow_type)?;
+        let flow = self.new_code_flow(FlowKind::Verification, req, flow_type)?;
         self.store.create_flow(&flow).await?;
-        Ok(flow)
-    }
-
-    /// A verification flow in `choose_method`, not stored yet.
-    pub fn new_verification_flow(&self, req: &Req, flow_type: FlowType) -> Result<Flow> {
-        let mut flow = self.new_flow(
-            FlowKind::Verification,
-            flow_type,
-            &req.request_url,
-            self.cfg.selfservice.flows.verification.lifespan.0,
-        )?;
-        self.recovery_ui(&mut flow, req);
         Ok(flow)
     }
 
