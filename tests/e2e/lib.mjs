@@ -12,6 +12,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
+import { SMTPServer } from 'smtp-server';
+import { simpleParser } from 'mailparser';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const ARTIFACTS = resolve(process.env.IDFLOW_E2E_ARTIFACTS || join(ROOT, 'test-artifacts', 'e2e'));
@@ -32,9 +34,11 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Start `idflow serve --dev` with a fresh SQLite database. The public base URL uses the host
- * name `localhost` (WebAuthn refuses IP addresses as relying party ids).
+ * name `localhost` (WebAuthn refuses IP addresses as relying party ids). `mail` (a sink from
+ * `startMailSink`) turns on recovery and verification with mail going to it; `extraConfig` (an
+ * object) is merged into the configuration.
  */
-export async function startServer() {
+export async function startServer({ mail = null, extraConfig = {} } = {}) {
   const bin = resolve(ROOT, process.env.IDFLOW_BIN || 'target/debug/idflow');
   assert.ok(existsSync(bin), `idflow binary not found at ${bin} (run cargo build first or set IDFLOW_BIN)`);
   const dir = mkdtempSync(join(tmpdir(), 'idflow-e2e-'));
@@ -42,22 +46,16 @@ export async function startServer() {
   const adminPort = await freePort();
   const base = `http://localhost:${publicPort}`;
   const config = join(dir, 'idflow.yml');
-  writeFileSync(
-    config,
-    [
-      'serve:',
-      '  public:',
-      `    base_url: ${base}/`,
-      '  admin:',
-      `    base_url: http://127.0.0.1:${adminPort}/`,
-      'log:',
-      '  level: warn',
-      // Every test signs in from the same address: the default per-IP submit limits are off.
-      'limits:',
-      '  per_ip: { login: 0, registration: 0 }',
-      '',
-    ].join('\n'),
-  );
+  const settings = {
+    serve: { public: { base_url: `${base}/` }, admin: { base_url: `http://127.0.0.1:${adminPort}/` } },
+    log: { level: 'warn' },
+    // Every test signs in from the same address: the default per-IP submit limits are off.
+    limits: { per_ip: { login: 0, registration: 0, recovery: 0, verification: 0 } },
+  };
+  if (mail) deepMerge(settings, mailConfig(mail));
+  deepMerge(settings, extraConfig);
+  // JSON is YAML: the configuration is built as an object so that parts merge.
+  writeFileSync(config, JSON.stringify(settings, null, 2));
   const logFile = join(dir, 'server.log');
   const args = [
     'serve', '--dev', '--config', config,
@@ -100,6 +98,89 @@ export async function startServer() {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+function mailConfig(sink) {
+  return {
+    courier: {
+      smtp: {
+        connection_uri: `smtp://127.0.0.1:${sink.port}/?disable_starttls=true`,
+        from_address: 'no-reply@idflow.test',
+      },
+      worker: { pull_wait: '100ms' },
+    },
+    selfservice: { flows: { recovery: { enabled: true }, verification: { enabled: true } } },
+  };
+}
+
+/** Merge `src` into `dst` (objects recursively; other values replace). */
+function deepMerge(dst, src) {
+  for (const [k, v] of Object.entries(src || {})) {
+    if (v && typeof v === 'object' && !Array.isArray(v) && dst[k] && typeof dst[k] === 'object') {
+      deepMerge(dst[k], v);
+    } else {
+      dst[k] = v;
+    }
+  }
+  return dst;
+}
+
+// ---- a real SMTP server for the mail the server sends -----------------------------------
+
+/**
+ * A real SMTP server (the `smtp-server` package) on a free loopback port that keeps every
+ * message, parsed (`to`, `subject`, `text`, `html`). `waitFor(address, count)` polls for mail.
+ */
+export async function startMailSink() {
+  const messages = [];
+  const server = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ['STARTTLS'],
+    logger: false,
+    onData(stream, session, callback) {
+      simpleParser(stream)
+        .then((m) => {
+          messages.push({
+            to: session.envelope.rcptTo.map((r) => r.address.toLowerCase()),
+            subject: m.subject || '',
+            text: m.text || '',
+            html: m.html || '',
+          });
+          callback();
+        })
+        .catch(callback);
+    },
+  });
+  const port = await freePort();
+  await new Promise((res, rej) => {
+    server.once('error', rej);
+    server.listen(port, '127.0.0.1', res);
+  });
+  return {
+    port,
+    messages,
+    /** Messages to `address` (case-insensitive). */
+    to: (address) => messages.filter((m) => m.to.includes(address.toLowerCase())),
+    async waitFor(address, count = 1, timeoutMs = 15_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const got = messages.filter((m) => m.to.includes(address.toLowerCase()));
+        if (got.length >= count) return got;
+        if (Date.now() > deadline) {
+          throw new Error(`expected ${count} message(s) for ${address}, got ${JSON.stringify(got)}`);
+        }
+        await sleep(100);
+      }
+    },
+    stop: () => new Promise((res) => server.close(res)),
+  };
+}
+
+/** The six-digit code of a recovery or verification mail. */
+export function codeFrom(message) {
+  const m = /\b(\d{6})\b/.exec(message.text);
+  assert.ok(m, `no six-digit code in ${JSON.stringify(message.text)}`);
+  return m[1];
 }
 
 export const CHROMIUM_ARGS = [

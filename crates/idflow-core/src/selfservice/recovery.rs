@@ -161,9 +161,27 @@ impl Engine {
                     vec![if recovery { msg::recovery_code_sent() } else { msg::verification_code_sent() }];
                 flow.active = Some(m.id().as_str().into());
                 flow.updated_at = self.clock.now();
+                // Verification: a pending address whose code goes out now is `sent`.
+                let mut owner = None;
+                if let (false, Some(first)) = (recovery, messages.first()) {
+                    let to = first.recipient.to_lowercase();
+                    if let Some(previous) = self.store.find_identity_by_verifiable_address(&to).await? {
+                        let mut next = previous.clone();
+                        Self::mark_sent(&mut next, &messages);
+                        if next.verifiable_addresses != previous.verifiable_addresses {
+                            owner = Some((previous, next));
+                        }
+                    }
+                }
                 match self
                     .store
-                    .commit(Commit { update_flow: Some(&flow), queue_messages: &messages, ..Default::default() })
+                    .commit(Commit {
+                        update_flow: Some(&flow),
+                        queue_messages: &messages,
+                        update_identity: owner.as_ref().map(|(_, next)| next),
+                        previous_identity: owner.as_ref().map(|(previous, _)| previous),
+                        ..Default::default()
+                    })
                     .await
                 {
                     Ok(_) => flow.version += 1,

@@ -166,7 +166,7 @@ impl Engine {
 
     /// Addresses a verification mail goes to move from `pending` to `sent`.
     pub(crate) fn mark_sent(identity: &mut Identity, mails: &[Message]) {
-        for a in identity.verifiable_addresses.iter_mut().filter(|a| !a.verified) {
+        for a in identity.verifiable_addresses.iter_mut().filter(|a| !a.verified && a.status != "sent") {
             if let Some(m) = mails.iter().find(|m| m.recipient.eq_ignore_ascii_case(&a.value)) {
                 a.status = "sent".into();
                 a.updated_at = m.created_at;

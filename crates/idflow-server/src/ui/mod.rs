@@ -59,6 +59,7 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/verification", get(verification_page))
         .route("/ui/error", get(error_page))
         .route("/ui/sessions/revoke", post(revoke_session))
+        .route("/ui/verification/send", post(send_verification))
         .route("/ui/static/{file}", get(static_file))
 }
 
@@ -116,6 +117,14 @@ struct SessionRow {
     current: bool,
 }
 
+/// A verifiable address of the signed-in identity, as the settings page lists it.
+struct AddressRow {
+    value: String,
+    verified: bool,
+    /// "verified 2026-12-06 10:00 UTC" / "code sent" / "not verified".
+    details: String,
+}
+
 #[derive(Template)]
 #[template(path = "ui/settings.html")]
 struct SettingsPage {
@@ -123,6 +132,9 @@ struct SettingsPage {
     who: String,
     messages: Vec<Msg>,
     forms: Vec<Form>,
+    /// Empty when verification is off.
+    addresses: Vec<AddressRow>,
+    verify_action: String,
     sessions: Vec<SessionRow>,
     others: usize,
     revoke_action: String,
@@ -682,11 +694,31 @@ async fn settings_page(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> 
     }
     let mut ids = Ids::default();
     let forms = nodes::forms(&flow.ui, SETTINGS_ORDER, &mut ids, &settings_describe);
+    let addresses = if e.cfg.selfservice.flows.verification.enabled {
+        a.identity
+            .verifiable_addresses
+            .iter()
+            .map(|v| AddressRow {
+                value: v.value.clone(),
+                verified: v.verified,
+                details: match (v.verified, v.verified_at, v.status.as_str()) {
+                    (true, Some(at), _) => format!("verified {}", fmt_time(at)),
+                    (true, None, _) => "verified".into(),
+                    (false, _, "sent") => "a verification code was sent".into(),
+                    _ => "not verified".into(),
+                },
+            })
+            .collect()
+    } else {
+        vec![]
+    };
     let page = SettingsPage {
         page: Chrome::new(&state, "Account settings", "settings", true),
         who: display_name(&a),
         messages,
         forms,
+        addresses,
+        verify_action: e.url("/ui/verification/send"),
         sessions,
         others: others.len(),
         revoke_action: e.url("/ui/sessions/revoke"),
@@ -701,25 +733,29 @@ async fn settings_page(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> 
     resp
 }
 
-/// `POST /ui/sessions/revoke` (`csrf_token`, `session_id` = a session id or `others`, `flow`):
-/// sign out other sessions of the caller, then back to the settings page.
-async fn revoke_session(State(state): State<AppState>, ctx: Ctx, ParsedBody(body): ParsedBody) -> Response {
+/// The signed-in caller of a settings-page form (`csrf_token` of the page, `flow`), and where
+/// to go back to; or the response that ends the request (sign-in, step-up, CSRF error).
+async fn settings_form_caller(
+    state: &AppState,
+    ctx: &Ctx,
+    body: &idflow_core::selfservice::Body,
+) -> Result<(Authed, String), Response> {
     let e = &state.engine;
-    let back = body_str(&body, "flow")
+    let back = body_str(body, "flow")
         .and_then(|f| Uuid::parse_str(f).ok())
         .map(|f| with_query(&e.url("/ui/settings"), &[("flow", &f.to_string())]))
         .unwrap_or_else(|| e.url("/ui/settings"));
     if ctx.req.auth.is_none() {
-        return login_redirect(&state, &back);
+        return Err(login_redirect(state, &back));
     }
     let a = match e.whoami(ctx.req.auth.clone()) {
         Ok(a) => a,
         Err(err) if err.kind == ErrorKind::Aal2Required => {
-            return see_other(err.redirect_browser_to.as_deref().unwrap_or(&e.aal2_login_url(None)));
+            return Err(see_other(err.redirect_browser_to.as_deref().unwrap_or(&e.aal2_login_url(None))));
         }
-        Err(err) => return error_inline(&state, &ctx, &err),
+        Err(err) => return Err(error_inline(state, ctx, &err)),
     };
-    let token_ok = match (ctx.req.csrf_cookie.as_deref(), body_str(&body, "csrf_token")) {
+    let token_ok = match (ctx.req.csrf_cookie.as_deref(), body_str(body, "csrf_token")) {
         (Some(c), Some(t)) if !c.is_empty() && !t.is_empty() => crypto::csrf_matches(t, c),
         _ => false,
     };
@@ -728,8 +764,19 @@ async fn revoke_session(State(state): State<AppState>, ctx: Ctx, ParsedBody(body
             ErrorKind::Csrf,
             "The request was rejected to protect you from Cross-Site-Request-Forgery: the form's token does not match this browser's cookie. Reload the settings page and try again.",
         );
-        return error_inline(&state, &ctx, &err);
+        return Err(error_inline(state, ctx, &err));
     }
+    Ok((a, back))
+}
+
+/// `POST /ui/sessions/revoke` (`csrf_token`, `session_id` = a session id or `others`, `flow`):
+/// sign out other sessions of the caller, then back to the settings page.
+async fn revoke_session(State(state): State<AppState>, ctx: Ctx, ParsedBody(body): ParsedBody) -> Response {
+    let e = &state.engine;
+    let (a, back) = match settings_form_caller(&state, &ctx, &body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
     let (res, notice) = match body_str(&body, "session_id").unwrap_or_default() {
         "others" => (e.revoke_my_other_sessions(&a).await.map(|_| ()), "sessions_revoked"),
         id => match Uuid::parse_str(id) {
@@ -741,6 +788,43 @@ async fn revoke_session(State(state): State<AppState>, ctx: Ctx, ParsedBody(body
         Ok(()) => see_other(&with_query(&back, &[("notice", notice)])),
         Err(err) => error_inline(&state, &ctx, &err),
     }
+}
+
+/// `POST /ui/verification/send` (`csrf_token`, `flow`, `email`): the settings page's "Send
+/// verification code" for one of the caller's unverified addresses. Starts a browser
+/// verification flow that returns to the settings page, mails the code through it, and shows
+/// that flow's code form.
+async fn send_verification(State(state): State<AppState>, ctx: Ctx, ParsedBody(body): ParsedBody) -> Response {
+    let e = &state.engine;
+    let (a, back) = match settings_form_caller(&state, &ctx, &body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let email = body_str(&body, "email").unwrap_or_default().trim().to_string();
+    if !a.identity.verifiable_addresses.iter().any(|v| !v.verified && v.value.eq_ignore_ascii_case(&email)) {
+        let err = Error::bad_request("The email field is not an unverified address of your account.");
+        return error_inline(&state, &ctx, &err);
+    }
+    let init = with_query(&e.url("/self-service/verification/browser"), &[("return_to", &back)]);
+    let req = idflow_core::selfservice::Req { json: false, request_url: init, ..ctx.req.clone() };
+    let flow = match e.create_verification(&req, FlowType::Browser).await {
+        Ok(f) => f,
+        Err(err) => return error_inline(&state, &ctx, &err),
+    };
+    // The submit is this request's own: the new flow's CSRF token is the cookie it checks.
+    let submit = idflow_core::selfservice::Req { csrf_cookie: Some(flow.csrf_token.clone()), ..req };
+    let mut code_body = idflow_core::selfservice::Body::new();
+    code_body.insert("method".into(), Value::from("code"));
+    code_body.insert("email".into(), Value::from(email));
+    code_body.insert("csrf_token".into(), Value::from(crypto::mask_csrf(&flow.csrf_token)));
+    if let Err(err) = e.submit_verification(flow.id, &code_body, &submit).await {
+        return error_inline(&state, &ctx, &err);
+    }
+    let mut resp = see_other(&with_query(&e.url("/ui/verification"), &[("flow", &flow.id.to_string())]));
+    if ctx.req.csrf_cookie.as_deref() != Some(flow.csrf_token.as_str()) {
+        resp.headers_mut().append(header::SET_COOKIE, state.csrf_cookie_header(&flow.csrf_token));
+    }
+    resp
 }
 
 // ---- welcome ---------------------------------------------------------------------------

@@ -25,6 +25,7 @@ mod flow_responder;
 mod fuzz_props;
 mod hashing_dos;
 mod hostile_input;
+mod log_secrets;
 mod login;
 mod multinode;
 mod oidc;

@@ -446,3 +446,60 @@ async fn ui_recovery_pages(db: Db) {
     assert!(html.contains("You successfully recovered your account"), "{html}");
 }
 both_dbs!(ui_recovery_pages);
+
+/// The settings page lists the account's addresses with their verification state; "Send
+/// verification code" mails a code for the caller's own unverified address only, behind the
+/// page's CSRF token, and shows the code form.
+async fn ui_settings_address_verification(db: Db) {
+    let sink = start_sink(Mode::Accept, None).await;
+    let app = spawn_app_with(db, |c| {
+        courier_cfg(c, Some(plain_uri(sink.addr)));
+        c.selfservice.flows.verification.enabled = true;
+    })
+    .await;
+    let c = browser_client();
+    let (email, _) = browser_register(&app, &c).await;
+    sink.mail_to(&email, 1).await;
+    let (resp, url) = follow(&c, app.url("/ui/settings")).await;
+    assert_eq!(resp.status(), 200);
+    let html = resp.text().await.unwrap();
+    assert!(html.contains(">Email addresses</h2>") && html.contains("Not verified"), "{html}");
+    let flow_id = url.rsplit_once("flow=").unwrap().1.to_string();
+    let s = html.find("class=\"address-verify\"").unwrap();
+    let token = input_value(&html[s..], "csrf_token").unwrap();
+    let send = app.url("/ui/verification/send");
+    let post = |form: Vec<(&'static str, String)>| {
+        let c = c.clone();
+        let send = send.clone();
+        async move { c.post(send).form(&form).send().await.unwrap() }
+    };
+    // A forged token, and an address that is not the caller's: clear errors, no mail.
+    let r = post(vec![("csrf_token", "forged".into()), ("email", email.clone()), ("flow", flow_id.clone())]).await;
+    assert_eq!(r.status(), 403);
+    let r = post(vec![("csrf_token", token.clone()), ("email", unique_email()), ("flow", flow_id.clone())]).await;
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("not an unverified address of your account"));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(sink.mails().len(), 1);
+    // The caller's own address: a code goes out and the code form is shown.
+    let r = post(vec![("csrf_token", token), ("email", email.clone()), ("flow", flow_id)]).await;
+    assert_eq!(r.status(), 303);
+    let (resp, url) = follow(&c, location(&r)).await;
+    assert!(url.starts_with(&app.url("/ui/verification?flow=")), "{url}");
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("name=\"code\""), "{html}");
+    let code = six_digit_code(&sink.mail_to(&email, 2).await);
+    let csrf = input_value(&html, "csrf_token").unwrap();
+    let r = c
+        .post(form_action(&html))
+        .form(&[("csrf_token", csrf.as_str()), ("method", "code"), ("code", code.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let (_, _) = follow(&c, location(&r)).await;
+    let (resp, _) = follow(&c, app.url("/ui/settings")).await;
+    let html = resp.text().await.unwrap();
+    assert!(html.contains(">Verified</span>") && !html.contains("Not verified"), "{html}");
+}
+both_dbs!(ui_settings_address_verification);

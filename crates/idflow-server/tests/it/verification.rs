@@ -141,6 +141,48 @@ async fn verification_self_service_flow(db: Db) {
 }
 both_dbs!(verification_self_service_flow);
 
+/// An address an admin created (status `pending`, nothing sent) becomes `sent` when the
+/// self-service flow mails its code, and `completed` when the code is submitted.
+async fn verification_address_status_pending_sent_completed(db: Db) {
+    let (app, sink) = verification_app(db, |_| {}).await;
+    let email = unique_email();
+    let created: Value = api_client()
+        .post(app.admin_url("/admin/identities"))
+        .json(&json!({"schema_id": "default", "traits": {"email": email}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap().to_string();
+    assert_eq!(created["verifiable_addresses"][0]["status"], "pending", "{created}");
+    let status_now = || async {
+        let i: Value = api_client()
+            .get(app.admin_url(&format!("/admin/identities/{id}")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        i["verifiable_addresses"][0].clone()
+    };
+    let flow: Value =
+        api_client().get(app.url("/self-service/verification/api")).send().await.unwrap().json().await.unwrap();
+    let fid = flow["id"].as_str().unwrap();
+    let (status, _) = submit(&app, fid, json!({"method": "code", "email": email})).await;
+    assert_eq!(status, 200);
+    let code = six_digit_code(&sink.mail_to(&email, 1).await);
+    let a = status_now().await;
+    assert_eq!((a["status"].as_str(), a["verified"].as_bool()), (Some("sent"), Some(false)), "{a}");
+    let (status, _) = submit(&app, fid, json!({"method": "code", "code": code})).await;
+    assert_eq!(status, 200);
+    let a = status_now().await;
+    assert_eq!((a["status"].as_str(), a["verified"].as_bool()), (Some("completed"), Some(true)), "{a}");
+}
+both_dbs!(verification_address_status_pending_sent_completed);
+
 /// Changing the address in settings mails a code to the new address, nothing to the old one.
 async fn verification_settings_address_change(db: Db) {
     let (app, sink) = verification_app(db, |_| {}).await;

@@ -179,3 +179,80 @@ async fn form_posts_nest_dot_keys(db: Db) {
     );
 }
 both_dbs!(form_posts_nest_dot_keys);
+
+/// Checklist T32: fields a settings submit may not set (identity id, schema, state, metadata,
+/// addresses' verified flag, credentials, session data) are ignored by every method: the stored
+/// identity, read back through the admin API with its credentials, differs from before only in
+/// what the method changes.
+async fn mass_assignment_is_ignored(db: Db) {
+    let app = spawn_app(db).await;
+    let u = user(&app, Kind::Api).await;
+    let stored = || async {
+        let url = app.admin_url(&format!(
+            "/admin/identities/{}?include_credential=password&include_credential=totp",
+            u.identity_id
+        ));
+        let mut v: Value = api_client().get(url).send().await.unwrap().json().await.unwrap();
+        // Timestamps of the write itself are expected to move.
+        v.as_object_mut().unwrap().remove("updated_at");
+        v
+    };
+    let protected = json!({
+        "id": "00000000-0000-4000-8000-000000000001",
+        "identity_id": "00000000-0000-4000-8000-000000000001",
+        "schema_id": "other",
+        "state": "inactive",
+        "metadata_public": {"role": "admin"},
+        "metadata_admin": {"role": "admin"},
+        "verifiable_addresses": [{"value": u.email, "verified": true, "status": "completed"}],
+        "recovery_addresses": [{"value": "attacker@example.org"}],
+        "credentials": {"password": {"identifiers": ["attacker@example.org"]}},
+        "aal": "aal2",
+        "authenticator_assurance_level": "aal2",
+        "authentication_methods": [{"method": "totp"}],
+        "expires_at": "2999-01-01T00:00:00Z",
+        "active": true
+    });
+    let with = |mut body: Value| {
+        for (k, v) in protected.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        body
+    };
+
+    // Profile: only the name changes.
+    let before = stored().await;
+    let flow = u.create(&app).await;
+    let body = with(json!({"method": "profile", "traits": {"email": u.email, "name": {"first": "Mass"}}}));
+    let r = u.submit(&app, &flow, body).await;
+    assert_eq!(r.status(), 200);
+    let after = stored().await;
+    let mut expected = before.clone();
+    expected["traits"]["name"] = json!({"first": "Mass"});
+    assert_eq!(after, expected, "a profile submit changed more than the traits");
+
+    // Password: only the password credential's hash and dates change.
+    let before = stored().await;
+    let flow = u.create(&app).await;
+    let body = with(json!({"method": "password", "password": "a brand new passphrase 9"}));
+    let r = u.submit(&app, &flow, body).await;
+    assert_eq!(r.status(), 200);
+    let after = stored().await;
+    let strip = |mut v: Value| {
+        if let Some(p) = v["credentials"]["password"].as_object_mut() {
+            p.remove("config");
+            p.remove("updated_at");
+            p.remove("version");
+        }
+        v
+    };
+    assert_eq!(strip(after.clone()), strip(before.clone()), "a password submit changed more than the password");
+    assert_ne!(after["credentials"]["password"]["config"], before["credentials"]["password"]["config"]);
+
+    // The session did not gain anything either.
+    let me = app.get_with_token("/sessions/whoami", &u.token).await;
+    assert_eq!(me["authenticator_assurance_level"], "aal1");
+    assert_eq!(me["identity"]["state"], "active");
+    assert_ne!(me["expires_at"], "2999-01-01T00:00:00Z");
+}
+both_dbs!(mass_assignment_is_ignored);

@@ -57,7 +57,10 @@ impl Engine {
         let now = self.clock.now();
         let mut identity = a.identity.clone();
         identity.traits = traits;
-        if let Some(c) = identity.credentials.get_mut(&CredentialType::Password) {
+        if let Some(c) = identity.credentials.get_mut(&CredentialType::Password)
+            && c.identifiers != new.password_identifiers
+        {
+            // Only a change of the identifiers touches the credential.
             c.identifiers = new.password_identifiers.clone();
             c.updated_at = now;
         }
