@@ -1098,6 +1098,16 @@ impl Config {
                 }
             }
         }
+        for (kind, used) in [
+            ("recovery", &self.selfservice.flows.recovery.use_method),
+            ("verification", &self.selfservice.flows.verification.use_method),
+        ] {
+            if used != "code" {
+                return Err(ConfigError(format!(
+                    "invalid configuration at key `selfservice.flows.{kind}.use`: {used:?} is not supported (only \"code\": the legacy \"link\" method is not offered; a mailed code is what Kratos recommends)"
+                )));
+            }
+        }
         self.validate_courier()?;
         Ok(())
     }

@@ -313,14 +313,21 @@ impl Engine {
                 .or_else(|| after.default_browser_return_url.clone())
                 .unwrap_or_else(|| self.ui_url_for_flow(FlowKind::Settings, flow.id)),
         };
-        // Removing a factor: a second factor needs a session at aal2 when the account has one
-        // (whatever `required_aal` says), and any removal ends the identity's other sessions
-        // (a stolen session cannot outlive the factor it used).
+        // Changing a second factor (adding, replacing — e.g. regenerated recovery codes — or
+        // removing one) needs a session at aal2 when the account has a second factor, whatever
+        // `required_aal` says: a password-only session must not mint itself a way past 2FA. Any
+        // removal ends the identity's other sessions (a stolen session cannot outlive the
+        // factor it used).
         let (before, after) = (a.identity.factor_counts(), identity.factor_counts());
         let lost = |t: &CredentialType| after.get(t).copied().unwrap_or(0) < before.get(t).copied().unwrap_or(0);
         let removed_any = before.keys().any(lost);
         let second_factor = [CredentialType::Totp, CredentialType::LookupSecret, CredentialType::Webauthn];
-        if second_factor.iter().any(lost) && a.identity.has_second_factor() && a.session.aal < Aal::Aal2 {
+        // (What a factor holds: a profile change that only renames a key's identifiers is none.)
+        let touched = |t: &CredentialType| match (a.identity.credentials.get(t), identity.credentials.get(t)) {
+            (Some(x), Some(y)) => x.config != y.config,
+            (x, y) => x.is_some() != y.is_some(),
+        };
+        if second_factor.iter().any(touched) && a.identity.has_second_factor() && a.session.aal < Aal::Aal2 {
             return Err(self.aal2_error(None));
         }
         // Interrupting web hooks run before anything is written.

@@ -92,6 +92,7 @@ fn cli_config_errors_name_the_key() {
         ("serve:\n  public:\n    base_url: not a url\n", vec!["serve.public.base_url"]),
         ("dsn: [1, 2]\n", vec!["dsn"]),
         ("frobnicate: true\n", vec!["frobnicate"]),
+        ("selfservice:\n  flows:\n    recovery:\n      use: link\n", vec!["selfservice.flows.recovery.use", "link"]),
     ];
     for (yaml, keys) in cases {
         let f = write(&dir.0, "bad.yaml", yaml);

@@ -109,3 +109,109 @@ async fn removing_a_factor_ends_other_sessions(db: Db) {
     assert_ne!(whoami(&app, &third).await.status(), 401);
 }
 both_dbs!(removing_a_factor_ends_other_sessions);
+
+/// The stored credentials of an identity (admin API, with the secrets' configs), to prove that
+/// a refused change persisted nothing.
+async fn stored_credentials(app: &TestApp, id: &str) -> Value {
+    let url = app.admin_url(&format!(
+        "/admin/identities/{id}?include_credential=password&include_credential=totp&include_credential=lookup_secret"
+    ));
+    let v: Value = api_client().get(url).send().await.unwrap().json().await.unwrap();
+    v["credentials"].clone()
+}
+
+/// One settings action of the matrix: its name and body (recovery codes are generated first,
+/// then confirmed, on the same flow).
+fn matrix_actions() -> Vec<(&'static str, Vec<Value>)> {
+    vec![
+        ("password change", vec![json!({"method": "password", "password": "Matrix-Harbor-Violet-77"})]),
+        ("identifier change", vec![json!({"method": "profile", "traits": {"email": ""}})]),
+        ("TOTP removal", vec![json!({"method": "totp", "totp_unlink": true})]),
+        (
+            "recovery codes regenerated",
+            vec![
+                json!({"method": "lookup_secret", "lookup_secret_regenerate": true}),
+                json!({"method": "lookup_secret", "lookup_secret_confirm": true}),
+            ],
+        ),
+        ("recovery codes disabled", vec![json!({"method": "lookup_secret", "lookup_secret_disable": true})]),
+    ]
+}
+
+/// Checklist T13 and T20 as one matrix: every settings action on an account with TOTP and
+/// recovery codes × a fresh or stale session × aal1 or aal2 (`required_aal: aal1`, so aal1
+/// sessions reach the form). Stale: re-authentication first, nothing persisted. Fresh aal1:
+/// any change of a second factor (adding, replacing or removing) needs aal2, nothing persisted;
+/// the password and identifier changes go through. Fresh aal2: everything goes through.
+/// (WebAuthn and passkeys: `webauthn::webauthn_register_needs_privileged_session` and the
+/// factor tests there.)
+async fn settings_privilege_and_aal_matrix(db: Db) {
+    let app = spawn_app_with(db, |c| {
+        c.selfservice.flows.settings.required_aal = idflow_core::config::RequiredAal::Aal1;
+        c.session.whoami.required_aal = idflow_core::config::RequiredAal::Aal1;
+    })
+    .await;
+    for (name, bodies) in matrix_actions() {
+        for stale in [false, true] {
+            for aal2 in [false, true] {
+                let case = format!(
+                    "{name}, {} session at {}",
+                    if stale { "stale" } else { "fresh" },
+                    if aal2 { "aal2" } else { "aal1" }
+                );
+                // A fresh account with TOTP and recovery codes for every case.
+                let owner = user(&app, Kind::Api).await;
+                enrol_totp(&app, &owner).await;
+                assert_eq!(enrol_recovery_codes(&app, &owner).await.status(), 200, "{case}");
+                let u = if aal2 {
+                    owner
+                } else {
+                    sign_in(&app, Kind::Api, &owner.email, PASSWORD, String::new(), owner.identity_id.clone()).await
+                };
+                let level = session_of(&app, &u).await["authenticator_assurance_level"].clone();
+                assert_eq!(level, if aal2 { "aal2" } else { "aal1" }, "{case}");
+                if stale {
+                    app.clock.advance(3601);
+                }
+                let before = stored_credentials(&app, &u.identity_id).await;
+                let traits_before = admin_identity(&app, &u.identity_id).await["traits"].clone();
+                let flow = u.create(&app).await;
+                let mut last = None;
+                for body in &bodies {
+                    let mut body = body.clone();
+                    if body["method"] == "profile" {
+                        // A new address per case (the earlier cases took theirs).
+                        body["traits"]["email"] = json!(unique_email());
+                    }
+                    let r = u.submit(&app, &flow, body).await;
+                    let status = r.status().as_u16();
+                    let v: Value = r.json().await.unwrap_or(Value::Null);
+                    last = Some((status, v));
+                    if status != 200 {
+                        break;
+                    }
+                }
+                let (status, v) = last.unwrap();
+                let second_factor = !matches!(name, "password change" | "identifier change");
+                let (want_status, want_error) = match (stale, aal2, second_factor) {
+                    (true, _, _) => (403, Some("session_refresh_required")),
+                    (false, false, true) => (403, Some("session_aal2_required")),
+                    _ => (200, None),
+                };
+                assert_eq!(status, want_status, "{case}: {v}");
+                if let Some(id) = want_error {
+                    assert_eq!(error_id(&v), id, "{case}: {v}");
+                    assert_eq!(stored_credentials(&app, &u.identity_id).await, before, "{case}: credentials changed");
+                    assert_eq!(
+                        admin_identity(&app, &u.identity_id).await["traits"],
+                        traits_before,
+                        "{case}: traits changed"
+                    );
+                } else if name != "identifier change" {
+                    assert_ne!(stored_credentials(&app, &u.identity_id).await, before, "{case}: nothing changed");
+                }
+            }
+        }
+    }
+}
+both_dbs!(settings_privilege_and_aal_matrix);
