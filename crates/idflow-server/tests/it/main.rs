@@ -28,6 +28,7 @@ mod hostile_input;
 mod login;
 mod multinode;
 mod oidc;
+mod openapi;
 mod recovery;
 mod registration;
 mod return_to_corpus;
