@@ -48,10 +48,15 @@ def test_checked_in_v1_document_is_valid_and_matches_the_server(server):
     assert served == checked_in
 
 
-def test_validator_rejects_a_broken_document(server):
+@pytest.mark.parametrize("breakage", ["no_title", "duplicate_operation_id"])
+def test_validator_rejects_a_broken_document(server, breakage):
     doc = _get(f"{server.public_url}/v1/openapi.json")
-    path = next(iter(doc["paths"].values()))
-    op = next(iter(path.values()))
-    op["responses"] = {"200": {"description": "x", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Nope"}}}}}
+    validate(doc, cls=OpenAPIV31SpecValidator)
+    if breakage == "no_title":
+        del doc["info"]["title"]
+    else:
+        for item in doc["paths"].values():
+            for op in item.values():
+                op["operationId"] = "same"
     with pytest.raises(OpenAPIValidationError):
         validate(doc, cls=OpenAPIV31SpecValidator)
