@@ -442,8 +442,11 @@ pub struct LoginResultJson {
     /// API flows only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session_token: Option<String>,
-    pub session: SessionJson,
-    pub continue_with: Option<Vec<ContinueWithJson>>,
+    #[schema(value_type = SessionJson)]
+    pub session: Value,
+    /// Null for API flows; a browser's `redirect_browser_to`.
+    #[schema(value_type = Option<Vec<ContinueWithJson>>)]
+    pub continue_with: Option<Vec<Value>>,
 }
 
 /// A successful registration (`successfulNativeRegistration`): the identity, and the session
@@ -451,12 +454,17 @@ pub struct LoginResultJson {
 #[derive(Serialize, ToSchema)]
 #[schema(as = SuccessfulNativeRegistration)]
 pub struct RegistrationResultJson {
-    pub identity: IdentityJson,
-    pub continue_with: Option<Vec<ContinueWithJson>>,
+    #[schema(value_type = IdentityJson)]
+    pub identity: Value,
+    /// Hook items (`show_verification_ui`) first, then `set_ory_session_token` (API flows) or
+    /// `redirect_browser_to` (browsers); null for an API flow without session and hook items.
+    #[schema(value_type = Option<Vec<ContinueWithJson>>)]
+    pub continue_with: Option<Vec<Value>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub session: Option<SessionJson>,
+    #[schema(value_type = Option<SessionJson>)]
+    pub session: Option<Value>,
 }
 
 /// `GET /self-service/logout/browser`: where to send the browser to sign out.

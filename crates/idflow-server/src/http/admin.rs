@@ -161,13 +161,12 @@ async fn admin_recovery(state: &AppState, ctx: &Ctx, body: Result<Bytes, BytesRe
     let flow_id = flow.id.to_string();
     if link {
         let url = idflow_core::selfservice::with_query(&base, &[("flow", &flow_id), ("token", &code)]);
-        return Ok(json_response(StatusCode::OK, json!({"recovery_link": url, "expires_at": expires_at})));
+        let body = wire::AdminRecoveryJson { recovery_link: url, recovery_code: None, expires_at };
+        return Ok(json_response(StatusCode::OK, serde_json::to_value(body).unwrap_or(Value::Null)));
     }
     let url = idflow_core::selfservice::with_query(&base, &[("flow", &flow_id)]);
-    Ok(json_response(
-        StatusCode::CREATED,
-        json!({"recovery_link": url, "recovery_code": code, "expires_at": expires_at}),
-    ))
+    let body = wire::AdminRecoveryJson { recovery_link: url, recovery_code: Some(code), expires_at };
+    Ok(json_response(StatusCode::CREATED, serde_json::to_value(body).unwrap_or(Value::Null)))
 }
 
 #[utoipa::path(

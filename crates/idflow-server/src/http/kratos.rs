@@ -231,28 +231,25 @@ fn registered(state: &AppState, flow_type: FlowType, r: Registered) -> Done {
     let identity = public_identity(state, &r.identity);
     let now = state.engine.clock.now();
     let after = state.engine.return_url_after(&r.flow);
-    let body = if flow_type == FlowType::Api {
-        let mut out = json!({ "identity": identity, "continue_with": Value::Null });
+    let session = r.session.as_ref().map(|s| wire::session(&s.session, Some(identity.clone()), now));
+    let mut continue_with: Vec<Value> = r.continue_with.clone();
+    let session_token = if flow_type == FlowType::Api {
         if let Some(s) = &r.session {
-            out["session_token"] = json!(s.token);
-            out["session"] = wire::session(&s.session, Some(identity.clone()), now);
-            out["continue_with"] = json!([{"action": "set_ory_session_token", "ory_session_token": s.token}]);
+            continue_with.push(json!({"action": "set_ory_session_token", "ory_session_token": s.token}));
         }
-        out
+        r.session.as_ref().map(|s| s.token.clone())
     } else {
-        let mut out = json!({ "identity": identity, "continue_with": [redirect_action(&after)] });
-        if let Some(s) = &r.session {
-            out["session"] = wire::session(&s.session, Some(identity.clone()), now);
-        }
-        out
+        continue_with.push(redirect_action(&after));
+        None
     };
     // Hook items (`show_verification_ui`) come first; browsers still get the redirect.
-    let mut body = body;
-    if !r.continue_with.is_empty() {
-        let mut cw = r.continue_with.clone();
-        cw.extend(body["continue_with"].as_array().cloned().unwrap_or_default());
-        body["continue_with"] = Value::Array(cw);
-    }
+    let body = wire::RegistrationResultJson {
+        identity,
+        continue_with: (!continue_with.is_empty()).then_some(continue_with),
+        session_token,
+        session,
+    };
+    let body = serde_json::to_value(body).unwrap_or(Value::Null);
     // A new session rotates the CSRF secret, as after login.
     let cookies = match &r.session {
         Some(s) => vec![state.session_cookie_for(&s.token, &s.session), state.new_csrf_cookie()],
@@ -386,11 +383,13 @@ fn logged_in(state: &AppState, ctx: &Ctx, flow_type: FlowType, r: LoggedIn) -> D
     let token = if token.is_empty() { ctx.req.token.clone().unwrap_or_default() } else { token.clone() };
     let session_json = wire::session(session, Some(identity), now);
     let after = engine.return_url_after(&r.flow);
-    let body = if flow_type == FlowType::Api {
-        json!({ "session_token": token, "session": session_json, "continue_with": Value::Null })
-    } else {
-        json!({ "session": session_json, "continue_with": [redirect_action(&after)] })
+    let api = flow_type == FlowType::Api;
+    let body = wire::LoginResultJson {
+        session_token: api.then(|| token.clone()),
+        session: session_json,
+        continue_with: (!api).then(|| vec![redirect_action(&after)]),
     };
+    let body = serde_json::to_value(body).unwrap_or(Value::Null);
     let redirect_to = if r.aal_satisfied { after } else { engine.aal2_login_url(r.flow.return_to.as_deref()) };
     // A new session rotates the CSRF secret.
     let cookies = vec![state.session_cookie_for(&token, session), state.new_csrf_cookie()];
@@ -893,7 +892,8 @@ async fn logout_browser(State(state): State<AppState>, ctx: Ctx, Query(q): Q) ->
         params.push(("return_to", rt.as_str()));
     }
     let url = with_query(&state.engine.url("/self-service/logout"), &params);
-    Ok(json_response(StatusCode::OK, json!({ "logout_url": url, "logout_token": token })))
+    let body = wire::LogoutUrlJson { logout_url: url, logout_token: token };
+    Ok(json_response(StatusCode::OK, serde_json::to_value(body).unwrap_or(Value::Null)))
 }
 
 #[utoipa::path(
@@ -1041,7 +1041,7 @@ async fn list_my_sessions(State(state): State<AppState>, ctx: Ctx) -> Answer {
 async fn revoke_my_sessions(State(state): State<AppState>, ctx: Ctx) -> Answer {
     let a = state.engine.whoami(ctx.req.auth)?;
     let n = state.engine.revoke_my_other_sessions(&a).await?;
-    Ok(json_response(StatusCode::OK, json!({ "count": n })))
+    Ok(json_response(StatusCode::OK, serde_json::to_value(wire::SessionCountJson { count: n }).unwrap_or(Value::Null)))
 }
 
 #[utoipa::path(
@@ -1076,9 +1076,14 @@ async fn revoke_my_session(State(state): State<AppState>, ctx: Ctx, Path(id): Pa
     responses((status = 200, description = "The identity schemas.", body = Vec<wire::SchemaEntryJson>))
 )]
 async fn list_schemas(State(state): State<AppState>) -> Response {
-    let mut v: Vec<Value> = state.engine.schemas.values().map(|s| json!({"id": s.id, "schema": s.raw})).collect();
-    v.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
-    json_response(StatusCode::OK, Value::Array(v))
+    let mut v: Vec<wire::SchemaEntryJson> = state
+        .engine
+        .schemas
+        .values()
+        .map(|s| wire::SchemaEntryJson { id: s.id.clone(), schema: s.raw.clone() })
+        .collect();
+    v.sort_by(|a, b| a.id.cmp(&b.id));
+    json_response(StatusCode::OK, serde_json::to_value(v).unwrap_or(Value::Null))
 }
 
 #[utoipa::path(

@@ -192,32 +192,47 @@ pub struct V1Submission {
 }
 
 /// A submit answered with the flow going on.
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct V1ContinueFlow {
-    pub continue_flow: V1Flow,
+    #[schema(value_type = V1Flow)]
+    pub continue_flow: Value,
 }
 
 /// A login: the session and its token.
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct V1LoginResult {
     pub session_token: String,
-    pub session: wire::SessionJson,
+    #[schema(value_type = wire::SessionJson)]
+    pub session: Value,
 }
 
 /// A registration: the identity; the session and its token when the `session` hook runs.
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct V1RegistrationResult {
-    pub identity: wire::IdentityJson,
+    #[schema(value_type = wire::IdentityJson)]
+    pub identity: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub session_token: Option<String>,
-    pub session: Option<wire::SessionJson>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<wire::SessionJson>)]
+    pub session: Option<Value>,
 }
 
 /// A recovery submit: the flow; once recovered also the session and its token.
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct V1RecoveryResult {
-    pub continue_flow: V1Flow,
+    #[schema(value_type = V1Flow)]
+    pub continue_flow: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub session_token: Option<String>,
-    pub session: Option<wire::SessionJson>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<wire::SessionJson>)]
+    pub session: Option<Value>,
+}
+
+/// Serialises a response body.
+fn to_json(v: impl Serialize) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
 /// Map a core error to its v1 code (v1-api.md §5); `base` is the public base URL.
@@ -584,11 +599,11 @@ async fn settings_submit(
             if !r.continue_with.is_empty() {
                 flow["continue_with"] = Value::Array(r.continue_with.clone());
             }
-            Ok(json_response(StatusCode::OK, json!({ "continue_flow": flow })))
+            Ok(json_response(StatusCode::OK, to_json(V1ContinueFlow { continue_flow: flow })))
         }
         Submitted::ShowForm(flow) => Ok(json_response(
             StatusCode::OK,
-            json!({ "continue_flow": settings_json(&state, &flow, Some(&method)).await }),
+            to_json(V1ContinueFlow { continue_flow: settings_json(&state, &flow, Some(&method)).await }),
         )),
         Submitted::Invalid(flow) => {
             // TOTP enrolment start (`{"method":"totp","body":{}}`, decided by the core): the form
@@ -599,7 +614,7 @@ async fn settings_submit(
                 f.ui.clear_messages();
                 return Ok(json_response(
                     StatusCode::OK,
-                    json!({ "continue_flow": settings_json(&state, &f, Some(&method)).await }),
+                    to_json(V1ContinueFlow { continue_flow: settings_json(&state, &f, Some(&method)).await }),
                 ));
             }
             let identity = match flow.identity_id {
@@ -720,10 +735,8 @@ async fn login_submit(
             } else {
                 r.issued.token.clone()
             };
-            Ok(json_response(
-                StatusCode::OK,
-                json!({ "session_token": token, "session": wire::session(&r.issued.session, Some(identity), now) }),
-            ))
+            let session = wire::session(&r.issued.session, Some(identity), now);
+            Ok(json_response(StatusCode::OK, to_json(V1LoginResult { session_token: token, session })))
         }
         Submitted::Invalid(flow) | Submitted::ShowForm(flow) => {
             Err(form_error(&state, &flow, wire::flow(&flow, None), &method))
@@ -775,12 +788,13 @@ async fn registration_submit(
     match state.engine.submit_registration(id, &flat, &c.req).await? {
         Submitted::Done(r) => {
             let identity = wire::identity(state.engine.base(), &r.identity, wire::IdentityView::Public, &[]);
-            let mut out = json!({ "identity": identity });
-            if let Some(s) = &r.session {
-                out["session_token"] = json!(s.token);
-                out["session"] = wire::session(&s.session, Some(identity), state.engine.clock.now());
-            }
-            Ok(json_response(StatusCode::OK, out))
+            let now = state.engine.clock.now();
+            let out = V1RegistrationResult {
+                session_token: r.session.as_ref().map(|s| s.token.clone()),
+                session: r.session.as_ref().map(|s| wire::session(&s.session, Some(identity.clone()), now)),
+                identity,
+            };
+            Ok(json_response(StatusCode::OK, to_json(out)))
         }
         Submitted::Invalid(flow) | Submitted::ShowForm(flow) => {
             Err(form_error(&state, &flow, wire::flow(&flow, None), &method))
@@ -870,15 +884,21 @@ async fn recovery_submit(
             ]);
             let identity = wire::identity(state.engine.base(), &r.identity, wire::IdentityView::Public, &[]);
             let session = wire::session(&r.issued.session, Some(identity), state.engine.clock.now());
-            Ok(json_response(
-                StatusCode::OK,
-                json!({"continue_flow": flow, "session_token": r.issued.token, "session": session}),
-            ))
+            let out = V1RecoveryResult {
+                continue_flow: flow,
+                session_token: Some(r.issued.token.clone()),
+                session: Some(session),
+            };
+            Ok(json_response(StatusCode::OK, to_json(out)))
         }
         // A code not accepted is an error in this dialect (the Kratos routes answer 200).
         Submitted::ShowForm(flow) if !flow.ui.has_errors() => Ok(json_response(
             StatusCode::OK,
-            json!({"continue_flow": to_v1_flow(&state, wire::flow(&flow, None), FlowKind::Recovery, Some(&method))}),
+            to_json(V1RecoveryResult {
+                continue_flow: to_v1_flow(&state, wire::flow(&flow, None), FlowKind::Recovery, Some(&method)),
+                session_token: None,
+                session: None,
+            }),
         )),
         Submitted::Invalid(flow) | Submitted::ShowForm(flow) => {
             Err(form_error(&state, &flow, wire::flow(&flow, None), &method))
@@ -955,10 +975,8 @@ async fn verification_submit(
             Err(form_error(&state, &flow, wire::flow(&flow, None), &method))
         }
         Submitted::Done(idflow_core::selfservice::verification::Verified { flow, .. }) | Submitted::ShowForm(flow) => {
-            Ok(json_response(
-                StatusCode::OK,
-                json!({"continue_flow": to_v1_flow(&state, wire::flow(&flow, None), FlowKind::Verification, Some(&method))}),
-            ))
+            let continue_flow = to_v1_flow(&state, wire::flow(&flow, None), FlowKind::Verification, Some(&method));
+            Ok(json_response(StatusCode::OK, to_json(V1ContinueFlow { continue_flow })))
         }
         Submitted::Invalid(flow) => Err(form_error(&state, &flow, wire::flow(&flow, None), &method)),
     }
