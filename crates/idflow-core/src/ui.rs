@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 /// Message type.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = UiTextType))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TextType {
@@ -16,6 +17,7 @@ pub enum TextType {
 }
 
 /// A UI message (`UiText`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UiText {
     pub id: u32,
@@ -46,6 +48,7 @@ impl UiText {
 }
 
 /// Node groups.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = UiNodeGroup))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Group {
@@ -82,6 +85,7 @@ impl Group {
 }
 
 /// Input attributes.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = UiNodeInputAttributes))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct InputAttributes {
     pub name: String,
@@ -115,6 +119,7 @@ fn is_false(b: &bool) -> bool {
 }
 
 /// Node attributes, tagged by `node_type` like Kratos.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = UiNodeAttributes))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "node_type", rename_all = "lowercase")]
 pub enum Attributes {
@@ -154,6 +159,7 @@ pub enum Attributes {
 }
 
 /// Node meta (label).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = UiNodeMeta))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Meta {
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -161,6 +167,7 @@ pub struct Meta {
 }
 
 /// One UI node.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = UiNode))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Node {
     #[serde(rename = "type")]
@@ -306,6 +313,7 @@ impl Node {
 }
 
 /// The UI container.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = UiContainer))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Ui {
     pub action: String,

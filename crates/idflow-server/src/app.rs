@@ -9,7 +9,6 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use idflow_core::clock::Clock;
 use idflow_core::config::Config;
 use idflow_core::error::{Error, ErrorKind};
@@ -321,11 +320,30 @@ async fn serve(listener: TcpListener, router: Router, opts: ServeOpts, mut stop:
     }
 }
 
-async fn alive() -> Response {
+/// Liveness: the process answers.
+#[utoipa::path(
+    get,
+    path = "/health/alive",
+    tag = "metadata",
+    operation_id = "isAlive",
+    responses((status = 200, description = "`{\"status\": \"ok\"}`", body = Object))
+)]
+pub(crate) async fn alive() -> Response {
     axum::Json(json!({"status": "ok"})).into_response()
 }
 
-async fn ready(State(state): State<AppState>) -> Response {
+/// Readiness: the database answers.
+#[utoipa::path(
+    get,
+    path = "/health/ready",
+    tag = "metadata",
+    operation_id = "isReady",
+    responses(
+        (status = 200, description = "`{\"status\": \"ok\"}`", body = Object),
+        (status = 503, description = "The database is not reachable.", body = Object)
+    )
+)]
+pub(crate) async fn ready(State(state): State<AppState>) -> Response {
     match state.engine.store.ping().await {
         Ok(()) => axum::Json(json!({"status": "ok"})).into_response(),
         Err(e) => {
@@ -364,38 +382,28 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 fn router(state: AppState, public: bool, metrics: Arc<Metrics>) -> Router {
     let limit = state.engine.cfg.limits.max_body_bytes;
     let timeout = state.engine.cfg.limits.request_timeout.0;
-    let base = if public {
-        http::kratos::routes().merge(http::oidc::routes()).merge(http::v1::routes()).merge(crate::ui::routes())
-    } else {
-        http::admin::routes()
-    };
+    let (base, _) =
+        if public { crate::openapi::public_routes() } else { crate::openapi::admin_routes() }.split_for_parts();
     let fallback_state = state.clone();
-    let base = if public {
-        base
-    } else {
-        let m = metrics.clone();
-        base.route("/metrics", get(move || async move { m.render() }))
-    };
-    base.route("/health/alive", get(alive))
-        .route("/health/ready", get(ready))
-        .fallback(move |req: Request| {
-            let state = fallback_state.clone();
-            async move { fallback(state, public, req).await }
-        })
-        .layer(middleware::from_fn_with_state(state.clone(), http::error::scope))
-        .with_state(state)
-        .layer(DefaultBodyLimit::max(limit))
-        .layer(middleware::from_fn(security_headers))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
-        .layer(CatchPanicLayer::custom(panic_response))
-        .layer(middleware::from_fn_with_state((metrics, if public { "public" } else { "admin" }), metrics::track))
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-            let rid = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-            // Only method and path: query strings may carry tokens.
-            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %rid)
-        }))
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+    base.fallback(move |req: Request| {
+        let state = fallback_state.clone();
+        async move { fallback(state, public, req).await }
+    })
+    .layer(middleware::from_fn_with_state(state.clone(), http::error::scope))
+    .with_state(state)
+    .layer(axum::Extension(metrics.clone()))
+    .layer(DefaultBodyLimit::max(limit))
+    .layer(middleware::from_fn(security_headers))
+    .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
+    .layer(CatchPanicLayer::custom(panic_response))
+    .layer(middleware::from_fn_with_state((metrics, if public { "public" } else { "admin" }), metrics::track))
+    .layer(PropagateRequestIdLayer::x_request_id())
+    .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+        let rid = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        // Only method and path: query strings may carry tokens.
+        tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %rid)
+    }))
+    .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
 }
 
 /// Unknown routes: admin paths on the public port (and public paths on the admin port) get a

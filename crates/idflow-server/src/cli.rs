@@ -67,6 +67,15 @@ enum Cmd {
         #[command(subcommand)]
         cmd: CourierCmd,
     },
+    /// Print an OpenAPI 3.1 document of the API (JSON): the public listener's by default.
+    Openapi {
+        /// The v1 API alone (the checked-in `docs/openapi-v1.json`).
+        #[arg(long, conflicts_with = "admin")]
+        v1: bool,
+        /// The admin listener's.
+        #[arg(long)]
+        admin: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -188,6 +197,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let app = Application::build(cfg).await?;
             app.run_until(shutdown_signal()).await
+        }
+        Cmd::Openapi { v1, admin } => {
+            use crate::openapi::{Doc, document_text};
+            let doc = if v1 {
+                Doc::V1
+            } else if admin {
+                Doc::Admin
+            } else {
+                Doc::Public
+            };
+            print!("{}", document_text(doc));
+            Ok(())
         }
         Cmd::Migrate { common } => {
             let cfg = load_config(&common)?;

@@ -7,5 +7,6 @@ pub mod courier;
 pub mod http;
 pub mod metrics;
 pub mod oidc;
+pub mod openapi;
 pub mod ui;
 pub mod wire;

@@ -4,7 +4,7 @@
 //!
 //! - `idflow_http_requests_total{listener, method, route, status}` and
 //!   `idflow_http_request_duration_seconds{listener, method, route}`: `route` is the matched
-//!   route template (`/self-service/settings`, `/v1/flows/settings/{tail}`), never the raw path,
+//!   route template (`/self-service/settings`, `/v1/flows/settings/{flow_id}`), never the raw path,
 //!   and `unmatched` for the fallback, so hostile paths cannot grow the label set.
 //! - `idflow_flow_submits_total{kind, method, outcome}`: self-service submits by flow kind,
 //!   method and outcome (`success`, `invalid`, `form`, `error`).
@@ -119,4 +119,16 @@ pub async fn track(
     let route = route.as_deref().unwrap_or("unmatched");
     metrics.observe_request(listener, method, route, resp.status(), started.elapsed());
     resp
+}
+
+/// `GET /metrics` on the admin listener (the registry comes as an extension of the router).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "metadata",
+    operation_id = "getMetrics",
+    responses((status = 200, description = "Prometheus text exposition format.", content_type = "text/plain", body = String))
+)]
+pub async fn render_metrics(axum::Extension(m): axum::Extension<std::sync::Arc<Metrics>>) -> Response {
+    m.render()
 }

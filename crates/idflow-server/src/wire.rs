@@ -4,9 +4,13 @@
 use base64::Engine as _;
 use idflow_core::error::Error;
 use idflow_core::model::{Flow, FlowKind, Identity, Session};
+use idflow_core::ui::Ui;
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use utoipa::ToSchema;
+use uuid::Uuid;
 
 pub fn ts(t: OffsetDateTime) -> Value {
     Value::String(t.format(&Rfc3339).unwrap_or_default())
@@ -27,143 +31,319 @@ pub fn schema_url(base: &str, schema_id: &str) -> String {
     format!("{base}/schemas/{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(schema_id))
 }
 
+/// `2006-01-02T15:04:05Z` (RFC 3339).
+fn ts_str(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+/// A credential of an identity (admin views).
+#[derive(Serialize, ToSchema)]
+#[schema(as = IdentityCredentials)]
+pub struct CredentialJson {
+    /// `password`, `totp`, `lookup_secret`, `webauthn`, `passkey`, `oidc`, …
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub identifiers: Vec<String>,
+    /// The credential's configuration: only with `include_credential=<type>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config: Option<Value>,
+    pub version: i64,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+}
+
+/// An address the identity can verify.
+#[derive(Serialize, ToSchema)]
+#[schema(as = VerifiableIdentityAddress)]
+pub struct VerifiableAddressJson {
+    pub id: Uuid,
+    pub value: String,
+    pub verified: bool,
+    /// `email` or `sms`.
+    pub via: String,
+    /// `pending`, `sent`, `completed`.
+    pub status: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    pub verified_at: Option<String>,
+}
+
+/// An address recovery codes can be sent to.
+#[derive(Serialize, ToSchema)]
+#[schema(as = RecoveryIdentityAddress)]
+pub struct RecoveryAddressJson {
+    pub id: Uuid,
+    pub value: String,
+    pub via: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+}
+
+/// An identity (Kratos `identity`).
+#[derive(Serialize, ToSchema)]
+#[schema(as = Identity)]
+pub struct IdentityJson {
+    pub id: Uuid,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    /// Admin views only: the credentials by type.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<HashMap<String, CredentialJson>>)]
+    pub credentials: Option<Map<String, Value>>,
+    pub schema_id: String,
+    pub schema_url: String,
+    /// `active` or `inactive`.
+    pub state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    pub state_changed_at: Option<String>,
+    /// The traits, as the identity schema describes them.
+    #[schema(value_type = Object)]
+    pub traits: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verifiable_addresses: Option<Vec<VerifiableAddressJson>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery_addresses: Option<Vec<RecoveryAddressJson>>,
+    pub metadata_public: Value,
+    /// Admin views only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata_admin: Option<Value>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+    /// Always null (no organizations).
+    pub organization_id: Option<Uuid>,
+}
+
 pub fn identity(base: &str, i: &Identity, view: IdentityView, include: &[String]) -> Value {
-    let mut m = Map::new();
-    m.insert("id".into(), json!(i.id));
-    if let Some(e) = &i.external_id {
-        m.insert("external_id".into(), json!(e));
-    }
-    if view != IdentityView::Public && !i.credentials.is_empty() {
-        let mut creds = Map::new();
-        for c in i.credentials.values() {
-            let mut cm = Map::new();
-            cm.insert("type".into(), json!(c.kind.as_str()));
-            cm.insert("identifiers".into(), json!(c.identifiers));
-            if view == IdentityView::AdminWithConfigs && include.iter().any(|t| t == c.kind.as_str()) {
-                cm.insert("config".into(), c.config.clone());
-            }
-            cm.insert("version".into(), json!(0));
-            cm.insert("created_at".into(), ts(c.created_at));
-            cm.insert("updated_at".into(), ts(c.updated_at));
-            creds.insert(c.kind.as_str().into(), Value::Object(cm));
-        }
-        m.insert("credentials".into(), Value::Object(creds));
-    }
-    m.insert("schema_id".into(), json!(i.schema_id));
-    m.insert("schema_url".into(), json!(schema_url(base, &i.schema_id)));
-    m.insert("state".into(), json!(i.state.as_str()));
-    if let Some(t) = i.state_changed_at {
-        m.insert("state_changed_at".into(), ts(t));
-    }
-    m.insert("traits".into(), i.traits.clone());
-    if !i.verifiable_addresses.is_empty() {
-        let v: Vec<Value> = i
-            .verifiable_addresses
-            .iter()
-            .map(|a| {
-                let mut o = json!({
-                    "id": a.id, "value": a.value, "verified": a.verified, "via": a.via, "status": a.status,
-                    "created_at": ts(a.created_at), "updated_at": ts(a.updated_at),
-                });
-                if let Some(v) = a.verified_at {
-                    o["verified_at"] = ts(v);
-                }
-                o
+    let credentials = (view != IdentityView::Public && !i.credentials.is_empty()).then(|| {
+        i.credentials
+            .values()
+            .map(|c| {
+                let with_config =
+                    view == IdentityView::AdminWithConfigs && include.iter().any(|t| t == c.kind.as_str());
+                let cj = CredentialJson {
+                    kind: c.kind.as_str().into(),
+                    identifiers: c.identifiers.clone(),
+                    config: with_config.then(|| c.config.clone()),
+                    version: 0,
+                    created_at: ts_str(c.created_at),
+                    updated_at: ts_str(c.updated_at),
+                };
+                (c.kind.as_str().to_string(), serde_json::to_value(cj).unwrap_or(Value::Null))
             })
-            .collect();
-        m.insert("verifiable_addresses".into(), Value::Array(v));
-    }
-    if !i.recovery_addresses.is_empty() {
-        let v: Vec<Value> = i
-            .recovery_addresses
+            .collect()
+    });
+    let verifiable = (!i.verifiable_addresses.is_empty()).then(|| {
+        i.verifiable_addresses
             .iter()
-            .map(|a| {
-                json!({"id": a.id, "value": a.value, "via": a.via, "created_at": ts(a.created_at), "updated_at": ts(a.updated_at)})
+            .map(|a| VerifiableAddressJson {
+                id: a.id,
+                value: a.value.clone(),
+                verified: a.verified,
+                via: a.via.clone(),
+                status: a.status.clone(),
+                created_at: ts_str(a.created_at),
+                updated_at: ts_str(a.updated_at),
+                verified_at: a.verified_at.map(ts_str),
             })
-            .collect();
-        m.insert("recovery_addresses".into(), Value::Array(v));
-    }
-    m.insert("metadata_public".into(), i.metadata_public.clone());
-    if view != IdentityView::Public && !i.metadata_admin.is_null() {
-        m.insert("metadata_admin".into(), i.metadata_admin.clone());
-    }
-    m.insert("created_at".into(), ts(i.created_at));
-    m.insert("updated_at".into(), ts(i.updated_at));
-    m.insert("organization_id".into(), Value::Null);
-    Value::Object(m)
+            .collect()
+    });
+    let recovery = (!i.recovery_addresses.is_empty()).then(|| {
+        i.recovery_addresses
+            .iter()
+            .map(|a| RecoveryAddressJson {
+                id: a.id,
+                value: a.value.clone(),
+                via: a.via.clone(),
+                created_at: ts_str(a.created_at),
+                updated_at: ts_str(a.updated_at),
+            })
+            .collect()
+    });
+    let j = IdentityJson {
+        id: i.id,
+        external_id: i.external_id.clone(),
+        credentials,
+        schema_id: i.schema_id.clone(),
+        schema_url: schema_url(base, &i.schema_id),
+        state: i.state.as_str().into(),
+        state_changed_at: i.state_changed_at.map(ts_str),
+        traits: i.traits.clone(),
+        verifiable_addresses: verifiable,
+        recovery_addresses: recovery,
+        metadata_public: i.metadata_public.clone(),
+        metadata_admin: (view != IdentityView::Public && !i.metadata_admin.is_null()).then(|| i.metadata_admin.clone()),
+        created_at: ts_str(i.created_at),
+        updated_at: ts_str(i.updated_at),
+        organization_id: None,
+    };
+    serde_json::to_value(j).unwrap_or(Value::Null)
+}
+
+/// How a session was authenticated.
+#[derive(Serialize, ToSchema)]
+#[schema(as = SessionAuthenticationMethod)]
+pub struct AuthMethodJson {
+    pub method: String,
+    pub aal: String,
+    #[schema(format = DateTime)]
+    pub completed_at: String,
+    /// The social sign-in provider (`oidc`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+}
+
+/// A device a session was used from.
+#[derive(Serialize, ToSchema)]
+#[schema(as = SessionDevice)]
+pub struct DeviceJson {
+    pub id: Uuid,
+    pub ip_address: String,
+    pub user_agent: String,
+    pub location: String,
+}
+
+/// A session (Kratos `session`).
+#[derive(Serialize, ToSchema)]
+#[schema(as = Session)]
+pub struct SessionJson {
+    pub id: Uuid,
+    pub active: bool,
+    #[schema(format = DateTime)]
+    pub expires_at: String,
+    #[schema(format = DateTime)]
+    pub authenticated_at: String,
+    /// `aal0`, `aal1`, `aal2`.
+    pub authenticator_assurance_level: String,
+    pub authentication_methods: Vec<AuthMethodJson>,
+    #[schema(format = DateTime)]
+    pub issued_at: String,
+    /// The identity (absent in session lists; null when a second factor is still required).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<IdentityJson>)]
+    pub identity: Option<Value>,
+    pub devices: Vec<DeviceJson>,
 }
 
 /// Session JSON. `identity` may be omitted (`None`) or null (`Some(Value::Null)`).
 pub fn session(s: &Session, identity: Option<Value>, now: OffsetDateTime) -> Value {
-    let mut m = Map::new();
-    m.insert("id".into(), json!(s.id));
-    m.insert("active".into(), json!(s.is_active(now)));
-    m.insert("expires_at".into(), ts(s.expires_at));
-    m.insert("authenticated_at".into(), ts(s.authenticated_at));
-    m.insert("authenticator_assurance_level".into(), json!(s.aal.as_str()));
-    let methods: Vec<Value> = s
-        .authentication_methods
-        .iter()
-        .map(|a| {
-            let mut o = json!({"method": a.method, "aal": a.aal.as_str(), "completed_at": ts(a.completed_at)});
-            if let Some(p) = &a.provider {
-                o["provider"] = json!(p);
-            }
-            o
-        })
-        .collect();
-    m.insert("authentication_methods".into(), Value::Array(methods));
-    m.insert("issued_at".into(), ts(s.issued_at));
-    if let Some(i) = identity {
-        m.insert("identity".into(), i);
-    }
-    let devices: Vec<Value> = s
-        .devices
-        .iter()
-        .map(|d| json!({"id": d.id, "ip_address": d.ip_address, "user_agent": d.user_agent, "location": d.location}))
-        .collect();
-    m.insert("devices".into(), Value::Array(devices));
-    Value::Object(m)
+    let j = SessionJson {
+        id: s.id,
+        active: s.is_active(now),
+        expires_at: ts_str(s.expires_at),
+        authenticated_at: ts_str(s.authenticated_at),
+        authenticator_assurance_level: s.aal.as_str().into(),
+        authentication_methods: s
+            .authentication_methods
+            .iter()
+            .map(|a| AuthMethodJson {
+                method: a.method.clone(),
+                aal: a.aal.as_str().into(),
+                completed_at: ts_str(a.completed_at),
+                provider: a.provider.clone(),
+            })
+            .collect(),
+        issued_at: ts_str(s.issued_at),
+        identity,
+        devices: s
+            .devices
+            .iter()
+            .map(|d| DeviceJson {
+                id: d.id,
+                ip_address: d.ip_address.clone(),
+                user_agent: d.user_agent.clone(),
+                location: d.location.clone(),
+            })
+            .collect(),
+    };
+    serde_json::to_value(j).unwrap_or(Value::Null)
+}
+
+/// A self-service flow in Kratos shape (login, registration, settings, recovery, verification):
+/// the fields after `ui` depend on the flow kind.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Flow)]
+pub struct FlowJson {
+    pub id: Uuid,
+    /// `api` or `browser` (the v1 dialect: the flow kind).
+    #[serde(rename = "type")]
+    pub flow_type: String,
+    #[schema(format = DateTime)]
+    pub expires_at: String,
+    #[schema(format = DateTime)]
+    pub issued_at: String,
+    pub request_url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub return_to: Option<String>,
+    /// The method in use (login, registration, settings).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub active: Option<String>,
+    pub ui: Ui,
+    /// Settings flows: the identity whose settings these are.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<IdentityJson>)]
+    pub identity: Option<Value>,
+    /// Login flows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    pub created_at: Option<String>,
+    /// Login flows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    pub updated_at: Option<String>,
+    /// Login flows: a re-authentication.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh: Option<bool>,
+    /// Login flows: `aal1` or `aal2`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requested_aal: Option<String>,
+    /// `choose_method`, `show_form`, `sent_email`, `passed_challenge`, `success`, …
+    pub state: String,
+    /// Recovery and verification flows (and completed settings flows).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub continue_with: Option<Vec<Value>>,
+    /// Recovery and verification flows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub transient_payload: Option<Value>,
+    /// Always null (no organizations).
+    pub organization_id: Option<Uuid>,
 }
 
 /// A flow in Kratos shape. `identity` is required for settings flows.
 pub fn flow(f: &Flow, identity: Option<Value>) -> Value {
-    let mut m = Map::new();
-    m.insert("id".into(), json!(f.id));
-    m.insert("type".into(), json!(f.flow_type.as_str()));
-    m.insert("expires_at".into(), ts(f.expires_at));
-    m.insert("issued_at".into(), ts(f.issued_at));
-    m.insert("request_url".into(), json!(f.request_url));
-    if let Some(rt) = &f.return_to {
-        m.insert("return_to".into(), json!(rt));
-    }
-    if let Some(a) = &f.active {
-        m.insert("active".into(), json!(a));
-    }
-    m.insert("ui".into(), serde_json::to_value(&f.ui).unwrap_or(Value::Null));
-    match f.kind {
-        FlowKind::Settings => {
-            m.insert("identity".into(), identity.unwrap_or(Value::Null));
-            m.insert("state".into(), json!(f.state));
-        }
-        FlowKind::Login => {
-            m.insert("created_at".into(), ts(f.created_at));
-            m.insert("updated_at".into(), ts(f.updated_at));
-            m.insert("refresh".into(), json!(f.refresh));
-            m.insert("requested_aal".into(), json!(f.requested_aal.as_str()));
-            m.insert("state".into(), json!(f.state));
-        }
-        FlowKind::Registration => {
-            m.insert("state".into(), json!(f.state));
-        }
-        FlowKind::Recovery | FlowKind::Verification => {
-            m.insert("state".into(), json!(f.state));
-            m.insert("continue_with".into(), Value::Array(vec![]));
-            m.insert("transient_payload".into(), json!({}));
-        }
-    }
-    m.insert("organization_id".into(), Value::Null);
-    Value::Object(m)
+    let login = f.kind == FlowKind::Login;
+    let code = matches!(f.kind, FlowKind::Recovery | FlowKind::Verification);
+    let j = FlowJson {
+        id: f.id,
+        flow_type: f.flow_type.as_str().into(),
+        expires_at: ts_str(f.expires_at),
+        issued_at: ts_str(f.issued_at),
+        request_url: f.request_url.clone(),
+        return_to: f.return_to.clone(),
+        active: f.active.clone(),
+        ui: f.ui.clone(),
+        identity: (f.kind == FlowKind::Settings).then(|| identity.unwrap_or(Value::Null)),
+        created_at: login.then(|| ts_str(f.created_at)),
+        updated_at: login.then(|| ts_str(f.updated_at)),
+        refresh: login.then_some(f.refresh),
+        requested_aal: login.then(|| f.requested_aal.as_str().into()),
+        state: f.state.clone(),
+        continue_with: code.then(Vec::new),
+        transient_payload: code.then(|| json!({})),
+        organization_id: None,
+    };
+    serde_json::to_value(j).unwrap_or(Value::Null)
 }
 
 fn reason_phrase(status: u16) -> &'static str {
@@ -175,36 +355,169 @@ pub fn error(e: &Error, request_id: &str) -> Value {
     error_at(e, request_id, OffsetDateTime::now_utc())
 }
 
+/// The error object of the Kratos envelope.
+#[derive(Serialize, ToSchema)]
+#[schema(as = GenericError)]
+pub struct ErrorBody {
+    /// A stable error id (`session_inactive`, `self_service_flow_expired`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The HTTP status code.
+    pub code: u16,
+    /// The HTTP status text.
+    pub status: String,
+    /// The request id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<Map<String, Value>>,
+    pub message: String,
+}
+
+/// The Kratos error envelope (`errorGeneric`, with the flow-expiry and browser-redirect fields).
+#[derive(Serialize, ToSchema)]
+#[schema(as = ErrorGeneric)]
+pub struct ErrorEnvelope {
+    pub error: ErrorBody,
+    /// 422 `browser_location_change_required`: where to send the browser.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redirect_browser_to: Option<String>,
+    /// An expired flow: the replacement flow.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub use_flow_id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    pub expired_at: Option<String>,
+    /// Nanoseconds since the flow expired.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<i64>,
+}
+
 /// The Kratos error envelope; `now` is the server clock (for `since` of expired flows).
 pub fn error_at(e: &Error, request_id: &str, now: OffsetDateTime) -> Value {
-    let mut inner = Map::new();
-    if let Some(id) = e.kind.id() {
-        inner.insert("id".into(), json!(id));
-    }
-    inner.insert("code".into(), json!(e.status()));
-    inner.insert("status".into(), json!(reason_phrase(e.status())));
-    if !request_id.is_empty() {
-        inner.insert("request".into(), json!(request_id));
-    }
-    if !e.reason.is_empty() {
-        inner.insert("reason".into(), json!(e.reason));
-    }
-    if !e.details.is_empty() {
-        inner.insert("details".into(), Value::Object(e.details.clone()));
-    }
-    inner.insert("message".into(), json!(e.message()));
-    let mut m = Map::new();
-    m.insert("error".into(), Value::Object(inner));
-    if let Some(r) = &e.redirect_browser_to {
-        m.insert("redirect_browser_to".into(), json!(r));
-    }
-    if let Some(id) = e.use_flow_id {
-        m.insert("use_flow_id".into(), json!(id));
-    }
-    if let Some(t) = e.expired_at {
-        m.insert("expired_at".into(), ts(t));
-        let since = (now - t).whole_nanoseconds();
-        m.insert("since".into(), json!(i64::try_from(since).unwrap_or(i64::MAX)));
-    }
-    Value::Object(m)
+    let j = ErrorEnvelope {
+        error: ErrorBody {
+            id: e.kind.id().map(str::to_string),
+            code: e.status(),
+            status: reason_phrase(e.status()).into(),
+            request: (!request_id.is_empty()).then(|| request_id.to_string()),
+            reason: (!e.reason.is_empty()).then(|| e.reason.clone()),
+            details: (!e.details.is_empty()).then(|| e.details.clone()),
+            message: e.message().to_string(),
+        },
+        redirect_browser_to: e.redirect_browser_to.clone(),
+        use_flow_id: e.use_flow_id,
+        expired_at: e.expired_at.map(ts_str),
+        since: e.expired_at.map(|t| i64::try_from((now - t).whole_nanoseconds()).unwrap_or(i64::MAX)),
+    };
+    serde_json::to_value(j).unwrap_or(Value::Null)
+}
+
+// ---- response shapes built around the types above (documented in the OpenAPI document; the
+// integration tests validate real responses against them) ------------------------------------
+
+/// An item of `continue_with`: what the client does next. `action` is
+/// `set_ory_session_token`, `redirect_browser_to`, `show_settings_ui`, `show_verification_ui`, …
+#[derive(Serialize, ToSchema)]
+#[schema(as = ContinueWith)]
+pub struct ContinueWithJson {
+    pub action: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ory_session_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redirect_browser_to: Option<String>,
+    /// `show_settings_ui` / `show_verification_ui`: the flow to show (`id`, `url`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub flow: Option<Value>,
+}
+
+/// A successful login (`successfulNativeLogin`): the session; API flows also get the token.
+#[derive(Serialize, ToSchema)]
+#[schema(as = SuccessfulNativeLogin)]
+pub struct LoginResultJson {
+    /// API flows only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_token: Option<String>,
+    #[schema(value_type = SessionJson)]
+    pub session: Value,
+    /// Null for API flows; a browser's `redirect_browser_to`.
+    #[schema(value_type = Option<Vec<ContinueWithJson>>)]
+    pub continue_with: Option<Vec<Value>>,
+}
+
+/// A successful registration (`successfulNativeRegistration`): the identity, and the session
+/// (and, for API flows, its token) when the `session` hook runs.
+#[derive(Serialize, ToSchema)]
+#[schema(as = SuccessfulNativeRegistration)]
+pub struct RegistrationResultJson {
+    #[schema(value_type = IdentityJson)]
+    pub identity: Value,
+    /// Hook items (`show_verification_ui`) first, then `set_ory_session_token` (API flows) or
+    /// `redirect_browser_to` (browsers); null for an API flow without session and hook items.
+    #[schema(value_type = Option<Vec<ContinueWithJson>>)]
+    pub continue_with: Option<Vec<Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<SessionJson>)]
+    pub session: Option<Value>,
+}
+
+/// `GET /self-service/logout/browser`: where to send the browser to sign out.
+#[derive(Serialize, ToSchema)]
+#[schema(as = LogoutFlow)]
+pub struct LogoutUrlJson {
+    pub logout_url: String,
+    pub logout_token: String,
+}
+
+/// `DELETE /sessions`: how many sessions were revoked.
+#[derive(Serialize, ToSchema)]
+#[schema(as = DeleteMySessionsCount)]
+pub struct SessionCountJson {
+    pub count: u64,
+}
+
+/// An identity schema of `GET /schemas`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = IdentitySchemaContainer)]
+pub struct SchemaEntryJson {
+    pub id: String,
+    /// The JSON schema.
+    #[schema(value_type = Object)]
+    pub schema: Value,
+}
+
+/// A stored self-service error (`GET /self-service/errors?id=`), shown by the error UI.
+#[derive(Serialize, ToSchema)]
+#[schema(as = FlowError)]
+pub struct StoredErrorJson {
+    pub id: Uuid,
+    pub error: ErrorBody,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+}
+
+/// `POST /admin/recovery/code` (201) and `/admin/recovery/link` (200; no code).
+#[derive(Serialize, ToSchema)]
+#[schema(as = RecoveryCodeForIdentity)]
+pub struct AdminRecoveryJson {
+    pub recovery_link: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery_code: Option<String>,
+    #[schema(format = DateTime)]
+    pub expires_at: String,
+}
+
+/// A submit answered with the form and its messages (the flow), or with an error.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[schema(as = FlowOrError)]
+pub enum FlowOrErrorJson {
+    Flow(FlowJson),
+    Error(ErrorEnvelope),
 }

@@ -3,35 +3,37 @@
 
 use super::error::KratosError;
 use super::{AppState, Ctx, json_response};
+use crate::openapi::Routes;
 use crate::wire::{self, IdentityView};
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
 use idflow_core::error::Error;
 use idflow_core::model::{FlowType, Identity};
 use idflow_core::selfservice::identities::IdentityInput;
 use idflow_core::store::IdentityFilter;
 use serde_json::{Value, json};
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 type Answer = Result<Response, KratosError>;
 
-pub fn routes() -> Router<AppState> {
-    let r = Router::new()
-        .route("/identities", get(list_identities).post(create_identity))
-        .route("/identities/{id}", get(get_identity).put(update_identity).patch(patch_identity).delete(delete_identity))
-        .route("/identities/{id}/credentials/{kind}", delete(delete_credential))
-        .route("/identities/{id}/sessions", get(identity_sessions).delete(delete_identity_sessions))
-        .route("/recovery/code", axum::routing::post(create_recovery_code))
-        .route("/recovery/link", axum::routing::post(create_recovery_link))
-        .route("/sessions", get(list_sessions))
-        .route("/sessions/{id}", get(get_session).delete(disable_session))
+/// The admin routes, each documented by its `#[utoipa::path]`: under `/admin` and, for
+/// convenience, under the same paths without the prefix (listed as aliases in the document).
+pub fn routes() -> Routes {
+    let r = Routes::new()
+        .routes(routes!(list_identities, create_identity))
+        .routes(routes!(get_identity, update_identity, patch_identity, delete_identity))
+        .routes(routes!(delete_credential))
+        .routes(routes!(identity_sessions, delete_identity_sessions))
+        .routes(routes!(create_recovery_code))
+        .routes(routes!(create_recovery_link))
+        .routes(routes!(list_sessions))
+        .routes(routes!(get_session, disable_session))
         .merge(super::courier::routes());
-    Router::new().nest("/admin", r.clone()).merge(r)
+    Routes::new().nest("/admin", r.clone()).merge(r)
 }
 
 fn parse_id(s: &str) -> Result<Uuid, Error> {
@@ -67,6 +69,20 @@ fn single(uri: &axum::http::Uri, name: &str) -> Option<String> {
     multi(uri, name).into_iter().next()
 }
 
+#[utoipa::path(
+    post,
+    path = "/identities",
+    tag = "identity",
+    operation_id = "createIdentity",
+    request_body(content = Object, description = "An identity: `schema_id`, `traits`, optional `state`, `credentials` (`password.config.password` or `hashed_password`, …), `metadata_public`, `metadata_admin`, `verifiable_addresses`, `recovery_addresses`, `external_id`."),
+    responses(
+        (status = 201, description = "The identity.", body = wire::IdentityJson),
+        (status = 400, description = "Bad request (malformed id, body or parameter).", body = wire::ErrorEnvelope),
+        (status = 409, description = "Conflict: an identifier is already used, or a concurrent change.", body = wire::ErrorEnvelope),
+        (status = 413, description = "Body too large.", body = wire::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+    )
+)]
 async fn create_identity(State(state): State<AppState>, ctx: Ctx, body: Result<Bytes, BytesRejection>) -> Answer {
     let input = parse_input(json_body(&state, &ctx, body)?)?;
     let i = state.engine.admin_create_identity(input).await?;
@@ -79,12 +95,40 @@ async fn create_identity(State(state): State<AppState>, ctx: Ctx, body: Result<B
 
 /// `POST /admin/recovery/code` `{identity_id, expires_in?, flow_type?}`: 201
 /// `{recovery_link, recovery_code, expires_at}`.
+#[utoipa::path(
+    post,
+    path = "/recovery/code",
+    tag = "identity",
+    operation_id = "createRecoveryCodeForIdentity",
+    request_body(content = Object, description = "`identity_id`, optional `expires_in` (duration), `flow_type` (`browser` or `api`)."),
+    responses(
+        (status = 201, description = "The code and the link to enter it.", body = wire::AdminRecoveryJson),
+        (status = 400, description = "Bad request (malformed id, body or parameter).", body = wire::ErrorEnvelope),
+        (status = 404, description = "Not found.", body = wire::ErrorEnvelope),
+        (status = 413, description = "Body too large.", body = wire::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+    )
+)]
 async fn create_recovery_code(State(state): State<AppState>, ctx: Ctx, body: Result<Bytes, BytesRejection>) -> Answer {
     admin_recovery(&state, &ctx, body, false).await
 }
 
 /// `POST /admin/recovery/link` `{identity_id, expires_in?}`: 200 `{recovery_link, expires_at}`;
 /// opening the link recovers the account in that browser.
+#[utoipa::path(
+    post,
+    path = "/recovery/link",
+    tag = "identity",
+    operation_id = "createRecoveryLinkForIdentity",
+    request_body(content = Object, description = "`identity_id`, optional `expires_in` (duration)."),
+    responses(
+        (status = 200, description = "The recovery link.", body = wire::AdminRecoveryJson),
+        (status = 400, description = "Bad request (malformed id, body or parameter).", body = wire::ErrorEnvelope),
+        (status = 404, description = "Not found.", body = wire::ErrorEnvelope),
+        (status = 413, description = "Body too large.", body = wire::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+    )
+)]
 async fn create_recovery_link(State(state): State<AppState>, ctx: Ctx, body: Result<Bytes, BytesRejection>) -> Answer {
     admin_recovery(&state, &ctx, body, true).await
 }
@@ -117,15 +161,26 @@ async fn admin_recovery(state: &AppState, ctx: &Ctx, body: Result<Bytes, BytesRe
     let flow_id = flow.id.to_string();
     if link {
         let url = idflow_core::selfservice::with_query(&base, &[("flow", &flow_id), ("token", &code)]);
-        return Ok(json_response(StatusCode::OK, json!({"recovery_link": url, "expires_at": expires_at})));
+        let body = wire::AdminRecoveryJson { recovery_link: url, recovery_code: None, expires_at };
+        return Ok(json_response(StatusCode::OK, serde_json::to_value(body).unwrap_or(Value::Null)));
     }
     let url = idflow_core::selfservice::with_query(&base, &[("flow", &flow_id)]);
-    Ok(json_response(
-        StatusCode::CREATED,
-        json!({"recovery_link": url, "recovery_code": code, "expires_at": expires_at}),
-    ))
+    let body = wire::AdminRecoveryJson { recovery_link: url, recovery_code: Some(code), expires_at };
+    Ok(json_response(StatusCode::CREATED, serde_json::to_value(body).unwrap_or(Value::Null)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/identities",
+    tag = "identity",
+    operation_id = "listIdentities",
+    params(("page_size" = Option<u32>, Query, description = "1 to 500 (default 100)."), ("page_token" = Option<String>, Query, description = "From the `Link` header of the previous page."), ("credentials_identifier" = Option<String>, Query, description = "Only the identity with this identifier."), ("ids" = Option<Vec<uuid::Uuid>>, Query, description = "Only these identities."), ("include_credential" = Option<Vec<String>>, Query, description = "Include the configuration of these credential types.")),
+    responses(
+        (status = 200, description = "Identities, oldest first; a `Link` header names the next page.", body = Vec<wire::IdentityJson>),
+        (status = 400, description = "Bad request (malformed id, body or parameter).", body = wire::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+    )
+)]
 async fn list_identities(State(state): State<AppState>, ctx: Ctx) -> Answer {
     let uri = &ctx.uri;
     let include = multi(uri, "include_credential");
@@ -182,6 +237,19 @@ async fn load(state: &AppState, id: &str) -> Result<Identity, Error> {
     state.engine.store.get_identity(id).await?.ok_or_else(|| Error::not_found("Unable to locate the resource"))
 }
 
+#[utoipa::path(
+    get,
+    path = "/identities/{id}",
+    tag = "identity",
+    operation_id = "getIdentity",
+    params(("id" = uuid::Uuid, Path, description = "The identity id."), ("include_credential" = Option<Vec<String>>, Query, description = "Include the configuration of these credential types.")),
+    responses(
+        (status = 200, description = "The identity.", body = wire::IdentityJson),
+        (status = 400, description = "Bad request (malformed id, body or parameter).", body = wire::ErrorEnvelope),
+        (status = 404, description = "Not found.", body = wire::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+    )
+)]
 async fn get_identity(State(state): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> Answer {
     let include = multi(&ctx.uri, "include_credential");
     if let Some(bad) = include.iter().find(|t| idflow_core::model::CredentialType::parse(t).is_none()) {
@@ -191,6 +259,22 @@ async fn get_identity(State(state): State<AppState>, ctx: Ctx, Path(id): Path<St
     Ok(json_response(StatusCode::OK, admin_identity(&state, &i, &include)))
 }
 
+#[utoipa::path(
+    put,
+    path = "/identities/{id}",
+    tag = "identity",
+    operation_id = "updateIdentity",
+    params(("id" = uuid::Uuid, Path, description = "The identity id.")),
+    request_body(content = Object, description = "An identity: `schema_id`, `traits`, optional `state`, `credentials` (`password.config.password` or `hashed_password`, …), `metadata_public`, `metadata_admin`, `verifiable_addresses`, `recovery_addresses`, `external_id`."),
+    responses(
+        (status = 200, description = "The identity.", body = wire::IdentityJson),
+        (status = 400, description = "Bad request (malformed id, body or parameter).", body = wire::ErrorEnvelope),
+        (status = 404, description = "Not found.", body = wire::ErrorEnvelope),
+        (status = 409, description = "Conflict: an identifier is already used, or a concurrent change.", body = wire::ErrorEnvelope),
+        (status = 413, description = "Body too large.", body = wire::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+    )
+)]
 async fn update_identity(
     State(state): State<AppState>,
     ctx: Ctx,
@@ -204,6 +288,22 @@ async fn update_identity(
 }
 
 /// JSON-Patch (RFC 6902: add, replace, remove, test) over the admin form of the identity.
+#[utoipa::path(
+    patch,
+    path = "/identities/{id}",
+    tag = "identity",
+    operation_id = "patchIdentity",
+    params(("id" = uuid::Uuid, Path, description = "The identity id.")),
+    request_body(content = Vec<Object>, description = "A JSON Patch (RFC 6902) of the identity."),
+    responses(
+        (status = 200, description = "The identity.", body = wire::IdentityJson),
+        (status = 400, description = "Bad request (malformed id, body or parameter).", body = wire::ErrorEnvelope),
+        (status = 404, description = "Not found.", body = wire::ErrorEnvelope),
+        (status = 409, description = "Conflict: an identifier is already used, or a concurrent change.", body = wire::ErrorEnvelope),
+        (status = 413, description = "Body too large.", body = wire::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+    )
+)]
 async fn patch_identity(
     State(state): State<AppState>,
     ctx: Ctx,
@@ -301,6 +401,19 @@ fn apply_patch_op(doc: &mut Value, op: &str, path: &str, value: Option<Value>) -
     Ok(())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/identities/{id}",
+    tag = "identity",
+    operation_id = "deleteIdentity",
+    params(("id" = uuid::Uuid, Path, description = "The identity id.")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 400, description = "Bad request (malformed id, body or parameter).", body = wire::ErrorEnvelope),
+        (status = 404, description = "Not found.", body = wire::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+    )
+)]
 async fn delete_identity(State(state): State<AppState>, _: Ctx, Path(id): Path<String>) -> Answer {
     let id = parse_id(&id)?;
     if !state.engine.store.delete_identity(id).await? {
@@ -310,11 +423,38 @@ async fn delete_identity(State(state): State<AppState>, _: Ctx, Path(id): Path<S
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/identities/{id}/credentials/{kind}",
+    tag = "identity",
+    operation_id = "deleteIdentityCredentials",
+    params(("id" = uuid::Uuid, Path, description = "The identity id."), ("kind" = String, Path, description = "`totp`, `lookup_secret`, `webauthn`, `passkey`, `oidc`, …")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 400, description = "Bad request (malformed id, body or parameter).", body = wire::ErrorEnvelope),
+        (status = 404, description = "Not found.", body = wire::ErrorEnvelope),
+        (status = 409, description = "Conflict: an identifier is already used, or a concurrent change.", body = wire::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+    )
+)]
 async fn delete_credential(State(state): State<AppState>, _: Ctx, Path((id, kind)): Path<(String, String)>) -> Answer {
     state.engine.admin_delete_credential(parse_id(&id)?, &kind).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/identities/{id}/sessions",
+    tag = "identity",
+    operation_id = "listIdentitySessions",
+    params(("id" = uuid::Uuid, Path, description = "The identity id."), ("active" = Option<bool>, Query, description = "Only active (or inactive) sessions.")),
+    responses(
+        (status = 200, description = "The identity's sessions.", body = Vec<wire::SessionJson>),
+        (status = 400, description = "Bad request (malformed id, body or parameter).", body = wire::ErrorEnvelope),
+        (status = 404, description = "Not found.", body = wire::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+    )
+)]
 async fn identity_sessions(State(state): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> Answer {
     let active = single(&ctx.uri, "active").map(|a| a == "true");
     let identity = load(&state, &id).await?;
@@ -329,12 +469,37 @@ async fn identity_sessions(State(state): State<AppState>, ctx: Ctx, Path(id): Pa
     Ok(json_response(StatusCode::OK, Value::Array(v)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/identities/{id}/sessions",
+    tag = "identity",
+    operation_id = "deleteIdentitySessions",
+    params(("id" = uuid::Uuid, Path, description = "The identity id.")),
+    responses(
+        (status = 204, description = "Every session of the identity is revoked."),
+        (status = 400, description = "Bad request (malformed id, body or parameter).", body = wire::ErrorEnvelope),
+        (status = 404, description = "Not found.", body = wire::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+    )
+)]
 async fn delete_identity_sessions(State(state): State<AppState>, _: Ctx, Path(id): Path<String>) -> Answer {
     let identity = load(&state, &id).await?;
     state.engine.store.delete_sessions_of(identity.id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/sessions",
+    tag = "identity",
+    operation_id = "listSessions",
+    params(("active" = Option<bool>, Query, description = "Only active (or inactive) sessions."), ("page_size" = Option<u32>, Query, description = "1 to 1000 (default 250).")),
+    responses(
+        (status = 200, description = "Sessions.", body = Vec<wire::SessionJson>),
+        (status = 400, description = "Bad request (malformed id, body or parameter).", body = wire::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+    )
+)]
 async fn list_sessions(State(state): State<AppState>, ctx: Ctx) -> Answer {
     let active = single(&ctx.uri, "active").map(|a| a == "true");
     let size: u32 = single(&ctx.uri, "page_size").and_then(|s| s.parse().ok()).unwrap_or(250).clamp(1, 1000);
@@ -348,6 +513,19 @@ async fn list_sessions(State(state): State<AppState>, ctx: Ctx) -> Answer {
     Ok(json_response(StatusCode::OK, Value::Array(v)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/sessions/{id}",
+    tag = "identity",
+    operation_id = "getSession",
+    params(("id" = uuid::Uuid, Path, description = "The session id.")),
+    responses(
+        (status = 200, description = "The session.", body = wire::SessionJson),
+        (status = 400, description = "Bad request (malformed id, body or parameter).", body = wire::ErrorEnvelope),
+        (status = 404, description = "Not found.", body = wire::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+    )
+)]
 async fn get_session(State(state): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> Answer {
     // `/sessions/whoami` is a public route: send callers of the admin port there.
     if id == "whoami" {
@@ -361,6 +539,19 @@ async fn get_session(State(state): State<AppState>, ctx: Ctx, Path(id): Path<Str
     Ok(json_response(StatusCode::OK, wire::session(&s, ident, state.engine.clock.now())))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/sessions/{id}",
+    tag = "identity",
+    operation_id = "disableSession",
+    params(("id" = uuid::Uuid, Path, description = "The session id.")),
+    responses(
+        (status = 204, description = "The session is revoked."),
+        (status = 400, description = "Bad request (malformed id, body or parameter).", body = wire::ErrorEnvelope),
+        (status = 404, description = "Not found.", body = wire::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+    )
+)]
 async fn disable_session(State(state): State<AppState>, _: Ctx, Path(id): Path<String>) -> Answer {
     if !state.engine.store.revoke_session(parse_id(&id)?).await? {
         return Err(Error::not_found("Unable to locate the resource").into());

@@ -5,47 +5,96 @@
 
 use super::error::KratosError;
 use super::{AppState, Ctx, json_response};
+use crate::openapi::Routes;
 use crate::wire;
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
-use axum::routing::get;
 use idflow_core::courier::{Message, MessageFilter, MessageStatus, PageToken};
 use idflow_core::error::Error;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 const REDACTED: &str = "<redacted-unless-dev-mode>";
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/courier/messages", get(list_messages)).route("/courier/messages/{id}", get(get_message))
+/// The courier routes (mounted under `/admin` by `admin::routes`).
+pub fn routes() -> Routes {
+    Routes::new().routes(routes!(list_messages)).routes(routes!(get_message))
+}
+
+/// A delivery attempt of a message.
+#[derive(Serialize, ToSchema)]
+#[schema(as = MessageDispatch)]
+pub struct DispatchJson {
+    pub id: Uuid,
+    pub message_id: Uuid,
+    /// `failed` or `success`.
+    pub status: String,
+    /// The error of a failed attempt.
+    #[schema(value_type = Option<Object>)]
+    pub error: Option<serde_json::Value>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
 }
 
 /// Kratos's `message` object.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Message)]
+pub struct CourierMessageJson {
+    pub id: Uuid,
+    /// `queued`, `processing`, `sent`, `abandoned`.
+    pub status: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub channel: String,
+    pub recipient: String,
+    /// Redacted unless `dev`.
+    pub subject: String,
+    /// Redacted unless `dev`.
+    pub body: String,
+    pub template_type: String,
+    pub send_count: i64,
+    pub dispatches: Vec<DispatchJson>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+}
+
 fn message(m: &Message, dev: bool) -> Value {
     let (subject, body) = if dev { (m.subject.as_str(), m.body.as_str()) } else { (REDACTED, REDACTED) };
-    json!({
-        "id": m.id,
-        "status": m.status.as_str(),
-        "type": m.channel,
-        "channel": m.channel,
-        "recipient": m.recipient,
-        "subject": subject,
-        "body": body,
-        "template_type": m.template_type.as_str(),
-        "send_count": m.send_count,
-        "dispatches": m.dispatches.iter().map(|d| json!({
-            "id": d.id,
-            "message_id": d.message_id,
-            "status": d.status.as_str(),
-            "error": d.error,
-            "created_at": wire::ts(d.created_at),
-            "updated_at": wire::ts(d.updated_at),
-        })).collect::<Vec<_>>(),
-        "created_at": wire::ts(m.created_at),
-        "updated_at": wire::ts(m.updated_at),
-    })
+    let ts = |t| wire::ts(t).as_str().unwrap_or_default().to_string();
+    let j = CourierMessageJson {
+        id: m.id,
+        status: m.status.as_str().into(),
+        kind: m.channel.clone(),
+        channel: m.channel.clone(),
+        recipient: m.recipient.clone(),
+        subject: subject.into(),
+        body: body.into(),
+        template_type: m.template_type.as_str().into(),
+        send_count: m.send_count,
+        dispatches: m
+            .dispatches
+            .iter()
+            .map(|d| DispatchJson {
+                id: d.id,
+                message_id: d.message_id,
+                status: d.status.as_str().into(),
+                error: d.error.clone(),
+                created_at: ts(d.created_at),
+                updated_at: ts(d.updated_at),
+            })
+            .collect(),
+        created_at: ts(m.created_at),
+        updated_at: ts(m.updated_at),
+    };
+    serde_json::to_value(j).unwrap_or(Value::Null)
 }
 
 fn query(uri: &axum::http::Uri, name: &str) -> Option<String> {
@@ -78,6 +127,18 @@ fn parse_list(uri: &axum::http::Uri) -> Result<(MessageFilter, Option<PageToken>
     Ok((MessageFilter { status, recipient: query(uri, "recipient") }, after, size))
 }
 
+#[utoipa::path(
+    get,
+    path = "/courier/messages",
+    tag = "courier",
+    operation_id = "listCourierMessages",
+    params(("page_size" = Option<u32>, Query, description = "1 to 1000 (default 250)."), ("page_token" = Option<String>, Query, description = "From the `Link` header of the previous page."), ("status" = Option<String>, Query, description = "`queued`, `processing`, `sent`, `abandoned`."), ("recipient" = Option<String>, Query, description = "Only messages to this address.")),
+    responses(
+        (status = 200, description = "Messages, newest first (subject and body redacted unless `dev`).", body = Vec<CourierMessageJson>),
+        (status = 400, description = "Bad request (malformed id, body or parameter).", body = wire::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+    )
+)]
 async fn list_messages(State(state): State<AppState>, ctx: Ctx) -> Result<Response, KratosError> {
     let (filter, after, size) = parse_list(&ctx.uri)?;
     let list = state.engine.store.courier_list(&filter, after, size).await?;
@@ -104,6 +165,19 @@ async fn list_messages(State(state): State<AppState>, ctx: Ctx) -> Result<Respon
     Ok(resp)
 }
 
+#[utoipa::path(
+    get,
+    path = "/courier/messages/{id}",
+    tag = "courier",
+    operation_id = "getCourierMessage",
+    params(("id" = uuid::Uuid, Path, description = "The message id.")),
+    responses(
+        (status = 200, description = "The message.", body = CourierMessageJson),
+        (status = 400, description = "Bad request (malformed id, body or parameter).", body = wire::ErrorEnvelope),
+        (status = 404, description = "Not found.", body = wire::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+    )
+)]
 async fn get_message(State(state): State<AppState>, _: Ctx, Path(id): Path<String>) -> Result<Response, KratosError> {
     let id = Uuid::parse_str(&id).map_err(|_| Error::bad_request("The id is not a valid UUID."))?;
     match state.engine.store.courier_get(id).await? {

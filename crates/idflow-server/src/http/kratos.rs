@@ -4,12 +4,12 @@
 use super::error::KratosError;
 use super::flow::{Done, FlowResponder, Outcome, redirect_action, settings_cookies};
 use super::{AppState, Ctx, ParsedBody, json_response, parse_uuid, see_other, set_csrf_cookie};
+use crate::openapi::{Routes, map_methods};
 use crate::wire::{self, IdentityView};
-use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, delete, get};
+use axum::routing::any;
 use idflow_core::error::{Error, ErrorKind};
 use idflow_core::model::{Aal, Flow, FlowKind, FlowType, Identity};
 use idflow_core::selfservice::login::LoggedIn;
@@ -21,43 +21,46 @@ use idflow_core::selfservice::verification::Verified;
 use idflow_core::selfservice::{Submitted, with_query};
 use serde_json::{Value, json};
 use std::collections::HashMap;
+use utoipa_axum::routes;
 
 type Q = Query<HashMap<String, String>>;
 type Answer = Result<Response, KratosError>;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/self-service/registration/api", get(registration_api))
-        .route("/self-service/registration/browser", get(registration_browser))
-        .route("/self-service/registration/flows", get(registration_get))
-        .route("/self-service/registration", get(registration_submit).post(registration_submit))
-        .route("/self-service/login/api", get(login_api))
-        .route("/self-service/login/browser", get(login_browser))
-        .route("/self-service/login/flows", get(login_get))
-        .route("/self-service/login", get(login_submit).post(login_submit))
-        .route("/self-service/settings/api", get(settings_api))
-        .route("/self-service/settings/browser", get(settings_browser))
-        .route("/self-service/settings/flows", get(settings_get))
-        .route("/self-service/settings", get(settings_submit).post(settings_submit))
-        .route("/self-service/recovery/api", get(recovery_api))
-        .route("/self-service/recovery/browser", get(recovery_browser))
-        .route("/self-service/recovery/flows", get(recovery_get))
-        .route("/self-service/recovery", get(recovery_link).post(recovery_submit))
-        .route("/self-service/verification/api", get(verification_api))
-        .route("/self-service/verification/browser", get(verification_browser))
-        .route("/self-service/verification/flows", get(verification_get))
-        .route("/self-service/verification", get(verification_link).post(verification_submit))
-        .route("/.well-known/change-password", get(change_password))
-        .route(idflow_core::selfservice::methods::webauthn::WEBAUTHN_JS_PATH, get(webauthn_js))
-        .route("/self-service/logout/browser", get(logout_browser))
-        .route("/self-service/logout", get(logout))
-        .route("/self-service/logout/api", delete(logout_api))
-        .route("/self-service/errors", get(get_error))
-        .route("/sessions/whoami", any(whoami))
-        .route("/sessions", get(list_my_sessions).delete(revoke_my_sessions))
-        .route("/sessions/{id}", delete(revoke_my_session))
-        .route("/schemas", get(list_schemas))
-        .route("/schemas/{id}", get(get_schema))
+/// The Kratos-compatible public routes, each documented by its `#[utoipa::path]`.
+pub fn routes() -> Routes {
+    Routes::new()
+        .routes(routes!(registration_api))
+        .routes(routes!(registration_browser))
+        .routes(routes!(registration_get))
+        .routes(routes!(registration_submit))
+        .routes(routes!(login_api))
+        .routes(routes!(login_browser))
+        .routes(routes!(login_get))
+        .routes(routes!(login_submit))
+        .routes(routes!(settings_api))
+        .routes(routes!(settings_browser))
+        .routes(routes!(settings_get))
+        .routes(routes!(settings_submit))
+        .routes(routes!(recovery_api))
+        .routes(routes!(recovery_browser))
+        .routes(routes!(recovery_get))
+        .routes(routes!(recovery_link, recovery_submit))
+        .routes(routes!(verification_api))
+        .routes(routes!(verification_browser))
+        .routes(routes!(verification_get))
+        .routes(routes!(verification_link, verification_submit))
+        .routes(routes!(change_password))
+        .routes(routes!(webauthn_js))
+        .routes(routes!(logout_browser))
+        .routes(routes!(logout))
+        .routes(routes!(logout_api))
+        .routes(routes!(get_error))
+        // Every method (proxies forward the original one); documented as GET.
+        .routes(map_methods(routes!(whoami), |_| any(whoami)))
+        .routes(routes!(list_my_sessions, revoke_my_sessions))
+        .routes(routes!(revoke_my_session))
+        .routes(routes!(list_schemas))
+        .routes(routes!(get_schema))
 }
 
 fn public_identity(state: &AppState, i: &Identity) -> Value {
@@ -102,10 +105,40 @@ async fn registration_create(state: AppState, ctx: Ctx, flow_type: FlowType) -> 
     respond_created(&state, &ctx, flow_type, FlowKind::Registration, res, None).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/self-service/registration/api",
+    tag = "frontend",
+    operation_id = "createNativeRegistrationFlow",
+    responses(
+        (status = 200, description = "The new registration flow.", body = wire::FlowJson),
+        (status = 400, description = "Bad request (missing or malformed parameter, already signed in, …).", body = wire::ErrorEnvelope),
+        (status = 401, description = "No valid session.", body = wire::ErrorEnvelope),
+        (status = 403, description = "Forbidden: CSRF check failed, or a higher AAL / a fresher session is needed.", body = wire::ErrorEnvelope),
+        (status = 429, description = "Too many attempts (`Retry-After`).", body = wire::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+    )
+)]
 async fn registration_api(State(state): State<AppState>, ctx: Ctx) -> Response {
     registration_create(state, ctx, FlowType::Api).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/self-service/registration/browser",
+    tag = "frontend",
+    operation_id = "createBrowserRegistrationFlow",
+    params(("return_to" = Option<String>, Query, description = "Where to go after the flow (checked against the allow-list).")),
+    responses(
+        (status = 200, description = "The new registration flow (JSON clients).", body = wire::FlowJson),
+        (status = 303, description = "Browsers: to the registration UI with the flow id (or on, when already signed in)."),
+        (status = 400, description = "Bad request (missing or malformed parameter, already signed in, …).", body = wire::ErrorEnvelope),
+        (status = 401, description = "No valid session.", body = wire::ErrorEnvelope),
+        (status = 403, description = "Forbidden: CSRF check failed, or a higher AAL / a fresher session is needed.", body = wire::ErrorEnvelope),
+        (status = 429, description = "Too many attempts (`Retry-After`).", body = wire::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+    )
+)]
 async fn registration_browser(State(state): State<AppState>, ctx: Ctx) -> Response {
     registration_create(state, ctx, FlowType::Browser).await
 }
@@ -133,10 +166,46 @@ async fn get_plain_flow(state: &AppState, ctx: &Ctx, q: &HashMap<String, String>
     Ok(json_response(StatusCode::OK, wire::flow(&flow, None)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/self-service/registration/flows",
+    tag = "frontend",
+    operation_id = "getRegistrationFlow",
+    params(("id" = uuid::Uuid, Query, description = "The flow id.")),
+    responses(
+        (status = 200, description = "The registration flow.", body = wire::FlowJson),
+        (status = 400, description = "Bad request (missing or malformed parameter, already signed in, …).", body = wire::ErrorEnvelope),
+        (status = 401, description = "No valid session.", body = wire::ErrorEnvelope),
+        (status = 403, description = "Forbidden: CSRF check failed, or a higher AAL / a fresher session is needed.", body = wire::ErrorEnvelope),
+        (status = 404, description = "Not found.", body = wire::ErrorEnvelope),
+        (status = 410, description = "The flow expired.", body = wire::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+    )
+)]
 async fn registration_get(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Answer {
     get_plain_flow(&state, &ctx, &q, FlowKind::Registration).await
 }
 
+#[utoipa::path(
+    method(get, post),
+    path = "/self-service/registration",
+    tag = "frontend",
+    operation_id = "updateRegistrationFlow",
+    params(("flow" = uuid::Uuid, Query, description = "The flow id.")),
+    request_body(content = Object, description = "The method's fields (`method` and e.g. `identifier`, `password`, `traits`, `csrf_token`), as JSON or `application/x-www-form-urlencoded`."),
+    responses(
+        (status = 200, description = "Registered: the identity (and the session, with its token for API flows).", body = wire::RegistrationResultJson),
+        (status = 400, description = "The form with its messages, or an error (malformed request, …).", body = wire::FlowOrErrorJson),
+        (status = 303, description = "Browsers: on to the return URL, or back to the UI with the form."),
+        (status = 401, description = "No valid session.", body = wire::ErrorEnvelope),
+        (status = 403, description = "Forbidden: CSRF check failed, or a higher AAL / a fresher session is needed.", body = wire::ErrorEnvelope),
+        (status = 404, description = "Not found.", body = wire::ErrorEnvelope),
+        (status = 410, description = "The flow expired.", body = wire::ErrorEnvelope),
+        (status = 422, description = "browser_location_change_required: send the browser to `redirect_browser_to`.", body = wire::ErrorEnvelope),
+        (status = 429, description = "Too many attempts (`Retry-After`).", body = wire::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+    )
+)]
 async fn registration_submit(
     State(state): State<AppState>,
     ctx: Ctx,
@@ -162,28 +231,25 @@ fn registered(state: &AppState, flow_type: FlowType, r: Registered) -> Done {
     let identity = public_identity(state, &r.identity);
     let now = state.engine.clock.now();
     let after = state.engine.return_url_after(&r.flow);
-    let body = if flow_type == FlowType::Api {
-        let mut out = json!({ "identity": identity, "continue_with": Value::Null });
+    let session = r.session.as_ref().map(|s| wire::session(&s.session, Some(identity.clone()), now));
+    let mut continue_with: Vec<Value> = r.continue_with.clone();
+    let session_token = if flow_type == FlowType::Api {
         if let Some(s) = &r.session {
-            out["session_token"] = json!(s.token);
-            out["session"] = wire::session(&s.session, Some(identity.clone()), now);
-            out["continue_with"] = json!([{"action": "set_ory_session_token", "ory_session_token": s.token}]);
+            continue_with.push(json!({"action": "set_ory_session_token", "ory_session_token": s.token}));
         }
-        out
+        r.session.as_ref().map(|s| s.token.clone())
     } else {
-        let mut out = json!({ "identity": identity, "continue_with": [redirect_action(&after)] });
-        if let Some(s) = &r.session {
-            out["session"] = wire::session(&s.session, Some(identity.clone()), now);
-        }
-        out
+        continue_with.push(redirect_action(&after));
+        None
     };
     // Hook items (`show_verification_ui`) come first; browsers still get the redirect.
-    let mut body = body;
-    if !r.continue_with.is_empty() {
-        let mut cw = r.continue_with.clone();
-        cw.extend(body["continue_with"].as_array().cloned().unwrap_or_default());
-        body["continue_with"] = Value::Array(cw);
-    }
+    let body = wire::RegistrationResultJson {
+        identity,
+        continue_with: (!continue_with.is_empty()).then_some(continue_with),
+        session_token,
+        session,
+    };
+    let body = serde_json::to_value(body).unwrap_or(Value::Null);
     // A new session rotates the CSRF secret, as after login.
     let cookies = match &r.session {
         Some(s) => vec![state.session_cookie_for(&s.token, &s.session), state.new_csrf_cookie()],
@@ -215,18 +281,85 @@ async fn login_create(state: AppState, ctx: Ctx, q: HashMap<String, String>, flo
     Ok(respond_created(&state, &ctx, flow_type, FlowKind::Login, res, None).await)
 }
 
+#[utoipa::path(
+    get,
+    path = "/self-service/login/api",
+    tag = "frontend",
+    operation_id = "createNativeLoginFlow",
+    params(("return_to" = Option<String>, Query, description = "Where to go after the flow (checked against the allow-list)."), ("refresh" = Option<bool>, Query, description = "Re-authenticate an existing session."), ("aal" = Option<String>, Query, description = "`aal1` or `aal2`.")),
+    responses(
+        (status = 200, description = "The new login flow.", body = wire::FlowJson),
+        (status = 400, description = "Bad request (missing or malformed parameter, already signed in, …).", body = wire::ErrorEnvelope),
+        (status = 401, description = "No valid session.", body = wire::ErrorEnvelope),
+        (status = 403, description = "Forbidden: CSRF check failed, or a higher AAL / a fresher session is needed.", body = wire::ErrorEnvelope),
+        (status = 429, description = "Too many attempts (`Retry-After`).", body = wire::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+    )
+)]
 async fn login_api(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Answer {
     login_create(state, ctx, q, FlowType::Api).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/self-service/login/browser",
+    tag = "frontend",
+    operation_id = "createBrowserLoginFlow",
+    params(("return_to" = Option<String>, Query, description = "Where to go after the flow (checked against the allow-list)."), ("refresh" = Option<bool>, Query, description = "Re-authenticate an existing session."), ("aal" = Option<String>, Query, description = "`aal1` or `aal2`.")),
+    responses(
+        (status = 200, description = "The new login flow (JSON clients).", body = wire::FlowJson),
+        (status = 303, description = "Browsers: to the login UI with the flow id (or on, when already signed in)."),
+        (status = 400, description = "Bad request (missing or malformed parameter, already signed in, …).", body = wire::ErrorEnvelope),
+        (status = 401, description = "No valid session.", body = wire::ErrorEnvelope),
+        (status = 403, description = "Forbidden: CSRF check failed, or a higher AAL / a fresher session is needed.", body = wire::ErrorEnvelope),
+        (status = 429, description = "Too many attempts (`Retry-After`).", body = wire::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+    )
+)]
 async fn login_browser(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Answer {
     login_create(state, ctx, q, FlowType::Browser).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/self-service/login/flows",
+    tag = "frontend",
+    operation_id = "getLoginFlow",
+    params(("id" = uuid::Uuid, Query, description = "The flow id.")),
+    responses(
+        (status = 200, description = "The login flow.", body = wire::FlowJson),
+        (status = 400, description = "Bad request (missing or malformed parameter, already signed in, …).", body = wire::ErrorEnvelope),
+        (status = 401, description = "No valid session.", body = wire::ErrorEnvelope),
+        (status = 403, description = "Forbidden: CSRF check failed, or a higher AAL / a fresher session is needed.", body = wire::ErrorEnvelope),
+        (status = 404, description = "Not found.", body = wire::ErrorEnvelope),
+        (status = 410, description = "The flow expired.", body = wire::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+    )
+)]
 async fn login_get(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Answer {
     get_plain_flow(&state, &ctx, &q, FlowKind::Login).await
 }
 
+#[utoipa::path(
+    method(get, post),
+    path = "/self-service/login",
+    tag = "frontend",
+    operation_id = "updateLoginFlow",
+    params(("flow" = uuid::Uuid, Query, description = "The flow id.")),
+    request_body(content = Object, description = "The method's fields (`method` and e.g. `identifier`, `password`, `traits`, `csrf_token`), as JSON or `application/x-www-form-urlencoded`."),
+    responses(
+        (status = 200, description = "Signed in: the session (and its token for API flows).", body = wire::LoginResultJson),
+        (status = 400, description = "The form with its messages, or an error (malformed request, …).", body = wire::FlowOrErrorJson),
+        (status = 303, description = "Browsers: on to the return URL, or back to the UI with the form."),
+        (status = 401, description = "No valid session.", body = wire::ErrorEnvelope),
+        (status = 403, description = "Forbidden: CSRF check failed, or a higher AAL / a fresher session is needed.", body = wire::ErrorEnvelope),
+        (status = 404, description = "Not found.", body = wire::ErrorEnvelope),
+        (status = 410, description = "The flow expired.", body = wire::ErrorEnvelope),
+        (status = 422, description = "browser_location_change_required: send the browser to `redirect_browser_to`.", body = wire::ErrorEnvelope),
+        (status = 429, description = "Too many attempts (`Retry-After`).", body = wire::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+    )
+)]
 async fn login_submit(State(state): State<AppState>, ctx: Ctx, Query(q): Q, ParsedBody(body): ParsedBody) -> Answer {
     let engine = &state.engine;
     let id = parse_uuid(q.get("flow"), "flow")?;
@@ -250,11 +383,13 @@ fn logged_in(state: &AppState, ctx: &Ctx, flow_type: FlowType, r: LoggedIn) -> D
     let token = if token.is_empty() { ctx.req.token.clone().unwrap_or_default() } else { token.clone() };
     let session_json = wire::session(session, Some(identity), now);
     let after = engine.return_url_after(&r.flow);
-    let body = if flow_type == FlowType::Api {
-        json!({ "session_token": token, "session": session_json, "continue_with": Value::Null })
-    } else {
-        json!({ "session": session_json, "continue_with": [redirect_action(&after)] })
+    let api = flow_type == FlowType::Api;
+    let body = wire::LoginResultJson {
+        session_token: api.then(|| token.clone()),
+        session: session_json,
+        continue_with: (!api).then(|| vec![redirect_action(&after)]),
     };
+    let body = serde_json::to_value(body).unwrap_or(Value::Null);
     let redirect_to = if r.aal_satisfied { after } else { engine.aal2_login_url(r.flow.return_to.as_deref()) };
     // A new session rotates the CSRF secret.
     let cookies = vec![state.session_cookie_for(&token, session), state.new_csrf_cookie()];
@@ -269,14 +404,60 @@ async fn settings_create(state: AppState, ctx: Ctx, flow_type: FlowType) -> Resp
     respond_created(&state, &ctx, flow_type, FlowKind::Settings, res, identity).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/self-service/settings/api",
+    tag = "frontend",
+    operation_id = "createNativeSettingsFlow",
+    responses(
+        (status = 200, description = "The new settings flow.", body = wire::FlowJson),
+        (status = 400, description = "Bad request (missing or malformed parameter, already signed in, …).", body = wire::ErrorEnvelope),
+        (status = 401, description = "No valid session.", body = wire::ErrorEnvelope),
+        (status = 403, description = "Forbidden: CSRF check failed, or a higher AAL / a fresher session is needed.", body = wire::ErrorEnvelope),
+        (status = 429, description = "Too many attempts (`Retry-After`).", body = wire::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+    )
+)]
 async fn settings_api(State(state): State<AppState>, ctx: Ctx) -> Response {
     settings_create(state, ctx, FlowType::Api).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/self-service/settings/browser",
+    tag = "frontend",
+    operation_id = "createBrowserSettingsFlow",
+    params(("return_to" = Option<String>, Query, description = "Where to go after the flow (checked against the allow-list).")),
+    responses(
+        (status = 200, description = "The new settings flow (JSON clients).", body = wire::FlowJson),
+        (status = 303, description = "Browsers: to the settings UI with the flow id (or on, when already signed in)."),
+        (status = 400, description = "Bad request (missing or malformed parameter, already signed in, …).", body = wire::ErrorEnvelope),
+        (status = 401, description = "No valid session.", body = wire::ErrorEnvelope),
+        (status = 403, description = "Forbidden: CSRF check failed, or a higher AAL / a fresher session is needed.", body = wire::ErrorEnvelope),
+        (status = 429, description = "Too many attempts (`Retry-After`).", body = wire::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+    )
+)]
 async fn settings_browser(State(state): State<AppState>, ctx: Ctx) -> Response {
     settings_create(state, ctx, FlowType::Browser).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/self-service/settings/flows",
+    tag = "frontend",
+    operation_id = "getSettingsFlow",
+    params(("id" = uuid::Uuid, Query, description = "The flow id.")),
+    responses(
+        (status = 200, description = "The settings flow.", body = wire::FlowJson),
+        (status = 400, description = "Bad request (missing or malformed parameter, already signed in, …).", body = wire::ErrorEnvelope),
+        (status = 401, description = "No valid session.", body = wire::ErrorEnvelope),
+        (status = 403, description = "Forbidden: CSRF check failed, or a higher AAL / a fresher session is needed.", body = wire::ErrorEnvelope),
+        (status = 404, description = "Not found.", body = wire::ErrorEnvelope),
+        (status = 410, description = "The flow expired.", body = wire::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+    )
+)]
 async fn settings_get(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Answer {
     if let Some(r) = FlowResponder::no_session(&state, &ctx) {
         return Ok(r);
@@ -289,6 +470,26 @@ async fn settings_get(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> A
     Ok(resp)
 }
 
+#[utoipa::path(
+    method(get, post),
+    path = "/self-service/settings",
+    tag = "frontend",
+    operation_id = "updateSettingsFlow",
+    params(("flow" = uuid::Uuid, Query, description = "The flow id.")),
+    request_body(content = Object, description = "The method's fields (`method` and e.g. `identifier`, `password`, `traits`, `csrf_token`), as JSON or `application/x-www-form-urlencoded`."),
+    responses(
+        (status = 200, description = "The flow: `state` is `success` once saved (with `continue_with`), or `show_form` (TOTP enrolment, a kept change).", body = wire::FlowJson),
+        (status = 400, description = "The form with its messages, or an error (malformed request, …).", body = wire::FlowOrErrorJson),
+        (status = 303, description = "Browsers: on to the return URL, or back to the UI with the form."),
+        (status = 401, description = "No valid session.", body = wire::ErrorEnvelope),
+        (status = 403, description = "Forbidden: CSRF check failed, or a higher AAL / a fresher session is needed.", body = wire::ErrorEnvelope),
+        (status = 404, description = "Not found.", body = wire::ErrorEnvelope),
+        (status = 410, description = "The flow expired.", body = wire::ErrorEnvelope),
+        (status = 422, description = "browser_location_change_required: send the browser to `redirect_browser_to`.", body = wire::ErrorEnvelope),
+        (status = 429, description = "Too many attempts (`Retry-After`).", body = wire::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+    )
+)]
 async fn settings_submit(
     State(state): State<AppState>,
     ctx: Ctx,
@@ -343,20 +544,81 @@ async fn recovery_create(state: AppState, ctx: Ctx, flow_type: FlowType) -> Resp
     respond_created(&state, &ctx, flow_type, FlowKind::Recovery, res, None).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/self-service/recovery/api",
+    tag = "frontend",
+    operation_id = "createNativeRecoveryFlow",
+    responses(
+        (status = 200, description = "The new recovery flow.", body = wire::FlowJson),
+        (status = 400, description = "Bad request (missing or malformed parameter, already signed in, …).", body = wire::ErrorEnvelope),
+        (status = 401, description = "No valid session.", body = wire::ErrorEnvelope),
+        (status = 403, description = "Forbidden: CSRF check failed, or a higher AAL / a fresher session is needed.", body = wire::ErrorEnvelope),
+        (status = 429, description = "Too many attempts (`Retry-After`).", body = wire::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+    )
+)]
 async fn recovery_api(State(state): State<AppState>, ctx: Ctx) -> Response {
     recovery_create(state, ctx, FlowType::Api).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/self-service/recovery/browser",
+    tag = "frontend",
+    operation_id = "createBrowserRecoveryFlow",
+    params(("return_to" = Option<String>, Query, description = "Where to go after the flow (checked against the allow-list).")),
+    responses(
+        (status = 200, description = "The new recovery flow (JSON clients).", body = wire::FlowJson),
+        (status = 303, description = "Browsers: to the recovery UI with the flow id (or on, when already signed in)."),
+        (status = 400, description = "Bad request (missing or malformed parameter, already signed in, …).", body = wire::ErrorEnvelope),
+        (status = 401, description = "No valid session.", body = wire::ErrorEnvelope),
+        (status = 403, description = "Forbidden: CSRF check failed, or a higher AAL / a fresher session is needed.", body = wire::ErrorEnvelope),
+        (status = 429, description = "Too many attempts (`Retry-After`).", body = wire::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+    )
+)]
 async fn recovery_browser(State(state): State<AppState>, ctx: Ctx) -> Response {
     recovery_create(state, ctx, FlowType::Browser).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/self-service/recovery/flows",
+    tag = "frontend",
+    operation_id = "getRecoveryFlow",
+    params(("id" = uuid::Uuid, Query, description = "The flow id.")),
+    responses(
+        (status = 200, description = "The recovery flow.", body = wire::FlowJson),
+        (status = 400, description = "Bad request (missing or malformed parameter, already signed in, …).", body = wire::ErrorEnvelope),
+        (status = 401, description = "No valid session.", body = wire::ErrorEnvelope),
+        (status = 403, description = "Forbidden: CSRF check failed, or a higher AAL / a fresher session is needed.", body = wire::ErrorEnvelope),
+        (status = 404, description = "Not found.", body = wire::ErrorEnvelope),
+        (status = 410, description = "The flow expired.", body = wire::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+    )
+)]
 async fn recovery_get(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Answer {
     get_plain_flow(&state, &ctx, &q, FlowKind::Recovery).await
 }
 
 /// `GET /self-service/recovery?flow=`: the link of a flow created by an administrator
 /// (`POST /admin/recovery/code`) binds the flow to this browser and shows its UI.
+#[utoipa::path(
+    get,
+    path = "/self-service/recovery",
+    tag = "frontend",
+    operation_id = "openRecoveryLink",
+    params(("flow" = uuid::Uuid, Query, description = "The flow id."), ("token" = Option<String>, Query, description = "The token of an administrator's recovery link.")),
+    responses(
+        (status = 303, description = "To the recovery UI, or (with `token`) on to the settings UI, signed in."),
+        (status = 400, description = "Bad request (missing or malformed parameter, already signed in, …).", body = wire::ErrorEnvelope),
+        (status = 403, description = "Forbidden: CSRF check failed, or a higher AAL / a fresher session is needed.", body = wire::ErrorEnvelope),
+        (status = 404, description = "Not found.", body = wire::ErrorEnvelope),
+        (status = 410, description = "The flow expired.", body = wire::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+    )
+)]
 async fn recovery_link(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Answer {
     let engine = &state.engine;
     let id = parse_uuid(q.get("flow"), "flow")?;
@@ -377,6 +639,26 @@ async fn recovery_link(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> 
     Ok(resp)
 }
 
+#[utoipa::path(
+    post,
+    path = "/self-service/recovery",
+    tag = "frontend",
+    operation_id = "updateRecoveryFlow",
+    params(("flow" = uuid::Uuid, Query, description = "The flow id.")),
+    request_body(content = Object, description = "The method's fields (`method` and e.g. `identifier`, `password`, `traits`, `csrf_token`), as JSON or `application/x-www-form-urlencoded`."),
+    responses(
+        (status = 200, description = "The flow (`sent_email`, or `passed_challenge` with `continue_with`).", body = wire::FlowJson),
+        (status = 400, description = "The form with its messages, or an error (malformed request, …).", body = wire::FlowOrErrorJson),
+        (status = 303, description = "Browsers: on to the return URL, or back to the UI with the form."),
+        (status = 401, description = "No valid session.", body = wire::ErrorEnvelope),
+        (status = 403, description = "Forbidden: CSRF check failed, or a higher AAL / a fresher session is needed.", body = wire::ErrorEnvelope),
+        (status = 404, description = "Not found.", body = wire::ErrorEnvelope),
+        (status = 410, description = "The flow expired.", body = wire::ErrorEnvelope),
+        (status = 422, description = "browser_location_change_required: send the browser to `redirect_browser_to`.", body = wire::ErrorEnvelope),
+        (status = 429, description = "Too many attempts (`Retry-After`).", body = wire::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+    )
+)]
 async fn recovery_submit(State(state): State<AppState>, ctx: Ctx, Query(q): Q, ParsedBody(body): ParsedBody) -> Answer {
     let engine = &state.engine;
     let id = parse_uuid(q.get("flow"), "flow")?;
@@ -419,20 +701,81 @@ async fn verification_create(state: AppState, ctx: Ctx, flow_type: FlowType) -> 
     respond_created(&state, &ctx, flow_type, FlowKind::Verification, res, None).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/self-service/verification/api",
+    tag = "frontend",
+    operation_id = "createNativeVerificationFlow",
+    responses(
+        (status = 200, description = "The new verification flow.", body = wire::FlowJson),
+        (status = 400, description = "Bad request (missing or malformed parameter, already signed in, …).", body = wire::ErrorEnvelope),
+        (status = 401, description = "No valid session.", body = wire::ErrorEnvelope),
+        (status = 403, description = "Forbidden: CSRF check failed, or a higher AAL / a fresher session is needed.", body = wire::ErrorEnvelope),
+        (status = 429, description = "Too many attempts (`Retry-After`).", body = wire::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+    )
+)]
 async fn verification_api(State(state): State<AppState>, ctx: Ctx) -> Response {
     verification_create(state, ctx, FlowType::Api).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/self-service/verification/browser",
+    tag = "frontend",
+    operation_id = "createBrowserVerificationFlow",
+    params(("return_to" = Option<String>, Query, description = "Where to go after the flow (checked against the allow-list).")),
+    responses(
+        (status = 200, description = "The new verification flow (JSON clients).", body = wire::FlowJson),
+        (status = 303, description = "Browsers: to the verification UI with the flow id (or on, when already signed in)."),
+        (status = 400, description = "Bad request (missing or malformed parameter, already signed in, …).", body = wire::ErrorEnvelope),
+        (status = 401, description = "No valid session.", body = wire::ErrorEnvelope),
+        (status = 403, description = "Forbidden: CSRF check failed, or a higher AAL / a fresher session is needed.", body = wire::ErrorEnvelope),
+        (status = 429, description = "Too many attempts (`Retry-After`).", body = wire::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+    )
+)]
 async fn verification_browser(State(state): State<AppState>, ctx: Ctx) -> Response {
     verification_create(state, ctx, FlowType::Browser).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/self-service/verification/flows",
+    tag = "frontend",
+    operation_id = "getVerificationFlow",
+    params(("id" = uuid::Uuid, Query, description = "The flow id.")),
+    responses(
+        (status = 200, description = "The verification flow.", body = wire::FlowJson),
+        (status = 400, description = "Bad request (missing or malformed parameter, already signed in, …).", body = wire::ErrorEnvelope),
+        (status = 401, description = "No valid session.", body = wire::ErrorEnvelope),
+        (status = 403, description = "Forbidden: CSRF check failed, or a higher AAL / a fresher session is needed.", body = wire::ErrorEnvelope),
+        (status = 404, description = "Not found.", body = wire::ErrorEnvelope),
+        (status = 410, description = "The flow expired.", body = wire::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+    )
+)]
 async fn verification_get(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Answer {
     get_plain_flow(&state, &ctx, &q, FlowKind::Verification).await
 }
 
 /// `GET /self-service/verification?flow=&code=`: the mailed link fills the code in and sends
 /// the browser to the verification UI, where the user confirms.
+#[utoipa::path(
+    get,
+    path = "/self-service/verification",
+    tag = "frontend",
+    operation_id = "openVerificationLink",
+    params(("flow" = uuid::Uuid, Query, description = "The flow id."), ("code" = Option<String>, Query, description = "The mailed code.")),
+    responses(
+        (status = 303, description = "To the verification UI with the code filled in."),
+        (status = 400, description = "Bad request (missing or malformed parameter, already signed in, …).", body = wire::ErrorEnvelope),
+        (status = 403, description = "Forbidden: CSRF check failed, or a higher AAL / a fresher session is needed.", body = wire::ErrorEnvelope),
+        (status = 404, description = "Not found.", body = wire::ErrorEnvelope),
+        (status = 410, description = "The flow expired.", body = wire::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+    )
+)]
 async fn verification_link(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Answer {
     let engine = &state.engine;
     let id = parse_uuid(q.get("flow"), "flow")?;
@@ -445,6 +788,26 @@ async fn verification_link(State(state): State<AppState>, ctx: Ctx, Query(q): Q)
 
 /// `POST /self-service/verification?flow=`: the flow (200; 400 with form errors), or a browser
 /// sent back to the verification UI.
+#[utoipa::path(
+    post,
+    path = "/self-service/verification",
+    tag = "frontend",
+    operation_id = "updateVerificationFlow",
+    params(("flow" = uuid::Uuid, Query, description = "The flow id.")),
+    request_body(content = Object, description = "The method's fields (`method` and e.g. `identifier`, `password`, `traits`, `csrf_token`), as JSON or `application/x-www-form-urlencoded`."),
+    responses(
+        (status = 200, description = "The flow (`sent_email`, or `passed_challenge` once verified).", body = wire::FlowJson),
+        (status = 400, description = "The form with its messages, or an error (malformed request, …).", body = wire::FlowOrErrorJson),
+        (status = 303, description = "Browsers: on to the return URL, or back to the UI with the form."),
+        (status = 401, description = "No valid session.", body = wire::ErrorEnvelope),
+        (status = 403, description = "Forbidden: CSRF check failed, or a higher AAL / a fresher session is needed.", body = wire::ErrorEnvelope),
+        (status = 404, description = "Not found.", body = wire::ErrorEnvelope),
+        (status = 410, description = "The flow expired.", body = wire::ErrorEnvelope),
+        (status = 422, description = "browser_location_change_required: send the browser to `redirect_browser_to`.", body = wire::ErrorEnvelope),
+        (status = 429, description = "Too many attempts (`Retry-After`).", body = wire::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+    )
+)]
 async fn verification_submit(
     State(state): State<AppState>,
     ctx: Ctx,
@@ -466,6 +829,13 @@ async fn verification_submit(
 
 /// `GET /.well-known/ory/webauthn.js`: the WebAuthn/passkey helper script of the `webauthn_script`
 /// node (its `integrity` attribute is the SHA-512 of exactly these bytes).
+#[utoipa::path(
+    get,
+    path = "/.well-known/ory/webauthn.js",
+    tag = "frontend",
+    operation_id = "getWebAuthnJavaScript",
+    responses((status = 200, description = "The WebAuthn helper script.", content_type = "text/javascript", body = String))
+)]
 async fn webauthn_js() -> Response {
     (
         [(header::CONTENT_TYPE, HeaderValue::from_static("text/javascript; charset=utf-8"))],
@@ -474,6 +844,13 @@ async fn webauthn_js() -> Response {
         .into_response()
 }
 
+#[utoipa::path(
+    get,
+    path = "/.well-known/change-password",
+    tag = "frontend",
+    operation_id = "wellKnownChangePassword",
+    responses((status = 303, description = "To the settings UI (RFC 8615 well-known change-password URL)."))
+)]
 async fn change_password(State(state): State<AppState>) -> Response {
     let url = state
         .engine
@@ -489,6 +866,20 @@ async fn change_password(State(state): State<AppState>) -> Response {
 
 // ---- logout ----------------------------------------------------------------------------
 
+#[utoipa::path(
+    get,
+    path = "/self-service/logout/browser",
+    tag = "frontend",
+    operation_id = "createBrowserLogoutFlow",
+    params(("return_to" = Option<String>, Query, description = "Where to go after the flow (checked against the allow-list).")),
+    responses(
+        (status = 200, description = "The logout URL and token.", body = wire::LogoutUrlJson),
+        (status = 303, description = "No session: a browser is sent to the error page."),
+        (status = 400, description = "Bad request (missing or malformed parameter, already signed in, …).", body = wire::ErrorEnvelope),
+        (status = 401, description = "No valid session.", body = wire::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+    )
+)]
 async fn logout_browser(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Answer {
     let Some(a) = ctx.req.auth.as_ref() else {
         let e = Error::new(ErrorKind::SessionInactive, "No active session was found in this request.");
@@ -501,9 +892,25 @@ async fn logout_browser(State(state): State<AppState>, ctx: Ctx, Query(q): Q) ->
         params.push(("return_to", rt.as_str()));
     }
     let url = with_query(&state.engine.url("/self-service/logout"), &params);
-    Ok(json_response(StatusCode::OK, json!({ "logout_url": url, "logout_token": token })))
+    let body = wire::LogoutUrlJson { logout_url: url, logout_token: token };
+    Ok(json_response(StatusCode::OK, serde_json::to_value(body).unwrap_or(Value::Null)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/self-service/logout",
+    tag = "frontend",
+    operation_id = "updateLogoutFlow",
+    params(("token" = String, Query, description = "The logout token."), ("return_to" = Option<String>, Query, description = "Where to go after the flow (checked against the allow-list).")),
+    responses(
+        (status = 204, description = "Signed out (JSON clients)."),
+        (status = 303, description = "Signed out: on to the return URL."),
+        (status = 400, description = "Bad request (missing or malformed parameter, already signed in, …).", body = wire::ErrorEnvelope),
+        (status = 401, description = "No valid session.", body = wire::ErrorEnvelope),
+        (status = 403, description = "Forbidden: CSRF check failed, or a higher AAL / a fresher session is needed.", body = wire::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+    )
+)]
 async fn logout(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Answer {
     let Some(token) = q.get("token").filter(|t| !t.is_empty()) else {
         return Err(Error::bad_request("Please include a token in the URL query.").into());
@@ -530,6 +937,20 @@ async fn logout(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Answer 
     Ok(FlowResponder::new(&state, &ctx, FlowType::Browser, None).respond(Outcome::Done(done)).await)
 }
 
+#[utoipa::path(
+    delete,
+    path = "/self-service/logout/api",
+    tag = "frontend",
+    operation_id = "performNativeLogout",
+    request_body(content = Object, description = "`{\"session_token\": \"…\"}`"),
+    responses(
+        (status = 204, description = "The session is revoked."),
+        (status = 400, description = "Bad request (missing or malformed parameter, already signed in, …).", body = wire::ErrorEnvelope),
+        (status = 401, description = "No valid session.", body = wire::ErrorEnvelope),
+        (status = 403, description = "Forbidden: CSRF check failed, or a higher AAL / a fresher session is needed.", body = wire::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+    )
+)]
 async fn logout_api(State(state): State<AppState>, _: Ctx, ParsedBody(body): ParsedBody) -> Answer {
     let Some(token) = body.get("session_token").and_then(Value::as_str).filter(|t| !t.is_empty()) else {
         return Err(Error::bad_request("The request body must contain a session_token.").into());
@@ -538,6 +959,19 @@ async fn logout_api(State(state): State<AppState>, _: Ctx, ParsedBody(body): Par
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/self-service/errors",
+    tag = "frontend",
+    operation_id = "getFlowError",
+    params(("id" = uuid::Uuid, Query, description = "The error id.")),
+    responses(
+        (status = 200, description = "The stored error.", body = wire::StoredErrorJson),
+        (status = 400, description = "Bad request (missing or malformed parameter, already signed in, …).", body = wire::ErrorEnvelope),
+        (status = 404, description = "Not found.", body = wire::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+    )
+)]
 async fn get_error(State(state): State<AppState>, _: Ctx, Query(q): Q) -> Answer {
     let id = parse_uuid(q.get("id"), "id")?;
     // A read never writes (it once inserted an empty row per unknown id).
@@ -549,6 +983,19 @@ async fn get_error(State(state): State<AppState>, _: Ctx, Query(q): Q) -> Answer
 
 // ---- sessions --------------------------------------------------------------------------
 
+#[utoipa::path(
+    get,
+    path = "/sessions/whoami",
+    tag = "frontend",
+    operation_id = "toSession",
+    description = "The session of the cookie or the `X-Session-Token` / `Authorization: Bearer` token. Every HTTP method is answered the same (for proxies that forward the original method).",
+    responses(
+        (status = 200, description = "The session.", body = wire::SessionJson),
+        (status = 401, description = "No valid session.", body = wire::ErrorEnvelope),
+        (status = 403, description = "Forbidden: CSRF check failed, or a higher AAL / a fresher session is needed.", body = wire::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+    )
+)]
 async fn whoami(State(state): State<AppState>, ctx: Ctx) -> Answer {
     let a = state.engine.whoami(ctx.req.auth)?;
     let body = wire::session(&a.session, Some(public_identity(&state, &a.identity)), state.engine.clock.now());
@@ -559,6 +1006,18 @@ async fn whoami(State(state): State<AppState>, ctx: Ctx) -> Answer {
     Ok(resp)
 }
 
+#[utoipa::path(
+    get,
+    path = "/sessions",
+    tag = "frontend",
+    operation_id = "listMySessions",
+    responses(
+        (status = 200, description = "The caller's other active sessions.", body = Vec<wire::SessionJson>),
+        (status = 401, description = "No valid session.", body = wire::ErrorEnvelope),
+        (status = 403, description = "Forbidden: CSRF check failed, or a higher AAL / a fresher session is needed.", body = wire::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+    )
+)]
 async fn list_my_sessions(State(state): State<AppState>, ctx: Ctx) -> Answer {
     let a = state.engine.whoami(ctx.req.auth)?;
     let list = state.engine.my_other_sessions(&a).await?;
@@ -567,12 +1026,39 @@ async fn list_my_sessions(State(state): State<AppState>, ctx: Ctx) -> Answer {
     Ok(json_response(StatusCode::OK, Value::Array(v)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/sessions",
+    tag = "frontend",
+    operation_id = "disableMyOtherSessions",
+    responses(
+        (status = 200, description = "How many sessions were revoked.", body = wire::SessionCountJson),
+        (status = 401, description = "No valid session.", body = wire::ErrorEnvelope),
+        (status = 403, description = "Forbidden: CSRF check failed, or a higher AAL / a fresher session is needed.", body = wire::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+    )
+)]
 async fn revoke_my_sessions(State(state): State<AppState>, ctx: Ctx) -> Answer {
     let a = state.engine.whoami(ctx.req.auth)?;
     let n = state.engine.revoke_my_other_sessions(&a).await?;
-    Ok(json_response(StatusCode::OK, json!({ "count": n })))
+    Ok(json_response(StatusCode::OK, serde_json::to_value(wire::SessionCountJson { count: n }).unwrap_or(Value::Null)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/sessions/{id}",
+    tag = "frontend",
+    operation_id = "disableMySession",
+    params(("id" = uuid::Uuid, Path, description = "The session id.")),
+    responses(
+        (status = 204, description = "The session is revoked."),
+        (status = 400, description = "Bad request (missing or malformed parameter, already signed in, …).", body = wire::ErrorEnvelope),
+        (status = 401, description = "No valid session.", body = wire::ErrorEnvelope),
+        (status = 403, description = "Forbidden: CSRF check failed, or a higher AAL / a fresher session is needed.", body = wire::ErrorEnvelope),
+        (status = 404, description = "Not found.", body = wire::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+    )
+)]
 async fn revoke_my_session(State(state): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> Answer {
     let a = state.engine.whoami(ctx.req.auth)?;
     let id = uuid::Uuid::parse_str(&id).map_err(|_| Error::bad_request("The session id is not a valid UUID."))?;
@@ -582,12 +1068,35 @@ async fn revoke_my_session(State(state): State<AppState>, ctx: Ctx, Path(id): Pa
 
 // ---- schemas ---------------------------------------------------------------------------
 
+#[utoipa::path(
+    get,
+    path = "/schemas",
+    tag = "frontend",
+    operation_id = "listIdentitySchemas",
+    responses((status = 200, description = "The identity schemas.", body = Vec<wire::SchemaEntryJson>))
+)]
 async fn list_schemas(State(state): State<AppState>) -> Response {
-    let mut v: Vec<Value> = state.engine.schemas.values().map(|s| json!({"id": s.id, "schema": s.raw})).collect();
-    v.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
-    json_response(StatusCode::OK, Value::Array(v))
+    let mut v: Vec<wire::SchemaEntryJson> = state
+        .engine
+        .schemas
+        .values()
+        .map(|s| wire::SchemaEntryJson { id: s.id.clone(), schema: s.raw.clone() })
+        .collect();
+    v.sort_by(|a, b| a.id.cmp(&b.id));
+    json_response(StatusCode::OK, serde_json::to_value(v).unwrap_or(Value::Null))
 }
 
+#[utoipa::path(
+    get,
+    path = "/schemas/{id}",
+    tag = "frontend",
+    operation_id = "getIdentitySchema",
+    params(("id" = String, Path, description = "The schema id (or its URL-safe base64).")),
+    responses(
+        (status = 200, description = "The identity JSON schema.", body = Object),
+        (status = 404, description = "Not found.", body = wire::ErrorEnvelope)
+    )
+)]
 async fn get_schema(State(state): State<AppState>, _: Ctx, Path(id): Path<String>) -> Answer {
     use base64::Engine as _;
     let decoded =

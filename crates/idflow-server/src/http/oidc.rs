@@ -10,22 +10,32 @@
 
 use super::flow::{Done, FlowResponder, Outcome, settings_cookies};
 use super::{AppState, Ctx, ParsedBody, error_redirect, see_other};
-use axum::Router;
+use crate::openapi::Routes;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
-use axum::routing::get;
 use idflow_core::selfservice::methods::oidc::{CallbackParams, OidcDone};
 use idflow_core::selfservice::{Submitted, with_query};
 use serde_json::Value;
 use std::collections::HashMap;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/self-service/methods/oidc/callback/{provider}", get(callback).post(callback_post))
+/// The callback route, documented by the handlers' `#[utoipa::path]`.
+pub fn routes() -> Routes {
+    Routes::new().routes(routes!(callback, callback_post))
 }
 
 const PARAMS: &[&str] = &["code", "state", "error", "error_description", "iss", "user"];
 
 /// A `form_post` response: continue as a GET so that the browser's cookies come along.
+#[utoipa::path(
+    post,
+    path = "/self-service/methods/oidc/callback/{provider}",
+    tag = "frontend",
+    operation_id = "postOidcCallback",
+    params(("provider" = String, Path, description = "The provider id (`selfservice.methods.oidc.config.providers[].id`).")),
+    request_body(content = Object, description = "`code`, `state`, `error`, … (`response_mode=form_post`).", content_type = "application/x-www-form-urlencoded"),
+    responses((status = 303, description = "To the same URL with the parameters in the query."))
+)]
 async fn callback_post(
     State(state): State<AppState>,
     Path(provider): Path<String>,
@@ -44,6 +54,14 @@ async fn callback_post(
     see_other(&with_query(&base, &p))
 }
 
+#[utoipa::path(
+    get,
+    path = "/self-service/methods/oidc/callback/{provider}",
+    tag = "frontend",
+    operation_id = "getOidcCallback",
+    params(("provider" = String, Path, description = "The provider id (`selfservice.methods.oidc.config.providers[].id`)."), ("code" = Option<String>, Query), ("state" = Option<String>, Query), ("error" = Option<String>, Query)),
+    responses((status = 303, description = "Signed in or registered: to the return URL; otherwise back to the flow's UI or the error page."))
+)]
 async fn callback(
     State(state): State<AppState>,
     ctx: Ctx,

@@ -5,40 +5,46 @@
 
 use super::error::{current_base, current_request_id};
 use super::{AppState, Ctx, json_response};
+use crate::openapi::{Routes, map_methods};
 use crate::wire;
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, get};
 use idflow_core::error::{Error, ErrorKind};
 use idflow_core::model::{Aal, Flow, FlowKind, FlowType};
 use idflow_core::selfservice::{Body, Req, Submitted, with_query};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
+use utoipa::ToSchema;
+use utoipa_axum::router::UtoipaMethodRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/flows/settings", v1(get(settings_create)))
-        .route("/v1/flows/settings/{tail}", v1(get(settings_get).post(settings_submit)))
-        .route("/v1/flows/login", v1(get(login_create)))
-        .route("/v1/flows/login/{tail}", v1(get(login_get).post(login_submit)))
-        .route("/v1/flows/registration", v1(get(registration_create)))
-        .route("/v1/flows/registration/{tail}", v1(get(registration_get).post(registration_submit)))
-        .route("/v1/flows/recovery", v1(get(recovery_create)))
-        .route("/v1/flows/recovery/{tail}", v1(get(recovery_get).post(recovery_submit)))
-        .route("/v1/flows/verification", v1(get(verification_create)))
-        .route("/v1/flows/verification/{tail}", v1(get(verification_get).post(verification_submit)))
-        .route("/v1/sessions/current", v1(get(session_current).delete(session_delete)))
+/// The v1 routes, each documented by its `#[utoipa::path]`. `{flow_id}` is one path segment:
+/// `GET …/{flow_id}` reads a flow, `POST …/{flow_id}:submit` submits it (the document lists the
+/// POST under `{flow_id}:submit`, see `openapi.rs`).
+pub fn routes() -> Routes {
+    Routes::new()
+        .routes(v1(routes!(settings_create)))
+        .routes(v1(routes!(settings_get, settings_submit)))
+        .routes(v1(routes!(login_create)))
+        .routes(v1(routes!(login_get, login_submit)))
+        .routes(v1(routes!(registration_create)))
+        .routes(v1(routes!(registration_get, registration_submit)))
+        .routes(v1(routes!(recovery_create)))
+        .routes(v1(routes!(recovery_get, recovery_submit)))
+        .routes(v1(routes!(verification_create)))
+        .routes(v1(routes!(verification_get, verification_submit)))
+        .routes(v1(routes!(session_current, session_delete)))
 }
 
 /// A v1 route: other HTTP methods get 405 in the v1 envelope (axum's default is an empty body).
-fn v1(m: MethodRouter<AppState>) -> MethodRouter<AppState> {
-    m.fallback(method_not_allowed)
+fn v1(r: UtoipaMethodRouter<AppState>) -> UtoipaMethodRouter<AppState> {
+    map_methods(r, |m| m.fallback(method_not_allowed))
 }
 
 async fn method_not_allowed() -> V1Error {
@@ -106,20 +112,18 @@ impl From<Error> for V1Error {
 
 impl IntoResponse for V1Error {
     fn into_response(self) -> Response {
-        let request_id = current_request_id();
-        let mut body = json!({
-            "error": {
-                "code": self.code,
-                "status": self.status,
-                "message": self.message,
-                "reason": self.reason,
-                "request_id": request_id,
-                "details": Value::Object(*self.details),
-            }
-        });
-        if let Some(f) = self.continue_flow {
-            body["continue_flow"] = *f;
-        }
+        let body = V1ErrorJson {
+            error: V1ErrorBody {
+                code: self.code.into(),
+                status: self.status,
+                message: self.message,
+                reason: self.reason,
+                request_id: current_request_id(),
+                details: *self.details,
+            },
+            continue_flow: self.continue_flow.map(|f| *f),
+        };
+        let body = serde_json::to_value(body).unwrap_or(Value::Null);
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut resp = json_response(status, body);
         if let Some(s) = self.retry_after
@@ -129,6 +133,106 @@ impl IntoResponse for V1Error {
         }
         resp
     }
+}
+
+/// The error object of the v1 envelope.
+#[derive(Serialize, ToSchema)]
+pub struct V1ErrorBody {
+    /// `AVNOLOGY_AUTH_xxx`.
+    pub code: String,
+    /// The HTTP status.
+    pub status: u16,
+    pub message: String,
+    pub reason: String,
+    pub request_id: String,
+    /// `login_url`, `reason` (step-up), `use_flow_id` (expired flow), `redirect_browser_to`.
+    #[schema(value_type = Object)]
+    pub details: Map<String, Value>,
+}
+
+/// Every v1 error: the envelope, and the flow with its field messages when the error concerns
+/// a form.
+#[derive(Serialize, ToSchema)]
+#[schema(as = V1Error)]
+pub struct V1ErrorJson {
+    pub error: V1ErrorBody,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<V1Flow>)]
+    pub continue_flow: Option<Value>,
+}
+
+/// A flow in the v1 shape: the Kratos flow (`Flow`) with `type` the flow kind (`login`,
+/// `registration`, `settings`, `recovery`, `verification`), `ui.action` the absolute
+/// `:submit` URL, string message ids and `image` nodes. Its schema is derived from `Flow` and
+/// the UI types when the document is built (`openapi::derive_v1_schemas`).
+pub struct V1Flow;
+
+impl utoipa::PartialSchema for V1Flow {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        // A placeholder, replaced by the derived schema.
+        utoipa::openapi::ObjectBuilder::new().into()
+    }
+}
+
+impl ToSchema for V1Flow {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "V1Flow".into()
+    }
+}
+
+/// `{flow_id}:submit` request body.
+#[derive(ToSchema)]
+pub struct V1Submission {
+    /// The method: `password`, `profile`, `totp`, `lookup_secret`, `webauthn`, `passkey`,
+    /// `oidc`, `code`, …
+    pub method: String,
+    /// The method's fields, by their Kratos node names (nested objects for `traits.*`).
+    #[schema(value_type = Object)]
+    pub body: Map<String, Value>,
+}
+
+/// A submit answered with the flow going on.
+#[derive(Serialize, ToSchema)]
+pub struct V1ContinueFlow {
+    #[schema(value_type = V1Flow)]
+    pub continue_flow: Value,
+}
+
+/// A login: the session and its token.
+#[derive(Serialize, ToSchema)]
+pub struct V1LoginResult {
+    pub session_token: String,
+    #[schema(value_type = wire::SessionJson)]
+    pub session: Value,
+}
+
+/// A registration: the identity; the session and its token when the `session` hook runs.
+#[derive(Serialize, ToSchema)]
+pub struct V1RegistrationResult {
+    #[schema(value_type = wire::IdentityJson)]
+    pub identity: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<wire::SessionJson>)]
+    pub session: Option<Value>,
+}
+
+/// A recovery submit: the flow; once recovered also the session and its token.
+#[derive(Serialize, ToSchema)]
+pub struct V1RecoveryResult {
+    #[schema(value_type = V1Flow)]
+    pub continue_flow: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<wire::SessionJson>)]
+    pub session: Option<Value>,
+}
+
+/// Serialises a response body.
+fn to_json(v: impl Serialize) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
 /// Map a core error to its v1 code (v1-api.md §5); `base` is the public base URL.
@@ -410,12 +514,43 @@ fn settings_flow_response(state: &AppState, ctx: &Ctx, flow: &Flow, body: Value)
     resp
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/flows/settings",
+    tag = "v1",
+    operation_id = "v1CreateSettingsFlow",
+    security(("session_token" = [])),
+    params(("return_to" = Option<String>, Query, description = "Where to go after the flow (checked against the allow-list).")),
+    responses(
+        (status = 200, description = "The new settings flow.", body = V1Flow),
+        (status = 400, description = "AVNOLOGY_AUTH_001 (malformed), 009 (flow expired), 013 (return_to), or a form error (`continue_flow`).", body = V1ErrorJson),
+        (status = 401, description = "AVNOLOGY_AUTH_005: no valid session.", body = V1ErrorJson),
+        (status = 403, description = "AVNOLOGY_AUTH_003 (CSRF) or 102 (step-up needed: `details.login_url`).", body = V1ErrorJson),
+        (status = 429, description = "AVNOLOGY_AUTH_029: too many attempts (`Retry-After`).", body = V1ErrorJson),
+        (status = 503, description = "AVNOLOGY_AUTH_500: service unavailable.", body = V1ErrorJson)
+    )
+)]
 async fn settings_create(State(state): State<AppState>, c: V1Ctx) -> Answer {
     let flow = state.engine.create_settings(&c.req, c.flow_type()).await?;
     let body = settings_json(&state, &flow, None).await;
     Ok(settings_flow_response(&state, &c.ctx, &flow, body))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/flows/settings/{flow_id}",
+    tag = "v1",
+    operation_id = "v1GetSettingsFlow",
+    params(("flow_id" = uuid::Uuid, Path, description = "The flow id.")),
+    security(("session_token" = [])),
+    responses(
+        (status = 200, description = "The settings flow.", body = V1Flow),
+        (status = 401, description = "AVNOLOGY_AUTH_005: no valid session.", body = V1ErrorJson),
+        (status = 403, description = "AVNOLOGY_AUTH_003 (CSRF) or 102 (step-up needed: `details.login_url`).", body = V1ErrorJson),
+        (status = 404, description = "AVNOLOGY_AUTH_004: flow not found or not the caller's.", body = V1ErrorJson),
+        (status = 503, description = "AVNOLOGY_AUTH_500: service unavailable.", body = V1ErrorJson)
+    )
+)]
 async fn settings_get(
     State(state): State<AppState>,
     V1Session(c): V1Session,
@@ -427,6 +562,27 @@ async fn settings_get(
     Ok(settings_flow_response(&state, &c.ctx, &flow, body))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/flows/settings/{flow_id}",
+    tag = "v1",
+    operation_id = "v1SubmitSettingsFlow",
+    description = "`POST /v1/flows/settings/{flow_id}:submit` (the router matches the one segment `{flow_id}:submit`).",
+    params(("flow_id" = uuid::Uuid, Path, description = "The flow id.")),
+    request_body(content = V1Submission),
+    security(("session_token" = [])),
+    responses(
+        (status = 200, description = "The flow goes on (`continue_flow`).", body = V1ContinueFlow),
+        (status = 400, description = "AVNOLOGY_AUTH_001 (malformed), 009 (flow expired), 013 (return_to), or a form error (`continue_flow`).", body = V1ErrorJson),
+        (status = 401, description = "AVNOLOGY_AUTH_005: no valid session.", body = V1ErrorJson),
+        (status = 403, description = "AVNOLOGY_AUTH_003 (CSRF) or 102 (step-up needed: `details.login_url`).", body = V1ErrorJson),
+        (status = 404, description = "AVNOLOGY_AUTH_004: flow not found or not the caller's.", body = V1ErrorJson),
+        (status = 409, description = "AVNOLOGY_AUTH_012: identifier already in use.", body = V1ErrorJson),
+        (status = 413, description = "AVNOLOGY_AUTH_001: body too large.", body = V1ErrorJson),
+        (status = 429, description = "AVNOLOGY_AUTH_029: too many attempts (`Retry-After`).", body = V1ErrorJson),
+        (status = 503, description = "AVNOLOGY_AUTH_500: service unavailable.", body = V1ErrorJson)
+    )
+)]
 async fn settings_submit(
     State(state): State<AppState>,
     V1Session(c): V1Session,
@@ -443,11 +599,11 @@ async fn settings_submit(
             if !r.continue_with.is_empty() {
                 flow["continue_with"] = Value::Array(r.continue_with.clone());
             }
-            Ok(json_response(StatusCode::OK, json!({ "continue_flow": flow })))
+            Ok(json_response(StatusCode::OK, to_json(V1ContinueFlow { continue_flow: flow })))
         }
         Submitted::ShowForm(flow) => Ok(json_response(
             StatusCode::OK,
-            json!({ "continue_flow": settings_json(&state, &flow, Some(&method)).await }),
+            to_json(V1ContinueFlow { continue_flow: settings_json(&state, &flow, Some(&method)).await }),
         )),
         Submitted::Invalid(flow) => {
             // TOTP enrolment start (`{"method":"totp","body":{}}`, decided by the core): the form
@@ -458,7 +614,7 @@ async fn settings_submit(
                 f.ui.clear_messages();
                 return Ok(json_response(
                     StatusCode::OK,
-                    json!({ "continue_flow": settings_json(&state, &f, Some(&method)).await }),
+                    to_json(V1ContinueFlow { continue_flow: settings_json(&state, &f, Some(&method)).await }),
                 ));
             }
             let identity = match flow.identity_id {
@@ -473,6 +629,19 @@ async fn settings_submit(
 
 // ---- login / registration / sessions -----------------------------------------------------
 
+#[utoipa::path(
+    get,
+    path = "/v1/flows/login",
+    tag = "v1",
+    operation_id = "v1CreateLoginFlow",
+    params(("refresh" = Option<bool>, Query, description = "Re-authenticate."), ("aal" = Option<String>, Query, description = "`aal1` or `aal2`."), ("return_to" = Option<String>, Query, description = "Where to go after the flow.")),
+    responses(
+        (status = 200, description = "The new login flow.", body = V1Flow),
+        (status = 400, description = "AVNOLOGY_AUTH_001 (malformed), 009 (flow expired), 013 (return_to), or a form error (`continue_flow`).", body = V1ErrorJson),
+        (status = 429, description = "AVNOLOGY_AUTH_029: too many attempts (`Retry-After`).", body = V1ErrorJson),
+        (status = 503, description = "AVNOLOGY_AUTH_500: service unavailable.", body = V1ErrorJson)
+    )
+)]
 async fn login_create(State(state): State<AppState>, c: V1Ctx, Query(q): Query<HashMap<String, String>>) -> Answer {
     let aal = match q.get("aal").map(String::as_str) {
         None | Some("") | Some("aal1") => Aal::Aal1,
@@ -493,10 +662,34 @@ async fn plain_get(state: &AppState, tail: Result<Path<String>, PathRejection>, 
     Ok(json_response(StatusCode::OK, to_v1_flow(state, wire::flow(&flow, None), kind, None)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/flows/login/{flow_id}",
+    tag = "v1",
+    operation_id = "v1GetLoginFlow",
+    params(("flow_id" = uuid::Uuid, Path, description = "The flow id.")),
+    responses(
+        (status = 200, description = "The login flow.", body = V1Flow),
+        (status = 404, description = "AVNOLOGY_AUTH_004: flow not found or not the caller's.", body = V1ErrorJson),
+        (status = 503, description = "AVNOLOGY_AUTH_500: service unavailable.", body = V1ErrorJson)
+    )
+)]
 async fn login_get(State(state): State<AppState>, _: V1Ctx, tail: Result<Path<String>, PathRejection>) -> Answer {
     plain_get(&state, tail, FlowKind::Login).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/flows/registration/{flow_id}",
+    tag = "v1",
+    operation_id = "v1GetRegistrationFlow",
+    params(("flow_id" = uuid::Uuid, Path, description = "The flow id.")),
+    responses(
+        (status = 200, description = "The registration flow.", body = V1Flow),
+        (status = 404, description = "AVNOLOGY_AUTH_004: flow not found or not the caller's.", body = V1ErrorJson),
+        (status = 503, description = "AVNOLOGY_AUTH_500: service unavailable.", body = V1ErrorJson)
+    )
+)]
 async fn registration_get(
     State(state): State<AppState>,
     _: V1Ctx,
@@ -505,6 +698,25 @@ async fn registration_get(
     plain_get(&state, tail, FlowKind::Registration).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/flows/login/{flow_id}",
+    tag = "v1",
+    operation_id = "v1SubmitLoginFlow",
+    description = "`POST /v1/flows/login/{flow_id}:submit` (the router matches the one segment `{flow_id}:submit`).",
+    params(("flow_id" = uuid::Uuid, Path, description = "The flow id.")),
+    request_body(content = V1Submission),
+    responses(
+        (status = 200, description = "Signed in.", body = V1LoginResult),
+        (status = 400, description = "AVNOLOGY_AUTH_001 (malformed), 009 (flow expired), 013 (return_to), or a form error (`continue_flow`).", body = V1ErrorJson),
+        (status = 403, description = "AVNOLOGY_AUTH_003 (CSRF) or 102 (step-up needed: `details.login_url`).", body = V1ErrorJson),
+        (status = 404, description = "AVNOLOGY_AUTH_004: flow not found or not the caller's.", body = V1ErrorJson),
+        (status = 409, description = "AVNOLOGY_AUTH_012: identifier already in use.", body = V1ErrorJson),
+        (status = 413, description = "AVNOLOGY_AUTH_001: body too large.", body = V1ErrorJson),
+        (status = 429, description = "AVNOLOGY_AUTH_029: too many attempts (`Retry-After`).", body = V1ErrorJson),
+        (status = 503, description = "AVNOLOGY_AUTH_500: service unavailable.", body = V1ErrorJson)
+    )
+)]
 async fn login_submit(
     State(state): State<AppState>,
     c: V1Ctx,
@@ -523,10 +735,8 @@ async fn login_submit(
             } else {
                 r.issued.token.clone()
             };
-            Ok(json_response(
-                StatusCode::OK,
-                json!({ "session_token": token, "session": wire::session(&r.issued.session, Some(identity), now) }),
-            ))
+            let session = wire::session(&r.issued.session, Some(identity), now);
+            Ok(json_response(StatusCode::OK, to_json(V1LoginResult { session_token: token, session })))
         }
         Submitted::Invalid(flow) | Submitted::ShowForm(flow) => {
             Err(form_error(&state, &flow, wire::flow(&flow, None), &method))
@@ -534,11 +744,42 @@ async fn login_submit(
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/flows/registration",
+    tag = "v1",
+    operation_id = "v1CreateRegistrationFlow",
+    responses(
+        (status = 200, description = "The new registration flow.", body = V1Flow),
+        (status = 400, description = "AVNOLOGY_AUTH_001 (malformed), 009 (flow expired), 013 (return_to), or a form error (`continue_flow`).", body = V1ErrorJson),
+        (status = 429, description = "AVNOLOGY_AUTH_029: too many attempts (`Retry-After`).", body = V1ErrorJson),
+        (status = 503, description = "AVNOLOGY_AUTH_500: service unavailable.", body = V1ErrorJson)
+    )
+)]
 async fn registration_create(State(state): State<AppState>, c: V1Ctx) -> Answer {
     let flow = state.engine.create_registration(&c.req, FlowType::Api).await?;
     Ok(json_response(StatusCode::OK, to_v1_flow(&state, wire::flow(&flow, None), FlowKind::Registration, None)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/flows/registration/{flow_id}",
+    tag = "v1",
+    operation_id = "v1SubmitRegistrationFlow",
+    description = "`POST /v1/flows/registration/{flow_id}:submit` (the router matches the one segment `{flow_id}:submit`).",
+    params(("flow_id" = uuid::Uuid, Path, description = "The flow id.")),
+    request_body(content = V1Submission),
+    responses(
+        (status = 200, description = "Registered (with a session when the `session` hook runs).", body = V1RegistrationResult),
+        (status = 400, description = "AVNOLOGY_AUTH_001 (malformed), 009 (flow expired), 013 (return_to), or a form error (`continue_flow`).", body = V1ErrorJson),
+        (status = 403, description = "AVNOLOGY_AUTH_003 (CSRF) or 102 (step-up needed: `details.login_url`).", body = V1ErrorJson),
+        (status = 404, description = "AVNOLOGY_AUTH_004: flow not found or not the caller's.", body = V1ErrorJson),
+        (status = 409, description = "AVNOLOGY_AUTH_012: identifier already in use.", body = V1ErrorJson),
+        (status = 413, description = "AVNOLOGY_AUTH_001: body too large.", body = V1ErrorJson),
+        (status = 429, description = "AVNOLOGY_AUTH_029: too many attempts (`Retry-After`).", body = V1ErrorJson),
+        (status = 503, description = "AVNOLOGY_AUTH_500: service unavailable.", body = V1ErrorJson)
+    )
+)]
 async fn registration_submit(
     State(state): State<AppState>,
     c: V1Ctx,
@@ -547,12 +788,13 @@ async fn registration_submit(
     match state.engine.submit_registration(id, &flat, &c.req).await? {
         Submitted::Done(r) => {
             let identity = wire::identity(state.engine.base(), &r.identity, wire::IdentityView::Public, &[]);
-            let mut out = json!({ "identity": identity });
-            if let Some(s) = &r.session {
-                out["session_token"] = json!(s.token);
-                out["session"] = wire::session(&s.session, Some(identity), state.engine.clock.now());
-            }
-            Ok(json_response(StatusCode::OK, out))
+            let now = state.engine.clock.now();
+            let out = V1RegistrationResult {
+                session_token: r.session.as_ref().map(|s| s.token.clone()),
+                session: r.session.as_ref().map(|s| wire::session(&s.session, Some(identity.clone()), now)),
+                identity,
+            };
+            Ok(json_response(StatusCode::OK, to_json(out)))
         }
         Submitted::Invalid(flow) | Submitted::ShowForm(flow) => {
             Err(form_error(&state, &flow, wire::flow(&flow, None), &method))
@@ -571,11 +813,35 @@ fn code_method(method: &str) -> Result<(), V1Error> {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/flows/recovery",
+    tag = "v1",
+    operation_id = "v1CreateRecoveryFlow",
+    responses(
+        (status = 200, description = "The new recovery flow.", body = V1Flow),
+        (status = 400, description = "AVNOLOGY_AUTH_001 (malformed), 009 (flow expired), 013 (return_to), or a form error (`continue_flow`).", body = V1ErrorJson),
+        (status = 429, description = "AVNOLOGY_AUTH_029: too many attempts (`Retry-After`).", body = V1ErrorJson),
+        (status = 503, description = "AVNOLOGY_AUTH_500: service unavailable.", body = V1ErrorJson)
+    )
+)]
 async fn recovery_create(State(state): State<AppState>, c: V1Ctx) -> Answer {
     let flow = state.engine.create_recovery(&c.req, FlowType::Api).await?;
     Ok(json_response(StatusCode::OK, to_v1_flow(&state, wire::flow(&flow, None), FlowKind::Recovery, None)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/flows/recovery/{flow_id}",
+    tag = "v1",
+    operation_id = "v1GetRecoveryFlow",
+    params(("flow_id" = uuid::Uuid, Path, description = "The flow id.")),
+    responses(
+        (status = 200, description = "The recovery flow.", body = V1Flow),
+        (status = 404, description = "AVNOLOGY_AUTH_004: flow not found or not the caller's.", body = V1ErrorJson),
+        (status = 503, description = "AVNOLOGY_AUTH_500: service unavailable.", body = V1ErrorJson)
+    )
+)]
 async fn recovery_get(State(state): State<AppState>, _: V1Ctx, tail: Result<Path<String>, PathRejection>) -> Answer {
     plain_get(&state, tail, FlowKind::Recovery).await
 }
@@ -583,6 +849,25 @@ async fn recovery_get(State(state): State<AppState>, _: V1Ctx, tail: Result<Path
 /// `{"method":"code","body":{"email":…}}` sends a code (`continue_flow` in `sent_email`);
 /// `{"method":"code","body":{"code":…}}` recovers: the session and its token, and
 /// `continue_flow` with `continue_with` (`show_settings_ui`, `set_ory_session_token`).
+#[utoipa::path(
+    post,
+    path = "/v1/flows/recovery/{flow_id}",
+    tag = "v1",
+    operation_id = "v1SubmitRecoveryFlow",
+    description = "`POST /v1/flows/recovery/{flow_id}:submit` (the router matches the one segment `{flow_id}:submit`).",
+    params(("flow_id" = uuid::Uuid, Path, description = "The flow id.")),
+    request_body(content = V1Submission),
+    responses(
+        (status = 200, description = "A code was sent (`continue_flow`), or recovered: the session, its token and `continue_flow` with `continue_with`.", body = V1RecoveryResult),
+        (status = 400, description = "AVNOLOGY_AUTH_001 (malformed), 009 (flow expired), 013 (return_to), or a form error (`continue_flow`).", body = V1ErrorJson),
+        (status = 403, description = "AVNOLOGY_AUTH_003 (CSRF) or 102 (step-up needed: `details.login_url`).", body = V1ErrorJson),
+        (status = 404, description = "AVNOLOGY_AUTH_004: flow not found or not the caller's.", body = V1ErrorJson),
+        (status = 409, description = "AVNOLOGY_AUTH_012: identifier already in use.", body = V1ErrorJson),
+        (status = 413, description = "AVNOLOGY_AUTH_001: body too large.", body = V1ErrorJson),
+        (status = 429, description = "AVNOLOGY_AUTH_029: too many attempts (`Retry-After`).", body = V1ErrorJson),
+        (status = 503, description = "AVNOLOGY_AUTH_500: service unavailable.", body = V1ErrorJson)
+    )
+)]
 async fn recovery_submit(
     State(state): State<AppState>,
     c: V1Ctx,
@@ -599,15 +884,21 @@ async fn recovery_submit(
             ]);
             let identity = wire::identity(state.engine.base(), &r.identity, wire::IdentityView::Public, &[]);
             let session = wire::session(&r.issued.session, Some(identity), state.engine.clock.now());
-            Ok(json_response(
-                StatusCode::OK,
-                json!({"continue_flow": flow, "session_token": r.issued.token, "session": session}),
-            ))
+            let out = V1RecoveryResult {
+                continue_flow: flow,
+                session_token: Some(r.issued.token.clone()),
+                session: Some(session),
+            };
+            Ok(json_response(StatusCode::OK, to_json(out)))
         }
         // A code not accepted is an error in this dialect (the Kratos routes answer 200).
         Submitted::ShowForm(flow) if !flow.ui.has_errors() => Ok(json_response(
             StatusCode::OK,
-            json!({"continue_flow": to_v1_flow(&state, wire::flow(&flow, None), FlowKind::Recovery, Some(&method))}),
+            to_json(V1RecoveryResult {
+                continue_flow: to_v1_flow(&state, wire::flow(&flow, None), FlowKind::Recovery, Some(&method)),
+                session_token: None,
+                session: None,
+            }),
         )),
         Submitted::Invalid(flow) | Submitted::ShowForm(flow) => {
             Err(form_error(&state, &flow, wire::flow(&flow, None), &method))
@@ -615,11 +906,35 @@ async fn recovery_submit(
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/flows/verification",
+    tag = "v1",
+    operation_id = "v1CreateVerificationFlow",
+    responses(
+        (status = 200, description = "The new verification flow.", body = V1Flow),
+        (status = 400, description = "AVNOLOGY_AUTH_001 (malformed), 009 (flow expired), 013 (return_to), or a form error (`continue_flow`).", body = V1ErrorJson),
+        (status = 429, description = "AVNOLOGY_AUTH_029: too many attempts (`Retry-After`).", body = V1ErrorJson),
+        (status = 503, description = "AVNOLOGY_AUTH_500: service unavailable.", body = V1ErrorJson)
+    )
+)]
 async fn verification_create(State(state): State<AppState>, c: V1Ctx) -> Answer {
     let flow = state.engine.create_verification(&c.req, FlowType::Api).await?;
     Ok(json_response(StatusCode::OK, to_v1_flow(&state, wire::flow(&flow, None), FlowKind::Verification, None)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/flows/verification/{flow_id}",
+    tag = "v1",
+    operation_id = "v1GetVerificationFlow",
+    params(("flow_id" = uuid::Uuid, Path, description = "The flow id.")),
+    responses(
+        (status = 200, description = "The verification flow.", body = V1Flow),
+        (status = 404, description = "AVNOLOGY_AUTH_004: flow not found or not the caller's.", body = V1ErrorJson),
+        (status = 503, description = "AVNOLOGY_AUTH_500: service unavailable.", body = V1ErrorJson)
+    )
+)]
 async fn verification_get(
     State(state): State<AppState>,
     _: V1Ctx,
@@ -630,6 +945,25 @@ async fn verification_get(
 
 /// `{"method":"code","body":{"email":…}}` / `{"method":"code","body":{"code":…}}`: the flow as
 /// `continue_flow` (`passed_challenge` once the address is verified).
+#[utoipa::path(
+    post,
+    path = "/v1/flows/verification/{flow_id}",
+    tag = "v1",
+    operation_id = "v1SubmitVerificationFlow",
+    description = "`POST /v1/flows/verification/{flow_id}:submit` (the router matches the one segment `{flow_id}:submit`).",
+    params(("flow_id" = uuid::Uuid, Path, description = "The flow id.")),
+    request_body(content = V1Submission),
+    responses(
+        (status = 200, description = "The flow goes on (`continue_flow`).", body = V1ContinueFlow),
+        (status = 400, description = "AVNOLOGY_AUTH_001 (malformed), 009 (flow expired), 013 (return_to), or a form error (`continue_flow`).", body = V1ErrorJson),
+        (status = 403, description = "AVNOLOGY_AUTH_003 (CSRF) or 102 (step-up needed: `details.login_url`).", body = V1ErrorJson),
+        (status = 404, description = "AVNOLOGY_AUTH_004: flow not found or not the caller's.", body = V1ErrorJson),
+        (status = 409, description = "AVNOLOGY_AUTH_012: identifier already in use.", body = V1ErrorJson),
+        (status = 413, description = "AVNOLOGY_AUTH_001: body too large.", body = V1ErrorJson),
+        (status = 429, description = "AVNOLOGY_AUTH_029: too many attempts (`Retry-After`).", body = V1ErrorJson),
+        (status = 503, description = "AVNOLOGY_AUTH_500: service unavailable.", body = V1ErrorJson)
+    )
+)]
 async fn verification_submit(
     State(state): State<AppState>,
     c: V1Ctx,
@@ -641,15 +975,26 @@ async fn verification_submit(
             Err(form_error(&state, &flow, wire::flow(&flow, None), &method))
         }
         Submitted::Done(idflow_core::selfservice::verification::Verified { flow, .. }) | Submitted::ShowForm(flow) => {
-            Ok(json_response(
-                StatusCode::OK,
-                json!({"continue_flow": to_v1_flow(&state, wire::flow(&flow, None), FlowKind::Verification, Some(&method))}),
-            ))
+            let continue_flow = to_v1_flow(&state, wire::flow(&flow, None), FlowKind::Verification, Some(&method));
+            Ok(json_response(StatusCode::OK, to_json(V1ContinueFlow { continue_flow })))
         }
         Submitted::Invalid(flow) => Err(form_error(&state, &flow, wire::flow(&flow, None), &method)),
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/sessions/current",
+    tag = "v1",
+    operation_id = "v1GetCurrentSession",
+    security(("session_token" = [])),
+    responses(
+        (status = 200, description = "The caller's session.", body = wire::SessionJson),
+        (status = 401, description = "AVNOLOGY_AUTH_005: no valid session.", body = V1ErrorJson),
+        (status = 403, description = "AVNOLOGY_AUTH_003 (CSRF) or 102 (step-up needed: `details.login_url`).", body = V1ErrorJson),
+        (status = 503, description = "AVNOLOGY_AUTH_500: service unavailable.", body = V1ErrorJson)
+    )
+)]
 async fn session_current(State(state): State<AppState>, c: V1Ctx) -> Answer {
     let a = state.engine.whoami(c.req.auth.clone()).map_err(|e| {
         let mut v = map_error(state.engine.base(), &e);
@@ -665,6 +1010,18 @@ async fn session_current(State(state): State<AppState>, c: V1Ctx) -> Answer {
     Ok(json_response(StatusCode::OK, wire::session(&a.session, Some(identity), state.engine.clock.now())))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/sessions/current",
+    tag = "v1",
+    operation_id = "v1DeleteCurrentSession",
+    security(("session_token" = [])),
+    responses(
+        (status = 204, description = "Signed out: the session is revoked."),
+        (status = 401, description = "AVNOLOGY_AUTH_005: no valid session.", body = V1ErrorJson),
+        (status = 503, description = "AVNOLOGY_AUTH_500: service unavailable.", body = V1ErrorJson)
+    )
+)]
 async fn session_delete(State(state): State<AppState>, c: V1Ctx) -> Answer {
     let Some(a) = c.req.auth.as_ref() else {
         return Err(Error::new(ErrorKind::Unauthorized, "").into());

@@ -25,12 +25,11 @@ pub mod nodes;
 
 use crate::http::error::KratosError;
 use crate::http::{AppState, Ctx, ParsedBody, see_other};
+use crate::openapi::Routes;
 use askama::Template;
-use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
 use idflow_core::crypto;
 use idflow_core::error::{Error, ErrorKind};
 use idflow_core::model::{Aal, CredentialType, Flow, FlowKind, FlowType, Session};
@@ -40,6 +39,7 @@ use nodes::{Form, Ids, Msg};
 use serde_json::Value;
 use std::collections::HashMap;
 use time::OffsetDateTime;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 type Q = Query<HashMap<String, String>>;
@@ -47,20 +47,21 @@ type Q = Query<HashMap<String, String>>;
 const CSS: &str = include_str!("static/idflow.css");
 const JS: &str = include_str!("static/idflow.js");
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/ui", get(home))
-        .route("/ui/", get(home))
-        .route("/ui/welcome", get(welcome_page))
-        .route("/ui/login", get(login_page))
-        .route("/ui/registration", get(registration_page))
-        .route("/ui/settings", get(settings_page))
-        .route("/ui/recovery", get(recovery_page))
-        .route("/ui/verification", get(verification_page))
-        .route("/ui/error", get(error_page))
-        .route("/ui/sessions/revoke", post(revoke_session))
-        .route("/ui/verification/send", post(send_verification))
-        .route("/ui/static/{file}", get(static_file))
+/// The UI's pages (HTML), each documented by its `#[utoipa::path]` (tag `ui`).
+pub fn routes() -> Routes {
+    Routes::new()
+        .routes(routes!(home))
+        .routes(routes!(home_slash))
+        .routes(routes!(welcome_page))
+        .routes(routes!(login_page))
+        .routes(routes!(registration_page))
+        .routes(routes!(settings_page))
+        .routes(routes!(recovery_page))
+        .routes(routes!(verification_page))
+        .routes(routes!(error_page))
+        .routes(routes!(revoke_session))
+        .routes(routes!(send_verification))
+        .routes(routes!(static_file))
 }
 
 // ---- page chrome and responses ---------------------------------------------------------
@@ -276,6 +277,14 @@ fn error_inline(state: &AppState, ctx: &Ctx, e: &Error) -> Response {
 
 // ---- static assets ---------------------------------------------------------------------
 
+#[utoipa::path(
+    get,
+    path = "/ui/static/{file}",
+    tag = "ui",
+    operation_id = "uiStatic",
+    params(("file" = String, Path, description = "`idflow.css` or `idflow.js`.")),
+    responses((status = 200, description = "The file.", content_type = "text/css", body = String), (status = 404, description = "No such file.", body = crate::wire::ErrorEnvelope))
+)]
 async fn static_file(_: Ctx, Path(file): Path<String>) -> Result<Response, KratosError> {
     let (body, ct) = match file.as_str() {
         "idflow.css" => (CSS, "text/css; charset=utf-8"),
@@ -285,8 +294,26 @@ async fn static_file(_: Ctx, Path(file): Path<String>) -> Result<Response, Krato
     Ok(([(header::CONTENT_TYPE, ct)], body).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/ui",
+    tag = "ui",
+    operation_id = "uiHome",
+    responses((status = 303, description = "To the start page (`/ui/welcome`)."))
+)]
 async fn home(State(state): State<AppState>) -> Response {
     see_other(&state.engine.url("/ui/welcome"))
+}
+
+#[utoipa::path(
+    get,
+    path = "/ui/",
+    tag = "ui",
+    operation_id = "uiHomeSlash",
+    responses((status = 303, description = "To the start page."))
+)]
+async fn home_slash(state: State<AppState>) -> Response {
+    home(state).await
 }
 
 // ---- flow lookup shared by the login and registration pages ----------------------------
@@ -398,6 +425,14 @@ fn flow_forms(flow: &Flow) -> Vec<Form> {
 
 // ---- login -----------------------------------------------------------------------------
 
+#[utoipa::path(
+    get,
+    path = "/ui/login",
+    tag = "ui",
+    operation_id = "uiLogin",
+    params(("flow" = Option<uuid::Uuid>, Query, description = "The flow id (a new flow is started without it).")),
+    responses((status = 200, description = "The sign-in page.", content_type = "text/html", body = String), (status = 303, description = "Elsewhere (a new flow, sign-in, …)."))
+)]
 async fn login_page(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Response {
     let flow = match page_flow(&state, &ctx, &q, FlowKind::Login).await {
         Ok(f) => f,
@@ -462,6 +497,14 @@ async fn login_page(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Res
 
 // ---- registration ----------------------------------------------------------------------
 
+#[utoipa::path(
+    get,
+    path = "/ui/registration",
+    tag = "ui",
+    operation_id = "uiRegistration",
+    params(("flow" = Option<uuid::Uuid>, Query, description = "The flow id (a new flow is started without it).")),
+    responses((status = 200, description = "The registration page.", content_type = "text/html", body = String), (status = 303, description = "Elsewhere (a new flow, sign-in, …)."))
+)]
 async fn registration_page(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Response {
     if ctx.req.auth.is_some() {
         // Registration needs no session; the init endpoint sends signed-in browsers onwards.
@@ -520,10 +563,26 @@ async fn code_page(state: AppState, ctx: Ctx, q: HashMap<String, String>, kind: 
     html(&state, StatusCode::OK, &page)
 }
 
+#[utoipa::path(
+    get,
+    path = "/ui/recovery",
+    tag = "ui",
+    operation_id = "uiRecovery",
+    params(("flow" = Option<uuid::Uuid>, Query, description = "The flow id (a new flow is started without it).")),
+    responses((status = 200, description = "The account recovery page.", content_type = "text/html", body = String), (status = 303, description = "Elsewhere (a new flow, sign-in, …)."))
+)]
 async fn recovery_page(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Response {
     code_page(state, ctx, q, FlowKind::Recovery).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/ui/verification",
+    tag = "ui",
+    operation_id = "uiVerification",
+    params(("flow" = Option<uuid::Uuid>, Query, description = "The flow id (a new flow is started without it).")),
+    responses((status = 200, description = "The address verification page.", content_type = "text/html", body = String), (status = 303, description = "Elsewhere (a new flow, sign-in, …)."))
+)]
 async fn verification_page(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Response {
     code_page(state, ctx, q, FlowKind::Verification).await
 }
@@ -654,6 +713,14 @@ fn login_redirect(state: &AppState, return_to: &str) -> Response {
     see_other(&with_query(&state.engine.url("/self-service/login/browser"), &[("return_to", return_to)]))
 }
 
+#[utoipa::path(
+    get,
+    path = "/ui/settings",
+    tag = "ui",
+    operation_id = "uiSettings",
+    params(("flow" = Option<uuid::Uuid>, Query, description = "The flow id (a new flow is started without it).")),
+    responses((status = 200, description = "The account settings page.", content_type = "text/html", body = String), (status = 303, description = "Elsewhere (a new flow, sign-in, …)."))
+)]
 async fn settings_page(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Response {
     let e = &state.engine;
     let Some(a) = ctx.req.auth.clone() else {
@@ -771,6 +838,14 @@ async fn settings_form_caller(
 
 /// `POST /ui/sessions/revoke` (`csrf_token`, `session_id` = a session id or `others`, `flow`):
 /// sign out other sessions of the caller, then back to the settings page.
+#[utoipa::path(
+    post,
+    path = "/ui/sessions/revoke",
+    tag = "ui",
+    operation_id = "uiRevokeSession",
+    request_body(content = Object, description = "`session_id` and `csrf_token` (form post).", content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "The page with an error.", content_type = "text/html", body = String), (status = 303, description = "Elsewhere (a new flow, sign-in, …)."))
+)]
 async fn revoke_session(State(state): State<AppState>, ctx: Ctx, ParsedBody(body): ParsedBody) -> Response {
     let e = &state.engine;
     let (a, back) = match settings_form_caller(&state, &ctx, &body).await {
@@ -794,6 +869,18 @@ async fn revoke_session(State(state): State<AppState>, ctx: Ctx, ParsedBody(body
 /// verification code" for one of the caller's unverified addresses. Starts a browser
 /// verification flow that returns to the settings page, mails the code through it, and shows
 /// that flow's code form.
+#[utoipa::path(
+    post,
+    path = "/ui/verification/send",
+    tag = "ui",
+    operation_id = "uiSendVerificationCode",
+    request_body(content = Object, description = "`email` (an unverified address of the caller), `flow` and `csrf_token` of the settings page (form post).", content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "To the verification page of the new flow (code sent), or to sign-in."),
+        (status = 400, description = "The address is not an unverified address of the caller.", content_type = "text/html", body = String),
+        (status = 403, description = "The form's CSRF token does not match.", content_type = "text/html", body = String)
+    )
+)]
 async fn send_verification(State(state): State<AppState>, ctx: Ctx, ParsedBody(body): ParsedBody) -> Response {
     let e = &state.engine;
     let (a, back) = match settings_form_caller(&state, &ctx, &body).await {
@@ -847,6 +934,13 @@ fn trait_facts(state: &AppState, a: &Authed) -> Vec<(String, String)> {
         .collect()
 }
 
+#[utoipa::path(
+    get,
+    path = "/ui/welcome",
+    tag = "ui",
+    operation_id = "uiWelcome",
+    responses((status = 200, description = "The signed-in start page.", content_type = "text/html", body = String), (status = 303, description = "Elsewhere (a new flow, sign-in, …)."))
+)]
 async fn welcome_page(State(state): State<AppState>, ctx: Ctx) -> Response {
     let e = &state.engine;
     let user = match ctx.req.auth.clone() {
@@ -883,6 +977,14 @@ async fn welcome_page(State(state): State<AppState>, ctx: Ctx) -> Response {
 
 // ---- error -----------------------------------------------------------------------------
 
+#[utoipa::path(
+    get,
+    path = "/ui/error",
+    tag = "ui",
+    operation_id = "uiError",
+    params(("id" = Option<uuid::Uuid>, Query, description = "The stored error id.")),
+    responses((status = 200, description = "The error page.", content_type = "text/html", body = String), (status = 303, description = "Elsewhere (a new flow, sign-in, …)."))
+)]
 async fn error_page(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Response {
     let signed_in = ctx.req.auth.is_some();
     let Some(id) = q.get("id").and_then(|s| Uuid::parse_str(s.trim()).ok()) else {

@@ -29,6 +29,7 @@ mod log_secrets;
 mod login;
 mod multinode;
 mod oidc;
+mod openapi;
 mod recovery;
 mod registration;
 mod return_to_corpus;
