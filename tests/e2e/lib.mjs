@@ -34,7 +34,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
  * Start `idflow serve --dev` with a fresh SQLite database. The public base URL uses the host
  * name `localhost` (WebAuthn refuses IP addresses as relying party ids).
  */
-export async function startServer() {
+export async function startServer({ extraConfig = [] } = {}) {
   const bin = resolve(ROOT, process.env.IDFLOW_BIN || 'target/debug/idflow');
   assert.ok(existsSync(bin), `idflow binary not found at ${bin} (run cargo build first or set IDFLOW_BIN)`);
   const dir = mkdtempSync(join(tmpdir(), 'idflow-e2e-'));
@@ -55,6 +55,7 @@ export async function startServer() {
       // Every test signs in from the same address: the default per-IP submit limits are off.
       'limits:',
       '  per_ip: { login: 0, registration: 0 }',
+      ...extraConfig,
       '',
     ].join('\n'),
   );
@@ -213,4 +214,70 @@ export async function messages(page) {
 
 export function readJSON(p) {
   return JSON.parse(readFileSync(p, 'utf8'));
+}
+
+// ---- a minimal SMTP server that keeps every message ------------------------------------
+
+/**
+ * Start a plain SMTP server (no TLS, no auth) on a free loopback port; `mails` holds
+ * `{ to: [...], data }` for every message received. Enough for idflow's courier.
+ */
+export async function startSmtpSink() {
+  const mails = [];
+  const server = createServer((sock) => {
+    let buf = '';
+    let inData = false;
+    let to = [];
+    sock.setEncoding('utf8');
+    sock.write('220 sink ESMTP\r\n');
+    sock.on('data', (chunk) => {
+      buf += chunk;
+      for (;;) {
+        if (inData) {
+          const end = buf.indexOf('\r\n.\r\n');
+          if (end < 0) return;
+          mails.push({ to, data: buf.slice(0, end).replace(/\r\n\.\./g, '\r\n.') });
+          buf = buf.slice(end + 5);
+          inData = false;
+          to = [];
+          sock.write('250 OK\r\n');
+          continue;
+        }
+        const nl = buf.indexOf('\r\n');
+        if (nl < 0) return;
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 2);
+        const cmd = line.slice(0, 4).toUpperCase();
+        if (cmd === 'EHLO') sock.write('250-sink\r\n250 8BITMIME\r\n');
+        else if (cmd === 'RCPT') {
+          to.push(line.replace(/^RCPT TO:\s*<?([^>]*)>?.*$/i, '$1'));
+          sock.write('250 OK\r\n');
+        } else if (cmd === 'DATA') {
+          inData = true;
+          sock.write('354 go ahead\r\n');
+        } else if (cmd === 'QUIT') {
+          sock.end('221 bye\r\n');
+          return;
+        } else sock.write('250 OK\r\n');
+      }
+    });
+    sock.on('error', () => {});
+  });
+  await new Promise((res) => server.listen(0, '127.0.0.1', res));
+  const { port } = server.address();
+  return {
+    port,
+    mails,
+    /** Wait for a message to `address` (up to 30 s). */
+    async waitFor(address) {
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        const m = mails.find((x) => x.to.includes(address));
+        if (m) return m;
+        if (Date.now() > deadline) throw new Error(`no mail for ${address}; got ${JSON.stringify(mails.map((x) => x.to))}`);
+        await sleep(100);
+      }
+    },
+    stop: () => new Promise((res) => server.close(res)),
+  };
 }

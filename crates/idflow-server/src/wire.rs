@@ -90,6 +90,10 @@ pub fn identity(base: &str, i: &Identity, view: IdentityView, include: &[String]
     m.insert("created_at".into(), ts(i.created_at));
     m.insert("updated_at".into(), ts(i.updated_at));
     m.insert("organization_id".into(), Value::Null);
+    // idflow extension: when a self-service deletion is scheduled, the date it happens.
+    if let Some(t) = i.delete_after {
+        m.insert("delete_after".into(), ts(t));
+    }
     Value::Object(m)
 }
 

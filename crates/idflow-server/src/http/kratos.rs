@@ -249,12 +249,22 @@ fn logged_in(state: &AppState, ctx: &Ctx, flow_type: FlowType, r: LoggedIn) -> D
     // A rotated or new token is always returned; an unchanged one is what the client has.
     let token = if token.is_empty() { ctx.req.token.clone().unwrap_or_default() } else { token.clone() };
     let session_json = wire::session(session, Some(identity), now);
-    let after = engine.return_url_after(&r.flow);
-    let body = if flow_type == FlowType::Api {
+    let mut after = engine.return_url_after(&r.flow);
+    // An account scheduled for deletion: the sign-in never cancels by itself, it offers to
+    // (idflow extension `account_deletion`); a browser goes to the settings page, which shows
+    // the offer.
+    let offer = r.identity.delete_after.filter(|_| r.aal_satisfied);
+    if offer.is_some() {
+        after = engine.url("/self-service/settings/browser");
+    }
+    let mut body = if flow_type == FlowType::Api {
         json!({ "session_token": token, "session": session_json, "continue_with": Value::Null })
     } else {
         json!({ "session": session_json, "continue_with": [redirect_action(&after)] })
     };
+    if let Some(t) = offer {
+        body["account_deletion"] = super::account::deletion_offer(state, t, false);
+    }
     let redirect_to = if r.aal_satisfied { after } else { engine.aal2_login_url(r.flow.return_to.as_deref()) };
     // A new session rotates the CSRF secret.
     let cookies = vec![state.session_cookie_for(&token, session), state.new_csrf_cookie()];

@@ -342,13 +342,18 @@ impl FromRequestParts<AppState> for V1Ctx {
 }
 
 impl V1Ctx {
+    /// The caller (a [`V1Session`] always has one).
+    pub fn auth(&self) -> Result<idflow_core::selfservice::Authed, V1Error> {
+        self.req.auth.clone().ok_or_else(|| Error::new(ErrorKind::Unauthorized, "").into())
+    }
+
     fn flow_type(&self) -> FlowType {
         if self.ctx.via_cookie { FlowType::Browser } else { FlowType::Api }
     }
 }
 
 /// [`V1Ctx`] of a caller with a session (401 otherwise, before the request is read further).
-pub struct V1Session(V1Ctx);
+pub struct V1Session(pub V1Ctx);
 
 impl FromRequestParts<AppState> for V1Session {
     type Rejection = V1Error;
@@ -523,10 +528,13 @@ async fn login_submit(
             } else {
                 r.issued.token.clone()
             };
-            Ok(json_response(
-                StatusCode::OK,
-                json!({ "session_token": token, "session": wire::session(&r.issued.session, Some(identity), now) }),
-            ))
+            let mut body =
+                json!({ "session_token": token, "session": wire::session(&r.issued.session, Some(identity), now) });
+            // The sign-in of an account scheduled for deletion offers to cancel (never cancels).
+            if let Some(t) = r.identity.delete_after.filter(|_| r.aal_satisfied) {
+                body["account_deletion"] = super::account::deletion_offer(&state, t, true);
+            }
+            Ok(json_response(StatusCode::OK, body))
         }
         Submitted::Invalid(flow) | Submitted::ShowForm(flow) => {
             Err(form_error(&state, &flow, wire::flow(&flow, None), &method))
