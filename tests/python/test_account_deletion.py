@@ -69,7 +69,7 @@ def test_delete_account_then_cancel_on_sign_in(mail_frontend, mail_identity_api,
     assert done.identity.additional_properties.get("delete_after")
     with pytest.raises(ory_kratos_client.exceptions.UnauthorizedException):
         mail_frontend.to_session(x_session_token=token)
-    notice = next(b for b in mail_sink.wait_for(email, 2) if "deleted" in b)
+    notice = next(b for b in mail_sink.wait_for(email, 2) if "scheduled for deletion" in b)
     assert f"{mail_server.public_url}/self-service/login/browser" in notice
     admin = mail_identity_api.get_identity(id=reg.identity.id)
     assert admin.additional_properties.get("delete_after")

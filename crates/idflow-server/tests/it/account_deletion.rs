@@ -216,9 +216,29 @@ async fn sign_in_during_grace_offers_cancel(db: Db) {
         .unwrap();
     kratos_error(r, 400, None).await;
 
-    // v1: login answers the offer with the v1 route; GET reads it, DELETE cancels.
-    let fresh = sign_in(&app, Kind::Api, &u.email, PASSWORD, String::new(), u.identity_id.clone()).await;
-    assert_eq!(schedule(&app, &fresh).await.0, 200);
+    // v1: scheduled through the v1 settings flow; the login answers the offer with the v1
+    // route; GET reads it, DELETE cancels.
+    let t = app.login(&u.email, PASSWORD).await["session_token"].as_str().unwrap().to_string();
+    let f: Value = api_client()
+        .get(app.url("/v1/flows/settings"))
+        .header("Authorization", format!("Bearer {t}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let r = api_client()
+        .post(app.url(&format!("/v1/flows/settings/{}:submit", f["id"].as_str().unwrap())))
+        .header("Authorization", format!("Bearer {t}"))
+        .json(&json!({"method": "delete_account", "body": {"delete_account_confirm": true}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["continue_flow"]["ui"]["messages"][0]["id"], "1050041", "{v}");
+    assert_eq!(whoami(&app, &t).await.status(), 401);
     let lf: Value = api_client().get(app.url("/v1/flows/login")).send().await.unwrap().json().await.unwrap();
     let r = api_client()
         .post(app.url(&format!("/v1/flows/login/{}:submit", lf["id"].as_str().unwrap())))
