@@ -9,7 +9,7 @@
 //! A cookie-authenticated cancel must be a JSON request (`Content-Type: application/json`):
 //! a cross-site form cannot send one without a CORS preflight, so no CSRF token is needed.
 
-use super::v1::{V1Error, V1Session};
+use super::v1::{V1Error, V1Session, v1};
 use super::{AppState, Ctx, json_response};
 use crate::wire::{self, IdentityView};
 use axum::Router;
@@ -25,8 +25,8 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/self-service/settings/export", get(kratos_export))
         .route("/self-service/settings/cancel-deletion", post(kratos_cancel))
-        .route("/v1/account/export", get(v1_export))
-        .route("/v1/account/deletion", get(v1_deletion).delete(v1_cancel))
+        .route("/v1/account/export", v1(get(v1_export)))
+        .route("/v1/account/deletion", v1(get(v1_deletion).delete(v1_cancel)))
 }
 
 type Answer = Result<Response, super::error::KratosError>;

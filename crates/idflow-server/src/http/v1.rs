@@ -37,7 +37,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// A v1 route: other HTTP methods get 405 in the v1 envelope (axum's default is an empty body).
-fn v1(m: MethodRouter<AppState>) -> MethodRouter<AppState> {
+pub(super) fn v1(m: MethodRouter<AppState>) -> MethodRouter<AppState> {
     m.fallback(method_not_allowed)
 }
 

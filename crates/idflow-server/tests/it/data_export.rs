@@ -88,6 +88,7 @@ async fn export_has_the_account_data_and_no_secrets(db: Db) {
     assert_eq!(bv["identity"]["id"], b.identity_id.as_str());
     kratos_error(api_client().get(app.url("/self-service/settings/export")).send().await.unwrap(), 401, None).await;
     v1_error(api_client().get(app.url("/v1/account/export")).send().await.unwrap(), 401, "AVNOLOGY_AUTH_005").await;
+    v1_error(api_client().post(app.url("/v1/account/export")).send().await.unwrap(), 405, "AVNOLOGY_AUTH_001").await;
 
     // The settings page links to the download.
     let r = b.get(&app.url("/self-service/settings/browser")).send().await.unwrap();
