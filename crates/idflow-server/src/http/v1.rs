@@ -448,7 +448,12 @@ async fn settings_submit(
             if !r.continue_with.is_empty() {
                 flow["continue_with"] = Value::Array(r.continue_with.clone());
             }
-            Ok(json_response(StatusCode::OK, json!({ "continue_flow": flow })))
+            let mut resp = json_response(StatusCode::OK, json!({ "continue_flow": flow }));
+            // Every session ended with the change (a deletion scheduled): drop the cookie.
+            if r.signed_out && c.ctx.via_cookie {
+                resp.headers_mut().append(header::SET_COOKIE, state.clear_session_cookie());
+            }
+            Ok(resp)
         }
         Submitted::ShowForm(flow) => Ok(json_response(
             StatusCode::OK,

@@ -392,3 +392,26 @@ async fn worker_deletes_exactly_once_on_two_nodes() {
     let (ra, rb) = tokio::join!(a.engine.purge_scheduled_deletions(), b.engine.purge_scheduled_deletions());
     assert_eq!((ra.unwrap(), rb.unwrap()), (0, 0));
 }
+
+/// v1 with the session cookie (a browser flow, CSRF checked): scheduling a deletion clears the
+/// session cookie, and the session is gone.
+async fn v1_cookie_deletion_clears_the_cookie(db: Db) {
+    let (app, _sink) = deletion_app(db, |_| {}).await;
+    let b = user(&app, Kind::Browser).await;
+    let f: Value = b.http.get(app.url("/v1/flows/settings")).send().await.unwrap().json().await.unwrap();
+    let token = node(&f, "csrf_token").unwrap()["attributes"]["value"].as_str().unwrap().to_string();
+    let r = b
+        .http
+        .post(app.url(&format!("/v1/flows/settings/{}:submit", f["id"].as_str().unwrap())))
+        .json(&json!({"method": "delete_account", "body": {"delete_account_confirm": true, "csrf_token": token}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let cleared = set_cookies(&r).iter().any(|c| c.contains("Max-Age=0"));
+    assert!(cleared, "{:?}", set_cookies(&r));
+    let who = b.http.get(app.url("/sessions/whoami")).header(ACCEPT, "application/json").send().await.unwrap();
+    assert_eq!(who.status(), 401);
+    assert!(admin_get(&app, &b.identity_id).await.json::<Value>().await.unwrap()["delete_after"].is_string());
+}
+both_dbs!(v1_cookie_deletion_clears_the_cookie);
