@@ -295,3 +295,6 @@ export async function messages(page) {
 export function readJSON(p) {
   return JSON.parse(readFileSync(p, 'utf8'));
 }
+
+// ---- a minimal SMTP server that keeps every message ------------------------------------
+

@@ -546,6 +546,36 @@ pub struct Methods {
     pub passkey: PasskeyMethod,
     pub oidc: OidcMethod,
     pub code: CodeMethod,
+    pub delete_account: DeleteAccountMethod,
+}
+
+/// `selfservice.methods.delete_account.config`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeleteAccountConfig {
+    /// How long after the request the account is deleted for real (a sign-in in between can
+    /// cancel). Zero deletes at the next run of the deletion worker.
+    pub grace_period: Dur,
+}
+
+impl Default for DeleteAccountConfig {
+    fn default() -> Self {
+        DeleteAccountConfig { grace_period: Dur::secs(14 * 24 * 3600) }
+    }
+}
+
+/// `selfservice.methods.delete_account`: self-service account deletion (beyond Kratos).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeleteAccountMethod {
+    pub enabled: bool,
+    pub config: DeleteAccountConfig,
+}
+
+impl Default for DeleteAccountMethod {
+    fn default() -> Self {
+        DeleteAccountMethod { enabled: true, config: DeleteAccountConfig::default() }
+    }
 }
 
 /// `selfservice.methods.code.config`.

@@ -78,10 +78,12 @@ pub enum MethodId {
     Oidc,
     /// One-time codes sent by mail (account recovery).
     Code,
+    /// Self-service account deletion (scheduled after a grace period; beyond Kratos).
+    DeleteAccount,
 }
 
 impl MethodId {
-    pub const ALL: [MethodId; 8] = [
+    pub const ALL: [MethodId; 9] = [
         MethodId::Profile,
         MethodId::Password,
         MethodId::Totp,
@@ -90,6 +92,7 @@ impl MethodId {
         MethodId::Passkey,
         MethodId::Oidc,
         MethodId::Code,
+        MethodId::DeleteAccount,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -102,6 +105,7 @@ impl MethodId {
             MethodId::Webauthn => "webauthn",
             MethodId::Oidc => "oidc",
             MethodId::Code => "code",
+            MethodId::DeleteAccount => "delete_account",
         }
     }
 
@@ -211,6 +215,10 @@ pub struct Identity {
     pub verifiable_addresses: Vec<VerifiableAddress>,
     pub recovery_addresses: Vec<RecoveryAddress>,
     pub credentials: BTreeMap<CredentialType, Credential>,
+    /// When the account is deleted for real: set by the `delete_account` settings method
+    /// (now + grace period), cleared by a cancel; the deletion worker deletes the identity
+    /// once this has passed.
+    pub delete_after: Option<OffsetDateTime>,
     /// Optimistic-concurrency version; every store update bumps it.
     pub version: i64,
     pub created_at: OffsetDateTime,
@@ -231,6 +239,7 @@ impl Identity {
             verifiable_addresses: vec![],
             recovery_addresses: vec![],
             credentials: BTreeMap::new(),
+            delete_after: None,
             version: 0,
             created_at: now,
             updated_at: now,

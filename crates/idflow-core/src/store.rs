@@ -165,6 +165,12 @@ pub trait Store: Send + Sync + 'static {
     /// the cleanup lock (PostgreSQL), so only one node cleans at a time.
     async fn cleanup(&self, c: &Cleanup) -> Result<Option<Cleaned>, StoreError>;
 
+    /// Delete (for real) up to `batch` identities whose `delete_after` is at or before `now`,
+    /// with everything that references them (credentials, identifiers, addresses, sessions,
+    /// flows, and other tables through ON DELETE CASCADE). Returns the ids deleted. Across
+    /// nodes each identity is deleted exactly once (PostgreSQL: `FOR UPDATE SKIP LOCKED`).
+    async fn purge_scheduled_deletions(&self, now: OffsetDateTime, batch: u32) -> Result<Vec<Uuid>, StoreError>;
+
     /// Count an event in a fixed window: returns the count after incrementing.
     async fn rate_hit(&self, key: &str, window_start: i64) -> Result<i64, StoreError>;
     async fn rate_clear(&self, key: &str) -> Result<(), StoreError>;

@@ -641,6 +641,42 @@ pub mod msg {
         UiText::info(1050020, format!("Remove passkey \"{name}\""))
             .with_context(json!({"display_name": name, "added_at": added_at, "added_at_unix": added_at_unix}))
     }
+    /// The settings notice of an account scheduled for deletion: the offer to cancel.
+    pub fn deletion_scheduled_notice(date: &str, delete_after: &str) -> UiText {
+        UiText::info(
+            1050040,
+            format!("Your account is scheduled for deletion on {date}. Cancel the deletion to keep it."),
+        )
+        .with_context(json!({"delete_after": delete_after}))
+    }
+    /// A deletion was scheduled (the settings flow's success message).
+    pub fn deletion_scheduled(date: &str, delete_after: &str) -> UiText {
+        UiText::new(
+            1050041,
+            TextType::Success,
+            format!(
+                "Your account will be deleted on {date}. You were signed out everywhere; sign in before then to cancel."
+            ),
+        )
+        .with_context(json!({"delete_after": delete_after}))
+    }
+    /// Guard rail: few unused recovery codes left.
+    pub fn few_recovery_codes(unused: usize) -> UiText {
+        UiText::info(
+            1050043,
+            format!("You have {unused} unused recovery codes left. Generate new ones before you run out."),
+        )
+        .with_context(json!({"unused": unused}))
+    }
+    pub fn delete_account() -> UiText {
+        UiText::info(1050044, "Delete account")
+    }
+    pub fn delete_account_confirm() -> UiText {
+        UiText::info(1050045, "I understand that my account and its data will be deleted")
+    }
+    pub fn delete_account_cancel() -> UiText {
+        UiText::info(1050046, "Cancel the deletion and keep my account")
+    }
     pub fn login_webauthn() -> UiText {
         UiText::info(1010008, "Use security key")
     }

@@ -246,8 +246,9 @@ impl Application {
     }
 }
 
-/// Run [`idflow_core::selfservice::Engine::cleanup_expired`] at start and every
-/// `cleanup.interval` until `stop` fires (`cleanup.enabled: false` turns it off).
+/// Run [`idflow_core::selfservice::Engine::cleanup_expired`] and the account deletion worker
+/// ([`idflow_core::selfservice::Engine::purge_scheduled_deletions`]) at start and every
+/// `cleanup.interval` until `stop` fires (`cleanup.enabled: false` turns both off).
 async fn cleanup_worker(engine: Arc<Engine>, mut stop: tokio::sync::broadcast::Receiver<()>) {
     let c = &engine.cfg.cleanup;
     if !c.enabled {
@@ -260,6 +261,10 @@ async fn cleanup_worker(engine: Arc<Engine>, mut stop: tokio::sync::broadcast::R
             _ = tick.tick() => {
                 if let Err(e) = engine.cleanup_expired().await {
                     tracing::warn!(error = %e, "cleanup run failed");
+                }
+                // Accounts whose deletion grace period is over (exactly once across nodes).
+                if let Err(e) = engine.purge_scheduled_deletions().await {
+                    tracing::warn!(error = %e, "account deletion run failed");
                 }
             }
             _ = stop.recv() => break,

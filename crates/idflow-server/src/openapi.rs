@@ -59,6 +59,7 @@ pub fn public_routes() -> Routes {
     crate::http::kratos::routes()
         .merge(crate::http::oidc::routes())
         .merge(crate::http::v1::routes())
+        .merge(crate::http::account::routes())
         .merge(crate::ui::routes())
         .merge(health_routes())
         .routes(routes!(public_document))

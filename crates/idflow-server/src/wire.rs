@@ -122,6 +122,10 @@ pub struct IdentityJson {
     pub updated_at: String,
     /// Always null (no organizations).
     pub organization_id: Option<Uuid>,
+    /// idflow extension: when a self-service deletion is scheduled, the date it happens.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    pub delete_after: Option<String>,
 }
 
 pub fn identity(base: &str, i: &Identity, view: IdentityView, include: &[String]) -> Value {
@@ -186,6 +190,7 @@ pub fn identity(base: &str, i: &Identity, view: IdentityView, include: &[String]
         created_at: ts_str(i.created_at),
         updated_at: ts_str(i.updated_at),
         organization_id: None,
+        delete_after: i.delete_after.map(ts_str),
     };
     serde_json::to_value(j).unwrap_or(Value::Null)
 }
@@ -447,6 +452,22 @@ pub struct LoginResultJson {
     /// Null for API flows; a browser's `redirect_browser_to`.
     #[schema(value_type = Option<Vec<ContinueWithJson>>)]
     pub continue_with: Option<Vec<Value>>,
+    /// idflow extension: present when the account is scheduled for deletion — the date and
+    /// how to cancel (signing in never cancels).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<AccountDeletionOffer>)]
+    pub account_deletion: Option<Value>,
+}
+
+/// idflow extension: a scheduled self-service account deletion and how to cancel it.
+#[derive(Serialize, ToSchema)]
+pub struct AccountDeletionOffer {
+    pub scheduled: bool,
+    #[schema(format = DateTime)]
+    pub delete_after: Option<String>,
+    /// The request that cancels: `{method, url}`.
+    #[schema(value_type = Object)]
+    pub cancel: Option<Value>,
 }
 
 /// A successful registration (`successfulNativeRegistration`): the identity, and the session

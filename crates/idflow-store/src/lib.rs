@@ -124,7 +124,7 @@ updated_at, CAST(NULL AS BOOLEAN) FROM recovery_addresses WHERE identity_id = $1
 ORDER BY 1, 8, 5, 4";
 
 /// The columns of `identities`, in the order `identity_from_row` reads them.
-const IDENTITY_COLUMNS: &[&str; 11] = &[
+const IDENTITY_COLUMNS: &[&str; 12] = &[
     "id",
     "schema_id",
     "state",
@@ -136,10 +136,11 @@ const IDENTITY_COLUMNS: &[&str; 11] = &[
     "version",
     "created_at",
     "updated_at",
+    "delete_after",
 ];
 
 /// The same columns as [`SESSION_WITH_IDENTITY`] names them.
-const PREFIXED_IDENTITY_COLUMNS: &[&str; 11] = &[
+const PREFIXED_IDENTITY_COLUMNS: &[&str; 12] = &[
     "i_id",
     "i_schema_id",
     "i_state",
@@ -151,6 +152,7 @@ const PREFIXED_IDENTITY_COLUMNS: &[&str; 11] = &[
     "i_version",
     "i_created_at",
     "i_updated_at",
+    "i_delete_after",
 ];
 
 /// A session by token hash with its identity's row (LEFT JOIN: NULL `i_id` when the
@@ -158,7 +160,8 @@ const PREFIXED_IDENTITY_COLUMNS: &[&str; 11] = &[
 const SESSION_WITH_IDENTITY: &str = "\
 SELECT s.*, i.id AS i_id, i.schema_id AS i_schema_id, i.state AS i_state, i.state_changed_at AS i_state_changed_at, \
 i.traits AS i_traits, i.metadata_public AS i_metadata_public, i.metadata_admin AS i_metadata_admin, \
-i.external_id AS i_external_id, i.version AS i_version, i.created_at AS i_created_at, i.updated_at AS i_updated_at \
+i.external_id AS i_external_id, i.version AS i_version, i.created_at AS i_created_at, i.updated_at AS i_updated_at, \
+i.delete_after AS i_delete_after \
 FROM sessions s LEFT JOIN identities i ON i.id = s.identity_id WHERE s.token_hash = $1";
 
 /// The PostgreSQL advisory lock key that lets one node at a time run the cleanup.
@@ -205,7 +208,7 @@ macro_rules! sql_store {
             /// prefixed names of [`SESSION_WITH_IDENTITY`]).
             fn identity_from_row(
                 row: &<$db as sqlx::Database>::Row,
-                c: &[&str; 11],
+                c: &[&str; 12],
             ) -> Result<Identity, StoreError> {
                 let state: String = row.try_get(c[2]).map_err(map_err)?;
                 Ok(Identity {
@@ -220,6 +223,7 @@ macro_rules! sql_store {
                     verifiable_addresses: vec![],
                     recovery_addresses: vec![],
                     credentials: Default::default(),
+                    delete_after: row.try_get::<Option<i64>, _>(c[11]).map_err(map_err)?.map(from_ts),
                     version: row.try_get(c[8]).map_err(map_err)?,
                     created_at: from_ts(row.try_get(c[9]).map_err(map_err)?),
                     updated_at: from_ts(row.try_get(c[10]).map_err(map_err)?),
@@ -815,7 +819,7 @@ macro_rules! sql_store {
                 }
                 if let Some(i) = c.create_identity {
                     sqlx::query(
-                        "INSERT INTO identities (id, schema_id, state, state_changed_at, traits, metadata_public, metadata_admin, external_id, version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                        "INSERT INTO identities (id, schema_id, state, state_changed_at, traits, metadata_public, metadata_admin, external_id, version, created_at, updated_at, delete_after) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                     )
                     .bind(i.id)
                     .bind(&i.schema_id)
@@ -828,6 +832,7 @@ macro_rules! sql_store {
                     .bind(i.version)
                     .bind(ts(i.created_at))
                     .bind(ts(i.updated_at))
+                    .bind(i.delete_after.map(ts))
                     .execute(&mut *tx)
                     .await
                     .map_err(map_err)?;
@@ -835,7 +840,7 @@ macro_rules! sql_store {
                 }
                 if let Some(i) = c.update_identity {
                     let r = sqlx::query(
-                        "UPDATE identities SET schema_id = $1, state = $2, state_changed_at = $3, traits = $4, metadata_public = $5, metadata_admin = $6, external_id = $7, version = version + 1, updated_at = $8 WHERE id = $9 AND version = $10",
+                        "UPDATE identities SET schema_id = $1, state = $2, state_changed_at = $3, traits = $4, metadata_public = $5, metadata_admin = $6, external_id = $7, version = version + 1, updated_at = $8, delete_after = $11 WHERE id = $9 AND version = $10",
                     )
                     .bind(&i.schema_id)
                     .bind(i.state.as_str())
@@ -847,6 +852,7 @@ macro_rules! sql_store {
                     .bind(ts(i.updated_at))
                     .bind(i.id)
                     .bind(i.version)
+                    .bind(i.delete_after.map(ts))
                     .execute(&mut *tx)
                     .await
                     .map_err(map_err)?;
@@ -1016,6 +1022,35 @@ macro_rules! sql_store {
                 }
                 tx.commit().await.map_err(map_err)?;
                 Ok(Some(out))
+            }
+
+            async fn purge_scheduled_deletions(
+                &self,
+                now: OffsetDateTime,
+                batch: u32,
+            ) -> Result<Vec<Uuid>, StoreError> {
+                let _w = self.write_guard().await;
+                // PostgreSQL: rows another node is deleting right now are locked and skipped, so
+                // every due identity is deleted by exactly one node, and a concurrent cancel
+                // (an UPDATE of the row) either commits first, and the row no longer matches,
+                // or waits for the delete and finds nothing. SQLite: one writer at a time.
+                // Credentials, identifiers, addresses, sessions, flows and every other row that
+                // references the identity go with it (ON DELETE CASCADE).
+                let sql = if $backend == "postgres" {
+                    "DELETE FROM identities WHERE id IN (SELECT id FROM identities WHERE delete_after IS NOT NULL \
+                     AND delete_after <= $1 ORDER BY delete_after, id LIMIT $2 FOR UPDATE SKIP LOCKED) \
+                     AND delete_after IS NOT NULL AND delete_after <= $1 RETURNING id"
+                } else {
+                    "DELETE FROM identities WHERE id IN (SELECT id FROM identities WHERE delete_after IS NOT NULL \
+                     AND delete_after <= $1 ORDER BY delete_after, id LIMIT $2) RETURNING id"
+                };
+                let rows = sqlx::query(sql)
+                    .bind(ts(now))
+                    .bind(i64::from(batch.max(1)))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                rows.iter().map(|r| r.try_get("id").map_err(map_err)).collect()
             }
 
             async fn rate_hit(&self, key: &str, window_start: i64) -> Result<i64, StoreError> {

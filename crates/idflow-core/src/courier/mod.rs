@@ -34,10 +34,13 @@ pub enum TemplateType {
     /// A notice about the account (credential changed, new sign-in, …); data: `Identity`,
     /// `Subject`, `Body` (both plain text).
     SecurityNotification,
+    /// The account was scheduled for deletion; data: `Identity`, `DeleteAfter` (RFC 3339),
+    /// `DeleteAfterDate` (a readable UTC date), `CancelURL` (where a sign-in offers to cancel).
+    AccountDeletionScheduled,
 }
 
 impl TemplateType {
-    pub const ALL: [TemplateType; 9] = [
+    pub const ALL: [TemplateType; 10] = [
         TemplateType::RecoveryCodeValid,
         TemplateType::RecoveryCodeInvalid,
         TemplateType::RecoveryValid,
@@ -47,6 +50,7 @@ impl TemplateType {
         TemplateType::VerificationValid,
         TemplateType::VerificationInvalid,
         TemplateType::SecurityNotification,
+        TemplateType::AccountDeletionScheduled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -60,6 +64,7 @@ impl TemplateType {
             TemplateType::VerificationValid => "verification_valid",
             TemplateType::VerificationInvalid => "verification_invalid",
             TemplateType::SecurityNotification => "security_notification",
+            TemplateType::AccountDeletionScheduled => "account_deletion_scheduled",
         }
     }
 
@@ -80,6 +85,7 @@ impl TemplateType {
             TemplateType::VerificationValid => ("verification", "valid"),
             TemplateType::VerificationInvalid => ("verification", "invalid"),
             TemplateType::SecurityNotification => ("security_notification", "valid"),
+            TemplateType::AccountDeletionScheduled => ("account_deletion_scheduled", "valid"),
         }
     }
 

@@ -440,6 +440,13 @@ fn builtin(t: TemplateType, p: Part) -> &'static str {
         (SecurityNotification, Html) => {
             "<p>Hi,</p>\n<p>{{ .Body }}</p>\n<p>If this was not you, please recover your account or contact support.</p>\n"
         }
+        (AccountDeletionScheduled, Subject) => "Your account will be deleted",
+        (AccountDeletionScheduled, Plain) => {
+            "Hi,\n\nyour account is scheduled for deletion on {{ .DeleteAfterDate }}. All its sessions were ended.\n\nTo keep your account, sign in before then and cancel the deletion:\n\n{{ .CancelURL }}\n\nIf this was not you, sign in, cancel the deletion and change your password.\n"
+        }
+        (AccountDeletionScheduled, Html) => {
+            "<p>Hi,</p>\n<p>your account is scheduled for deletion on {{ .DeleteAfterDate }}. All its sessions were ended.</p>\n<p>To keep your account, sign in before then and cancel the deletion:</p>\n<p><a href=\"{{ .CancelURL }}\">{{ .CancelURL }}</a></p>\n<p>If this was not you, sign in, cancel the deletion and change your password.</p>\n"
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 //! `Err`. `Err` is reserved for what is not a form (no session, CSRF, expiry, …).
 
 pub mod callback;
+pub mod deletion;
 pub mod hashpool;
 pub mod hooks;
 pub mod identities;

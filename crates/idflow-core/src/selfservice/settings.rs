@@ -29,6 +29,9 @@ pub enum Change {
     NeedsPrivilege { pending: Value },
     /// Not an update: show the (changed) form again.
     ShowForm,
+    /// Persist this identity, end ALL of its sessions (the current one too) and queue these
+    /// mails, in one commit (`delete_account` scheduling a deletion).
+    UpdateAndSignOut { identity: Identity, messages: Vec<crate::courier::Message> },
 }
 
 /// A successful settings submit.
@@ -43,9 +46,12 @@ pub struct SettingsDone {
     pub redirect_to: String,
     /// `continue_with` items produced by hooks.
     pub continue_with: Vec<Value>,
+    /// Every session of the identity ended with the change (the caller's too): the client
+    /// drops its session (cookie) and a browser goes to `redirect_to` (the sign-in).
+    pub signed_out: bool,
 }
 
-const PENDING: &str = "pending_change";
+pub(crate) const PENDING: &str = "pending_change";
 
 impl Engine {
     fn no_session(api: bool) -> Error {
@@ -97,6 +103,7 @@ impl Engine {
         flow.state = "show_form".into();
         self.settings_ui(&mut flow, &a.identity, req, None)?;
         flow.ui.messages.extend(notice);
+        self.settings_notices(&mut flow, &a.identity);
         self.store.create_flow(&flow).await?;
         Ok(flow)
     }
@@ -212,6 +219,7 @@ impl Engine {
             self.settings_ui(&mut flow, &a.identity, req, None)?;
             flow.ui.messages.retain(|m| m.id == 1050024);
             flow.ui.messages.push(msg::no_strategy_settings());
+            self.settings_notices(&mut flow, &a.identity);
             self.save_flow(&mut flow).await?;
             return Ok(Submitted::Invalid(flow));
         };
@@ -246,6 +254,7 @@ impl Engine {
                 // The form shown after the refresh login carries only the pending-change notice.
                 flow.ui.messages.clear();
                 self.settings_ui(&mut flow, &a.identity, req, None)?;
+                self.settings_notices(&mut flow, &a.identity);
                 self.save_flow(&mut flow).await?;
                 let back = self.url(&format!("/self-service/settings?flow={}", flow.id));
                 let url = self.refresh_login_url(&back);
@@ -260,16 +269,20 @@ impl Engine {
                 // A fresh form: earlier errors (and success notices) do not apply to it.
                 flow.ui.messages.retain(|m| m.id == 1050024);
                 self.settings_ui(&mut flow, &a.identity, req, None)?;
+                self.settings_notices(&mut flow, &a.identity);
                 self.save_flow(&mut flow).await?;
                 Ok(Submitted::ShowForm(flow))
             }
             Change::Update { identity, add_method, revoke_others } => {
                 self.settings_success(flow, a, req, method, identity, add_method, revoke_others).await
             }
+            Change::UpdateAndSignOut { identity, messages } => {
+                self.settings_sign_out(flow, a, req, method, identity, messages).await
+            }
         }
     }
 
-    async fn settings_invalid(
+    pub(crate) async fn settings_invalid(
         &self,
         mut flow: Flow,
         a: &Authed,
@@ -286,6 +299,7 @@ impl Engine {
         if !keep_success {
             flow.state = "show_form".into();
         }
+        self.settings_notices(&mut flow, &a.identity);
         self.save_flow(&mut flow).await?;
         Ok(Submitted::Invalid(flow))
     }
@@ -347,6 +361,7 @@ impl Engine {
         let stored_version = identity.version;
         self.settings_ui(&mut flow, &identity, req, None)?;
         flow.ui.messages = vec![msg::settings_saved()];
+        self.settings_notices(&mut flow, &identity);
         flow.updated_at = now;
         // A new or changed address gets a verification code (nothing goes to the old one).
         let mails = self.verification_mails(&identity, Some(&a.identity), flow.flow_type, &req.request_url).await?;
@@ -386,6 +401,14 @@ impl Engine {
             "settings updated"
         );
         let continue_with = self.run_web_hooks(Phase::After, method, &identity, &flow).await.unwrap_or_default();
-        Ok(Submitted::Done(SettingsDone { flow, identity, method, session, redirect_to, continue_with }))
+        Ok(Submitted::Done(SettingsDone {
+            flow,
+            identity,
+            method,
+            session,
+            redirect_to,
+            continue_with,
+            signed_out: false,
+        }))
     }
 }

@@ -198,6 +198,10 @@ impl<'a> FlowResponder<'a> {
 /// The session cookie after a settings change: a browser that authenticated with the cookie
 /// gets it again (for the updated session, when a method changed it).
 pub fn settings_cookies(state: &AppState, ctx: &Ctx, r: &SettingsDone) -> Vec<HeaderValue> {
+    if r.signed_out {
+        // Every session ended with the change (an account scheduled for deletion).
+        return if ctx.via_cookie { vec![state.clear_session_cookie(), state.new_csrf_cookie()] } else { vec![] };
+    }
     match (ctx.via_cookie, &ctx.req.token, &ctx.req.auth) {
         (true, Some(tok), Some(a)) => {
             let s = r.session.as_ref().map(|i| &i.session).unwrap_or(&a.session);

@@ -382,12 +382,20 @@ fn logged_in(state: &AppState, ctx: &Ctx, flow_type: FlowType, r: LoggedIn) -> D
     // A rotated or new token is always returned; an unchanged one is what the client has.
     let token = if token.is_empty() { ctx.req.token.clone().unwrap_or_default() } else { token.clone() };
     let session_json = wire::session(session, Some(identity), now);
-    let after = engine.return_url_after(&r.flow);
+    let mut after = engine.return_url_after(&r.flow);
+    // An account scheduled for deletion: the sign-in never cancels by itself, it offers to
+    // (idflow extension `account_deletion`); a browser goes to the settings page, which shows
+    // the offer.
+    let offer = r.identity.delete_after.filter(|_| r.aal_satisfied);
+    if offer.is_some() {
+        after = engine.url("/self-service/settings/browser");
+    }
     let api = flow_type == FlowType::Api;
     let body = wire::LoginResultJson {
         session_token: api.then(|| token.clone()),
         session: session_json,
         continue_with: (!api).then(|| vec![redirect_action(&after)]),
+        account_deletion: offer.map(|t| super::account::deletion_offer(state, t, false)),
     };
     let body = serde_json::to_value(body).unwrap_or(Value::Null);
     let redirect_to = if r.aal_satisfied { after } else { engine.aal2_login_url(r.flow.return_to.as_deref()) };

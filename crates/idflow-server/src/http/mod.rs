@@ -2,6 +2,7 @@
 //! parsing) and cookie handling shared by the Kratos, v1 and admin routes; errors that render
 //! themselves in `error.rs`, the flow responder in `flow.rs`.
 
+pub mod account;
 pub mod admin;
 pub mod courier;
 pub mod error;

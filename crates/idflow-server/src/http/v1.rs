@@ -43,7 +43,7 @@ pub fn routes() -> Routes {
 }
 
 /// A v1 route: other HTTP methods get 405 in the v1 envelope (axum's default is an empty body).
-fn v1(r: UtoipaMethodRouter<AppState>) -> UtoipaMethodRouter<AppState> {
+pub(super) fn v1(r: UtoipaMethodRouter<AppState>) -> UtoipaMethodRouter<AppState> {
     map_methods(r, |m| m.fallback(method_not_allowed))
 }
 
@@ -204,6 +204,11 @@ pub struct V1LoginResult {
     pub session_token: String,
     #[schema(value_type = wire::SessionJson)]
     pub session: Value,
+    /// Present when the account is scheduled for deletion: the date and how to cancel (signing
+    /// in never cancels).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<wire::AccountDeletionOffer>)]
+    pub account_deletion: Option<Value>,
 }
 
 /// A registration: the identity; the session and its token when the `session` hook runs.
@@ -446,13 +451,18 @@ impl FromRequestParts<AppState> for V1Ctx {
 }
 
 impl V1Ctx {
+    /// The caller (a [`V1Session`] always has one).
+    pub fn auth(&self) -> Result<idflow_core::selfservice::Authed, V1Error> {
+        self.req.auth.clone().ok_or_else(|| Error::new(ErrorKind::Unauthorized, "").into())
+    }
+
     fn flow_type(&self) -> FlowType {
         if self.ctx.via_cookie { FlowType::Browser } else { FlowType::Api }
     }
 }
 
 /// [`V1Ctx`] of a caller with a session (401 otherwise, before the request is read further).
-pub struct V1Session(V1Ctx);
+pub struct V1Session(pub V1Ctx);
 
 impl FromRequestParts<AppState> for V1Session {
     type Rejection = V1Error;
@@ -599,7 +609,12 @@ async fn settings_submit(
             if !r.continue_with.is_empty() {
                 flow["continue_with"] = Value::Array(r.continue_with.clone());
             }
-            Ok(json_response(StatusCode::OK, to_json(V1ContinueFlow { continue_flow: flow })))
+            let mut resp = json_response(StatusCode::OK, to_json(V1ContinueFlow { continue_flow: flow }));
+            // Every session ended with the change (a deletion scheduled): drop the cookie.
+            if r.signed_out && c.ctx.via_cookie {
+                resp.headers_mut().append(header::SET_COOKIE, state.clear_session_cookie());
+            }
+            Ok(resp)
         }
         Submitted::ShowForm(flow) => Ok(json_response(
             StatusCode::OK,
@@ -736,7 +751,16 @@ async fn login_submit(
                 r.issued.token.clone()
             };
             let session = wire::session(&r.issued.session, Some(identity), now);
-            Ok(json_response(StatusCode::OK, to_json(V1LoginResult { session_token: token, session })))
+            // The sign-in of an account scheduled for deletion offers to cancel (never cancels).
+            let account_deletion = r
+                .identity
+                .delete_after
+                .filter(|_| r.aal_satisfied)
+                .map(|t| super::account::deletion_offer(&state, t, true));
+            Ok(json_response(
+                StatusCode::OK,
+                to_json(V1LoginResult { session_token: token, session, account_deletion }),
+            ))
         }
         Submitted::Invalid(flow) | Submitted::ShowForm(flow) => {
             Err(form_error(&state, &flow, wire::flow(&flow, None), &method))

@@ -141,6 +141,8 @@ struct SettingsPage {
     revoke_action: String,
     csrf_token: String,
     flow_id: String,
+    /// The data export download (`GET /self-service/settings/export`).
+    export_url: String,
 }
 
 struct WelcomeUser {
@@ -595,6 +597,13 @@ const SETTINGS_ORDER: &[Group] =
 fn settings_describe(g: Group, nodes: &[&Node]) -> (String, String) {
     let has = |id: &str| nodes.iter().any(|n| n.id() == id);
     let (h, d) = match g {
+        Group::Profile if has("delete_account_cancel") => {
+            ("Delete account", "Your account is scheduled for deletion. Cancel to keep it.")
+        }
+        Group::Profile if has("delete_account_confirm") => (
+            "Delete account",
+            "Deleting the account signs you out everywhere. It is deleted for good after a grace period; signing in before then lets you cancel.",
+        ),
         Group::Profile => ("Profile", "The details stored with your account."),
         Group::Password => ("Password", "Choose a new password for signing in."),
         Group::Totp if has("totp_unlink") => {
@@ -760,7 +769,16 @@ async fn settings_page(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> 
         _ => {}
     }
     let mut ids = Ids::default();
-    let forms = nodes::forms(&flow.ui, SETTINGS_ORDER, &mut ids, &settings_describe);
+    // The account deletion nodes (in the profile group on the wire) get a form of their own.
+    let is_deletion = |n: &Node| n.id().starts_with("delete_account");
+    let mut main = flow.ui.clone();
+    main.nodes.retain(|n| !is_deletion(n));
+    let mut forms = nodes::forms(&main, SETTINGS_ORDER, &mut ids, &settings_describe);
+    let mut deletion = flow.ui.clone();
+    deletion.nodes.retain(|n| is_deletion(n) || n.id() == "csrf_token");
+    if deletion.nodes.iter().any(is_deletion) {
+        forms.extend(nodes::forms(&deletion, SETTINGS_ORDER, &mut ids, &settings_describe));
+    }
     let addresses = if e.cfg.selfservice.flows.verification.enabled {
         a.identity
             .verifiable_addresses
@@ -791,6 +809,7 @@ async fn settings_page(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> 
         revoke_action: e.url("/ui/sessions/revoke"),
         csrf_token: crypto::mask_csrf(&flow.csrf_token),
         flow_id: flow.id.to_string(),
+        export_url: e.url("/self-service/settings/export"),
     };
     let mut resp = html(&state, StatusCode::OK, &page);
     // Like `GET /self-service/settings/flows`: the browser gets the flow's CSRF cookie.

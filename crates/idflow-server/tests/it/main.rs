@@ -9,6 +9,7 @@
 
 mod support;
 
+mod account_deletion;
 mod admin;
 mod bad_input;
 mod bcrypt_import;
@@ -17,12 +18,14 @@ mod cli;
 mod cli_import;
 mod cookie_hardening;
 mod courier;
+mod data_export;
 mod default_base_url;
 mod expired_cleanup;
 mod faults;
 mod flow_hooks;
 mod flow_responder;
 mod fuzz_props;
+mod guard_rails;
 mod hashing_dos;
 mod hostile_input;
 mod log_secrets;

@@ -12,6 +12,7 @@
 //! ARCHITECTURE.md.
 
 pub mod code;
+pub mod delete_account;
 pub mod lookup;
 pub mod oidc;
 pub mod passkey;
@@ -46,6 +47,7 @@ pub static REGISTRY: &[&dyn Method] = &[
     &webauthn::WebauthnMethod,
     &oidc::Oidc,
     &code::Code,
+    &delete_account::DeleteAccount,
 ];
 
 /// Whether a login submit is this method's, and at the flow's level.
