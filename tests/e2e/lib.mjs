@@ -32,9 +32,10 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Start `idflow serve --dev` with a fresh SQLite database. The public base URL uses the host
- * name `localhost` (WebAuthn refuses IP addresses as relying party ids).
+ * name `localhost` (WebAuthn refuses IP addresses as relying party ids). `config`: more YAML
+ * lines (top-level keys the base file does not have).
  */
-export async function startServer() {
+export async function startServer({ config: extra = [] } = {}) {
   const bin = resolve(ROOT, process.env.IDFLOW_BIN || 'target/debug/idflow');
   assert.ok(existsSync(bin), `idflow binary not found at ${bin} (run cargo build first or set IDFLOW_BIN)`);
   const dir = mkdtempSync(join(tmpdir(), 'idflow-e2e-'));
@@ -55,6 +56,7 @@ export async function startServer() {
       // Every test signs in from the same address: the default per-IP submit limits are off.
       'limits:',
       '  per_ip: { login: 0, registration: 0 }',
+      ...extra,
       '',
     ].join('\n'),
   );
@@ -213,4 +215,67 @@ export async function messages(page) {
 
 export function readJSON(p) {
   return JSON.parse(readFileSync(p, 'utf8'));
+}
+
+// ---- a real SMTP server that keeps what it receives -----------------------------------
+
+/**
+ * A minimal SMTP server on a free loopback port (plain, no STARTTLS) that records every
+ * message: `{ port, mails: [{to, data}], waitFor(address, n), stop() }`.
+ */
+export async function startMailSink() {
+  const { createServer: createTcpServer } = await import('node:net');
+  const mails = [];
+  const server = createTcpServer((sock) => {
+    sock.setEncoding('utf8');
+    let buf = '';
+    let inData = false;
+    let to = [];
+    let data = '';
+    sock.write('220 sink.test ESMTP\r\n');
+    sock.on('data', (chunk) => {
+      buf += chunk;
+      let i;
+      while ((i = buf.indexOf('\r\n')) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 2);
+        if (inData) {
+          if (line === '.') {
+            inData = false;
+            mails.push({ to, data });
+            sock.write('250 OK\r\n');
+          } else {
+            data += `${line.startsWith('..') ? line.slice(1) : line}\n`;
+          }
+          continue;
+        }
+        const cmd = line.toUpperCase();
+        if (cmd.startsWith('EHLO')) sock.write('250-sink.test\r\n250 8BITMIME\r\n');
+        else if (cmd.startsWith('MAIL FROM:')) { to = []; sock.write('250 OK\r\n'); }
+        else if (cmd.startsWith('RCPT TO:')) { to.push(line.slice(8).trim().replace(/^<|>$/g, '')); sock.write('250 OK\r\n'); }
+        else if (cmd === 'DATA') { inData = true; data = ''; sock.write('354 go ahead\r\n'); }
+        else if (cmd === 'QUIT') { sock.end('221 bye\r\n'); }
+        else sock.write('250 OK\r\n');
+      }
+    });
+    sock.on('error', () => {});
+  });
+  await new Promise((res) => server.listen(0, '127.0.0.1', res));
+  return {
+    port: server.address().port,
+    mails,
+    /** The plain data of the messages to `address` once there are `n` (quoted-printable undone). */
+    async waitFor(address, n, timeoutMs = 20_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const got = mails.filter((m) => m.to.includes(address));
+        if (got.length >= n) {
+          return got.map((m) => m.data.replace(/=\n/g, '').replace(/=([0-9A-F]{2})/g, (_, h) => String.fromCharCode(parseInt(h, 16))));
+        }
+        if (Date.now() > deadline) throw new Error(`expected ${n} mail(s) to ${address}, got ${got.length}`);
+        await sleep(100);
+      }
+    },
+    stop: () => new Promise((res) => server.close(res)),
+  };
 }

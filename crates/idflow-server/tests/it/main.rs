@@ -20,6 +20,7 @@ mod courier;
 mod default_base_url;
 mod expired_cleanup;
 mod faults;
+mod field_policy;
 mod flow_hooks;
 mod flow_responder;
 mod fuzz_props;
