@@ -59,7 +59,7 @@ fn pending_info(value: &str, address: &str, expires_unix: i64) -> UiText {
 }
 
 fn cancel_label(value: &str) -> UiText {
-    UiText::info(1050041, format!("Cancel the change to {value}")).with_context(json!({"value": value}))
+    UiText::info(1050041, "Cancel the pending change").with_context(json!({"value": value}))
 }
 
 fn verify_label() -> UiText {
@@ -132,9 +132,15 @@ impl Engine {
             if address.is_empty() || same {
                 continue;
             }
-            if let Some(other) = self.store.find_identity_by_verifiable_address(&address).await?
-                && other.id != a.identity.id
-            {
+            let by_address = self.store.find_identity_by_verifiable_address(&address).await?;
+            let by_identifier = match by_address {
+                Some(_) => None,
+                None => {
+                    let id = crate::schema::normalize_identifier(&new);
+                    self.store.find_identity_by_identifier(CredentialType::Password, &id).await?
+                }
+            };
+            if by_address.or(by_identifier).is_some_and(|other| other.id != a.identity.id) {
                 return Ok(Err(vec![(String::new(), msg::duplicate())]));
             }
             let Some(kept) = schema.with_field_value(path, &traits, previous.clone()) else { continue };
