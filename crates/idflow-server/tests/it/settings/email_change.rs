@@ -1,8 +1,9 @@
 //! Email changes verified before they apply (`idflow.verify_before_apply`, on by default for
 //! email addresses verified by mail): the old address stays in effect (trait, identifier,
 //! address) until the code mailed to the new one is submitted; the old one gets a notice; the
-//! settings flow shows the pending change and cancels it; it expires; an address taken
-//! meanwhile is a clean error; admins set traits directly. Mail from a real SMTP sink.
+//! settings flow shows the pending change and cancels it; it expires; the code can be resent;
+//! an address taken meanwhile is a clean error; admins set traits directly; both dialects. Mail
+//! from a real SMTP sink.
 
 use crate::both_dbs;
 use crate::support::*;
@@ -298,3 +299,31 @@ async fn email_change_v1(db: Db) {
     assert_eq!(me(&app, &u).await["traits"]["email"], u.email.as_str());
 }
 both_dbs!(email_change_v1);
+
+/// "Resend code" on the verification flow of a pending change mails a new code to the new
+/// address (it is no address of the account yet); the earlier code is void, the new one applies.
+async fn email_change_code_resent(db: Db) {
+    let (app, sink) = app_with_mail(db, |_| {}).await;
+    let u = mailed_user(&app, &sink, Kind::Api).await;
+    let new = unique_email();
+    let (_, done) = change_email(&app, &u, &new, "Test").await;
+    let first = six_digit_code(&sink.mail_to(&new, 1).await);
+    let flow_id = verification_flow_id(&done);
+    let r = api_client()
+        .post(app.url(&format!("/self-service/verification?flow={flow_id}")))
+        .json(&json!({"method": "code", "email": new}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let second = six_digit_code(&sink.mail_to(&new, 2).await);
+    assert_eq!(second.len(), 6);
+    if first != second {
+        let (status, wrong) = verify(&app, &flow_id, &first).await;
+        assert_eq!((status, message_ids(&wrong)), (200, vec![4070006]), "{wrong}");
+    }
+    let (status, ok) = verify(&app, &flow_id, &second).await;
+    assert_eq!((status, ok["state"].as_str()), (200, Some("passed_challenge")), "{ok}");
+    assert_eq!(me(&app, &u).await["traits"]["email"], new.as_str());
+}
+both_dbs!(email_change_code_resent);
