@@ -108,7 +108,7 @@ impl Engine {
         )?;
         flow.identity_id = Some(a.identity.id);
         flow.state = "show_form".into();
-        self.load_pending_changes(&mut flow, a.identity.id).await?;
+        self.load_pending_changes(&mut flow, &a.identity).await?;
         self.settings_ui(&mut flow, &a.identity, req, None)?;
         flow.ui.messages.extend(notice);
         self.store.create_flow(&flow).await?;
@@ -196,7 +196,7 @@ impl Engine {
         // The pending changes as they are now (one may have been confirmed or cancelled in
         // another flow); shown, not stored.
         let before = flow.internal_get(PENDING_CHANGES).cloned();
-        self.load_pending_changes(&mut flow, a.identity.id).await?;
+        self.load_pending_changes(&mut flow, &a.identity).await?;
         if flow.internal_get(PENDING_CHANGES).cloned() != before && self.cfg.selfservice.methods.profile.enabled {
             self.place_pending_nodes(&mut flow);
             let order = self.schema(&a.identity.schema_id)?.trait_order();
@@ -233,7 +233,7 @@ impl Engine {
                 "The request was initiated by someone else and has been blocked for security reasons. Please go back and try again.",
             ));
         }
-        self.load_pending_changes(&mut flow, a.identity.id).await?;
+        self.load_pending_changes(&mut flow, &a.identity).await?;
         // Dispatch: the first responsible method handles the request (settings-flow §7.3).
         let Some(m) = REGISTRY.iter().copied().find(|m| m.claims_settings(&flow, body)) else {
             self.settings_ui(&mut flow, &a.identity, req, None)?;

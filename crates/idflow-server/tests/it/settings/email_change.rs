@@ -253,6 +253,8 @@ async fn email_change_admin_and_opt_out(db: Db) {
         .unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     assert_eq!(me(&app, &u).await["traits"]["email"], by_admin.as_str(), "admins are not held back");
+    let shown = u.create(&app).await;
+    assert!(node(&shown, "cancel_pending").is_none(), "a change that cannot apply is not shown: {shown}");
     let (status, v) = verify(&app, &verification_flow_id(&done), &code).await;
     assert_eq!((status, form_ids(&v)), (400, vec![4070010]), "{v}");
     assert_eq!(me(&app, &u).await["traits"]["email"], by_admin.as_str());

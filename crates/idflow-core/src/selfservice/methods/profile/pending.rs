@@ -150,15 +150,21 @@ impl Engine {
         Ok(Ok((traits, start)))
     }
 
-    /// Read the identity's pending changes (unexpired) into the settings flow's state.
-    pub async fn load_pending_changes(&self, flow: &mut Flow, identity_id: Uuid) -> Result<()> {
+    /// Read the identity's pending changes into the settings flow's state: those that can still
+    /// apply (not expired, the trait still has the value they replace: an admin may have
+    /// changed it meanwhile).
+    pub async fn load_pending_changes(&self, flow: &mut Flow, identity: &Identity) -> Result<()> {
         let now = self.clock.now();
+        let schema = self.schema(&identity.schema_id)?.clone();
         let list: Vec<Value> = self
             .store
-            .list_pending_changes(identity_id)
+            .list_pending_changes(identity.id)
             .await?
             .into_iter()
-            .filter(|p| p.expires_at > now)
+            .filter(|p| {
+                p.expires_at > now
+                    && schema.field_value(&p.path, &identity.traits).unwrap_or(&Value::Null) == &p.previous
+            })
             .map(|p| {
                 json!({"path": p.path, "value": p.value, "address": p.address, "flow_id": p.flow_id,
                     "expires_at": p.expires_at.unix_timestamp()})
