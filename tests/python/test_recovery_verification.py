@@ -6,6 +6,8 @@ from idflow's courier.
   a settings flow, set a new password in that settings flow, sign in with it.
 - Verification (API flow): registration mails a code to the new address; a verification flow
   sends another one, and submitting it marks the address verified (admin API).
+- Email change (API flow): a settings change of the email waits for the code mailed to the new
+  address (the old one gets a notice); submitting it moves the identifier.
 """
 
 from __future__ import annotations
@@ -166,3 +168,59 @@ def test_verification_with_a_mailed_code(mail_frontend, mail_identity_api, mail_
     address = next(a for a in identity.verifiable_addresses if a.value == email)
     assert address.verified is True
     assert address.verified_at is not None
+
+
+def test_email_change_is_verified_before_it_applies(mail_frontend, mail_identity_api, mail_server, mail_sink):
+    """Changing the email in settings keeps the old one until the code mailed to the new address
+    is submitted; the old address gets a notice without the code."""
+    from ory_kratos_client.models.update_settings_flow_with_profile_method import (
+        UpdateSettingsFlowWithProfileMethod,
+    )
+
+    email, password = new_email(), new_password()
+    reg = register(mail_frontend, email, password)
+    mail_sink.wait_for(email, 1)
+    token = reg.session_token
+    new = new_email()
+
+    flow = mail_frontend.create_native_settings_flow(x_session_token=token)
+    done = mail_frontend.update_settings_flow(
+        flow=flow.id,
+        x_session_token=token,
+        update_settings_flow_body=UpdateSettingsFlowBody(
+            UpdateSettingsFlowWithProfileMethod(method="profile", traits={"email": new})
+        ),
+    )
+    # Not applied yet: the flow shows the pending change and names the verification flow.
+    assert done.identity.traits["email"] == email
+    shown = done.to_dict()
+    email_node = next(n for n in shown["ui"]["nodes"] if n["attributes"].get("name") == "traits.email")
+    assert [m["id"] for m in email_node["messages"]] == [1050050], email_node
+    assert any(
+        n["attributes"].get("name") == "cancel_pending" and n["attributes"].get("value") == "traits.email"
+        for n in shown["ui"]["nodes"]
+    )
+    item = next(i for i in continue_with(done) if i.get("action") == "show_verification_ui")
+    assert item["flow"]["verifiable_address"] == new
+
+    code = code_in(mail_sink.wait_for(new, 1)[0])
+    notice = mail_sink.wait_for(email, 2)[1]
+    assert code not in notice and new not in notice, notice
+    assert login_token(mail_frontend, email, password), "the old identifier still signs in"
+
+    verified = mail_frontend.update_verification_flow(
+        flow=item["flow"]["id"],
+        update_verification_flow_body=UpdateVerificationFlowBody(
+            UpdateVerificationFlowWithCodeMethod(method="code", code=code)
+        ),
+    )
+    assert getattr(verified.state, "value", verified.state) == "passed_challenge"
+    identity = mail_identity_api.get_identity(id=reg.identity.id)
+    assert identity.traits["email"] == new
+    assert [(a.value, a.verified) for a in identity.verifiable_addresses] == [(new, True)]
+    assert login_token(mail_frontend, new, password)
+    try:
+        login_token(mail_frontend, email, password)
+        raise AssertionError("the old identifier still works after the change")
+    except ory_kratos_client.exceptions.BadRequestException:
+        pass

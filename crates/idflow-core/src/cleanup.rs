@@ -1,6 +1,6 @@
-//! Cleanup of what expires: flows, sessions, stored self-service errors and rate-limit
-//! counters. Without it every unauthenticated flow creation or error page left a row behind
-//! forever. The server runs [`Engine::cleanup_expired`] every `cleanup.interval`; each run
+//! Cleanup of what expires: flows, sessions, stored self-service errors, rate-limit
+//! counters and pending trait changes. Without it every unauthenticated flow creation or
+//! error page left a row behind forever. The server runs [`Engine::cleanup_expired`] every `cleanup.interval`; each run
 //! deletes in batches of `cleanup.batch_size` rows per table (short transactions, no long
 //! locks) until a batch comes back short, and on PostgreSQL only one node runs at a time (an
 //! advisory lock; the others skip). Time comes from the engine's clock.
@@ -27,6 +27,7 @@ impl Engine {
             flows_expired_before: now - keep,
             sessions_expired_before: now - keep,
             kv_expired_before: now,
+            pending_changes_expired_before: now,
             rate_windows_before: now.unix_timestamp() - i64::try_from(longest_window).unwrap_or(i64::MAX),
             batch: c.batch_size,
         }
@@ -43,6 +44,7 @@ impl Engine {
             total.sessions += n.sessions;
             total.kv += n.kv;
             total.rate_limits += n.rate_limits;
+            total.pending_changes += n.pending_changes;
             if !n.full(cut.batch) {
                 break;
             }
@@ -53,6 +55,7 @@ impl Engine {
                 sessions = total.sessions,
                 errors = total.kv,
                 rate_limits = total.rate_limits,
+                pending_changes = total.pending_changes,
                 "cleanup deleted expired rows"
             );
         }

@@ -193,6 +193,25 @@ pub struct VerifiableAddress {
     pub updated_at: OffsetDateTime,
 }
 
+/// A trait change waiting for the verification of its new address (`verify_before_apply`):
+/// until then the identity keeps the old value, identifier and address.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingChange {
+    pub identity_id: Uuid,
+    /// The trait's node name (`traits.email`).
+    pub path: String,
+    /// The new trait value.
+    pub value: Value,
+    /// The value the change replaces (it applies only while the trait still has it).
+    pub previous: Value,
+    /// The new address (normalised) the verification code went to.
+    pub address: String,
+    /// The verification flow whose code applies the change.
+    pub flow_id: Uuid,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecoveryAddress {
     pub id: Uuid,

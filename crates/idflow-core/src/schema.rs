@@ -28,11 +28,14 @@ use crate::ui::{Group, Node, UiText, msg};
 mod errors;
 mod extension;
 mod normalize;
+mod policy;
 
 use errors::*;
 use extension::*;
 pub use normalize::normalize_identifier;
 use normalize::*;
+pub use policy::FieldPolicy;
+use policy::*;
 
 /// The built-in default identity schema (email + name.first / name.last).
 pub const DEFAULT_SCHEMA_JSON: &str = include_str!("default_identity.schema.json");
@@ -118,6 +121,12 @@ struct TraitField {
     disabled: bool,
     title: Option<String>,
     ext: Ext,
+    /// The `idflow` keyword (explicit values only; [`TraitField::policy`] adds the defaults).
+    policy: PolicyExt,
+    /// The path below `traits`.
+    path: Vec<String>,
+    /// An array trait (the node stands for the whole list).
+    array: bool,
 }
 
 impl TraitField {
@@ -146,6 +155,7 @@ struct LeafInfo {
     enumeration: Option<Vec<Value>>,
     disabled: bool,
     ext: Ext,
+    policy: PolicyExt,
 }
 
 impl LeafInfo {
@@ -172,11 +182,14 @@ impl LeafInfo {
             if let Some(e) = s.get(EXT).and_then(|e| parse_ext(e).ok()) {
                 info.ext.merge(&e);
             }
+            if let Some(p) = s.get(POLICY_EXT).and_then(|p| parse_policy(p).ok()) {
+                info.policy.merge(&p);
+            }
         }
         info
     }
 
-    fn into_field(self, name: String, required: bool) -> TraitField {
+    fn into_field(self, name: String, path: Vec<String>, required: bool) -> TraitField {
         let (input_type, autocomplete) = match self.ty.as_deref() {
             Some("number" | "integer") => ("number", None),
             Some("boolean") => ("checkbox", None),
@@ -201,6 +214,9 @@ impl LeafInfo {
             disabled: self.disabled,
             title: self.title,
             ext: self.ext,
+            policy: self.policy,
+            path,
+            array: false,
         }
     }
 }
@@ -294,6 +310,7 @@ impl IdentitySchema {
             None => return Err(SchemaError::Invalid("properties.traits is missing".into())),
         }
         check_extensions(&raw).map_err(SchemaError::Invalid)?;
+        check_policies(&raw).map_err(SchemaError::Invalid)?;
         let validator = build_validator(&raw).map_err(SchemaError::Invalid)?;
         let email_check =
             build_validator(&json!({ "type": "string", "format": "email" })).map_err(SchemaError::Invalid)?;
@@ -310,6 +327,7 @@ impl IdentitySchema {
             return Err(SchemaError::Invalid("properties.traits must be of type object".into()));
         }
         schema.fields = schema.collect_fields();
+        schema.check_field_policies().map_err(SchemaError::Invalid)?;
         Ok(schema)
     }
 
@@ -558,8 +576,13 @@ impl IdentitySchema {
             }
             let mut ext = info.ext.clone();
             ext.merge(&item.ext);
+            let mut policy = info.policy.clone();
+            policy.merge(&item.policy);
             out.push(TraitField {
                 name,
+                policy,
+                path: path.clone(),
+                array: true,
                 input_type: "text",
                 autocomplete: None,
                 required,
@@ -571,7 +594,7 @@ impl IdentitySchema {
             });
             return;
         }
-        out.push(info.into_field(name, required));
+        out.push(info.into_field(name, path.clone(), required));
     }
 
     fn traits_is_object(&self) -> bool {

@@ -7,7 +7,7 @@
 //! [`StoreError::Busy`].
 
 use crate::courier::{Message, MessageFilter, Outcome, PageToken};
-use crate::model::{CredentialType, Flow, Identity, Session};
+use crate::model::{CredentialType, Flow, Identity, PendingChange, Session};
 use async_trait::async_trait;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -59,6 +59,11 @@ pub struct Commit<'a> {
     /// Queue mail (rendered by the courier) with the rest of the change: a flow change and the
     /// mail it causes are stored together or not at all.
     pub queue_messages: &'a [Message],
+    /// Store pending trait changes (replacing one of the same identity and trait).
+    pub put_pending_changes: &'a [PendingChange],
+    /// Delete the pending change of `(identity id, trait path)`; fails with `NotFound` (and
+    /// writes nothing) when there is none, so a change is applied or cancelled once.
+    pub delete_pending_change: Option<(Uuid, &'a str)>,
 }
 
 /// What [`Store::cleanup`] deletes: rows past these instants, at most `batch` per table.
@@ -70,6 +75,8 @@ pub struct Cleanup {
     pub sessions_expired_before: OffsetDateTime,
     /// Expiring key-value rows (stored errors) that expired before this.
     pub kv_expired_before: OffsetDateTime,
+    /// Pending trait changes that expired before this.
+    pub pending_changes_expired_before: OffsetDateTime,
     /// Rate-limit counters whose window started before this (unix seconds).
     pub rate_windows_before: i64,
     pub batch: u32,
@@ -82,13 +89,14 @@ pub struct Cleaned {
     pub sessions: u64,
     pub kv: u64,
     pub rate_limits: u64,
+    pub pending_changes: u64,
 }
 
 impl Cleaned {
     /// Whether some table had a full batch (more may be left).
     pub fn full(&self, batch: u32) -> bool {
         let b = u64::from(batch);
-        self.flows >= b || self.sessions >= b || self.kv >= b || self.rate_limits >= b
+        self.flows >= b || self.sessions >= b || self.kv >= b || self.rate_limits >= b || self.pending_changes >= b
     }
 }
 
@@ -152,6 +160,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Apply a set of writes in one transaction. Returns the number of sessions revoked.
     async fn commit(&self, c: Commit<'_>) -> Result<u64, StoreError>;
+
+    /// The identity's pending trait changes (expired ones included: the caller knows the time).
+    async fn list_pending_changes(&self, identity_id: Uuid) -> Result<Vec<PendingChange>, StoreError>;
 
     /// Get a persisted value, or store `init` if absent (first writer wins across nodes).
     async fn kv_get_or_init(&self, key: &str, init: &str) -> Result<String, StoreError>;

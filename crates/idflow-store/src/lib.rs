@@ -10,8 +10,8 @@ use idflow_core::courier::{
     Dispatch, DispatchStatus, Message, MessageFilter, MessageStatus, Outcome, PageToken, TemplateType,
 };
 use idflow_core::model::{
-    Aal, AuthMethod, Credential, CredentialType, Device, Flow, Identity, IdentityState, RecoveryAddress, Session,
-    VerifiableAddress,
+    Aal, AuthMethod, Credential, CredentialType, Device, Flow, Identity, IdentityState, PendingChange, RecoveryAddress,
+    Session, VerifiableAddress,
 };
 use idflow_core::store::{Cleaned, Cleanup, Commit, IdentityFilter, Store, StoreError};
 use serde_json::Value;
@@ -907,6 +907,35 @@ macro_rules! sql_store {
                         return Err(StoreError::SessionRevoked);
                     }
                 }
+                if let Some((identity, path)) = c.delete_pending_change {
+                    let r = sqlx::query("DELETE FROM pending_changes WHERE identity_id = $1 AND path = $2")
+                        .bind(identity)
+                        .bind(path)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                    if r.rows_affected() != 1 {
+                        return Err(StoreError::NotFound);
+                    }
+                }
+                for p in c.put_pending_changes {
+                    sqlx::query(
+                        "INSERT INTO pending_changes (identity_id, path, value, previous, address, flow_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                         ON CONFLICT (identity_id, path) DO UPDATE SET value = excluded.value, previous = excluded.previous, address = excluded.address, \
+                         flow_id = excluded.flow_id, created_at = excluded.created_at, expires_at = excluded.expires_at",
+                    )
+                    .bind(p.identity_id)
+                    .bind(&p.path)
+                    .bind(json_text(&p.value))
+                    .bind(json_text(&p.previous))
+                    .bind(&p.address)
+                    .bind(p.flow_id)
+                    .bind(ts(p.created_at))
+                    .bind(ts(p.expires_at))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                }
                 let mut revoked = 0;
                 if let Some((identity, except)) = c.revoke_other_sessions {
                     let r = sqlx::query("UPDATE sessions SET active = $1 WHERE identity_id = $2 AND id <> $3 AND active = $4")
@@ -941,6 +970,28 @@ macro_rules! sql_store {
                     .map_err(map_err)?
                     .try_get("value")
                     .map_err(map_err)
+            }
+
+            async fn list_pending_changes(&self, identity_id: Uuid) -> Result<Vec<PendingChange>, StoreError> {
+                let rows = sqlx::query("SELECT * FROM pending_changes WHERE identity_id = $1 ORDER BY path")
+                    .bind(identity_id)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(PendingChange {
+                            identity_id: r.try_get("identity_id").map_err(map_err)?,
+                            path: r.try_get("path").map_err(map_err)?,
+                            value: parse_json(&r.try_get::<String, _>("value").map_err(map_err)?),
+                            previous: parse_json(&r.try_get::<String, _>("previous").map_err(map_err)?),
+                            address: r.try_get("address").map_err(map_err)?,
+                            flow_id: r.try_get("flow_id").map_err(map_err)?,
+                            created_at: from_ts(r.try_get("created_at").map_err(map_err)?),
+                            expires_at: from_ts(r.try_get("expires_at").map_err(map_err)?),
+                        })
+                    })
+                    .collect()
             }
 
             async fn kv_get(&self, key: &str) -> Result<Option<String>, StoreError> {
@@ -1010,6 +1061,11 @@ macro_rules! sql_store {
                         "DELETE FROM rate_limits WHERE key IN (SELECT key FROM rate_limits WHERE window_start < $1 LIMIT $2)",
                         c.rate_windows_before,
                         &mut out.rate_limits,
+                    ),
+                    (
+                        "DELETE FROM pending_changes WHERE (identity_id, path) IN (SELECT identity_id, path FROM pending_changes WHERE expires_at < $1 LIMIT $2)",
+                        ts(c.pending_changes_expired_before),
+                        &mut out.pending_changes,
                     ),
                 ] {
                     *n = sqlx::query(sql)

@@ -6,6 +6,7 @@
 //! refresh login, for every client kind.
 
 use super::hooks::{HookName, Phase};
+use super::methods::profile::{PENDING_CHANGES, PendingStart};
 use super::methods::{MethodId, REGISTRY};
 use super::sessions::Issued;
 use super::{Authed, Body, Engine, Req, Submitted, with_query};
@@ -32,6 +33,18 @@ pub enum Change {
     /// Persist this identity, end ALL of its sessions (the current one too) and queue these
     /// mails, in one commit (`delete_account` scheduling a deletion).
     UpdateAndSignOut { identity: Identity, messages: Vec<crate::courier::Message> },
+    /// Profile changes that wait for the verification of a new address (`verify_before_apply`):
+    /// persist `identity` (the other trait changes, if any) and keep `start` pending; or
+    /// cancel the pending change of trait `cancel`.
+    Pending { identity: Identity, start: Vec<PendingStart>, cancel: Option<String> },
+}
+
+/// What a settings success writes besides the identity: pending changes with their mails.
+#[derive(Debug, Default)]
+struct PendingWrites {
+    changes: Vec<crate::model::PendingChange>,
+    messages: Vec<crate::courier::Message>,
+    continue_with: Vec<Value>,
 }
 
 /// A successful settings submit.
@@ -101,6 +114,7 @@ impl Engine {
         )?;
         flow.identity_id = Some(a.identity.id);
         flow.state = "show_form".into();
+        self.load_pending_changes(&mut flow, &a.identity).await?;
         self.settings_ui(&mut flow, &a.identity, req, None)?;
         flow.ui.messages.extend(notice);
         self.settings_notices(&mut flow, &a.identity);
@@ -125,6 +139,9 @@ impl Engine {
         }
         self.place_webauthn_script(flow, &mut nodes);
         flow.ui.nodes = nodes;
+        if self.cfg.selfservice.methods.profile.enabled {
+            self.place_pending_nodes(flow);
+        }
         flow.ui.sort(&schema.trait_order());
         if let Some(p) = flow.internal_get(PENDING).cloned() {
             self.prefill_pending(flow, &p);
@@ -155,7 +172,7 @@ impl Engine {
     /// `GET /self-service/settings/flows?id=`.
     pub async fn get_settings(&self, id: Uuid, req: &Req) -> Result<Flow> {
         let a = req.auth.as_ref().ok_or_else(Self::missing_session)?;
-        let flow = self.load_flow(id, FlowKind::Settings).await?;
+        let mut flow = self.load_flow(id, FlowKind::Settings).await?;
         if flow.identity_id != Some(a.identity.id) {
             return Err(Error::new(
                 ErrorKind::IdentityMismatch,
@@ -182,6 +199,15 @@ impl Engine {
                 e = e.with_detail("api", json!(self.url("/self-service/settings/api")));
             }
             return Err(e);
+        }
+        // The pending changes as they are now (one may have been confirmed or cancelled in
+        // another flow); shown, not stored.
+        let before = flow.internal_get(PENDING_CHANGES).cloned();
+        self.load_pending_changes(&mut flow, &a.identity).await?;
+        if flow.internal_get(PENDING_CHANGES).cloned() != before && self.cfg.selfservice.methods.profile.enabled {
+            self.place_pending_nodes(&mut flow);
+            let order = self.schema(&a.identity.schema_id)?.trait_order();
+            flow.ui.sort(&order);
         }
         Ok(flow)
     }
@@ -214,6 +240,7 @@ impl Engine {
                 "The request was initiated by someone else and has been blocked for security reasons. Please go back and try again.",
             ));
         }
+        self.load_pending_changes(&mut flow, &a.identity).await?;
         // Dispatch: the first responsible method handles the request (settings-flow §7.3).
         let Some(m) = REGISTRY.iter().copied().find(|m| m.claims_settings(&flow, body)) else {
             self.settings_ui(&mut flow, &a.identity, req, None)?;
@@ -274,12 +301,90 @@ impl Engine {
                 Ok(Submitted::ShowForm(flow))
             }
             Change::Update { identity, add_method, revoke_others } => {
-                self.settings_success(flow, a, req, method, identity, add_method, revoke_others).await
+                let none = PendingWrites::default();
+                self.settings_success(flow, a, req, method, identity, add_method, revoke_others, none).await
+            }
+            Change::Pending { cancel: Some(path), .. } => self.cancel_pending(flow, a, req, &path).await,
+            Change::Pending { identity, start, cancel: None } => {
+                let writes = self.pending_writes(&identity, &a.identity, &start, flow.flow_type, req).await?;
+                self.settings_success(flow, a, req, method, identity, None, false, writes).await
             }
             Change::UpdateAndSignOut { identity, messages } => {
                 self.settings_sign_out(flow, a, req, method, identity, messages).await
             }
         }
+    }
+
+    /// The verification flows, mails and rows of changes that wait for their new address: a
+    /// code to the new address, a notice to the old one.
+    async fn pending_writes(
+        &self,
+        identity: &Identity,
+        before: &Identity,
+        start: &[PendingStart],
+        flow_type: FlowType,
+        req: &Req,
+    ) -> Result<PendingWrites> {
+        let mut w = PendingWrites::default();
+        for s in start {
+            let (mail, flow_id) = self.pending_change_mail(identity, s, flow_type, &req.request_url).await?;
+            w.messages.push(mail);
+            if let Some(old) = s.previous.as_ref().and_then(Value::as_str).map(|o| o.trim().to_lowercase())
+                && before.verifiable_addresses.iter().any(|a| a.value.eq_ignore_ascii_case(&old) && a.via == "email")
+            {
+                w.messages.push(self.pending_notice(before, &old, &s.address)?);
+            }
+            w.changes.push(self.pending_change(identity.id, s, flow_id));
+            w.continue_with.push(json!({"action": "show_verification_ui", "flow": {"id": flow_id,
+                "verifiable_address": s.address, "url": self.ui_url_for_flow(FlowKind::Verification, flow_id)}}));
+        }
+        Ok(w)
+    }
+
+    /// Cancel the pending change of trait `path`: one commit deletes it with the flow update.
+    async fn cancel_pending(
+        &self,
+        mut flow: Flow,
+        a: &Authed,
+        req: &Req,
+        path: &str,
+    ) -> Result<Submitted<SettingsDone>> {
+        let pending = flow.internal_get(PENDING_CHANGES).and_then(Value::as_array).cloned().unwrap_or_default();
+        if !pending.iter().any(|p| p.get("path").and_then(Value::as_str) == Some(path)) {
+            let errors = vec![(String::new(), super::methods::profile::nothing_pending(path))];
+            return self.settings_invalid(flow, a, req, errors, None).await;
+        }
+        flow.internal_set(
+            PENDING_CHANGES,
+            Value::Array(pending.into_iter().filter(|p| p.get("path").and_then(Value::as_str) != Some(path)).collect()),
+        );
+        flow.ui.messages.retain(|m| m.id == 1050024);
+        self.settings_ui(&mut flow, &a.identity, req, None)?;
+        flow.ui.messages.push(super::methods::profile::cancelled(path));
+        self.settings_notices(&mut flow, &a.identity);
+        flow.updated_at = self.clock.now();
+        let res = self
+            .store
+            .commit(Commit {
+                delete_pending_change: Some((a.identity.id, path)),
+                update_flow: Some(&flow),
+                ..Default::default()
+            })
+            .await;
+        match res {
+            Ok(_) => flow.version += 1,
+            Err(StoreError::NotFound) => {
+                let flow = self.load_flow(flow.id, FlowKind::Settings).await?;
+                let errors = vec![(String::new(), super::methods::profile::nothing_pending(path))];
+                return self.settings_invalid(flow, a, req, errors, None).await;
+            }
+            Err(StoreError::Busy(_)) => {
+                return Err(Error::new(ErrorKind::Conflict, "The flow was changed by a concurrent request."));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        tracing::info!(identity_id = %a.identity.id, flow_id = %flow.id, "pending change cancelled");
+        Ok(Submitted::ShowForm(flow))
     }
 
     pub(crate) async fn settings_invalid(
@@ -314,6 +419,7 @@ impl Engine {
         mut identity: Identity,
         add_method: Option<MethodId>,
         revoke_others: bool,
+        pending: PendingWrites,
     ) -> Result<Submitted<SettingsDone>> {
         let now = self.clock.now();
         identity.updated_at = now;
@@ -359,19 +465,34 @@ impl Engine {
         flow.state = "success".into();
         // The fresh form reflects the updated identity.
         let stored_version = identity.version;
+        // The form shows the pending changes as they will be after this commit.
+        if !pending.changes.is_empty() {
+            let mut list = flow.internal_get(PENDING_CHANGES).and_then(Value::as_array).cloned().unwrap_or_default();
+            for p in &pending.changes {
+                list.retain(|x| x.get("path").and_then(Value::as_str) != Some(p.path.as_str()));
+                list.push(json!({"path": p.path, "value": p.value, "address": p.address, "flow_id": p.flow_id,
+                    "expires_at": p.expires_at.unix_timestamp()}));
+            }
+            flow.internal_set(PENDING_CHANGES, Value::Array(list));
+        }
         self.settings_ui(&mut flow, &identity, req, None)?;
-        flow.ui.messages = vec![msg::settings_saved()];
+        // Only pending changes: nothing was saved yet (the trait nodes carry the notice).
+        let identity_changed = identity.traits != a.identity.traits || pending.changes.is_empty();
+        flow.ui.messages = if identity_changed { vec![msg::settings_saved()] } else { vec![] };
         self.settings_notices(&mut flow, &identity);
         flow.updated_at = now;
         // A new or changed address gets a verification code (nothing goes to the old one).
         let mails = self.verification_mails(&identity, Some(&a.identity), flow.flow_type, &req.request_url).await?;
         Self::mark_sent(&mut identity, &mails.messages);
+        let mut messages = mails.messages;
+        messages.extend(pending.messages);
         let res = self
             .store
             .commit(Commit {
-                queue_messages: &mails.messages,
-                update_identity: Some(&identity),
+                queue_messages: &messages,
+                update_identity: identity_changed.then_some(&identity),
                 previous_identity: Some(&a.identity),
+                put_pending_changes: &pending.changes,
                 update_session: session.as_ref().map(|s| &s.session),
                 revoke_other_sessions: revoke.then_some((identity.id, Some(a.session.id))),
                 update_flow: Some(&flow),
@@ -395,12 +516,15 @@ impl Engine {
             Err(e) => return Err(e.into()),
         };
         flow.version += 1;
-        identity.version = stored_version + 1;
+        if identity_changed {
+            identity.version = stored_version + 1;
+        }
         tracing::info!(
             identity_id = %identity.id, flow_id = %flow.id, method = method.as_str(), revoked_sessions = revoked,
             "settings updated"
         );
-        let continue_with = self.run_web_hooks(Phase::After, method, &identity, &flow).await.unwrap_or_default();
+        let mut continue_with = pending.continue_with;
+        continue_with.extend(self.run_web_hooks(Phase::After, method, &identity, &flow).await.unwrap_or_default());
         Ok(Submitted::Done(SettingsDone {
             flow,
             identity,

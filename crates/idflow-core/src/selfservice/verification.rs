@@ -10,6 +10,7 @@
 //! ([`Engine::verification_mails`]), queued in the commit that stores the address.
 
 use super::hooks::Phase;
+use super::methods::profile::{PENDING_CHANGE, PendingStart, no_longer_applies};
 use super::methods::{AddressStep, Method, MethodId, REGISTRY};
 use super::{Body, Engine, Req, Submitted};
 use crate::courier::Message;
@@ -17,7 +18,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Flow, FlowKind, FlowType, Identity};
 use crate::store::{Commit, StoreError};
 use crate::ui::{Node, UiText, msg};
-use serde_json::json;
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 /// Verification codes for new addresses: the mails for the caller's commit and the flows they
@@ -123,6 +124,21 @@ impl Engine {
         let now = self.clock.now();
         let mut identity = previous.clone();
         let mut changed = false;
+        // A code confirming a pending change (`verify_before_apply`) applies it.
+        let pending = flow
+            .internal_get(PENDING_CHANGE)
+            .filter(|p| p.get("address").and_then(Value::as_str).is_some_and(|x| x.eq_ignore_ascii_case(address)))
+            .and_then(|p| p.get("path").and_then(Value::as_str))
+            .map(String::from);
+        if let Some(path) = &pending {
+            match self.apply_pending_change(&previous, path, flow.id, address).await? {
+                Ok(applied) => {
+                    identity = applied;
+                    changed = true;
+                }
+                Err(message) => return self.pending_failed(flow, &previous, path, message, req).await,
+            }
+        }
         for a in identity.verifiable_addresses.iter_mut().filter(|a| a.value.eq_ignore_ascii_case(address)) {
             if !a.verified {
                 a.verified = true;
@@ -149,6 +165,7 @@ impl Engine {
                 update_identity: changed.then_some(&identity),
                 previous_identity: changed.then_some(&previous),
                 update_flow: Some(&flow),
+                delete_pending_change: pending.as_deref().map(|p| (identity.id, p)),
                 ..Default::default()
             })
             .await;
@@ -157,11 +174,90 @@ impl Engine {
             Err(StoreError::Busy(_)) => {
                 return Err(Error::new(ErrorKind::Conflict, "The flow was completed by a concurrent request."));
             }
+            // Cancelled meanwhile, or the address was taken by another identity meanwhile.
+            Err(StoreError::NotFound) if pending.is_some() => {
+                let flow = self.load_flow(flow.id, FlowKind::Verification).await?;
+                return self.recovery_form(flow, req, vec![(String::new(), no_longer_applies())], false).await;
+            }
+            Err(StoreError::Conflict(_)) if pending.is_some() => {
+                let flow = self.load_flow(flow.id, FlowKind::Verification).await?;
+                let path = pending.unwrap_or_default();
+                return self.pending_failed(flow, &previous, &path, msg::duplicate(), req).await;
+            }
             Err(e) => return Err(e.into()),
         }
         tracing::info!(identity_id = %identity.id, flow_id = %flow.id, "address verified");
         let _ = self.run_web_hooks(Phase::After, method, &identity, &flow).await;
         Ok(Submitted::Done(Verified { flow, identity }))
+    }
+
+    /// A pending change that cannot apply: it is dropped (when still there) with the flow's
+    /// error, in one commit; the form shows `message`.
+    async fn pending_failed(
+        &self,
+        mut flow: Flow,
+        identity: &Identity,
+        path: &str,
+        message: UiText,
+        req: &Req,
+    ) -> Result<Submitted<Verified>> {
+        flow.internal_remove(PENDING_CHANGE);
+        self.recovery_ui(&mut flow, req);
+        flow.ui.messages.clear();
+        flow.ui.add_message("", message);
+        let ours = self
+            .store
+            .list_pending_changes(identity.id)
+            .await?
+            .into_iter()
+            .any(|p| p.path == path && p.flow_id == flow.id);
+        let res = self
+            .store
+            .commit(Commit {
+                update_flow: Some(&flow),
+                delete_pending_change: ours.then_some((identity.id, path)),
+                ..Default::default()
+            })
+            .await;
+        match res {
+            Ok(_) => flow.version += 1,
+            Err(StoreError::Busy(_) | StoreError::NotFound) => {
+                return Err(Error::new(ErrorKind::Conflict, "The flow was completed by a concurrent request."));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        tracing::info!(identity_id = %identity.id, flow_id = %flow.id, "pending change could not apply");
+        Ok(Submitted::Invalid(flow))
+    }
+
+    /// A verification flow whose code (mailed to the new address) confirms a pending change;
+    /// the flow is stored, the mail is for the caller's commit.
+    pub(crate) async fn pending_change_mail(
+        &self,
+        identity: &Identity,
+        start: &PendingStart,
+        flow_type: FlowType,
+        request_url: &str,
+    ) -> Result<(Message, Uuid)> {
+        let req = Req { request_url: self.url("/self-service/verification/browser"), ..Req::default() };
+        let mut flow = self.new_flow(
+            FlowKind::Verification,
+            flow_type,
+            &req.request_url,
+            self.cfg.selfservice.flows.verification.lifespan.0,
+        )?;
+        let (code, _) = self.put_recovery_code(&mut flow, Some(identity), &start.address, None);
+        flow.internal_set(
+            PENDING_CHANGE,
+            json!({"identity_id": identity.id, "path": start.path, "address": start.address}),
+        );
+        flow.active = Some(MethodId::Code.as_str().into());
+        self.recovery_ui(&mut flow, &req);
+        flow.ui.messages = vec![msg::verification_code_sent()];
+        self.store.create_flow(&flow).await?;
+        let mail = self.code_mail(&flow, Some(identity), &start.address, &code, request_url)?;
+        tracing::info!(identity_id = %identity.id, flow_id = %flow.id, "verification code for a pending change sent");
+        Ok((mail, flow.id))
     }
 
     /// Addresses a verification mail goes to move from `pending` to `sent`.

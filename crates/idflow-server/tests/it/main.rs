@@ -22,6 +22,7 @@ mod data_export;
 mod default_base_url;
 mod expired_cleanup;
 mod faults;
+mod field_policy;
 mod flow_hooks;
 mod flow_responder;
 mod fuzz_props;

@@ -1,8 +1,8 @@
 //! Address verification with mailed codes, against the real server and a real SMTP sink:
 //! registration mails a code (queued with the new identity), the mailed link fills the code in
 //! and the user confirms; the self-service flow (wrong code, success, retry after success); a
-//! settings change of the address mails the new address only; the login hook
-//! `require_verified_address`.
+//! settings change of the address mails a code to the new address and a notice to the old one;
+//! the login hook `require_verified_address`.
 
 use crate::both_dbs;
 use crate::support::*;
@@ -183,7 +183,8 @@ async fn verification_address_status_pending_sent_completed(db: Db) {
 }
 both_dbs!(verification_address_status_pending_sent_completed);
 
-/// Changing the address in settings mails a code to the new address, nothing to the old one.
+/// Changing the address in settings mails a code to the new address and a notice (without the
+/// code) to the old one; the address applies once verified (`settings::email_change`).
 async fn verification_settings_address_change(db: Db) {
     let (app, sink) = verification_app(db, |_| {}).await;
     let (email, token, _) = app.user().await;
@@ -200,8 +201,10 @@ async fn verification_settings_address_change(db: Db) {
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     let code = six_digit_code(&sink.mail_to(&new, 1).await);
     assert_eq!(code.len(), 6);
+    let notice = sink.mail_to(&email, 2).await;
+    assert!(!notice.contains(&code), "no code to the old address");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(sink.mails().iter().filter(|m| m.to.contains(&email)).count(), 1, "nothing more to the old address");
+    assert_eq!(sink.mails().iter().filter(|m| m.to.contains(&email)).count(), 2, "one notice to the old address");
 }
 both_dbs!(verification_settings_address_change);
 

@@ -3,6 +3,7 @@
 //! wire-shape snapshots and bad input.
 
 mod bad_input;
+mod email_change;
 mod factors;
 mod guards;
 mod hooks;

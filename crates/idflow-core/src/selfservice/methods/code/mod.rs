@@ -168,7 +168,12 @@ impl Engine {
                 .await?
                 .filter(|i| i.state == crate::model::IdentityState::Active)
         } else {
-            self.store.find_identity_by_verifiable_address(email).await?
+            match self.store.find_identity_by_verifiable_address(email).await? {
+                Some(i) => Some(i),
+                // A resend of the code that confirms a pending change (the address is no
+                // verifiable address of the identity yet).
+                None => self.pending_change_identity(flow, email).await?,
+            }
         };
         let notify = if recovery {
             self.cfg.selfservice.flows.recovery.notify_unknown_recipients
@@ -191,6 +196,20 @@ impl Engine {
                 Ok(vec![])
             }
         }
+    }
+
+    /// The identity whose pending change to `email` this verification flow confirms.
+    async fn pending_change_identity(&self, flow: &Flow, email: &str) -> Result<Option<Identity>> {
+        let Some(p) = flow.internal_get(crate::selfservice::methods::profile::PENDING_CHANGE) else {
+            return Ok(None);
+        };
+        if !p.get("address").and_then(Value::as_str).is_some_and(|a| a.eq_ignore_ascii_case(email)) {
+            return Ok(None);
+        }
+        let Some(id) = p.get("identity_id").and_then(Value::as_str).and_then(|s| Uuid::parse_str(s).ok()) else {
+            return Ok(None);
+        };
+        Ok(self.store.get_identity(id).await?.filter(|i| i.state == crate::model::IdentityState::Active))
     }
 
     /// The mail with `code` for the flow's kind (`identity` None: the unknown-address notice).
