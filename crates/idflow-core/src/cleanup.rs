@@ -1,5 +1,5 @@
-//! Cleanup of what expires: flows, sessions, stored self-service errors and rate-limit
-//! counters. Without it every unauthenticated flow creation or error page left a row behind
+//! Cleanup of what expires: flows, sessions, stored self-service errors, rate-limit
+//! counters and activity-log entries older than `activity.retention`. Without it every unauthenticated flow creation or error page left a row behind
 //! forever. The server runs [`Engine::cleanup_expired`] every `cleanup.interval`; each run
 //! deletes in batches of `cleanup.batch_size` rows per table (short transactions, no long
 //! locks) until a batch comes back short, and on PostgreSQL only one node runs at a time (an
@@ -28,6 +28,9 @@ impl Engine {
             sessions_expired_before: now - keep,
             kv_expired_before: now,
             rate_windows_before: now.unix_timestamp() - i64::try_from(longest_window).unwrap_or(i64::MAX),
+            activity_before: now
+                .checked_sub(self.cfg.activity.retention.as_time())
+                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
             batch: c.batch_size,
         }
     }
@@ -43,6 +46,7 @@ impl Engine {
             total.sessions += n.sessions;
             total.kv += n.kv;
             total.rate_limits += n.rate_limits;
+            total.activity += n.activity;
             if !n.full(cut.batch) {
                 break;
             }
@@ -53,6 +57,7 @@ impl Engine {
                 sessions = total.sessions,
                 errors = total.kv,
                 rate_limits = total.rate_limits,
+                activity = total.activity,
                 "cleanup deleted expired rows"
             );
         }

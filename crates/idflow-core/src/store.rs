@@ -6,6 +6,7 @@
 //! submits to one flow (or one identity) never interleave: exactly one wins, the other gets
 //! [`StoreError::Busy`].
 
+use crate::activity::{ActivityCursor, ActivityEvent};
 use crate::courier::{Message, MessageFilter, Outcome, PageToken};
 use crate::model::{CredentialType, Flow, Identity, Session};
 use async_trait::async_trait;
@@ -59,6 +60,8 @@ pub struct Commit<'a> {
     /// Queue mail (rendered by the courier) with the rest of the change: a flow change and the
     /// mail it causes are stored together or not at all.
     pub queue_messages: &'a [Message],
+    /// Activity-log entries of the change (written last, after the identity they belong to).
+    pub record_activity: &'a [ActivityEvent],
 }
 
 /// What [`Store::cleanup`] deletes: rows past these instants, at most `batch` per table.
@@ -72,6 +75,8 @@ pub struct Cleanup {
     pub kv_expired_before: OffsetDateTime,
     /// Rate-limit counters whose window started before this (unix seconds).
     pub rate_windows_before: i64,
+    /// Activity-log entries created before this (`activity.retention`).
+    pub activity_before: OffsetDateTime,
     pub batch: u32,
 }
 
@@ -82,13 +87,14 @@ pub struct Cleaned {
     pub sessions: u64,
     pub kv: u64,
     pub rate_limits: u64,
+    pub activity: u64,
 }
 
 impl Cleaned {
     /// Whether some table had a full batch (more may be left).
     pub fn full(&self, batch: u32) -> bool {
         let b = u64::from(batch);
-        self.flows >= b || self.sessions >= b || self.kv >= b || self.rate_limits >= b
+        self.flows >= b || self.sessions >= b || self.kv >= b || self.rate_limits >= b || self.activity >= b
     }
 }
 
@@ -201,4 +207,18 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<Message>, StoreError>;
     async fn courier_get(&self, id: Uuid) -> Result<Option<Message>, StoreError>;
+
+    /// Store activity-log entries that come without a change (a failed sign-in). Entries of
+    /// a change go into its commit (`Commit::record_activity`).
+    async fn record_activity(&self, events: &[ActivityEvent]) -> Result<(), StoreError> {
+        self.commit(Commit { record_activity: events, ..Commit::default() }).await.map(|_| ())
+    }
+    /// An identity's activity newest first (`created_at`, then `id`, descending), after
+    /// `cursor`; at most `limit` entries.
+    async fn list_activity(
+        &self,
+        identity_id: Uuid,
+        cursor: Option<ActivityCursor>,
+        limit: u32,
+    ) -> Result<Vec<ActivityEvent>, StoreError>;
 }

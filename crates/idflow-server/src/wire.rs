@@ -208,3 +208,18 @@ pub fn error_at(e: &Error, request_id: &str, now: OffsetDateTime) -> Value {
     }
     Value::Object(m)
 }
+
+/// One activity-log entry (an idflow extension; the same shape in every dialect).
+pub fn activity(e: &idflow_core::activity::ActivityEvent) -> Value {
+    json!({
+        "id": e.id,
+        "identity_id": e.identity_id,
+        "kind": e.kind.as_str(),
+        "outcome": e.outcome.as_str(),
+        "method": e.method.map(|m| m.as_str()),
+        "session_id": e.session_id,
+        "ip_address": e.ip_address,
+        "user_agent": e.user_agent,
+        "created_at": ts(e.created_at),
+    })
+}

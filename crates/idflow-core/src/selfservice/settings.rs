@@ -9,6 +9,7 @@ use super::hooks::{HookName, Phase};
 use super::methods::{MethodId, REGISTRY};
 use super::sessions::Issued;
 use super::{Authed, Body, Engine, Req, Submitted, with_query};
+use crate::activity::{ActivityKind, Outcome};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Aal, CredentialType, Flow, FlowKind, FlowType, Identity};
 use crate::store::{Commit, StoreError};
@@ -341,18 +342,42 @@ impl Engine {
         self.settings_ui(&mut flow, &identity, req, None)?;
         flow.ui.messages = vec![msg::settings_saved()];
         flow.updated_at = now;
-        // A new or changed address gets a verification code (nothing goes to the old one).
+        // A new or changed address gets a verification code; the addresses the account had
+        // before get the security notifications of the change (`notify.rs`).
         let mails = self.verification_mails(&identity, Some(&a.identity), flow.flow_type, &req.request_url).await?;
         Self::mark_sent(&mut identity, &mails.messages);
+        let notices = super::notify::settings_notices(&a.identity, &identity, method);
+        let mut messages = mails.messages;
+        messages.extend(self.notification_mails(&a.identity, &notices)?);
+        // The activity log: the change by method, and the other sessions it ended.
+        let mut events = vec![self.activity(
+            identity.id,
+            ActivityKind::SettingsChanged,
+            Outcome::Success,
+            Some(method),
+            Some(a.session.id),
+            req,
+        )];
+        if revoke {
+            events.push(self.activity(
+                identity.id,
+                ActivityKind::OtherSessionsRevoked,
+                Outcome::Success,
+                Some(method),
+                Some(a.session.id),
+                req,
+            ));
+        }
         let res = self
             .store
             .commit(Commit {
-                queue_messages: &mails.messages,
+                queue_messages: &messages,
                 update_identity: Some(&identity),
                 previous_identity: Some(&a.identity),
                 update_session: session.as_ref().map(|s| &s.session),
                 revoke_other_sessions: revoke.then_some((identity.id, Some(a.session.id))),
                 update_flow: Some(&flow),
+                record_activity: &events,
                 ..Default::default()
             })
             .await;

@@ -12,6 +12,7 @@
 use super::hooks::Phase;
 use super::methods::{AddressStep, Method, MethodId, REGISTRY};
 use super::{Body, Engine, Req, Submitted};
+use crate::activity::{ActivityKind, Outcome};
 use crate::courier::Message;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Flow, FlowKind, FlowType, Identity};
@@ -143,12 +144,15 @@ impl Engine {
         flow.ui.nodes.push(Node::anchor(crate::ui::Group::Code, "continue", &back, msg::label_continue()));
         flow.ui.messages = vec![msg::verification_successful()];
         flow.updated_at = now;
+        let sid = req.auth.as_ref().filter(|a| a.identity.id == identity.id).map(|a| a.session.id);
+        let events = [self.activity(identity.id, ActivityKind::Verification, Outcome::Success, Some(method), sid, req)];
         let res = self
             .store
             .commit(Commit {
                 update_identity: changed.then_some(&identity),
                 previous_identity: changed.then_some(&previous),
                 update_flow: Some(&flow),
+                record_activity: &events,
                 ..Default::default()
             })
             .await;

@@ -26,6 +26,7 @@ pub fn routes() -> Router<AppState> {
         .route("/identities/{id}", get(get_identity).put(update_identity).patch(patch_identity).delete(delete_identity))
         .route("/identities/{id}/credentials/{kind}", delete(delete_credential))
         .route("/identities/{id}/sessions", get(identity_sessions).delete(delete_identity_sessions))
+        .route("/identities/{id}/activity", get(identity_activity))
         .route("/recovery/code", axum::routing::post(create_recovery_code))
         .route("/recovery/link", axum::routing::post(create_recovery_link))
         .route("/sessions", get(list_sessions))
@@ -199,7 +200,7 @@ async fn update_identity(
 ) -> Answer {
     let id = parse_id(&id)?;
     let input = parse_input(json_body(&state, &ctx, body)?)?;
-    let i = state.engine.admin_update_identity(id, input).await?;
+    let i = state.engine.admin_update_identity(id, input, &ctx.req).await?;
     Ok(json_response(StatusCode::OK, admin_identity(&state, &i, &[])))
 }
 
@@ -243,7 +244,7 @@ async fn patch_identity(
         "verifiable_addresses": identity.verifiable_addresses.iter().map(|a| json!({"value": a.value, "via": a.via, "verified": a.verified, "status": a.status})).collect::<Vec<_>>(),
     }))
     .map_err(|e| Error::bad_request(format!("failed to apply JSON patch: {e}")))?;
-    let i = state.engine.admin_update_identity(identity.id, input).await?;
+    let i = state.engine.admin_update_identity(identity.id, input, &ctx.req).await?;
     Ok(json_response(StatusCode::OK, admin_identity(&state, &i, &[])))
 }
 
@@ -310,8 +311,12 @@ async fn delete_identity(State(state): State<AppState>, _: Ctx, Path(id): Path<S
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn delete_credential(State(state): State<AppState>, _: Ctx, Path((id, kind)): Path<(String, String)>) -> Answer {
-    state.engine.admin_delete_credential(parse_id(&id)?, &kind).await?;
+async fn delete_credential(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path((id, kind)): Path<(String, String)>,
+) -> Answer {
+    state.engine.admin_delete_credential(parse_id(&id)?, &kind, &ctx.req).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -329,9 +334,25 @@ async fn identity_sessions(State(state): State<AppState>, ctx: Ctx, Path(id): Pa
     Ok(json_response(StatusCode::OK, Value::Array(v)))
 }
 
-async fn delete_identity_sessions(State(state): State<AppState>, _: Ctx, Path(id): Path<String>) -> Answer {
+/// `GET /admin/identities/{id}/activity`: the identity's activity log, newest first
+/// (`page_size`, `page_token`, `Link` header to the next page); 404 for an unknown identity.
+async fn identity_activity(State(state): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> Answer {
+    let (after, size) = super::activity_page(&ctx.uri)?;
     let identity = load(&state, &id).await?;
-    state.engine.store.delete_sessions_of(identity.id).await?;
+    let list = state.engine.list_activity(identity.id, after, size).await?;
+    let next = super::activity_next(&list, size).map(|t| {
+        format!(
+            "{}/admin/identities/{}/activity?page_size={size}&page_token={t}",
+            state.engine.cfg.admin_base(),
+            identity.id
+        )
+    });
+    Ok(super::activity_response(&list, next))
+}
+
+async fn delete_identity_sessions(State(state): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> Answer {
+    let identity = load(&state, &id).await?;
+    state.engine.admin_delete_sessions(identity.id, &ctx.req).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -361,8 +382,8 @@ async fn get_session(State(state): State<AppState>, ctx: Ctx, Path(id): Path<Str
     Ok(json_response(StatusCode::OK, wire::session(&s, ident, state.engine.clock.now())))
 }
 
-async fn disable_session(State(state): State<AppState>, _: Ctx, Path(id): Path<String>) -> Answer {
-    if !state.engine.store.revoke_session(parse_id(&id)?).await? {
+async fn disable_session(State(state): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> Answer {
+    if !state.engine.admin_revoke_session(parse_id(&id)?, &ctx.req).await? {
         return Err(Error::not_found("Unable to locate the resource").into());
     }
     Ok(StatusCode::NO_CONTENT.into_response())

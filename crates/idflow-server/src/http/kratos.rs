@@ -38,6 +38,7 @@ pub fn routes() -> Router<AppState> {
         .route("/self-service/settings/api", get(settings_api))
         .route("/self-service/settings/browser", get(settings_browser))
         .route("/self-service/settings/flows", get(settings_get))
+        .route("/self-service/settings/activity", get(my_activity))
         .route("/self-service/settings", get(settings_submit).post(settings_submit))
         .route("/self-service/recovery/api", get(recovery_api))
         .route("/self-service/recovery/browser", get(recovery_browser))
@@ -511,7 +512,7 @@ async fn logout(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Answer 
     let Some(a) = ctx.req.auth.as_ref() else {
         return Err(Error::new(ErrorKind::Unauthorized, "No active session was found in this request.").into());
     };
-    state.engine.logout_with_logout_token(a, token).await?;
+    state.engine.logout_with_logout_token(a, token, &ctx.req).await?;
     let redirect_to = match q.get("return_to").map(|r| state.engine.check_return_to(r)) {
         Some(Ok(u)) => u,
         _ => state
@@ -530,11 +531,11 @@ async fn logout(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Answer 
     Ok(FlowResponder::new(&state, &ctx, FlowType::Browser, None).respond(Outcome::Done(done)).await)
 }
 
-async fn logout_api(State(state): State<AppState>, _: Ctx, ParsedBody(body): ParsedBody) -> Answer {
+async fn logout_api(State(state): State<AppState>, ctx: Ctx, ParsedBody(body): ParsedBody) -> Answer {
     let Some(token) = body.get("session_token").and_then(Value::as_str).filter(|t| !t.is_empty()) else {
         return Err(Error::bad_request("The request body must contain a session_token.").into());
     };
-    state.engine.logout_by_token(token).await?;
+    state.engine.logout_by_token(token, &ctx.req).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -568,16 +569,28 @@ async fn list_my_sessions(State(state): State<AppState>, ctx: Ctx) -> Answer {
 }
 
 async fn revoke_my_sessions(State(state): State<AppState>, ctx: Ctx) -> Answer {
-    let a = state.engine.whoami(ctx.req.auth)?;
-    let n = state.engine.revoke_my_other_sessions(&a).await?;
+    let a = state.engine.whoami(ctx.req.auth.clone())?;
+    let n = state.engine.revoke_my_other_sessions(&a, &ctx.req).await?;
     Ok(json_response(StatusCode::OK, json!({ "count": n })))
 }
 
 async fn revoke_my_session(State(state): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> Answer {
-    let a = state.engine.whoami(ctx.req.auth)?;
+    let a = state.engine.whoami(ctx.req.auth.clone())?;
     let id = uuid::Uuid::parse_str(&id).map_err(|_| Error::bad_request("The session id is not a valid UUID."))?;
-    state.engine.revoke_my_session(&a, id).await?;
+    state.engine.revoke_my_session(&a, id, &ctx.req).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `GET /self-service/settings/activity` (an idflow extension): the caller's activity log,
+/// newest first; `page_size` (1–1000, default 250) and `page_token`, with a `Link` header to
+/// the next page as on the admin list routes.
+async fn my_activity(State(state): State<AppState>, ctx: Ctx) -> Answer {
+    let a = state.engine.whoami(ctx.req.auth.clone())?;
+    let (after, size) = super::activity_page(&ctx.uri)?;
+    let list = state.engine.list_activity(a.identity.id, after, size).await?;
+    let next = super::activity_next(&list, size)
+        .map(|t| format!("{}/self-service/settings/activity?page_size={size}&page_token={t}", state.engine.base()));
+    Ok(super::activity_response(&list, next))
 }
 
 // ---- schemas ---------------------------------------------------------------------------

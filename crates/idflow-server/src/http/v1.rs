@@ -34,6 +34,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/flows/verification", v1(get(verification_create)))
         .route("/v1/flows/verification/{tail}", v1(get(verification_get).post(verification_submit)))
         .route("/v1/sessions/current", v1(get(session_current).delete(session_delete)))
+        .route("/v1/account/activity", v1(get(account_activity)))
 }
 
 /// A v1 route: other HTTP methods get 405 in the v1 envelope (axum's default is an empty body).
@@ -669,6 +670,21 @@ async fn session_delete(State(state): State<AppState>, c: V1Ctx) -> Answer {
     let Some(a) = c.req.auth.as_ref() else {
         return Err(Error::new(ErrorKind::Unauthorized, "").into());
     };
-    state.engine.logout(a).await?;
+    state.engine.logout(a, &c.req).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `GET /v1/account/activity`: the caller's activity log, newest first. Query `page_size`
+/// (1–1000, default 250) and `page_token`; 200 `{"activity": [...], "next_page_token": …}`
+/// (`null` on the last page).
+async fn account_activity(State(state): State<AppState>, c: V1Session) -> Answer {
+    let c = c.0;
+    let a = state.engine.whoami(c.req.auth.clone())?;
+    let (after, size) = super::activity_page(&c.ctx.uri)?;
+    let list = state.engine.list_activity(a.identity.id, after, size).await?;
+    let next = super::activity_next(&list, size);
+    Ok(json_response(
+        StatusCode::OK,
+        json!({"activity": list.iter().map(wire::activity).collect::<Vec<_>>(), "next_page_token": next}),
+    ))
 }

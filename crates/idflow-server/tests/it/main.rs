@@ -9,6 +9,7 @@
 
 mod support;
 
+mod activity;
 mod admin;
 mod bad_input;
 mod bcrypt_import;
@@ -27,6 +28,7 @@ mod hashing_dos;
 mod hostile_input;
 mod login;
 mod multinode;
+mod notifications;
 mod oidc;
 mod recovery;
 mod registration;
