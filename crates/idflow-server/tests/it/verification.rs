@@ -141,7 +141,8 @@ async fn verification_self_service_flow(db: Db) {
 }
 both_dbs!(verification_self_service_flow);
 
-/// Changing the address in settings mails a code to the new address, nothing to the old one.
+/// Changing the address in settings mails a code to the new address; the old one gets only
+/// the security notification of the change (no code).
 async fn verification_settings_address_change(db: Db) {
     let (app, sink) = verification_app(db, |_| {}).await;
     let (email, token, _) = app.user().await;
@@ -158,8 +159,14 @@ async fn verification_settings_address_change(db: Db) {
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     let code = six_digit_code(&sink.mail_to(&new, 1).await);
     assert_eq!(code.len(), 6);
+    let notice = notice_mail(&sink, &email, "Your email address or sign-in identifier was changed").await;
+    assert!(six_digit_code(&notice).is_empty(), "no code in the notification");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(sink.mails().iter().filter(|m| m.to.contains(&email)).count(), 1, "nothing more to the old address");
+    assert_eq!(
+        sink.mails().iter().filter(|m| m.to.contains(&email)).count(),
+        2,
+        "the old address got its registration code and the notification, nothing else"
+    );
 }
 both_dbs!(verification_settings_address_change);
 
