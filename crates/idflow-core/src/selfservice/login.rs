@@ -151,7 +151,7 @@ impl Engine {
         let method = m.id();
         let (identity, provider, created) = match step {
             LoginStep::Invalid { errors, identifier } => {
-                self.record_login_failure(&flow, method, &errors, identifier.as_deref(), req).await;
+                self.record_login_failure(&flow, method, &errors, identifier.as_deref(), req);
                 return self.login_invalid(flow, req, errors, identifier.as_deref()).await;
             }
             LoginStep::ShowForm { nodes, identifier } => {
@@ -264,9 +264,9 @@ impl Engine {
 
     /// Log a failed sign-in on the identity it was for: the session's identity on refresh and
     /// step-up flows, else the owner of the submitted identifier (nothing for an unknown one).
-    /// A form that only lacked a field is no attempt. The write is detached from the request
-    /// (see [`Engine::record_activity_detached`]).
-    async fn record_login_failure(
+    /// A form that only lacked a field is no attempt. The lookup and the write run off the
+    /// request's path, so a known identifier answers exactly like an unknown one.
+    fn record_login_failure(
         &self,
         flow: &Flow,
         method: crate::model::MethodId,
@@ -277,24 +277,50 @@ impl Engine {
         if errors.iter().all(|(_, m)| m.id == 4000002) {
             return;
         }
-        let identity_id = match (flow.identity_id, identifier.filter(|i| !i.is_empty())) {
-            (Some(id), _) => Some(id),
-            (None, Some(i)) => {
-                match self.store.find_identity_by_identifier(CredentialType::Password, &normalize_identifier(i)).await {
-                    Ok(found) => found.map(|f| f.id),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "could not look up the identity of a failed sign-in");
-                        None
-                    }
-                }
+        match (flow.identity_id, identifier.filter(|i| !i.is_empty())) {
+            (Some(id), _) => {
+                let session = req.auth.as_ref().filter(|a| a.identity.id == id).map(|a| a.session.id);
+                let kind = Self::login_kind(flow, session.is_some());
+                self.record_activity_detached(vec![self.activity(
+                    id,
+                    kind,
+                    Outcome::Failure,
+                    Some(method),
+                    session,
+                    req,
+                )]);
             }
-            (None, None) => None,
-        };
-        let Some(identity_id) = identity_id else { return };
-        let session = req.auth.as_ref().filter(|a| a.identity.id == identity_id).map(|a| a.session.id);
-        let extends = session.is_some();
-        let event =
-            self.activity(identity_id, Self::login_kind(flow, extends), Outcome::Failure, Some(method), session, req);
-        self.record_activity_detached(vec![event]);
+            (None, Some(identifier)) => {
+                let mut event = self.activity(
+                    Uuid::nil(),
+                    Self::login_kind(flow, false),
+                    Outcome::Failure,
+                    Some(method),
+                    None,
+                    req,
+                );
+                let store = self.store.clone();
+                let raw = identifier.to_string();
+                tokio::spawn(async move {
+                    let normalized = normalize_identifier(&raw);
+                    let mut found = store.find_identity_by_identifier(CredentialType::Password, &normalized).await;
+                    if matches!(found, Ok(None)) && normalized != raw {
+                        found = store.find_identity_by_identifier(CredentialType::Password, &raw).await;
+                    }
+                    let res = match found {
+                        Ok(Some(identity)) => {
+                            event.identity_id = identity.id;
+                            store.record_activity(&[event]).await
+                        }
+                        Ok(None) => Ok(()),
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = res {
+                        tracing::warn!(error = %e, "could not record a failed sign-in");
+                    }
+                });
+            }
+            (None, None) => {}
+        }
     }
 }
