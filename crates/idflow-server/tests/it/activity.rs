@@ -158,10 +158,10 @@ async fn activity_entries_for_each_event(db: Db) {
         assert!(seen.contains(&(kind.to_string(), outcome.to_string())), "{kind}/{outcome} missing: {log:#?}");
     }
     // Newest first.
-    let times: Vec<&str> = log.iter().map(|e| e["created_at"].as_str().unwrap()).collect();
-    let mut sorted = times.clone();
-    sorted.sort_by(|a, b| b.cmp(a));
-    assert_eq!(times, sorted);
+    let rfc3339 = &time::format_description::well_known::Rfc3339;
+    let times: Vec<time::OffsetDateTime> =
+        log.iter().map(|e| time::OffsetDateTime::parse(e["created_at"].as_str().unwrap(), rfc3339).unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first: {times:?}");
     // Details of the settings change: method, session, IP, the request's user agent.
     let change = entries_of(&log, "settings_changed", "success")[0];
     assert_eq!(change["method"], "password");
