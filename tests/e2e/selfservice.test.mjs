@@ -245,6 +245,27 @@ function journey(variant, { js }) {
       assert.match(await page.locator('dl.facts').innerText(), /Password \+ Authenticator app/);
     });
 
+    step('settings show the recent security activity: sign-ins and the password change', async () => {
+      await open(`${server.base}/ui/settings`, 'settings-activity');
+      const activity = section('Recent security activity');
+      assert.ok(await activity.isVisible(), 'no "Recent security activity" section');
+      // The failed sign-in is stored off the request path: reload until it is listed.
+      for (let i = 0; i < 10 && !/Failed/.test(await activity.innerText()); i++) {
+        await new Promise((r) => setTimeout(r, 200));
+        await open(`${server.base}/ui/settings`);
+      }
+      const rows = await section('Recent security activity').locator('tr.activity-row').allInnerTexts();
+      const text = rows.join('\n');
+      assert.match(rows[0], /Second factor \(authenticator app\)/, `newest first: ${text}`);
+      assert.match(text, /Sign-in with password/);
+      assert.match(text, /Password changed/);
+      assert.match(text, /Account created/);
+      assert.match(text, /127\.0\.0\.1|::1/);
+      assert.match(text, /Failed/, 'the wrong password is listed as a failed sign-in');
+      assert.ok(!text.includes(password), 'no password on the page');
+      await shot(page, 'settings-activity');
+    });
+
     step('regenerate recovery codes and confirm them', async () => {
       await open(`${server.base}/ui/settings`, 'settings-after-login');
       settingsUrl = page.url();

@@ -1,6 +1,7 @@
 //! Cleanup of what expires: flows, sessions, stored self-service errors, rate-limit
-//! counters and pending trait changes. Without it every unauthenticated flow creation or
-//! error page left a row behind forever. The server runs [`Engine::cleanup_expired`] every `cleanup.interval`; each run
+//! counters, pending trait changes and activity-log entries older than `activity.retention`.
+//! Without it every unauthenticated flow creation or error page left a row behind forever. The
+//! server runs [`Engine::cleanup_expired`] every `cleanup.interval`; each run
 //! deletes in batches of `cleanup.batch_size` rows per table (short transactions, no long
 //! locks) until a batch comes back short, and on PostgreSQL only one node runs at a time (an
 //! advisory lock; the others skip). Time comes from the engine's clock.
@@ -29,6 +30,9 @@ impl Engine {
             kv_expired_before: now,
             pending_changes_expired_before: now,
             rate_windows_before: now.unix_timestamp() - i64::try_from(longest_window).unwrap_or(i64::MAX),
+            activity_before: now
+                .checked_sub(self.cfg.activity.retention.as_time())
+                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
             batch: c.batch_size,
         }
     }
@@ -45,6 +49,7 @@ impl Engine {
             total.kv += n.kv;
             total.rate_limits += n.rate_limits;
             total.pending_changes += n.pending_changes;
+            total.activity += n.activity;
             if !n.full(cut.batch) {
                 break;
             }
@@ -56,6 +61,7 @@ impl Engine {
                 errors = total.kv,
                 rate_limits = total.rate_limits,
                 pending_changes = total.pending_changes,
+                activity = total.activity,
                 "cleanup deleted expired rows"
             );
         }

@@ -138,6 +138,21 @@ pub struct Config {
     pub courier: CourierConfig,
     pub cleanup: CleanupConfig,
     pub feature_flags: FeatureFlags,
+    pub activity: ActivityConfig,
+}
+
+/// `activity.*`: the per-identity activity log.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ActivityConfig {
+    /// How long entries are kept; the cleanup worker deletes older ones.
+    pub retention: Dur,
+}
+
+impl Default for ActivityConfig {
+    fn default() -> Self {
+        ActivityConfig { retention: Dur::secs(90 * 86_400) }
+    }
 }
 
 /// The cleanup worker (`cleanup.*`): deletes expired flows, sessions, stored errors and old
@@ -377,6 +392,43 @@ pub struct SelfService {
     pub allowed_return_urls: Vec<String>,
     pub methods: Methods,
     pub flows: Flows,
+    pub notifications: Notifications,
+}
+
+/// `selfservice.notifications.*`: which security notifications are mailed to the addresses
+/// an account had before a change (all on by default).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Notifications {
+    /// The password was changed (settings, or after a recovery).
+    pub password_changed: bool,
+    /// A profile change altered a login identifier or an email address.
+    pub identifier_changed: bool,
+    /// A trait the identity schema marks `notify: true` (not an identifier) was changed.
+    pub profile_changed: bool,
+    /// A second factor was added (TOTP, security key, passkey, recovery codes).
+    pub second_factor_added: bool,
+    /// A second factor was removed (or recovery codes disabled).
+    pub second_factor_removed: bool,
+    pub social_linked: bool,
+    pub social_unlinked: bool,
+    /// All other sessions were signed out by the user (or by a recovery).
+    pub sessions_revoked: bool,
+}
+
+impl Default for Notifications {
+    fn default() -> Self {
+        Notifications {
+            password_changed: true,
+            identifier_changed: true,
+            profile_changed: true,
+            second_factor_added: true,
+            second_factor_removed: true,
+            social_linked: true,
+            social_unlinked: true,
+            sessions_revoked: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -983,6 +1035,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "courier",
     "cleanup",
     "feature_flags",
+    "activity",
 ];
 
 /// Why a configuration could not be loaded. The message names the key.
@@ -1048,6 +1101,11 @@ impl Config {
             url::Url::parse(u).map_err(|e| {
                 ConfigError(format!("invalid configuration at key `selfservice.allowed_return_urls.{i}`: {e}"))
             })?;
+        }
+        if self.activity.retention.0.is_zero() {
+            return Err(ConfigError(
+                "invalid configuration at key `activity.retention`: must be longer than zero".into(),
+            ));
         }
         let p = &self.selfservice.methods.password.config;
         if p.min_password_length < 6 {

@@ -2,6 +2,7 @@
 //! UI nodes and messages, configuration, identity schemas, password hashing and policy,
 //! the store trait and the mail courier. It knows neither HTTP nor SQL.
 
+pub mod activity;
 pub mod claims_mapper;
 pub mod cleanup;
 pub mod clock;

@@ -6,6 +6,7 @@
 //! submits to one flow (or one identity) never interleave: exactly one wins, the other gets
 //! [`StoreError::Busy`].
 
+use crate::activity::{ActivityCursor, ActivityEvent};
 use crate::courier::{Message, MessageFilter, Outcome, PageToken};
 use crate::model::{CredentialType, Flow, Identity, PendingChange, Session};
 use async_trait::async_trait;
@@ -64,6 +65,8 @@ pub struct Commit<'a> {
     /// Delete the pending change of `(identity id, trait path)`; fails with `NotFound` (and
     /// writes nothing) when there is none, so a change is applied or cancelled once.
     pub delete_pending_change: Option<(Uuid, &'a str)>,
+    /// Activity-log entries of the change (written last, after the identity they belong to).
+    pub record_activity: &'a [ActivityEvent],
 }
 
 /// What [`Store::cleanup`] deletes: rows past these instants, at most `batch` per table.
@@ -79,6 +82,8 @@ pub struct Cleanup {
     pub pending_changes_expired_before: OffsetDateTime,
     /// Rate-limit counters whose window started before this (unix seconds).
     pub rate_windows_before: i64,
+    /// Activity-log entries created before this (`activity.retention`).
+    pub activity_before: OffsetDateTime,
     pub batch: u32,
 }
 
@@ -90,13 +95,19 @@ pub struct Cleaned {
     pub kv: u64,
     pub rate_limits: u64,
     pub pending_changes: u64,
+    pub activity: u64,
 }
 
 impl Cleaned {
     /// Whether some table had a full batch (more may be left).
     pub fn full(&self, batch: u32) -> bool {
         let b = u64::from(batch);
-        self.flows >= b || self.sessions >= b || self.kv >= b || self.rate_limits >= b || self.pending_changes >= b
+        self.flows >= b
+            || self.sessions >= b
+            || self.kv >= b
+            || self.rate_limits >= b
+            || self.pending_changes >= b
+            || self.activity >= b
     }
 }
 
@@ -218,4 +229,18 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<Message>, StoreError>;
     async fn courier_get(&self, id: Uuid) -> Result<Option<Message>, StoreError>;
+
+    /// Store activity-log entries that come without a change (a failed sign-in). Entries of
+    /// a change go into its commit (`Commit::record_activity`).
+    async fn record_activity(&self, events: &[ActivityEvent]) -> Result<(), StoreError> {
+        self.commit(Commit { record_activity: events, ..Commit::default() }).await.map(|_| ())
+    }
+    /// An identity's activity newest first (`created_at`, then `id`, descending), after
+    /// `cursor`; at most `limit` entries.
+    async fn list_activity(
+        &self,
+        identity_id: Uuid,
+        cursor: Option<ActivityCursor>,
+        limit: u32,
+    ) -> Result<Vec<ActivityEvent>, StoreError>;
 }

@@ -542,3 +542,40 @@ pub enum FlowOrErrorJson {
     Flow(FlowJson),
     Error(ErrorEnvelope),
 }
+
+/// One activity-log entry (an idflow extension; the same shape in every dialect).
+/// An activity-log entry (idflow extension): never a secret.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ActivityEntry)]
+pub struct ActivityJson {
+    pub id: Uuid,
+    pub identity_id: Uuid,
+    /// `login`, `login_refresh`, `login_step_up`, `registration`, `settings_changed`, `recovery`,
+    /// `verification`, `logout`, `session_revoked`, `other_sessions_revoked`,
+    /// `admin_identity_updated`, `admin_credential_deleted`, `admin_session_revoked`.
+    pub kind: String,
+    /// `success` or `failure`.
+    pub outcome: String,
+    /// The method (`password`, `totp`, …), if any.
+    pub method: Option<String>,
+    pub session_id: Option<Uuid>,
+    pub ip_address: String,
+    pub user_agent: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+}
+
+pub fn activity(e: &idflow_core::activity::ActivityEvent) -> Value {
+    let j = ActivityJson {
+        id: e.id,
+        identity_id: e.identity_id,
+        kind: e.kind.as_str().into(),
+        outcome: e.outcome.as_str().into(),
+        method: e.method.map(|m| m.as_str().to_string()),
+        session_id: e.session_id,
+        ip_address: e.ip_address.clone(),
+        user_agent: e.user_agent.clone(),
+        created_at: ts_str(e.created_at),
+    };
+    serde_json::to_value(j).unwrap_or(Value::Null)
+}

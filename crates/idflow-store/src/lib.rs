@@ -6,6 +6,7 @@
 //! microseconds since the epoch (BIGINT), JSON as TEXT (so traits keep their key order), ids as
 //! native UUID (PostgreSQL) or 16-byte BLOB (SQLite).
 
+use idflow_core::activity::{ActivityCursor, ActivityEvent, ActivityKind, Outcome as ActivityOutcome};
 use idflow_core::courier::{
     Dispatch, DispatchStatus, Message, MessageFilter, MessageStatus, Outcome, PageToken, TemplateType,
 };
@@ -343,6 +344,47 @@ macro_rules! sql_store {
                 .await
                 .map_err(map_err)?;
                 Ok(())
+            }
+
+            async fn insert_activity(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                e: &ActivityEvent,
+            ) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO identity_activity (id, identity_id, kind, outcome, method, session_id, ip_address, user_agent, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(e.id)
+                .bind(e.identity_id)
+                .bind(e.kind.as_str())
+                .bind(e.outcome.as_str())
+                .bind(e.method.map(|m| m.as_str()))
+                .bind(e.session_id)
+                .bind(&e.ip_address)
+                .bind(&e.user_agent)
+                .bind(ts(e.created_at))
+                .execute(&mut **tx)
+                .await
+                .map_err(map_err)?;
+                Ok(())
+            }
+
+            fn activity_from_row(row: &<$db as sqlx::Database>::Row) -> Result<ActivityEvent, StoreError> {
+                let kind: String = row.try_get("kind").map_err(map_err)?;
+                let outcome: String = row.try_get("outcome").map_err(map_err)?;
+                let method: Option<String> = row.try_get("method").map_err(map_err)?;
+                Ok(ActivityEvent {
+                    id: row.try_get("id").map_err(map_err)?,
+                    identity_id: row.try_get("identity_id").map_err(map_err)?,
+                    kind: ActivityKind::parse(&kind)
+                        .ok_or_else(|| StoreError::Other(format!("corrupt activity kind {kind:?}")))?,
+                    outcome: ActivityOutcome::parse(&outcome)
+                        .ok_or_else(|| StoreError::Other(format!("corrupt activity outcome {outcome:?}")))?,
+                    method: method.as_deref().and_then(idflow_core::model::MethodId::parse),
+                    session_id: row.try_get("session_id").map_err(map_err)?,
+                    ip_address: row.try_get("ip_address").map_err(map_err)?,
+                    user_agent: row.try_get("user_agent").map_err(map_err)?,
+                    created_at: from_ts(row.try_get("created_at").map_err(map_err)?),
+                })
             }
 
             fn session_from_row(row: &<$db as sqlx::Database>::Row) -> Result<Session, StoreError> {
@@ -951,6 +993,9 @@ macro_rules! sql_store {
                 for m in c.queue_messages {
                     Self::insert_message(&mut tx, m).await?;
                 }
+                for e in c.record_activity {
+                    Self::insert_activity(&mut tx, e).await?;
+                }
                 tx.commit().await.map_err(map_err)?;
                 Ok(revoked)
             }
@@ -1066,6 +1111,10 @@ macro_rules! sql_store {
                         "DELETE FROM pending_changes WHERE (identity_id, path) IN (SELECT identity_id, path FROM pending_changes WHERE expires_at < $1 LIMIT $2)",
                         ts(c.pending_changes_expired_before),
                         &mut out.pending_changes,
+                    ),
+                    (                        "DELETE FROM identity_activity WHERE id IN (SELECT id FROM identity_activity WHERE created_at < $1 LIMIT $2)",
+                        ts(c.activity_before),
+                        &mut out.activity,
                     ),
                 ] {
                     *n = sqlx::query(sql)
@@ -1272,6 +1321,37 @@ macro_rules! sql_store {
                     .map_err(map_err)?;
                 m.dispatches = drows.iter().map(Self::dispatch_from_row).collect::<Result<_, _>>()?;
                 Ok(Some(m))
+            }
+
+            async fn list_activity(
+                &self,
+                identity_id: Uuid,
+                cursor: Option<ActivityCursor>,
+                limit: u32,
+            ) -> Result<Vec<ActivityEvent>, StoreError> {
+                let limit = i64::from(limit.clamp(1, 1000));
+                let rows = match cursor {
+                    Some(c) => sqlx::query(
+                        "SELECT * FROM identity_activity WHERE identity_id = $1 AND (created_at < $2 OR (created_at = $2 AND id < $3)) \
+                         ORDER BY created_at DESC, id DESC LIMIT $4",
+                    )
+                    .bind(identity_id)
+                    .bind(ts(c.created_at))
+                    .bind(c.id)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(map_err)?,
+                    None => sqlx::query(
+                        "SELECT * FROM identity_activity WHERE identity_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
+                    )
+                    .bind(identity_id)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(map_err)?,
+                };
+                rows.iter().map(Self::activity_from_row).collect()
             }
 
             async fn rate_clear(&self, key: &str) -> Result<(), StoreError> {

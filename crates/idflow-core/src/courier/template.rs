@@ -435,10 +435,10 @@ fn builtin(t: TemplateType, p: Part) -> &'static str {
         }
         (SecurityNotification, Subject) => "{{ .Subject }}",
         (SecurityNotification, Plain) => {
-            "Hi,\n\n{{ .Body }}\n\nIf this was not you, please recover your account or contact support.\n"
+            "Hi,\n\n{{ .Body }}\n\n{{ if .RecoveryURL }}This wasn't you? Secure your account now by recovering it:\n\n{{ .RecoveryURL }}\n{{ else }}If this was not you, please recover your account or contact support.\n{{ end }}"
         }
         (SecurityNotification, Html) => {
-            "<p>Hi,</p>\n<p>{{ .Body }}</p>\n<p>If this was not you, please recover your account or contact support.</p>\n"
+            "<p>Hi,</p>\n<p>{{ .Body }}</p>\n{{ if .RecoveryURL }}<p>This wasn't you? <a href=\"{{ .RecoveryURL }}\">Secure your account now by recovering it</a>.</p>\n{{ else }}<p>If this was not you, please recover your account or contact support.</p>\n{{ end }}"
         }
         (AccountDeletionScheduled, Subject) => "Your account will be deleted",
         (AccountDeletionScheduled, Plain) => {

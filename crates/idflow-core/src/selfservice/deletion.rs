@@ -109,6 +109,26 @@ impl Engine {
             None => vec![msg::settings_saved()],
         };
         flow.updated_at = now;
+        // The activity log: the change by method, and every session it ended (this one too).
+        use crate::activity::{ActivityKind, Outcome};
+        let events = [
+            self.activity(
+                identity.id,
+                ActivityKind::SettingsChanged,
+                Outcome::Success,
+                Some(method),
+                Some(a.session.id),
+                req,
+            ),
+            self.activity(
+                identity.id,
+                ActivityKind::OtherSessionsRevoked,
+                Outcome::Success,
+                Some(method),
+                Some(a.session.id),
+                req,
+            ),
+        ];
         let res = self
             .store
             .commit(Commit {
@@ -117,6 +137,7 @@ impl Engine {
                 previous_identity: Some(&a.identity),
                 revoke_other_sessions: Some((identity.id, None)),
                 update_flow: Some(&flow),
+                record_activity: &events,
                 ..Default::default()
             })
             .await;
@@ -244,10 +265,23 @@ impl Engine {
                 break;
             }
         }
-        // ---- activity -------------------------------------------------------------------
-        // Filled from the identity's activity log (`Store::list_activity`) once it exists;
-        // until then the export carries an empty list.
-        let activity: Vec<Value> = vec![];
+        // ---- activity (the whole log the retention kept, newest first) ------------------
+        let mut activity: Vec<Value> = vec![];
+        let mut cursor = None;
+        loop {
+            let page = self.store.list_activity(i.id, cursor, 1000).await?;
+            cursor = page.last().map(|e| e.cursor());
+            activity.extend(page.iter().map(|e| {
+                json!({
+                    "kind": e.kind.as_str(), "outcome": e.outcome.as_str(),
+                    "method": e.method.map(|m| m.as_str()), "session_id": e.session_id,
+                    "ip_address": e.ip_address, "user_agent": e.user_agent, "at": ts(e.created_at),
+                })
+            }));
+            if page.len() < 1000 {
+                break;
+            }
+        }
         Ok(json!({
             "exported_at": ts(now),
             "identity": {

@@ -1,9 +1,10 @@
 //! Identity management for the admin API and the import command: create and update with
 //! credential import (password plaintext or hash, TOTP URL, recovery codes).
 
-use super::Engine;
+use super::{Engine, Req};
+use crate::activity::{ActivityKind, Outcome};
 use crate::error::{Error, ErrorKind, Result};
-use crate::model::{Credential, CredentialType, Identity, IdentityState};
+use crate::model::{Credential, CredentialType, Identity, IdentityState, MethodId};
 use crate::store::{Commit, StoreError};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -197,7 +198,7 @@ impl Engine {
     }
 
     /// Replace an identity's traits/state/metadata (admin `PUT`); credentials are merged.
-    pub async fn admin_update_identity(&self, id: uuid::Uuid, input: IdentityInput) -> Result<Identity> {
+    pub async fn admin_update_identity(&self, id: uuid::Uuid, input: IdentityInput, req: &Req) -> Result<Identity> {
         let mut identity =
             self.store.get_identity(id).await?.ok_or_else(|| Error::not_found("Unable to locate the resource"))?;
         if let Some(s) = input.schema_id.filter(|s| !s.is_empty()) {
@@ -224,7 +225,12 @@ impl Engine {
         }
         self.derive(&mut identity, input.verifiable_addresses.as_deref().unwrap_or_default())?;
         identity.updated_at = self.clock.now();
-        match self.store.commit(Commit { update_identity: Some(&identity), ..Default::default() }).await {
+        let events = [self.activity(id, ActivityKind::AdminIdentityUpdated, Outcome::Success, None, None, req)];
+        match self
+            .store
+            .commit(Commit { update_identity: Some(&identity), record_activity: &events, ..Default::default() })
+            .await
+        {
             Ok(_) => {
                 identity.version += 1;
                 Ok(identity)
@@ -238,7 +244,7 @@ impl Engine {
     }
 
     /// Remove one credential type (admin). The last first factor cannot be removed.
-    pub async fn admin_delete_credential(&self, id: uuid::Uuid, kind: &str) -> Result<()> {
+    pub async fn admin_delete_credential(&self, id: uuid::Uuid, kind: &str, req: &Req) -> Result<()> {
         let kind = CredentialType::parse(kind)
             .ok_or_else(|| Error::bad_request(format!("Unknown credential type {kind:?}.")))?;
         let mut identity =
@@ -249,7 +255,11 @@ impl Engine {
         if kind.is_first_factor() && identity.first_factor_count() == 0 {
             return Err(Error::bad_request("You cannot remove the last first factor credential."));
         }
-        self.store.commit(Commit { update_identity: Some(&identity), ..Default::default() }).await?;
+        let method = MethodId::parse(kind.as_str());
+        let events = [self.activity(id, ActivityKind::AdminCredentialDeleted, Outcome::Success, method, None, req)];
+        self.store
+            .commit(Commit { update_identity: Some(&identity), record_activity: &events, ..Default::default() })
+            .await?;
         Ok(())
     }
 }

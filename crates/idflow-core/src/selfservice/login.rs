@@ -6,8 +6,10 @@ use super::hooks::{HookName, Phase};
 use super::methods::{Claim, LoginForm, LoginStep, Method, REGISTRY};
 use super::sessions::Issued;
 use super::{Authed, Body, Engine, Req, Submitted};
+use crate::activity::{ActivityKind, Outcome};
 use crate::error::{Error, ErrorKind, Result};
-use crate::model::{Aal, Flow, FlowKind, FlowType, Identity};
+use crate::model::{Aal, CredentialType, Flow, FlowKind, FlowType, Identity};
+use crate::schema::normalize_identifier;
 use crate::store::Commit;
 use crate::ui::{Node, UiText, msg};
 use serde_json::json;
@@ -149,6 +151,7 @@ impl Engine {
         let method = m.id();
         let (identity, provider, created) = match step {
             LoginStep::Invalid { errors, identifier } => {
+                self.record_login_failure(&flow, method, &errors, identifier.as_deref(), req);
                 return self.login_invalid(flow, req, errors, identifier.as_deref()).await;
             }
             LoginStep::ShowForm { nodes, identifier } => {
@@ -188,6 +191,31 @@ impl Engine {
         }
         self.require_verified_address(method, &identity, &flow).await?;
         let revoke = self.has_hook(FlowKind::Login, method, HookName::RevokeActiveSessions);
+        let sid = Some(issued.session.id);
+        let mut events = vec![self.activity(
+            identity.id,
+            Self::login_kind(&flow, !is_new),
+            Outcome::Success,
+            Some(method),
+            sid,
+            req,
+        )];
+        if created {
+            events.insert(
+                0,
+                self.activity(identity.id, ActivityKind::Registration, Outcome::Success, Some(method), sid, req),
+            );
+        }
+        if revoke {
+            events.push(self.activity(
+                identity.id,
+                ActivityKind::OtherSessionsRevoked,
+                Outcome::Success,
+                Some(method),
+                sid,
+                req,
+            ));
+        }
         let mut flow = flow;
         flow.active = Some(method.as_str().into());
         flow.state = "passed_challenge".into();
@@ -200,6 +228,7 @@ impl Engine {
                 update_session: (!is_new).then_some(&issued.session),
                 revoke_other_sessions: revoke.then_some((identity.id, Some(issued.session.id))),
                 update_flow: Some(&flow),
+                record_activity: &events,
                 ..Default::default()
             })
             .await;
@@ -216,5 +245,82 @@ impl Engine {
         let a = Authed { session: issued.session.clone(), identity: identity.clone() };
         let aal_satisfied = self.aal_ok(self.cfg.session.whoami.required_aal, &a);
         Ok(Submitted::Done(LoggedIn { flow, identity, issued, aal_satisfied }))
+    }
+}
+
+/// The activity log of sign-ins.
+impl Engine {
+    /// The kind of a login on `flow`: a step-up, a refresh of the caller's session
+    /// (`extends`), or a first-factor sign-in.
+    fn login_kind(flow: &Flow, extends: bool) -> ActivityKind {
+        if flow.requested_aal == Aal::Aal2 {
+            ActivityKind::LoginStepUp
+        } else if flow.refresh && extends {
+            ActivityKind::LoginRefresh
+        } else {
+            ActivityKind::Login
+        }
+    }
+
+    /// Log a failed sign-in on the identity it was for: the session's identity on refresh and
+    /// step-up flows, else the owner of the submitted identifier (nothing for an unknown one).
+    /// A form that only lacked a field is no attempt. The lookup and the write run off the
+    /// request's path, so a known identifier answers exactly like an unknown one.
+    fn record_login_failure(
+        &self,
+        flow: &Flow,
+        method: crate::model::MethodId,
+        errors: &[(String, crate::ui::UiText)],
+        identifier: Option<&str>,
+        req: &Req,
+    ) {
+        if errors.iter().all(|(_, m)| m.id == 4000002) {
+            return;
+        }
+        match (flow.identity_id, identifier.filter(|i| !i.is_empty())) {
+            (Some(id), _) => {
+                let session = req.auth.as_ref().filter(|a| a.identity.id == id).map(|a| a.session.id);
+                let kind = Self::login_kind(flow, session.is_some());
+                self.record_activity_detached(vec![self.activity(
+                    id,
+                    kind,
+                    Outcome::Failure,
+                    Some(method),
+                    session,
+                    req,
+                )]);
+            }
+            (None, Some(identifier)) => {
+                let mut event = self.activity(
+                    Uuid::nil(),
+                    Self::login_kind(flow, false),
+                    Outcome::Failure,
+                    Some(method),
+                    None,
+                    req,
+                );
+                let store = self.store.clone();
+                let raw = identifier.to_string();
+                tokio::spawn(async move {
+                    let normalized = normalize_identifier(&raw);
+                    let mut found = store.find_identity_by_identifier(CredentialType::Password, &normalized).await;
+                    if matches!(found, Ok(None)) && normalized != raw {
+                        found = store.find_identity_by_identifier(CredentialType::Password, &raw).await;
+                    }
+                    let res = match found {
+                        Ok(Some(identity)) => {
+                            event.identity_id = identity.id;
+                            store.record_activity(&[event]).await
+                        }
+                        Ok(None) => Ok(()),
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = res {
+                        tracing::warn!(error = %e, "could not record a failed sign-in");
+                    }
+                });
+            }
+            (None, None) => {}
+        }
     }
 }

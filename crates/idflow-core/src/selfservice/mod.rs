@@ -12,6 +12,7 @@ pub mod identities;
 pub mod instrument;
 pub mod login;
 pub mod methods;
+pub mod notify;
 pub mod recovery;
 pub mod registration;
 pub mod sessions;

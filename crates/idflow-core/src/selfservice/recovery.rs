@@ -13,6 +13,7 @@ use super::hooks::{HookName, Phase};
 use super::methods::{AddressStep, Method, MethodId, REGISTRY};
 use super::sessions::Issued;
 use super::{Authed, Body, Engine, Req, Submitted, with_query};
+use crate::activity::{ActivityKind, Outcome};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Flow, FlowKind, FlowType, Identity};
 use crate::store::{Commit, StoreError};
@@ -239,6 +240,22 @@ impl Engine {
         );
         let settings_flow = self.build_settings_flow_with(&sr, &a, flow.flow_type, Some(notice)).await?;
         let revoke = self.has_hook(FlowKind::Recovery, method, HookName::RevokeActiveSessions);
+        // The activity log, and the notices of a recovery (`notify.rs`) to the addresses the
+        // account had before it.
+        let sid = Some(issued.session.id);
+        let mut events =
+            vec![self.activity(identity.id, ActivityKind::Recovery, Outcome::Success, Some(method), sid, req)];
+        if revoke {
+            events.push(self.activity(
+                identity.id,
+                ActivityKind::OtherSessionsRevoked,
+                Outcome::Success,
+                Some(method),
+                sid,
+                req,
+            ));
+        }
+        let mails = self.notification_mails(&previous, &super::notify::recovery_notices(revoke))?;
         flow.state = "passed_challenge".into();
         flow.active = Some(method.as_str().into());
         flow.ui.nodes.retain(|n| n.id() == "csrf_token");
@@ -252,6 +269,8 @@ impl Engine {
                 create_session: Some(&issued.session),
                 revoke_other_sessions: revoke.then_some((identity.id, Some(issued.session.id))),
                 update_flow: Some(&flow),
+                queue_messages: &mails,
+                record_activity: &events,
                 ..Default::default()
             })
             .await;

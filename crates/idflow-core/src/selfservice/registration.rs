@@ -6,6 +6,7 @@ use super::hooks::{HookName, Phase};
 use super::methods::{Method, REGISTRY, RegistrationStep};
 use super::sessions::Issued;
 use super::{Body, Engine, Req, Submitted};
+use crate::activity::{ActivityKind, Outcome};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Flow, FlowKind, FlowType, Identity};
 use crate::store::Commit;
@@ -150,6 +151,9 @@ impl Engine {
         } else {
             vec![]
         };
+        let sid = issued.as_ref().map(|i| i.session.id);
+        let kind = if created { ActivityKind::Registration } else { ActivityKind::Login };
+        let events = [self.activity(identity.id, kind, Outcome::Success, Some(method), sid, req)];
         let res = self
             .store
             .commit(Commit {
@@ -157,6 +161,7 @@ impl Engine {
                 create_session: issued.as_ref().map(|i| &i.session),
                 update_flow: Some(&flow),
                 queue_messages: &mails.messages,
+                record_activity: &events,
                 ..Default::default()
             })
             .await;

@@ -1,6 +1,8 @@
 //! Sessions: activation on login/registration, refresh and step-up, whoami, logout.
 
+use super::notify::Notice;
 use super::{Authed, Engine, Req};
+use crate::activity::{ActivityEvent, ActivityKind, Outcome};
 use crate::crypto;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Aal, AuthMethod, Device, Identity, Session};
@@ -107,18 +109,40 @@ impl Engine {
         Ok(a)
     }
 
+    /// End `session` with its activity-log `events` in one commit. A session that is not
+    /// active (any more) stays as it is and records nothing: `Ok(false)`.
+    pub(crate) async fn end_session(&self, session: &Session, events: &[ActivityEvent]) -> Result<bool> {
+        if !session.active {
+            return Ok(false);
+        }
+        let mut s = session.clone();
+        s.active = false;
+        s.updated_at = self.clock.now();
+        match self
+            .store
+            .commit(Commit { update_session: Some(&s), record_activity: events, ..Default::default() })
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(crate::store::StoreError::SessionRevoked) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Revoke the caller's session (logout).
-    pub async fn logout(&self, a: &Authed) -> Result<()> {
-        self.store.revoke_session(a.session.id).await?;
+    pub async fn logout(&self, a: &Authed, req: &Req) -> Result<()> {
+        let event = self.activity(a.identity.id, ActivityKind::Logout, Outcome::Success, None, Some(a.session.id), req);
+        self.end_session(&a.session, &[event]).await?;
         Ok(())
     }
 
     /// `DELETE /self-service/logout/api`: revoke by token; unknown tokens are 403.
-    pub async fn logout_by_token(&self, token: &str) -> Result<()> {
+    pub async fn logout_by_token(&self, token: &str, req: &Req) -> Result<()> {
         let s = self.store.get_session_by_token_hash(&crypto::token_hash(token)).await?;
         match s {
             Some(s) => {
-                self.store.revoke_session(s.id).await?;
+                let event = self.activity(s.identity_id, ActivityKind::Logout, Outcome::Success, None, Some(s.id), req);
+                self.end_session(&s, &[event]).await?;
                 Ok(())
             }
             None => Err(Error::new(
@@ -129,14 +153,14 @@ impl Engine {
     }
 
     /// Browser logout with a logout token: must belong to the caller's session.
-    pub async fn logout_with_logout_token(&self, a: &Authed, logout_token: &str) -> Result<()> {
+    pub async fn logout_with_logout_token(&self, a: &Authed, logout_token: &str, req: &Req) -> Result<()> {
         if !crypto::ct_eq(crypto::token_hash(logout_token).as_bytes(), a.session.logout_token_hash.as_bytes()) {
             return Err(Error::new(
                 ErrorKind::Forbidden,
                 "Unable to log out because the logout token in the URL query does not match the session cookie.",
             ));
         }
-        self.logout(a).await
+        self.logout(a, req).await
     }
 
     /// A fresh logout token for the caller's session (browser logout flow).
@@ -156,25 +180,63 @@ impl Engine {
         Ok(all.into_iter().filter(|s| s.id != a.session.id && s.is_active(now)).collect())
     }
 
-    /// Revoke all other sessions of the caller.
-    pub async fn revoke_my_other_sessions(&self, a: &Authed) -> Result<u64> {
+    /// Revoke all other sessions of the caller: one commit with its activity entry and the
+    /// `sessions_revoked` notification.
+    pub async fn revoke_my_other_sessions(&self, a: &Authed, req: &Req) -> Result<u64> {
+        let event = self.activity(
+            a.identity.id,
+            ActivityKind::OtherSessionsRevoked,
+            Outcome::Success,
+            None,
+            Some(a.session.id),
+            req,
+        );
+        let mails = self.notification_mails(&a.identity, &[Notice::SessionsRevoked])?;
         Ok(self
             .store
-            .commit(Commit { revoke_other_sessions: Some((a.identity.id, Some(a.session.id))), ..Default::default() })
+            .commit(Commit {
+                revoke_other_sessions: Some((a.identity.id, Some(a.session.id))),
+                queue_messages: &mails,
+                record_activity: &[event],
+                ..Default::default()
+            })
             .await?)
     }
 
     /// Revoke one of the caller's other sessions.
-    pub async fn revoke_my_session(&self, a: &Authed, id: Uuid) -> Result<()> {
+    pub async fn revoke_my_session(&self, a: &Authed, id: Uuid, req: &Req) -> Result<()> {
         if id == a.session.id {
             return Err(Error::bad_request("You tried to revoke the current session. Use the logout flow instead."));
         }
         match self.store.get_session(id).await? {
             Some(s) if s.identity_id == a.identity.id => {
-                self.store.revoke_session(id).await?;
+                let event =
+                    self.activity(a.identity.id, ActivityKind::SessionRevoked, Outcome::Success, None, Some(id), req);
+                self.end_session(&s, &[event]).await?;
                 Ok(())
             }
             _ => Err(Error::not_found("The requested session could not be found.")),
         }
+    }
+
+    /// `DELETE /admin/sessions/{id}`: end a session (an administrator's change, logged on its
+    /// identity). `Ok(false)` when there is no such session.
+    pub async fn admin_revoke_session(&self, id: Uuid, req: &Req) -> Result<bool> {
+        let Some(s) = self.store.get_session(id).await? else { return Ok(false) };
+        let event =
+            self.activity(s.identity_id, ActivityKind::AdminSessionRevoked, Outcome::Success, None, Some(id), req);
+        self.end_session(&s, &[event]).await?;
+        Ok(true)
+    }
+
+    /// `DELETE /admin/identities/{id}/sessions`: delete all sessions of an identity, then log it
+    /// (the deletion is its own statement; a failed log write is reported, not undone).
+    pub async fn admin_delete_sessions(&self, identity_id: Uuid, req: &Req) -> Result<u64> {
+        let n = self.store.delete_sessions_of(identity_id).await?;
+        let event = self.activity(identity_id, ActivityKind::AdminSessionRevoked, Outcome::Success, None, None, req);
+        if let Err(e) = self.store.record_activity(&[event]).await {
+            tracing::warn!(error = %e, identity_id = %identity_id, "could not record account activity");
+        }
+        Ok(n)
     }
 }

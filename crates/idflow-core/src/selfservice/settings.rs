@@ -10,6 +10,7 @@ use super::methods::profile::{PENDING_CHANGES, PendingStart};
 use super::methods::{MethodId, REGISTRY};
 use super::sessions::Issued;
 use super::{Authed, Body, Engine, Req, Submitted, with_query};
+use crate::activity::{ActivityKind, Outcome};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Aal, CredentialType, Flow, FlowKind, FlowType, Identity};
 use crate::store::{Commit, StoreError};
@@ -481,11 +482,34 @@ impl Engine {
         flow.ui.messages = if identity_changed { vec![msg::settings_saved()] } else { vec![] };
         self.settings_notices(&mut flow, &identity);
         flow.updated_at = now;
-        // A new or changed address gets a verification code (nothing goes to the old one).
+        // A new or changed address gets a verification code; the addresses the account had
+        // before get the security notifications of the change (`notify.rs`).
         let mails = self.verification_mails(&identity, Some(&a.identity), flow.flow_type, &req.request_url).await?;
         Self::mark_sent(&mut identity, &mails.messages);
+        let schema = self.schema(&identity.schema_id).ok().cloned();
+        let notices = super::notify::settings_notices(&a.identity, &identity, method, schema.as_deref());
         let mut messages = mails.messages;
         messages.extend(pending.messages);
+        messages.extend(self.notification_mails(&a.identity, &notices)?);
+        // The activity log: the change by method, and the other sessions it ended.
+        let mut events = vec![self.activity(
+            identity.id,
+            ActivityKind::SettingsChanged,
+            Outcome::Success,
+            Some(method),
+            Some(a.session.id),
+            req,
+        )];
+        if revoke {
+            events.push(self.activity(
+                identity.id,
+                ActivityKind::OtherSessionsRevoked,
+                Outcome::Success,
+                Some(method),
+                Some(a.session.id),
+                req,
+            ));
+        }
         let res = self
             .store
             .commit(Commit {
@@ -496,6 +520,7 @@ impl Engine {
                 update_session: session.as_ref().map(|s| &s.session),
                 revoke_other_sessions: revoke.then_some((identity.id, Some(a.session.id))),
                 update_flow: Some(&flow),
+                record_activity: &events,
                 ..Default::default()
             })
             .await;

@@ -13,6 +13,7 @@ use super::hooks::Phase;
 use super::methods::profile::{PENDING_CHANGE, PendingStart, no_longer_applies};
 use super::methods::{AddressStep, Method, MethodId, REGISTRY};
 use super::{Body, Engine, Req, Submitted};
+use crate::activity::{ActivityKind, Outcome};
 use crate::courier::Message;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Flow, FlowKind, FlowType, Identity};
@@ -159,6 +160,25 @@ impl Engine {
         flow.ui.nodes.push(Node::anchor(crate::ui::Group::Code, "continue", &back, msg::label_continue()));
         flow.ui.messages = vec![msg::verification_successful()];
         flow.updated_at = now;
+        let sid = req.auth.as_ref().filter(|a| a.identity.id == identity.id).map(|a| a.session.id);
+        let mut events =
+            vec![self.activity(identity.id, ActivityKind::Verification, Outcome::Success, Some(method), sid, req)];
+        // A pending profile change applied now is the change itself: it is logged, and the
+        // addresses the account had before it are told (as for any settings change).
+        let mut mails = vec![];
+        if pending.is_some() {
+            events.push(self.activity(
+                identity.id,
+                ActivityKind::SettingsChanged,
+                Outcome::Success,
+                Some(MethodId::Profile),
+                sid,
+                req,
+            ));
+            let schema = self.schema(&identity.schema_id).ok().cloned();
+            let notices = super::notify::settings_notices(&previous, &identity, MethodId::Profile, schema.as_deref());
+            mails = self.notification_mails(&previous, &notices)?;
+        }
         let res = self
             .store
             .commit(Commit {
@@ -166,6 +186,8 @@ impl Engine {
                 previous_identity: changed.then_some(&previous),
                 update_flow: Some(&flow),
                 delete_pending_change: pending.as_deref().map(|p| (identity.id, p)),
+                record_activity: &events,
+                queue_messages: &mails,
                 ..Default::default()
             })
             .await;

@@ -28,6 +28,7 @@ pub fn routes() -> Routes {
         .routes(routes!(get_identity, update_identity, patch_identity, delete_identity))
         .routes(routes!(delete_credential))
         .routes(routes!(identity_sessions, delete_identity_sessions))
+        .routes(routes!(identity_activity))
         .routes(routes!(create_recovery_code))
         .routes(routes!(create_recovery_link))
         .routes(routes!(list_sessions))
@@ -283,7 +284,7 @@ async fn update_identity(
 ) -> Answer {
     let id = parse_id(&id)?;
     let input = parse_input(json_body(&state, &ctx, body)?)?;
-    let i = state.engine.admin_update_identity(id, input).await?;
+    let i = state.engine.admin_update_identity(id, input, &ctx.req).await?;
     Ok(json_response(StatusCode::OK, admin_identity(&state, &i, &[])))
 }
 
@@ -343,7 +344,7 @@ async fn patch_identity(
         "verifiable_addresses": identity.verifiable_addresses.iter().map(|a| json!({"value": a.value, "via": a.via, "verified": a.verified, "status": a.status})).collect::<Vec<_>>(),
     }))
     .map_err(|e| Error::bad_request(format!("failed to apply JSON patch: {e}")))?;
-    let i = state.engine.admin_update_identity(identity.id, input).await?;
+    let i = state.engine.admin_update_identity(identity.id, input, &ctx.req).await?;
     Ok(json_response(StatusCode::OK, admin_identity(&state, &i, &[])))
 }
 
@@ -437,8 +438,12 @@ async fn delete_identity(State(state): State<AppState>, _: Ctx, Path(id): Path<S
         (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
     )
 )]
-async fn delete_credential(State(state): State<AppState>, _: Ctx, Path((id, kind)): Path<(String, String)>) -> Answer {
-    state.engine.admin_delete_credential(parse_id(&id)?, &kind).await?;
+async fn delete_credential(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path((id, kind)): Path<(String, String)>,
+) -> Answer {
+    state.engine.admin_delete_credential(parse_id(&id)?, &kind, &ctx.req).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -470,6 +475,40 @@ async fn identity_sessions(State(state): State<AppState>, ctx: Ctx, Path(id): Pa
 }
 
 #[utoipa::path(
+    get,
+    path = "/identities/{id}/activity",
+    tag = "identity",
+    operation_id = "listIdentityActivity",
+    description = "idflow extension: the identity's activity log, newest first (`Link` header to the next page).",
+    params(
+        ("id" = uuid::Uuid, Path, description = "The identity id."),
+        ("page_size" = Option<u32>, Query, description = "1 to 1000 (default 250)."),
+        ("page_token" = Option<String>, Query, description = "From the `Link` header of the previous page.")
+    ),
+    responses(
+        (status = 200, description = "Activity entries.", body = Vec<wire::ActivityJson>),
+        (status = 400, description = "Bad request (malformed id or parameter).", body = wire::ErrorEnvelope),
+        (status = 404, description = "Not found.", body = wire::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+    )
+)]
+/// `GET /admin/identities/{id}/activity`: the identity's activity log, newest first
+/// (`page_size`, `page_token`, `Link` header to the next page); 404 for an unknown identity.
+async fn identity_activity(State(state): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> Answer {
+    let (after, size) = super::activity_page(&ctx.uri)?;
+    let identity = load(&state, &id).await?;
+    let list = state.engine.list_activity(identity.id, after, size).await?;
+    let next = super::activity_next(&list, size).map(|t| {
+        format!(
+            "{}/admin/identities/{}/activity?page_size={size}&page_token={t}",
+            state.engine.cfg.admin_base(),
+            identity.id
+        )
+    });
+    Ok(super::activity_response(&list, next))
+}
+
+#[utoipa::path(
     delete,
     path = "/identities/{id}/sessions",
     tag = "identity",
@@ -482,9 +521,9 @@ async fn identity_sessions(State(state): State<AppState>, ctx: Ctx, Path(id): Pa
         (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
     )
 )]
-async fn delete_identity_sessions(State(state): State<AppState>, _: Ctx, Path(id): Path<String>) -> Answer {
+async fn delete_identity_sessions(State(state): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> Answer {
     let identity = load(&state, &id).await?;
-    state.engine.store.delete_sessions_of(identity.id).await?;
+    state.engine.admin_delete_sessions(identity.id, &ctx.req).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -552,8 +591,8 @@ async fn get_session(State(state): State<AppState>, ctx: Ctx, Path(id): Path<Str
         (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
     )
 )]
-async fn disable_session(State(state): State<AppState>, _: Ctx, Path(id): Path<String>) -> Answer {
-    if !state.engine.store.revoke_session(parse_id(&id)?).await? {
+async fn disable_session(State(state): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> Answer {
+    if !state.engine.admin_revoke_session(parse_id(&id)?, &ctx.req).await? {
         return Err(Error::not_found("Unable to locate the resource").into());
     }
     Ok(StatusCode::NO_CONTENT.into_response())

@@ -40,6 +40,7 @@ pub fn routes() -> Routes {
         .routes(routes!(settings_api))
         .routes(routes!(settings_browser))
         .routes(routes!(settings_get))
+        .routes(routes!(my_activity))
         .routes(routes!(settings_submit))
         .routes(routes!(recovery_api))
         .routes(routes!(recovery_browser))
@@ -926,7 +927,7 @@ async fn logout(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Answer 
     let Some(a) = ctx.req.auth.as_ref() else {
         return Err(Error::new(ErrorKind::Unauthorized, "No active session was found in this request.").into());
     };
-    state.engine.logout_with_logout_token(a, token).await?;
+    state.engine.logout_with_logout_token(a, token, &ctx.req).await?;
     let redirect_to = match q.get("return_to").map(|r| state.engine.check_return_to(r)) {
         Some(Ok(u)) => u,
         _ => state
@@ -959,11 +960,11 @@ async fn logout(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Answer 
         (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
     )
 )]
-async fn logout_api(State(state): State<AppState>, _: Ctx, ParsedBody(body): ParsedBody) -> Answer {
+async fn logout_api(State(state): State<AppState>, ctx: Ctx, ParsedBody(body): ParsedBody) -> Answer {
     let Some(token) = body.get("session_token").and_then(Value::as_str).filter(|t| !t.is_empty()) else {
         return Err(Error::bad_request("The request body must contain a session_token.").into());
     };
-    state.engine.logout_by_token(token).await?;
+    state.engine.logout_by_token(token, &ctx.req).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -1047,8 +1048,8 @@ async fn list_my_sessions(State(state): State<AppState>, ctx: Ctx) -> Answer {
     )
 )]
 async fn revoke_my_sessions(State(state): State<AppState>, ctx: Ctx) -> Answer {
-    let a = state.engine.whoami(ctx.req.auth)?;
-    let n = state.engine.revoke_my_other_sessions(&a).await?;
+    let a = state.engine.whoami(ctx.req.auth.clone())?;
+    let n = state.engine.revoke_my_other_sessions(&a, &ctx.req).await?;
     Ok(json_response(StatusCode::OK, serde_json::to_value(wire::SessionCountJson { count: n }).unwrap_or(Value::Null)))
 }
 
@@ -1068,10 +1069,39 @@ async fn revoke_my_sessions(State(state): State<AppState>, ctx: Ctx) -> Answer {
     )
 )]
 async fn revoke_my_session(State(state): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> Answer {
-    let a = state.engine.whoami(ctx.req.auth)?;
+    let a = state.engine.whoami(ctx.req.auth.clone())?;
     let id = uuid::Uuid::parse_str(&id).map_err(|_| Error::bad_request("The session id is not a valid UUID."))?;
-    state.engine.revoke_my_session(&a, id).await?;
+    state.engine.revoke_my_session(&a, id, &ctx.req).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `GET /self-service/settings/activity` (an idflow extension): the caller's activity log,
+/// newest first; `page_size` (1–1000, default 250) and `page_token`, with a `Link` header to
+/// the next page as on the admin list routes.
+#[utoipa::path(
+    get,
+    path = "/self-service/settings/activity",
+    tag = "idflow",
+    operation_id = "listMyActivity",
+    description = "idflow extension: the caller's activity log (session cookie or token), newest first, `Link` header to the next page.",
+    params(
+        ("page_size" = Option<u32>, Query, description = "1 to 1000 (default 250)."),
+        ("page_token" = Option<String>, Query, description = "From the `Link` header of the previous page.")
+    ),
+    responses(
+        (status = 200, description = "Activity entries.", body = Vec<wire::ActivityJson>),
+        (status = 400, description = "A malformed page token or size.", body = wire::ErrorEnvelope),
+        (status = 401, description = "No valid session.", body = wire::ErrorEnvelope),
+        (status = 403, description = "A higher AAL is needed.", body = wire::ErrorEnvelope)
+    )
+)]
+async fn my_activity(State(state): State<AppState>, ctx: Ctx) -> Answer {
+    let a = state.engine.whoami(ctx.req.auth.clone())?;
+    let (after, size) = super::activity_page(&ctx.uri)?;
+    let list = state.engine.list_activity(a.identity.id, after, size).await?;
+    let next = super::activity_next(&list, size)
+        .map(|t| format!("{}/self-service/settings/activity?page_size={size}&page_token={t}", state.engine.base()));
+    Ok(super::activity_response(&list, next))
 }
 
 // ---- schemas ---------------------------------------------------------------------------

@@ -446,3 +446,48 @@ pub fn parse_uuid(v: Option<&String>, name: &str) -> Result<uuid::Uuid, Error> {
     v.and_then(|s| uuid::Uuid::parse_str(s).ok())
         .ok_or_else(|| Error::bad_request(format!("The {name} query parameter is missing or malformed.")))
 }
+
+/// `page_size` (1–1000, default 250) and `page_token` of an activity listing.
+pub fn activity_page(uri: &Uri) -> Result<(Option<idflow_core::activity::ActivityCursor>, u32), Error> {
+    let q = |name: &str| {
+        url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let size = match q("page_size") {
+        None => 250,
+        Some(s) => s
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| Error::bad_request("page_size must be a number from 1 to 1000."))?,
+    };
+    let after = match q("page_token") {
+        None => None,
+        Some(t) => Some(
+            idflow_core::activity::ActivityCursor::decode(&t)
+                .ok_or_else(|| Error::bad_request("The page_token is invalid."))?,
+        ),
+    };
+    Ok((after, size))
+}
+
+/// The `page_token` of the page after `list` (a full page), if there may be one.
+pub fn activity_next(list: &[idflow_core::activity::ActivityEvent], size: u32) -> Option<String> {
+    if list.len() < size as usize {
+        return None;
+    }
+    list.last().map(|e| e.cursor().encode())
+}
+
+/// A page of activity as a JSON array, with `Link: <next>; rel="next"` when there is more.
+pub fn activity_response(list: &[idflow_core::activity::ActivityEvent], next: Option<String>) -> Response {
+    let mut resp = json_response(StatusCode::OK, Value::Array(list.iter().map(crate::wire::activity).collect()));
+    if let Some(n) = next
+        && let Ok(v) = HeaderValue::from_str(&format!("<{n}>; rel=\"next\""))
+    {
+        resp.headers_mut().insert(header::LINK, v);
+    }
+    resp
+}

@@ -40,6 +40,7 @@ pub fn routes() -> Routes {
         .routes(v1(routes!(verification_create)))
         .routes(v1(routes!(verification_get, verification_submit)))
         .routes(v1(routes!(session_current, session_delete)))
+        .routes(v1(routes!(account_activity)))
 }
 
 /// A v1 route: other HTTP methods get 405 in the v1 envelope (axum's default is an empty body).
@@ -196,6 +197,14 @@ pub struct V1Submission {
 pub struct V1ContinueFlow {
     #[schema(value_type = V1Flow)]
     pub continue_flow: Value,
+}
+
+/// A page of the caller's activity log.
+#[derive(Serialize, ToSchema)]
+pub struct V1ActivityPage {
+    pub activity: Vec<wire::ActivityJson>,
+    /// The token of the next page; null on the last one.
+    pub next_page_token: Option<String>,
 }
 
 /// A login: the session and its token.
@@ -1050,6 +1059,38 @@ async fn session_delete(State(state): State<AppState>, c: V1Ctx) -> Answer {
     let Some(a) = c.req.auth.as_ref() else {
         return Err(Error::new(ErrorKind::Unauthorized, "").into());
     };
-    state.engine.logout(a).await?;
+    state.engine.logout(a, &c.req).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `GET /v1/account/activity`: the caller's activity log, newest first. Query `page_size`
+/// (1–1000, default 250) and `page_token`; 200 `{"activity": [...], "next_page_token": …}`
+/// (`null` on the last page).
+#[utoipa::path(
+    get,
+    path = "/v1/account/activity",
+    tag = "v1",
+    operation_id = "v1ListAccountActivity",
+    security(("session_token" = [])),
+    params(
+        ("page_size" = Option<u32>, Query, description = "1 to 1000 (default 250)."),
+        ("page_token" = Option<String>, Query, description = "`next_page_token` of the previous page.")
+    ),
+    responses(
+        (status = 200, description = "The caller's activity, newest first.", body = V1ActivityPage),
+        (status = 400, description = "AVNOLOGY_AUTH_001: a malformed page token or size.", body = V1ErrorJson),
+        (status = 401, description = "AVNOLOGY_AUTH_005: no valid session.", body = V1ErrorJson),
+        (status = 403, description = "AVNOLOGY_AUTH_102: step-up needed.", body = V1ErrorJson)
+    )
+)]
+async fn account_activity(State(state): State<AppState>, c: V1Session) -> Answer {
+    let c = c.0;
+    let a = state.engine.whoami(c.req.auth.clone())?;
+    let (after, size) = super::activity_page(&c.ctx.uri)?;
+    let list = state.engine.list_activity(a.identity.id, after, size).await?;
+    let next = super::activity_next(&list, size);
+    Ok(json_response(
+        StatusCode::OK,
+        json!({"activity": list.iter().map(wire::activity).collect::<Vec<_>>(), "next_page_token": next}),
+    ))
 }

@@ -126,6 +126,16 @@ struct AddressRow {
     details: String,
 }
 
+/// One line of "Recent security activity".
+struct ActivityRow {
+    when: String,
+    what: String,
+    method: String,
+    ip: String,
+    device: String,
+    failed: bool,
+}
+
 #[derive(Template)]
 #[template(path = "ui/settings.html")]
 struct SettingsPage {
@@ -137,6 +147,7 @@ struct SettingsPage {
     addresses: Vec<AddressRow>,
     verify_action: String,
     sessions: Vec<SessionRow>,
+    activity: Vec<ActivityRow>,
     others: usize,
     revoke_action: String,
     csrf_token: String,
@@ -709,6 +720,20 @@ fn session_row(s: &Session, current: bool) -> SessionRow {
     }
 }
 
+/// How many entries "Recent security activity" shows.
+const RECENT_ACTIVITY: u32 = 10;
+
+fn activity_row(e: &idflow_core::activity::ActivityEvent) -> ActivityRow {
+    ActivityRow {
+        when: fmt_time(e.created_at),
+        what: e.kind.describe(e.method),
+        method: e.method.map(|m| idflow_core::activity::method_name(m).to_string()).unwrap_or_default(),
+        ip: e.ip_address.clone(),
+        device: device_name(&e.user_agent),
+        failed: e.outcome == idflow_core::activity::Outcome::Failure,
+    }
+}
+
 /// The name shown for the signed-in identity: the first password identifier, else the id.
 fn display_name(a: &Authed) -> String {
     a.identity
@@ -760,6 +785,10 @@ async fn settings_page(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> 
         Ok(list) => list,
         Err(err) => return error_inline(&state, &ctx, &err),
     };
+    let activity = match e.list_activity(a.identity.id, None, RECENT_ACTIVITY).await {
+        Ok(list) => list.iter().map(activity_row).collect(),
+        Err(err) => return error_inline(&state, &ctx, &err),
+    };
     let mut sessions = vec![session_row(&a.session, true)];
     sessions.extend(others.iter().map(|s| session_row(s, false)));
     let mut messages = nodes::messages(&flow.ui);
@@ -805,6 +834,7 @@ async fn settings_page(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> 
         addresses,
         verify_action: e.url("/ui/verification/send"),
         sessions,
+        activity,
         others: others.len(),
         revoke_action: e.url("/ui/sessions/revoke"),
         csrf_token: crypto::mask_csrf(&flow.csrf_token),
@@ -872,9 +902,9 @@ async fn revoke_session(State(state): State<AppState>, ctx: Ctx, ParsedBody(body
         Err(r) => return r,
     };
     let (res, notice) = match body_str(&body, "session_id").unwrap_or_default() {
-        "others" => (e.revoke_my_other_sessions(&a).await.map(|_| ()), "sessions_revoked"),
+        "others" => (e.revoke_my_other_sessions(&a, &ctx.req).await.map(|_| ()), "sessions_revoked"),
         id => match Uuid::parse_str(id) {
-            Ok(id) => (e.revoke_my_session(&a, id).await, "session_revoked"),
+            Ok(id) => (e.revoke_my_session(&a, id, &ctx.req).await, "session_revoked"),
             Err(_) => (Err(Error::bad_request("The session_id field is missing or not a valid session id.")), ""),
         },
     };

@@ -142,3 +142,39 @@ async fn field_policy_aal2_per_field(db: Db) {
     assert_eq!(traits_of(&app, &u).await["nick"], "neo");
 }
 both_dbs!(field_policy_aal2_per_field);
+
+/// `notify` per trait: a trait marked `notify: true` mails the account's addresses when it
+/// changes ("Your account details were changed"); an identifier marked `notify: false` does
+/// not send the identifier notification.
+async fn field_policy_notify_per_field(db: Db) {
+    let sink = start_sink(Mode::Accept, None).await;
+    let schema = schema_with(
+        json!({"idflow": {"notify": false, "verify_before_apply": false}}),
+        json!({"bio": {"type": "string", "idflow": {"notify": true}}}),
+    );
+    let app = spawn_app_with(db, |c| {
+        courier_cfg(c, Some(plain_uri(sink.addr)));
+        use_schema(c, &schema);
+    })
+    .await;
+    let u = user(&app, Kind::Api).await;
+    let flow = u.create(&app).await;
+    let r = u.submit(&app, &flow, json!({"method": "profile", "traits": {"email": u.email, "bio": "hello"}})).await;
+    assert_eq!(r.status(), 200);
+    let notice = notice_mail(&sink, &u.email, "Your account details were changed").await;
+    assert!(!notice.contains("hello"), "the new value is not mailed: {notice}");
+    // The identifier opted out: moving it sends no identifier notification.
+    let new = unique_email();
+    let flow = u.create(&app).await;
+    let r = u.submit(&app, &flow, json!({"method": "profile", "traits": {"email": new, "bio": "hello"}})).await;
+    assert_eq!(r.status(), 200);
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let subjects: Vec<String> = sink
+        .mails()
+        .iter()
+        .filter(|m| m.to.contains(&u.email))
+        .filter_map(|m| m.data.lines().find(|l| l.starts_with("Subject:")).map(str::to_string))
+        .collect();
+    assert_eq!(subjects, vec!["Subject: Your account details were changed".to_string()], "{subjects:?}");
+}
+both_dbs!(field_policy_notify_per_field);

@@ -91,7 +91,7 @@ async fn trace_log_holds_no_secret() {
     assert_eq!(status, 200, "{reg}");
     let token = reg["session_token"].as_str().unwrap().to_string();
     secrets.push(("registration session token".into(), token.clone()));
-    let verification_code = six_digit_code(&sink.mail_to(&email, 1).await);
+    let verification_code = six_digit_code(&nth_mail(&sink, &email, "Please verify your email address", 1).await);
     secrets.push(("verification code".into(), verification_code.clone()));
 
     // A failed sign-in, then a good one.
@@ -122,7 +122,7 @@ async fn trace_log_holds_no_secret() {
     let vurl = format!("{base}/self-service/verification?flow={}", flow["id"].as_str().unwrap());
     let (status, _) = post(&c, vurl.clone(), None, json!({"method": "code", "email": email})).await;
     assert_eq!(status, 200);
-    let vcode = six_digit_code(&sink.mail_to(&email, 2).await);
+    let vcode = six_digit_code(&nth_mail(&sink, &email, "Please verify your email address", 2).await);
     secrets.push(("second verification code".into(), vcode.clone()));
     let (status, done) = post(&c, vurl, None, json!({"method": "code", "code": vcode})).await;
     assert_eq!((status, done["state"].as_str()), (200, Some("passed_challenge")), "{done}");
@@ -132,7 +132,7 @@ async fn trace_log_holds_no_secret() {
     let rurl = format!("{base}/self-service/recovery?flow={}", flow["id"].as_str().unwrap());
     let (status, _) = post(&c, rurl.clone(), None, json!({"method": "code", "email": email})).await;
     assert_eq!(status, 200);
-    let rcode = six_digit_code(&sink.mail_to(&email, 3).await);
+    let rcode = six_digit_code(&nth_mail(&sink, &email, "Recover access to your account", 1).await);
     secrets.push(("recovery code".into(), rcode.clone()));
     let (status, recovered) = post(&c, rurl, None, json!({"method": "code", "code": rcode})).await;
     assert!(status == 200 || status == 422, "{status} {recovered}");

@@ -10,6 +10,7 @@
 mod support;
 
 mod account_deletion;
+mod activity;
 mod admin;
 mod bad_input;
 mod bcrypt_import;
@@ -32,6 +33,7 @@ mod hostile_input;
 mod log_secrets;
 mod login;
 mod multinode;
+mod notifications;
 mod oidc;
 mod openapi;
 mod recovery;

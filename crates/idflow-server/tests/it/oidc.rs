@@ -812,6 +812,12 @@ async fn link_and_unlink_in_settings(db: Db) {
     assert!(session["authentication_methods"].as_array().unwrap().iter().any(|m| m["method"] == "oidc"));
     let admin = admin_identity(app, &iid).await;
     assert_eq!(admin["credentials"]["oidc"]["identifiers"], json!([format!("{PROVIDER}:grace")]));
+    // The link is notified to the account's address (security notification, T21) and logged.
+    let notices = notifications_to(app, &email).await;
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    assert_eq!(notices[0]["subject"], "A social sign-in account was linked");
+    let log = admin_activity(app, &iid).await;
+    assert!(entries_of(&log, "settings_changed", "success").iter().any(|e| e["method"] == "oidc"), "{log:?}");
 
     // The linked account signs in to this identity.
     let c2 = browser_client();
@@ -835,6 +841,9 @@ async fn link_and_unlink_in_settings(db: Db) {
     assert!(node_with(&f, "link", PROVIDER).is_some());
     let admin = admin_identity(app, &iid).await;
     assert!(admin["credentials"].get("oidc").is_none(), "{admin}");
+    let notices = notifications_to(app, &email).await;
+    assert_eq!(notices.len(), 2, "{notices:?}");
+    assert_eq!(notices[0]["subject"], "A social sign-in account was unlinked", "newest first");
     // Unlinking what is not linked.
     let r = c
         .post(app.url(&format!("/self-service/settings?flow={}", f["id"].as_str().unwrap())))

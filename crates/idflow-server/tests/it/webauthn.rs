@@ -297,6 +297,11 @@ async fn security_key_lifecycle(db: Db) {
     assert!(options["publicKey"]["excludeCredentials"].as_array().is_none_or(Vec::is_empty), "{options}");
     let stored = app.engine.store.get_identity(identity_id.parse().unwrap()).await.unwrap().unwrap();
     assert!(!stored.credentials.contains_key(&CredentialType::Webauthn));
+    // Adding and removing the key were each notified to the account's address (T21).
+    let notices = notifications_to(&app, &email).await;
+    let subjects: Vec<&str> = notices.iter().map(|m| m["subject"].as_str().unwrap()).collect();
+    assert_eq!(subjects, ["A sign-in method was removed", "A sign-in method was added"], "{notices:?}");
+    assert!(notices.iter().all(|m| m["body"].as_str().unwrap().contains("security key")), "{notices:?}");
     // Without a second factor a password login is enough again.
     let (s, body) = Browser::new().password_login(&app, &email).await;
     assert_eq!(s, 200, "{body}");

@@ -131,6 +131,12 @@ async fn email_change_applies_after_verification(db: Db) {
     assert_eq!(identity["recovery_addresses"][0]["value"], new.as_str());
     assert!(logs_in(&app.login(&new, PASSWORD).await), "the identifier moved");
     assert!(!logs_in(&app.login(&u.email, PASSWORD).await));
+    // The change applied now: the old address is told (a security notification, no code), in
+    // the commit that applied it, and the log has the change.
+    let applied = notice_mail(&sink, &u.email, "Your email address or sign-in identifier was changed").await;
+    assert!(!applied.contains(&code), "no code in the notification");
+    let log = admin_activity(&app, &u.identity_id).await;
+    assert!(log.iter().any(|e| e["kind"] == "settings_changed" && e["method"] == "profile"), "{log:?}");
 
     // Nothing pending any more; the earlier flow shows that on its next fetch.
     let after = u.fetch(&app, done["id"].as_str().unwrap()).await;
@@ -267,8 +273,12 @@ async fn email_change_admin_and_opt_out(db: Db) {
     assert_eq!(status, 200, "{done}");
     assert_eq!(done["identity"]["traits"]["email"], new.as_str(), "opted out: applied at once");
     sink.mail_to(&new, 1).await;
+    // No pending-change notice: the old address gets the security notification of the
+    // change that applied (and its registration code before it), nothing else.
+    let notice = notice_mail(&sink, &u.email, "Your email address or sign-in identifier was changed").await;
+    assert!(six_digit_code(&notice).is_empty(), "no code in the notification");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(sink.mails().iter().filter(|m| m.to.contains(&u.email)).count(), 1, "no notice");
+    assert_eq!(sink.mails().iter().filter(|m| m.to.contains(&u.email)).count(), 2, "registration code + notification");
 }
 both_dbs!(email_change_admin_and_opt_out);
 

@@ -6,6 +6,7 @@
 //! `use crate::support::*;` (plus `use crate::both_dbs;`).
 #![allow(dead_code)]
 
+mod account;
 mod app;
 mod clients;
 mod envelopes;
@@ -16,6 +17,7 @@ mod snapshots;
 pub mod softkey;
 mod totp;
 
+pub use account::*;
 pub use app::*;
 pub use clients::*;
 pub use envelopes::*;
