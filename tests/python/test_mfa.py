@@ -120,3 +120,36 @@ def test_recovery_code_steps_up_once(frontend):
         frontend.update_login_flow(flow=flow2.id, update_login_flow_body=body, x_session_token=res2.session_token)
     ids = [m["id"] for n in json.loads(e.value.body)["ui"]["nodes"] for m in n["messages"]]
     assert 4000012 in ids
+
+
+def test_few_recovery_codes_left_warns_in_settings(frontend):
+    """The guard rail: once fewer than 3 unused recovery codes are left, every settings flow
+    carries the warning 1050043 (the count in its context); with more, it does not."""
+    email, password = new_email(), new_password()
+    token = register(frontend, email, password).session_token
+    _enrol_totp(frontend, token)
+    flow = frontend.create_native_settings_flow(x_session_token=token)
+    regen = UpdateSettingsFlowBody(UpdateSettingsFlowWithLookupMethod(method="lookup_secret", lookup_secret_regenerate=True))
+    shown = frontend.update_settings_flow(flow=flow.id, update_settings_flow_body=regen, x_session_token=token)
+    codes = [s["text"] for s in _node(shown.to_dict(), "lookup_secret_codes")["attributes"]["text"]["context"]["secrets"]]
+    confirm = UpdateSettingsFlowBody(UpdateSettingsFlowWithLookupMethod(method="lookup_secret", lookup_secret_confirm=True))
+    frontend.update_settings_flow(flow=flow.id, update_settings_flow_body=confirm, x_session_token=token)
+
+    def warnings() -> list:
+        f = frontend.create_native_settings_flow(x_session_token=token)
+        return [m for m in (f.ui.messages or []) if m.id == 1050043]
+
+    assert warnings() == []
+    # Use ten of the twelve codes as second factors: two are left.
+    for code in codes[:10]:
+        res = login(frontend, email, password)
+        step = frontend.create_native_login_flow(aal="aal2", x_session_token=res.session_token)
+        body = UpdateLoginFlowBody(UpdateLoginFlowWithLookupSecretMethod(method="lookup_secret", lookup_secret=code))
+        up = frontend.update_login_flow(flow=step.id, update_login_flow_body=body, x_session_token=res.session_token)
+        assert _v(up.session.authenticator_assurance_level) == "aal2"
+        if code == codes[8]:
+            assert warnings() == [], "three left: no warning yet"
+    w = warnings()
+    assert len(w) == 1, w
+    assert w[0].context == {"unused": 2}, w[0]
+    assert "2 unused recovery codes" in w[0].text

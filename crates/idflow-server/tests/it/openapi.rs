@@ -143,6 +143,15 @@ async fn assert_all_served(base: &str, doc: &Value) {
         }
         let resp = req.send().await.unwrap();
         let status = resp.status().as_u16();
+        // Checklist T35, driven by the route table: no answer is cached, and every cookie set
+        // is HttpOnly with a SameSite attribute and the path `/`.
+        let header = |n: &str| resp.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
+        assert_eq!(header("cache-control").as_deref(), Some("no-store"), "{m} {path}");
+        assert_eq!(header("x-content-type-options").as_deref(), Some("nosniff"), "{m} {path}");
+        for c in resp.headers().get_all("set-cookie") {
+            let c = c.to_str().unwrap_or_default().to_ascii_lowercase();
+            assert!(c.contains("; httponly") && c.contains("; samesite=") && c.contains("; path=/"), "{m} {path}: {c}");
+        }
         let body = resp.text().await.unwrap();
         assert_ne!(status, 405, "{m} {path}: method not routed ({body})");
         assert_ne!(status, 307, "{m} {path}: sent to the other listener");
