@@ -73,7 +73,10 @@ mod types;
 
 pub use auth::Auth;
 pub use error::{ApiError, Error};
-pub use types::{Authenticated, Flow, Identity, Message, Node, Recovered, Registered, Session, TotpEnrollment, Ui};
+pub use types::{
+    AccountDeletion, ActivityEntry, ActivityPage, Authenticated, Flow, Identity, Message, Node, Recovered, Registered,
+    Session, TotpEnrollment, Ui,
+};
 
 use reqwest::header::{ACCEPT, AUTHORIZATION, RETRY_AFTER};
 use reqwest::{RequestBuilder, Url};
@@ -373,6 +376,51 @@ impl Client {
         let body = json!({"method": "code", "body": {"code": code}});
         let out: ContinueFlow = self.call(self.http.post(url).json(&body)).await?;
         Ok(out.continue_flow)
+    }
+
+    // ---- the account ---------------------------------------------------------------------
+
+    /// The signed-in user's activity log, newest first (`GET /v1/account/activity`): up to
+    /// `page_size` entries (1–1000) after `page_token` (from the previous page).
+    ///
+    /// # Errors
+    /// [`Error::Unauthorized`] without a valid session; [`Error::Api`] for a malformed token.
+    pub async fn activity(&self, page_size: u32, page_token: Option<&str>) -> Result<ActivityPage> {
+        let mut url = self.endpoint(&["v1", "account", "activity"]);
+        url.query_pairs_mut().append_pair("page_size", &page_size.to_string());
+        if let Some(t) = page_token {
+            url.query_pairs_mut().append_pair("page_token", t);
+        }
+        self.call(self.http.get(url)).await
+    }
+
+    /// Everything stored about the signed-in user (traits, addresses, credential kinds with
+    /// dates, sessions, activity) as JSON (`GET /v1/account/export`); never a secret.
+    ///
+    /// # Errors
+    /// [`Error::Unauthorized`] without a valid session; [`Error::SecondFactorRequired`] when
+    /// the account has a second factor the session has not used.
+    pub async fn export_account(&self) -> Result<Value> {
+        self.call(self.http.get(self.endpoint(&["v1", "account", "export"]))).await
+    }
+
+    /// Whether the signed-in user's account is scheduled for deletion
+    /// (`GET /v1/account/deletion`). Deletion itself is a settings change (method
+    /// `delete_account`, see [`Client::submit_settings_flow`]).
+    ///
+    /// # Errors
+    /// [`Error::Unauthorized`] without a valid session.
+    pub async fn account_deletion(&self) -> Result<AccountDeletion> {
+        self.call(self.http.get(self.endpoint(&["v1", "account", "deletion"]))).await
+    }
+
+    /// Cancel a scheduled deletion of the signed-in user's account
+    /// (`DELETE /v1/account/deletion`).
+    ///
+    /// # Errors
+    /// [`Error::Unauthorized`] without a valid session.
+    pub async fn cancel_account_deletion(&self) -> Result<AccountDeletion> {
+        self.call(self.http.delete(self.endpoint(&["v1", "account", "deletion"]))).await
     }
 
     /// Create a recovery or verification flow and submit `body` with the code method.

@@ -244,6 +244,46 @@ pub struct Recovered {
     pub continue_flow: Flow,
 }
 
+/// One entry of the account's activity log (sign-ins, changes, revocations); never a secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActivityEntry {
+    pub id: String,
+    /// `login`, `login_refresh`, `login_step_up`, `registration`, `settings_changed`,
+    /// `recovery`, `verification`, `logout`, `session_revoked`, `other_sessions_revoked`, or an
+    /// admin change (`admin_…`).
+    pub kind: String,
+    /// `success` or `failure`.
+    pub outcome: String,
+    /// The method involved (`password`, `totp`, …), if any.
+    #[serde(default)]
+    pub method: Option<String>,
+    #[serde(default)]
+    pub session_id: Option<String>,
+    pub ip_address: String,
+    pub user_agent: String,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+/// A page of the activity log, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActivityPage {
+    pub activity: Vec<ActivityEntry>,
+    /// Pass to [`Client::activity`](crate::Client::activity) for the next page; `None` on the
+    /// last one.
+    #[serde(default)]
+    pub next_page_token: Option<String>,
+}
+
+/// Whether the account is scheduled for deletion, and when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccountDeletion {
+    pub scheduled: bool,
+    /// RFC 3339, when scheduled.
+    #[serde(default)]
+    pub delete_after: Option<String>,
+}
+
 /// The outcome of a successful registration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Registered {

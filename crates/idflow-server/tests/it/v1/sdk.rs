@@ -412,3 +412,40 @@ async fn sdk_client_side_errors(db: Db) {
     assert!(c.login(&email, PASSWORD).await.is_ok());
 }
 both_dbs!(sdk_client_side_errors);
+
+/// The account calls of the SDK: the activity log (paged), the data export, and a scheduled
+/// deletion read and cancelled (the deletion itself is a settings submit; it ends the session,
+/// so the cancel uses a new sign-in).
+async fn sdk_account_activity_export_and_deletion(db: Db) {
+    let app = spawn_app(db).await;
+    let (email, client) = sdk_user(&app).await;
+    client.auth().change_password("Sdk-Harbor-Violet-88").await.unwrap();
+    let page = client.activity(1, None).await.unwrap();
+    assert_eq!(page.activity.len(), 1);
+    let token = page.next_page_token.clone().expect("more than one entry");
+    let rest = client.activity(100, Some(&token)).await.unwrap();
+    let all: Vec<_> = page.activity.iter().chain(&rest.activity).collect();
+    assert!(all.iter().any(|e| e.kind == "settings_changed" && e.method.as_deref() == Some("password")), "{all:?}");
+    assert!(all.iter().any(|e| e.kind == "registration"), "{all:?}");
+    assert!(!rest.activity.iter().any(|e| e.id == page.activity[0].id), "pages do not overlap");
+    assert!(rest.next_page_token.is_none());
+    assert!(matches!(client.activity(10, Some("not-a-token")).await, Err(Error::Api(_))));
+
+    let export = client.export_account().await.unwrap();
+    assert_eq!(export["identity"]["traits"]["email"], email.as_str());
+    assert!(export["activity"].as_array().is_some_and(|a| a.len() >= 2), "{export}");
+    assert!(!export.to_string().contains("$argon2"), "no hash in the export");
+
+    assert!(!client.account_deletion().await.unwrap().scheduled);
+    let flow = client.create_settings_flow(None).await.unwrap();
+    client.submit_settings_flow(&flow.id, "delete_account", json!({"delete_account_confirm": true})).await.unwrap();
+    assert!(matches!(client.get_session().await, Err(Error::Unauthorized(_))), "every session ended");
+    let login = sdk(&app).login(&email, "Sdk-Harbor-Violet-88").await.unwrap();
+    let again = sdk(&app).with_token(&login.session_token);
+    let state = again.account_deletion().await.unwrap();
+    assert!(state.scheduled && state.delete_after.is_some(), "{state:?}");
+    let cancelled = again.cancel_account_deletion().await.unwrap();
+    assert!(!cancelled.scheduled);
+    assert!(!again.account_deletion().await.unwrap().scheduled);
+}
+both_dbs!(sdk_account_activity_export_and_deletion);
