@@ -247,6 +247,7 @@ pub struct Recovered {
 /// One entry of the account's activity log (sign-ins, changes, revocations); never a secret.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActivityEntry {
+    /// The entry's id.
     pub id: String,
     /// `login`, `login_refresh`, `login_step_up`, `registration`, `settings_changed`,
     /// `recovery`, `verification`, `logout`, `session_revoked`, `other_sessions_revoked`, or an
@@ -257,17 +258,21 @@ pub struct ActivityEntry {
     /// The method involved (`password`, `totp`, …), if any.
     #[serde(default)]
     pub method: Option<String>,
+    /// The session the event happened in (or that it ended), if any.
     #[serde(default)]
     pub session_id: Option<String>,
+    /// The client's IP address (the TCP peer the server saw).
     pub ip_address: String,
+    /// The client's `User-Agent`.
     pub user_agent: String,
-    /// RFC 3339.
+    /// When, RFC 3339.
     pub created_at: String,
 }
 
 /// A page of the activity log, newest first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActivityPage {
+    /// The entries of this page, newest first.
     pub activity: Vec<ActivityEntry>,
     /// Pass to [`Client::activity`](crate::Client::activity) for the next page; `None` on the
     /// last one.
@@ -278,6 +283,7 @@ pub struct ActivityPage {
 /// Whether the account is scheduled for deletion, and when.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AccountDeletion {
+    /// Whether a deletion is scheduled.
     pub scheduled: bool,
     /// RFC 3339, when scheduled.
     #[serde(default)]
