@@ -61,6 +61,7 @@ pub fn routes() -> Routes {
         .routes(routes!(error_page))
         .routes(routes!(revoke_session))
         .routes(routes!(send_verification))
+        .routes(routes!(confirm_api_verification))
         .routes(routes!(static_file))
 }
 
@@ -378,14 +379,18 @@ async fn page_flow(state: &AppState, ctx: &Ctx, q: &HashMap<String, String>, kin
         Err(e) if e.kind == ErrorKind::NotFound => return Err(see_other(&init_url(state, kind, q))),
         Err(e) => return Err(error_inline(state, ctx, &e)),
     };
-    if flow.flow_type != FlowType::Browser {
+    // An API verification flow is the one exception: its mailed link is opened in a browser
+    // (a native app's registration), and the page confirms it through the UI (no cookie binds
+    // it: knowing the code is what proves the address).
+    let api_verification = flow.flow_type == FlowType::Api && kind == FlowKind::Verification;
+    if flow.flow_type != FlowType::Browser && !api_verification {
         let e = Error::bad_request("This flow was started by an API client and can not be shown in a browser.");
         return Err(error_inline(state, ctx, &e));
     }
     if flow.expires_at < state.engine.clock.now() {
         return Err(see_other(&restart_url(state, &flow)));
     }
-    if !ctx.req.csrf_cookie.as_deref().is_some_and(|c| crypto::csrf_matches(c, &flow.csrf_token)) {
+    if !api_verification && !ctx.req.csrf_cookie.as_deref().is_some_and(|c| crypto::csrf_matches(c, &flow.csrf_token)) {
         // Not a redirect: a browser that refuses cookies would loop.
         return Err(cookie_error(state, ctx, &restart_url(state, &flow)));
     }
@@ -560,12 +565,20 @@ async fn code_page(state: AppState, ctx: Ctx, q: HashMap<String, String>, kind: 
         ("Verify your email address", "Enter your email address to receive a verification code.", "verification")
     };
     let subtitle = if flow.state == "choose_method" { subtitle.to_string() } else { String::new() };
+    let mut forms = nodes::forms(&flow.ui, &[Group::Code], &mut Ids::default(), &code_describe);
+    if flow.flow_type == FlowType::Api {
+        // An API verification flow opened from its mail: the page submits it through the UI.
+        let confirm = with_query(&state.engine.url("/ui/verification/confirm"), &[("flow", &flow.id.to_string())]);
+        for f in &mut forms {
+            f.action = confirm.clone();
+        }
+    }
     let page = FlowPage {
         page: Chrome::new(&state, heading, page_kind, ctx.req.auth.is_some()),
         heading: heading.into(),
         subtitle,
         messages: nodes::messages(&flow.ui),
-        forms: nodes::forms(&flow.ui, &[Group::Code], &mut Ids::default(), &code_describe),
+        forms,
         links: vec![Link {
             id: "login-link",
             before: String::new(),
@@ -961,6 +974,59 @@ async fn send_verification(State(state): State<AppState>, ctx: Ctx, ParsedBody(b
         resp.headers_mut().append(header::SET_COOKIE, state.csrf_cookie_header(&flow.csrf_token));
     }
     resp
+}
+
+/// `POST /ui/verification/confirm?flow=` (`code` or `email`, `method`): the page of an
+/// API-initiated verification flow (a native app's registration, whose mail was opened in a
+/// browser) submits it here. The submit is the API flow's own — no browser state goes with it —
+/// and the browser goes back to the page, which shows the outcome.
+#[utoipa::path(
+    post,
+    path = "/ui/verification/confirm",
+    tag = "ui",
+    operation_id = "uiConfirmApiVerification",
+    params(("flow" = uuid::Uuid, Query, description = "The API verification flow.")),
+    request_body(content = Object, description = "`method: code` with `code` (or `email` to resend), form post.", content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Back to the verification page, which shows the outcome."),
+        (status = 400, description = "Not an API verification flow, or a malformed request.", content_type = "text/html", body = String),
+        (status = 410, description = "The flow expired.", content_type = "text/html", body = String)
+    )
+)]
+async fn confirm_api_verification(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Query(q): Q,
+    ParsedBody(body): ParsedBody,
+) -> Response {
+    let e = &state.engine;
+    let Some(id) = q.get("flow").and_then(|s| Uuid::parse_str(s.trim()).ok()) else {
+        return error_inline(&state, &ctx, &Error::bad_request("The flow query parameter is missing or malformed."));
+    };
+    match e.load_flow(id, FlowKind::Verification).await {
+        Ok(f) if f.flow_type == FlowType::Api => {}
+        Ok(_) => {
+            let err = Error::bad_request("Only a verification flow started by an API client is confirmed here.");
+            return error_inline(&state, &ctx, &err);
+        }
+        Err(err) => return error_inline(&state, &ctx, &err),
+    }
+    // The API flow's own submit: no session, cookies or CSRF of this browser.
+    let req = idflow_core::selfservice::Req {
+        json: false,
+        auth: None,
+        token: None,
+        csrf_cookie: None,
+        api_violation: None,
+        ..ctx.req.clone()
+    };
+    // Back to the flow that shows the outcome (a restarted flow replaces this one).
+    let shown = match e.submit_verification(id, &body, &req).await {
+        Ok(idflow_core::selfservice::Submitted::Done(v)) => v.flow.id,
+        Ok(idflow_core::selfservice::Submitted::Invalid(f) | idflow_core::selfservice::Submitted::ShowForm(f)) => f.id,
+        Err(err) => return error_inline(&state, &ctx, &err),
+    };
+    see_other(&with_query(&e.url("/ui/verification"), &[("flow", &shown.to_string())]))
 }
 
 // ---- welcome ---------------------------------------------------------------------------

@@ -193,6 +193,31 @@ async fn recovery_wrong_expired_and_resent_codes(db: Db) {
 }
 both_dbs!(recovery_wrong_expired_and_resent_codes);
 
+/// Checklist T26: a new code does not reset the count of wrong submits; the flow dies after
+/// `max_submissions` submits in all, whatever was resent in between.
+async fn recovery_resend_does_not_reset_failures(db: Db) {
+    let (app, sink) = recovery_app(db, |c| c.selfservice.methods.code.config.max_submissions = 3).await;
+    let (email, _, _) = app.user().await;
+    let sent = send_code(&app, &email).await;
+    let first = six_digit_code(&sink.mail_to(&email, 1).await);
+    let bad = |code: &str| if code == "000000" { "111111".to_string() } else { "000000".to_string() };
+    for _ in 0..2 {
+        let (status, wrong) = api_submit(&app, &sent, json!({"method": "code", "code": bad(&first)})).await;
+        assert_eq!((status, message_ids(&wrong)), (200, vec![4060006]), "{wrong}");
+    }
+    let (status, _) = api_submit(&app, &sent, json!({"method": "code", "email": email})).await;
+    assert_eq!(status, 200);
+    let second = six_digit_code(&sink.mail_to(&email, 2).await);
+    let (status, wrong) = api_submit(&app, &sent, json!({"method": "code", "code": bad(&second)})).await;
+    assert_eq!((status, message_ids(&wrong)), (200, vec![4060006]), "the third submit: {wrong}");
+    // The fourth submit in all is over the limit, even with the right new code.
+    let (status, replaced) = api_submit(&app, &sent, json!({"method": "code", "code": second})).await;
+    assert_eq!(status, 200, "{replaced}");
+    assert_ne!(replaced["id"], sent["id"], "the flow was replaced: {replaced}");
+    assert_eq!(message_texts(&replaced), vec!["The request was submitted too often. Please request another code."]);
+}
+both_dbs!(recovery_resend_does_not_reset_failures);
+
 /// A browser (legacy answer): 303 to the settings UI with the session cookie; an AJAX caller
 /// gets 422 `browser_location_change_required`. An identity with a second factor is sent to an
 /// aal2 login first.

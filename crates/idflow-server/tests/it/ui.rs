@@ -503,3 +503,57 @@ async fn ui_settings_address_verification(db: Db) {
     assert!(html.contains(">Verified</span>") && !html.contains("Not verified"), "{html}");
 }
 both_dbs!(ui_settings_address_verification);
+
+/// The verification mail of an API registration (a native app) opened in a browser: the link
+/// fills the code into the UI page, which confirms the API flow through the UI (no cookie
+/// binds it); a wrong code is a form error on the page, the right one verifies the address.
+async fn ui_confirms_api_verification_from_the_mail_link(db: Db) {
+    let sink = start_sink(Mode::Accept, None).await;
+    let app = spawn_app_with(db, |c| {
+        courier_cfg(c, Some(plain_uri(sink.addr)));
+        c.selfservice.flows.verification.enabled = true;
+    })
+    .await;
+    let (email, _token, id) = app.user().await;
+    let mail = quoted_printable_decode(&sink.mail_to(&email, 1).await);
+    let code = six_digit_code(&mail);
+    let link = mail
+        .split_whitespace()
+        .find(|w| w.contains("/self-service/verification?flow="))
+        .map(|w| w.trim_matches(|c: char| c == '<' || c == '>' || c == '"').replace("&amp;", "&"))
+        .unwrap_or_else(|| panic!("no link in {mail}"));
+    let c = browser_client();
+    let (resp, url) = follow(&c, link).await;
+    assert_eq!(resp.status(), 200, "{url}");
+    assert!(url.starts_with(&app.url("/ui/verification?flow=")), "{url}");
+    let html = resp.text().await.unwrap();
+    assert!(html.contains(&format!("name=\"code\" type=\"text\" value=\"{code}\"")), "the link fills the code: {html}");
+    let action = form_action(&html);
+    assert!(action.starts_with(&app.url("/ui/verification/confirm?flow=")), "{action}");
+
+    let bad = if code == "000000" { "111111" } else { "000000" };
+    let r = c.post(&action).form(&[("method", "code"), ("code", bad)]).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let (resp, _) = follow(&c, location(&r)).await;
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("The verification code is invalid or has already been used"), "{html}");
+    assert_eq!(admin_identity(&app, &id).await["verifiable_addresses"][0]["verified"], false);
+
+    let r = c.post(&action).form(&[("method", "code"), ("code", code.as_str())]).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let (resp, _) = follow(&c, location(&r)).await;
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("You successfully verified your email address"), "{html}");
+    assert_eq!(admin_identity(&app, &id).await["verifiable_addresses"][0]["verified"], true);
+
+    // The confirm route takes API verification flows only.
+    let browser_flow = ajax_get(&c, &app.url("/self-service/verification/browser")).await;
+    let r = c
+        .post(app.url(&format!("/ui/verification/confirm?flow={}", browser_flow["id"].as_str().unwrap())))
+        .form(&[("method", "code"), ("code", "123456")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+}
+both_dbs!(ui_confirms_api_verification_from_the_mail_link);

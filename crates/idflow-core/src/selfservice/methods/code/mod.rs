@@ -151,7 +151,8 @@ impl Engine {
             None => json!([]),
         };
         flow.internal_set(CODES, codes);
-        flow.internal_set(SUBMISSIONS, json!(0));
+        // A resend replaces the code but not the count of submits: the flow still dies after
+        // `max_submissions` (checklist T26), so resending never buys more guesses.
         flow.internal_set(ADDRESS, json!(address));
         flow.state = "sent_email".into();
         (code, expires_at)
