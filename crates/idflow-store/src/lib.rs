@@ -205,6 +205,17 @@ macro_rules! sql_store {
                 self.hydrate_children(ident).await
             }
 
+            /// [`Self::hydrate`] for a lookup that may have found nothing.
+            async fn hydrate_opt(
+                &self,
+                row: Option<<$db as sqlx::Database>::Row>,
+            ) -> Result<Option<Identity>, StoreError> {
+                match row {
+                    Some(r) => Ok(Some(self.hydrate(r).await?)),
+                    None => Ok(None),
+                }
+            }
+
             /// The identity row's columns, read under the names in `c` (plain, or the
             /// prefixed names of [`SESSION_WITH_IDENTITY`]).
             fn identity_from_row(
@@ -579,10 +590,7 @@ macro_rules! sql_store {
                     .fetch_optional(&self.pool)
                     .await
                     .map_err(map_err)?;
-                match row {
-                    Some(r) => Ok(Some(self.hydrate(r).await?)),
-                    None => Ok(None),
-                }
+                self.hydrate_opt(row).await
             }
 
             async fn find_identity_by_identifier(
@@ -598,10 +606,7 @@ macro_rules! sql_store {
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(map_err)?;
-                match row {
-                    Some(r) => Ok(Some(self.hydrate(r).await?)),
-                    None => Ok(None),
-                }
+                self.hydrate_opt(row).await
             }
 
             async fn find_identity_by_recovery_address(&self, value: &str) -> Result<Option<Identity>, StoreError> {
@@ -612,10 +617,7 @@ macro_rules! sql_store {
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(map_err)?;
-                match row {
-                    Some(r) => Ok(Some(self.hydrate(r).await?)),
-                    None => Ok(None),
-                }
+                self.hydrate_opt(row).await
             }
 
             async fn find_identity_by_verifiable_address(&self, value: &str) -> Result<Option<Identity>, StoreError> {
@@ -626,10 +628,7 @@ macro_rules! sql_store {
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(map_err)?;
-                match row {
-                    Some(r) => Ok(Some(self.hydrate(r).await?)),
-                    None => Ok(None),
-                }
+                self.hydrate_opt(row).await
             }
 
             async fn find_identity_by_external_id(&self, external_id: &str) -> Result<Option<Identity>, StoreError> {
@@ -638,10 +637,7 @@ macro_rules! sql_store {
                     .fetch_optional(&self.pool)
                     .await
                     .map_err(map_err)?;
-                match row {
-                    Some(r) => Ok(Some(self.hydrate(r).await?)),
-                    None => Ok(None),
-                }
+                self.hydrate_opt(row).await
             }
 
             async fn list_identities(
