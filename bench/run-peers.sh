@@ -8,6 +8,8 @@
 #   e.g. bench/run-peers.sh --duration 10s --rounds 3 --out /tmp/peers.md
 #   add --baseline /path/to/another/idflow to measure a second idflow build (e.g. the one
 #   before a change) in the same interleaved run
+#   pinned mode (servers on CPU 0, load generator on CPU 1, one worker per server CPU):
+#   bench/run-peers.sh --server-cpus 0 --client-cpus 1 --duration 5s --rounds 3
 #
 # What it does, in order:
 #   1. installs the peers from their registries into local, git-ignored directories:

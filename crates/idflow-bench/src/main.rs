@@ -94,9 +94,17 @@ enum Cmd {
         /// Identities seeded into each system before the run.
         #[arg(long, default_value_t = 1000)]
         identities: u64,
-        /// Worker processes for gunicorn and the node cluster (default: one per core).
+        /// Worker processes for gunicorn and the node cluster (default: one per core, or one
+        /// per CPU of `--server-cpus`).
         #[arg(long)]
         workers: Option<usize>,
+        /// Pinned mode: run every server under test on these CPUs only (`taskset -c` list,
+        /// e.g. `0`), and the load generator on `--client-cpus`.
+        #[arg(long, requires = "client_cpus")]
+        server_cpus: Option<String>,
+        /// Pinned mode: the CPUs of the load generator (this process), e.g. `1`.
+        #[arg(long, requires = "server_cpus")]
+        client_cpus: Option<String>,
         /// Systems, in the interleaving order.
         #[arg(long, value_delimiter = ',', default_value = "idflow,allauth,better-auth")]
         systems: Vec<String>,
@@ -394,6 +402,12 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 async fn start_server(bin: &str, database: Option<&str>) -> anyhow::Result<Server> {
+    start_server_on(bin, database, None).await
+}
+
+/// `start_server`, with the process (all its threads) bound to the CPU list `cpus`
+/// (`taskset -c`, e.g. `0` or `0-1`) when given: it then sizes its thread pools to those CPUs.
+async fn start_server_on(bin: &str, database: Option<&str>, cpus: Option<&str>) -> anyhow::Result<Server> {
     let dir = std::env::temp_dir().join(format!("idflow-bench-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir)?;
     let (pp, ap) = (free_port()?, free_port()?);
@@ -407,7 +421,15 @@ async fn start_server(bin: &str, database: Option<&str>) -> anyhow::Result<Serve
         ),
     )?;
     let db = database.map(str::to_string).unwrap_or_else(|| format!("sqlite://{}/bench.db?mode=rwc", dir.display()));
-    let child = Command::new(bin)
+    let mut cmd = match cpus {
+        Some(list) => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", list, bin]);
+            c
+        }
+        None => Command::new(bin),
+    };
+    let child = cmd
         .args(["serve", "--dev", "--config"])
         .arg(&cfg)
         .args([
@@ -504,8 +526,16 @@ async fn main() -> anyhow::Result<()> {
             rate,
             out,
             work_dir,
+            server_cpus,
+            client_cpus,
         } => {
-            let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+            let cores = match &server_cpus {
+                Some(list) => peers::cpu_count(list)?,
+                None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            };
+            if let Some(list) = &client_cpus {
+                peers::pin_self(list)?;
+            }
             let tmp = std::env::temp_dir().join(format!("idflow-peers-{}", uuid::Uuid::new_v4().simple()));
             let keep = work_dir.is_some();
             let mut systems = systems;
@@ -522,6 +552,8 @@ async fn main() -> anyhow::Result<()> {
                 identities,
                 workers: workers.unwrap_or(cores).max(1),
                 work_dir: work_dir.unwrap_or_else(|| tmp.clone()),
+                server_cpus,
+                client_cpus,
             };
             peers::check_tools(&o, &systems)?;
             let m = peers::MatrixOpts { systems, scenarios, concurrency, duration, warmup, rounds, rate, out };

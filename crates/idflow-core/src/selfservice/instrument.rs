@@ -10,12 +10,11 @@ use super::recovery::Recovered;
 use super::registration::Registered;
 use super::settings::SettingsDone;
 use super::verification::Verified;
-use super::{Body, Engine, Req, Submitted, body_str};
+use super::{Body, Engine, Req, SubmitFlow, Submitted, body_str};
 use crate::error::Result;
 use crate::model::FlowKind;
 use crate::schema::normalize_identifier;
 use std::time::Duration;
-use uuid::Uuid;
 
 /// Receives what the engine measures. Every method has a no-op default.
 pub trait Observer: Send + Sync {
@@ -91,7 +90,12 @@ impl Engine {
     }
 
     /// Submit a login flow (see `submit_login_inner`).
-    pub async fn submit_login(&self, id: Uuid, body: &Body, req: &Req) -> Result<Submitted<LoggedIn>> {
+    pub async fn submit_login(
+        &self,
+        flow: impl Into<SubmitFlow>,
+        body: &Body,
+        req: &Req,
+    ) -> Result<Submitted<LoggedIn>> {
         let who = match &req.auth {
             Some(a) => Some(a.identity.id.to_string()),
             None => {
@@ -99,7 +103,7 @@ impl Engine {
             }
         };
         let res = match self.submit_limits("login", req, who.as_deref()).await {
-            Ok(()) => with_reason(FlowKind::Login, body, self.submit_login_inner(id, body, req).await),
+            Ok(()) => with_reason(FlowKind::Login, body, self.submit_login_inner(flow.into(), body, req).await),
             Err(e) => Err(e),
         };
         self.observer.flow_outcome(FlowKind::Login, method_label(body), outcome(&res));
@@ -107,9 +111,16 @@ impl Engine {
     }
 
     /// Submit a registration flow (see `submit_registration_inner`).
-    pub async fn submit_registration(&self, id: Uuid, body: &Body, req: &Req) -> Result<Submitted<Registered>> {
+    pub async fn submit_registration(
+        &self,
+        flow: impl Into<SubmitFlow>,
+        body: &Body,
+        req: &Req,
+    ) -> Result<Submitted<Registered>> {
         let res = match self.submit_limits("registration", req, None).await {
-            Ok(()) => with_reason(FlowKind::Registration, body, self.submit_registration_inner(id, body, req).await),
+            Ok(()) => {
+                with_reason(FlowKind::Registration, body, self.submit_registration_inner(flow.into(), body, req).await)
+            }
             Err(e) => Err(e),
         };
         self.observer.flow_outcome(FlowKind::Registration, method_label(body), outcome(&res));
@@ -117,10 +128,15 @@ impl Engine {
     }
 
     /// Submit a settings flow (see `submit_settings_inner`).
-    pub async fn submit_settings(&self, id: Uuid, body: &Body, req: &Req) -> Result<Submitted<SettingsDone>> {
+    pub async fn submit_settings(
+        &self,
+        flow: impl Into<SubmitFlow>,
+        body: &Body,
+        req: &Req,
+    ) -> Result<Submitted<SettingsDone>> {
         let who = req.auth.as_ref().map(|a| a.identity.id.to_string());
         let res = match self.submit_limits("settings", req, who.as_deref()).await {
-            Ok(()) => with_reason(FlowKind::Settings, body, self.submit_settings_inner(id, body, req).await),
+            Ok(()) => with_reason(FlowKind::Settings, body, self.submit_settings_inner(flow.into(), body, req).await),
             Err(e) => Err(e),
         };
         self.observer.flow_outcome(FlowKind::Settings, method_label(body), outcome(&res));
@@ -131,10 +147,15 @@ impl Engine {
 impl Engine {
     /// Submit a recovery flow (see `submit_recovery_inner`); per identity counts per submitted
     /// address.
-    pub async fn submit_recovery(&self, id: Uuid, body: &Body, req: &Req) -> Result<Submitted<Recovered>> {
+    pub async fn submit_recovery(
+        &self,
+        flow: impl Into<SubmitFlow>,
+        body: &Body,
+        req: &Req,
+    ) -> Result<Submitted<Recovered>> {
         let who = body_str(body, "email").map(normalize_identifier);
         let res = match self.submit_limits("recovery", req, who.as_deref()).await {
-            Ok(()) => with_reason(FlowKind::Recovery, body, self.submit_recovery_inner(id, body, req).await),
+            Ok(()) => with_reason(FlowKind::Recovery, body, self.submit_recovery_inner(flow.into(), body, req).await),
             Err(e) => Err(e),
         };
         self.observer.flow_outcome(FlowKind::Recovery, method_label(body), outcome(&res));
@@ -143,10 +164,17 @@ impl Engine {
 
     /// Submit a verification flow (see `submit_verification_inner`); per identity counts per
     /// submitted address.
-    pub async fn submit_verification(&self, id: Uuid, body: &Body, req: &Req) -> Result<Submitted<Verified>> {
+    pub async fn submit_verification(
+        &self,
+        flow: impl Into<SubmitFlow>,
+        body: &Body,
+        req: &Req,
+    ) -> Result<Submitted<Verified>> {
         let who = body_str(body, "email").map(normalize_identifier);
         let res = match self.submit_limits("verification", req, who.as_deref()).await {
-            Ok(()) => with_reason(FlowKind::Verification, body, self.submit_verification_inner(id, body, req).await),
+            Ok(()) => {
+                with_reason(FlowKind::Verification, body, self.submit_verification_inner(flow.into(), body, req).await)
+            }
             Err(e) => Err(e),
         };
         self.observer.flow_outcome(FlowKind::Verification, method_label(body), outcome(&res));

@@ -5,7 +5,7 @@
 use super::hooks::{HookName, Phase};
 use super::methods::{Claim, LoginForm, LoginStep, Method, REGISTRY};
 use super::sessions::Issued;
-use super::{Authed, Body, Engine, Req, Submitted};
+use super::{Authed, Body, Engine, Req, SubmitFlow, Submitted};
 use crate::activity::{ActivityKind, Outcome};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Aal, CredentialType, Flow, FlowKind, FlowType, Identity};
@@ -116,8 +116,13 @@ impl Engine {
     }
 
     /// Submit a login flow (limits and metrics: `instrument.rs`).
-    pub(crate) async fn submit_login_inner(&self, id: Uuid, body: &Body, req: &Req) -> Result<Submitted<LoggedIn>> {
-        let mut flow = self.open_flow(id, FlowKind::Login, req, |_| Ok(())).await?;
+    pub(crate) async fn submit_login_inner(
+        &self,
+        flow: SubmitFlow,
+        body: &Body,
+        req: &Req,
+    ) -> Result<Submitted<LoggedIn>> {
+        let mut flow = self.open_flow(flow, FlowKind::Login, req, |_| Ok(())).await?;
         let claimed =
             REGISTRY.iter().copied().map(|m| (m, m.claims_login(self, &flow, body))).find(|(_, c)| *c != Claim::No);
         let Some((m, Claim::Yes)) = claimed else {

@@ -483,18 +483,46 @@ impl Engine {
     }
 }
 
+/// The flow a submit is for: its id, or the flow itself when the caller has read it already
+/// (the Kratos routes read it to learn whether it is a browser flow), so it is read once.
+pub enum SubmitFlow {
+    Id(Uuid),
+    Loaded(Box<Flow>),
+}
+
+impl From<Uuid> for SubmitFlow {
+    fn from(id: Uuid) -> Self {
+        SubmitFlow::Id(id)
+    }
+}
+
+impl From<Flow> for SubmitFlow {
+    fn from(f: Flow) -> Self {
+        SubmitFlow::Loaded(Box::new(f))
+    }
+}
+
 /// The steps every submit shares, whatever its flow kind.
 impl Engine {
+    /// The flow of a submit, read once: unknown ids (or a flow of another kind) are 404.
+    pub(crate) async fn submit_flow(&self, flow: SubmitFlow, kind: FlowKind) -> Result<Flow> {
+        match flow {
+            SubmitFlow::Id(id) => self.load_flow(id, kind).await,
+            SubmitFlow::Loaded(f) if f.kind == kind => Ok(*f),
+            SubmitFlow::Loaded(f) => self.load_flow(f.id, kind).await,
+        }
+    }
+
     /// Load the flow of a submit (once): unknown ids are 404; `rules` are the flow kind's
     /// session / identity / AAL rules; an expired flow is refused with its replacement.
     pub(crate) async fn open_flow(
         &self,
-        id: Uuid,
+        flow: SubmitFlow,
         kind: FlowKind,
         req: &Req,
         rules: impl FnOnce(&Flow) -> Result<()>,
     ) -> Result<Flow> {
-        let flow = self.load_flow(id, kind).await?;
+        let flow = self.submit_flow(flow, kind).await?;
         rules(&flow)?;
         if flow.expires_at < self.clock.now() {
             return Err(self.expired_error(&flow, req).await);

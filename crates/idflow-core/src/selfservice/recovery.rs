@@ -12,7 +12,7 @@
 use super::hooks::{HookName, Phase};
 use super::methods::{AddressStep, Method, MethodId, REGISTRY};
 use super::sessions::Issued;
-use super::{Authed, Body, Engine, Req, Submitted, with_query};
+use super::{Authed, Body, Engine, Req, SubmitFlow, Submitted, with_query};
 use crate::activity::{ActivityKind, Outcome};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Flow, FlowKind, FlowType, Identity};
@@ -85,10 +85,15 @@ impl Engine {
     }
 
     /// `POST /self-service/recovery?flow=` (limits and metrics: `instrument.rs`).
-    pub(crate) async fn submit_recovery_inner(&self, id: Uuid, body: &Body, req: &Req) -> Result<Submitted<Recovered>> {
+    pub(crate) async fn submit_recovery_inner(
+        &self,
+        flow: SubmitFlow,
+        body: &Body,
+        req: &Req,
+    ) -> Result<Submitted<Recovered>> {
         self.recovery_enabled()?;
         let mut flow = self
-            .open_flow(id, FlowKind::Recovery, req, |_| {
+            .open_flow(flow, FlowKind::Recovery, req, |_| {
                 if req.auth.is_some() { Err(Self::recovery_session_refused()) } else { Ok(()) }
             })
             .await?;
@@ -333,7 +338,7 @@ impl Engine {
     pub async fn recover_with_link(&self, id: Uuid, token: &str, req: &Req) -> Result<Submitted<Recovered>> {
         self.recovery_enabled()?;
         let mut flow = self
-            .open_flow(id, FlowKind::Recovery, req, |_| {
+            .open_flow(id.into(), FlowKind::Recovery, req, |_| {
                 if req.auth.is_some() { Err(Self::recovery_session_refused()) } else { Ok(()) }
             })
             .await?;
@@ -365,7 +370,7 @@ impl Engine {
     /// they are.
     pub async fn claim_admin_recovery(&self, id: Uuid, req: &Req) -> Result<Flow> {
         self.recovery_enabled()?;
-        let mut flow = self.open_flow(id, FlowKind::Recovery, req, |_| Ok(())).await?;
+        let mut flow = self.open_flow(id.into(), FlowKind::Recovery, req, |_| Ok(())).await?;
         if flow.flow_type == FlowType::Browser && flow.internal_get(ADMIN).is_some() {
             flow.internal_remove(ADMIN);
             flow.csrf_token = crate::crypto::new_csrf_secret();

@@ -5,7 +5,7 @@
 use super::hooks::{HookName, Phase};
 use super::methods::{Method, REGISTRY, RegistrationStep};
 use super::sessions::Issued;
-use super::{Body, Engine, Req, Submitted};
+use super::{Body, Engine, Req, SubmitFlow, Submitted};
 use crate::activity::{ActivityKind, Outcome};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Flow, FlowKind, FlowType, Identity};
@@ -84,12 +84,12 @@ impl Engine {
     /// Submit a registration flow (limits and metrics: `instrument.rs`).
     pub(crate) async fn submit_registration_inner(
         &self,
-        id: Uuid,
+        flow: SubmitFlow,
         body: &Body,
         req: &Req,
     ) -> Result<Submitted<Registered>> {
         let rules = |_: &Flow| if req.auth.is_some() { Err(Self::session_already_available()) } else { Ok(()) };
-        let mut flow = self.open_flow(id, FlowKind::Registration, req, rules).await?;
+        let mut flow = self.open_flow(flow, FlowKind::Registration, req, rules).await?;
         let traits = body.get("traits").filter(|t| t.is_object()).cloned();
         let Some(m) = REGISTRY.iter().copied().find(|m| m.claims_registration(body)) else {
             flow.ui.messages.clear();

@@ -9,7 +9,7 @@ use super::hooks::{HookName, Phase};
 use super::methods::profile::{PENDING_CHANGES, PendingStart};
 use super::methods::{MethodId, REGISTRY};
 use super::sessions::Issued;
-use super::{Authed, Body, Engine, Req, Submitted, with_query};
+use super::{Authed, Body, Engine, Req, SubmitFlow, Submitted, with_query};
 use crate::activity::{ActivityKind, Outcome};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Aal, CredentialType, Flow, FlowKind, FlowType, Identity};
@@ -223,12 +223,12 @@ impl Engine {
     /// `POST /self-service/settings?flow=` (limits and metrics: `instrument.rs`).
     pub(crate) async fn submit_settings_inner(
         &self,
-        id: Uuid,
+        flow: SubmitFlow,
         body: &Body,
         req: &Req,
     ) -> Result<Submitted<SettingsDone>> {
         let a = req.auth.as_ref().ok_or_else(Self::missing_session)?;
-        let mut flow = self.load_flow(id, FlowKind::Settings).await?;
+        let mut flow = self.submit_flow(flow, FlowKind::Settings).await?;
         if !self.aal_ok(self.cfg.selfservice.flows.settings.required_aal, a) {
             return Err(self.aal2_error(Some(&req.request_url)));
         }

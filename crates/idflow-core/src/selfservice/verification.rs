@@ -12,7 +12,7 @@
 use super::hooks::Phase;
 use super::methods::profile::{PENDING_CHANGE, PendingStart, no_longer_applies};
 use super::methods::{AddressStep, Method, MethodId, REGISTRY};
-use super::{Body, Engine, Req, Submitted};
+use super::{Body, Engine, Req, SubmitFlow, Submitted};
 use crate::activity::{ActivityKind, Outcome};
 use crate::courier::Message;
 use crate::error::{Error, ErrorKind, Result};
@@ -71,12 +71,12 @@ impl Engine {
     /// `POST /self-service/verification?flow=` (limits and metrics: `instrument.rs`).
     pub(crate) async fn submit_verification_inner(
         &self,
-        id: Uuid,
+        flow: SubmitFlow,
         body: &Body,
         req: &Req,
     ) -> Result<Submitted<Verified>> {
         self.verification_enabled()?;
-        let mut flow = self.open_flow(id, FlowKind::Verification, req, |_| Ok(())).await?;
+        let mut flow = self.open_flow(flow, FlowKind::Verification, req, |_| Ok(())).await?;
         let Some(m) = REGISTRY.iter().copied().find(|m| m.claims_verification(body)) else {
             let text = UiText::error(
                 4000001,
@@ -98,7 +98,7 @@ impl Engine {
     /// `GET /self-service/verification?flow=&code=`: the mailed link fills the code in.
     pub async fn fill_verification_code(&self, id: Uuid, code: &str, req: &Req) -> Result<Flow> {
         self.verification_enabled()?;
-        let mut flow = self.open_flow(id, FlowKind::Verification, req, |_| Ok(())).await?;
+        let mut flow = self.open_flow(id.into(), FlowKind::Verification, req, |_| Ok(())).await?;
         if flow.state == "sent_email" {
             // The link carries the code: the flow may be opened in another browser than the one
             // that started it (or none started it: registration, settings).

@@ -40,6 +40,20 @@ pub struct Done {
     pub cookies: Vec<HeaderValue>,
 }
 
+/// The public identity shown with a settings flow. A settings flow is only served to a session
+/// of its own identity (the core checks it), so the caller's identity, loaded with its session
+/// for this request, is the flow's: no second read. Read from the store otherwise.
+pub async fn settings_flow_identity(state: &AppState, ctx: &Ctx, flow: &Flow) -> Option<Value> {
+    let id = flow.identity_id?;
+    let view = |i: &idflow_core::model::Identity| {
+        crate::wire::identity(state.engine.base(), i, crate::wire::IdentityView::Public, &[])
+    };
+    match ctx.req.auth.as_ref().filter(|a| a.identity.id == id) {
+        Some(a) => Some(view(&a.identity)),
+        None => state.engine.store.get_identity(id).await.ok().flatten().map(|i| view(&i)),
+    }
+}
+
 /// The `continue_with` item that sends a browser on.
 pub fn redirect_action(url: &str) -> Value {
     json!({"action": "redirect_browser_to", "redirect_browser_to": url})

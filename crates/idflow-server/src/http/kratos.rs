@@ -68,11 +68,9 @@ fn public_identity(state: &AppState, i: &Identity) -> Value {
     wire::identity(state.engine.base(), i, IdentityView::Public, &[])
 }
 
-async fn flow_json(state: &AppState, flow: &Flow) -> Value {
-    let identity = match (flow.kind, flow.identity_id) {
-        (FlowKind::Settings, Some(id)) => {
-            state.engine.store.get_identity(id).await.ok().flatten().map(|i| public_identity(state, &i))
-        }
+async fn flow_json(state: &AppState, ctx: &Ctx, flow: &Flow) -> Value {
+    let identity = match flow.kind {
+        FlowKind::Settings => super::flow::settings_flow_identity(state, ctx, flow).await,
         _ => None,
     };
     wire::flow(flow, identity)
@@ -215,12 +213,14 @@ async fn registration_submit(
 ) -> Answer {
     let engine = &state.engine;
     let id = parse_uuid(q.get("flow"), "flow")?;
-    let flow_type = engine.load_flow(id, FlowKind::Registration).await?.flow_type;
+    // Read once: its type decides how errors answer, and the submit takes it as read.
+    let flow = engine.load_flow(id, FlowKind::Registration).await?;
+    let flow_type = flow.flow_type;
     let responder = FlowResponder::new(&state, &ctx, flow_type, Some(FlowKind::Registration));
     if ctx.req.auth.is_some() && responder.navigates() {
         return Ok(see_other(&engine.default_return_url()));
     }
-    let outcome = match engine.submit_registration(id, &body, &ctx.req).await {
+    let outcome = match engine.submit_registration(flow, &body, &ctx.req).await {
         Ok(Submitted::Done(r)) => Outcome::Done(registered(&state, flow_type, r)),
         Ok(Submitted::Invalid(flow) | Submitted::ShowForm(flow)) => invalid(flow),
         Err(e) => Outcome::Error(e),
@@ -364,8 +364,10 @@ async fn login_get(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Answ
 async fn login_submit(State(state): State<AppState>, ctx: Ctx, Query(q): Q, ParsedBody(body): ParsedBody) -> Answer {
     let engine = &state.engine;
     let id = parse_uuid(q.get("flow"), "flow")?;
-    let flow_type = engine.load_flow(id, FlowKind::Login).await?.flow_type;
-    let outcome = match engine.submit_login(id, &body, &ctx.req).await {
+    // Read once: its type decides how errors answer, and the submit takes it as read.
+    let flow = engine.load_flow(id, FlowKind::Login).await?;
+    let flow_type = flow.flow_type;
+    let outcome = match engine.submit_login(flow, &body, &ctx.req).await {
         Ok(Submitted::Done(r)) => Outcome::Done(logged_in(&state, &ctx, flow_type, r)),
         Ok(Submitted::Invalid(flow) | Submitted::ShowForm(flow)) => invalid(flow),
         Err(e) => Outcome::Error(e),
@@ -474,7 +476,7 @@ async fn settings_get(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> A
     // A missing or malformed id is a flow that does not exist: 404 (settings-flow §4.3 step 1).
     let id = parse_uuid(q.get("id"), "id").unwrap_or(uuid::Uuid::nil());
     let flow = state.engine.get_settings(id, &ctx.req).await?;
-    let mut resp = json_response(StatusCode::OK, flow_json(&state, &flow).await);
+    let mut resp = json_response(StatusCode::OK, flow_json(&state, &ctx, &flow).await);
     set_csrf_cookie(&state, &ctx, &flow, &mut resp);
     Ok(resp)
 }
@@ -511,10 +513,13 @@ async fn settings_submit(
     }
     let engine = &state.engine;
     let id = parse_uuid(q.get("flow"), "flow")?;
-    let flow_type = engine.load_flow(id, FlowKind::Settings).await?.flow_type;
+    // Read once: its type decides how errors answer, and the submit takes it as read.
+    let flow = engine.load_flow(id, FlowKind::Settings).await?;
+    let flow_type = flow.flow_type;
     let state = &state;
+    let ctx_ref = &ctx;
     let form = |flow: Flow, status: StatusCode| async move {
-        Outcome::Form { body: flow_json(state, &flow).await, flow, status }
+        Outcome::Form { body: flow_json(state, ctx_ref, &flow).await, flow, status }
     };
     let outcome = if method == axum::http::Method::GET {
         // The browser comes back from a refresh login: show the kept change in the form.
@@ -523,7 +528,7 @@ async fn settings_submit(
             Err(e) => Outcome::Error(e),
         }
     } else {
-        match engine.submit_settings(id, &body, &ctx.req).await {
+        match engine.submit_settings(flow, &body, &ctx.req).await {
             Ok(Submitted::Done(r)) => Outcome::Done(settings_done(state, &ctx, flow_type, r)),
             Ok(Submitted::ShowForm(flow)) => form(flow, StatusCode::OK).await,
             Ok(Submitted::Invalid(flow)) => form(flow, StatusCode::BAD_REQUEST).await,
@@ -671,8 +676,10 @@ async fn recovery_link(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> 
 async fn recovery_submit(State(state): State<AppState>, ctx: Ctx, Query(q): Q, ParsedBody(body): ParsedBody) -> Answer {
     let engine = &state.engine;
     let id = parse_uuid(q.get("flow"), "flow")?;
-    let flow_type = engine.load_flow(id, FlowKind::Recovery).await?.flow_type;
-    let outcome = match engine.submit_recovery(id, &body, &ctx.req).await {
+    // Read once: its type decides how errors answer, and the submit takes it as read.
+    let flow = engine.load_flow(id, FlowKind::Recovery).await?;
+    let flow_type = flow.flow_type;
+    let outcome = match engine.submit_recovery(flow, &body, &ctx.req).await {
         Ok(Submitted::Done(r)) => Outcome::Done(recovered(&state, &ctx, flow_type, r)),
         Ok(Submitted::ShowForm(flow)) => Outcome::Form { body: wire::flow(&flow, None), flow, status: StatusCode::OK },
         Ok(Submitted::Invalid(flow)) => invalid(flow),
@@ -825,8 +832,10 @@ async fn verification_submit(
 ) -> Answer {
     let engine = &state.engine;
     let id = parse_uuid(q.get("flow"), "flow")?;
-    let flow_type = engine.load_flow(id, FlowKind::Verification).await?.flow_type;
-    let outcome = match engine.submit_verification(id, &body, &ctx.req).await {
+    // Read once: its type decides how errors answer, and the submit takes it as read.
+    let flow = engine.load_flow(id, FlowKind::Verification).await?;
+    let flow_type = flow.flow_type;
+    let outcome = match engine.submit_verification(flow, &body, &ctx.req).await {
         Ok(Submitted::Done(Verified { flow, .. }) | Submitted::ShowForm(flow)) => {
             Outcome::Form { body: wire::flow(&flow, None), flow, status: StatusCode::OK }
         }

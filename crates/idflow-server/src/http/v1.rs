@@ -510,18 +510,8 @@ impl FromRequest<AppState> for Submission {
 
 type Answer = Result<Response, V1Error>;
 
-async fn settings_json(state: &AppState, flow: &Flow, method: Option<&str>) -> Value {
-    let identity = match flow.identity_id {
-        Some(id) => state
-            .engine
-            .store
-            .get_identity(id)
-            .await
-            .ok()
-            .flatten()
-            .map(|i| wire::identity(state.engine.base(), &i, wire::IdentityView::Public, &[])),
-        None => None,
-    };
+async fn settings_json(state: &AppState, ctx: &Ctx, flow: &Flow, method: Option<&str>) -> Value {
+    let identity = super::flow::settings_flow_identity(state, ctx, flow).await;
     to_v1_flow(state, wire::flow(flow, identity), FlowKind::Settings, method)
 }
 
@@ -551,7 +541,7 @@ fn settings_flow_response(state: &AppState, ctx: &Ctx, flow: &Flow, body: Value)
 )]
 async fn settings_create(State(state): State<AppState>, c: V1Ctx) -> Answer {
     let flow = state.engine.create_settings(&c.req, c.flow_type()).await?;
-    let body = settings_json(&state, &flow, None).await;
+    let body = settings_json(&state, &c.ctx, &flow, None).await;
     Ok(settings_flow_response(&state, &c.ctx, &flow, body))
 }
 
@@ -577,7 +567,7 @@ async fn settings_get(
 ) -> Answer {
     let id = path_tail(tail).and_then(|t| parse_tail(&t, false))?;
     let flow = state.engine.get_settings(id, &c.req).await?;
-    let body = settings_json(&state, &flow, None).await;
+    let body = settings_json(&state, &c.ctx, &flow, None).await;
     Ok(settings_flow_response(&state, &c.ctx, &flow, body))
 }
 
@@ -627,7 +617,7 @@ async fn settings_submit(
         }
         Submitted::ShowForm(flow) => Ok(json_response(
             StatusCode::OK,
-            to_json(V1ContinueFlow { continue_flow: settings_json(&state, &flow, Some(&method)).await }),
+            to_json(V1ContinueFlow { continue_flow: settings_json(&state, &c.ctx, &flow, Some(&method)).await }),
         )),
         Submitted::Invalid(flow) => {
             // TOTP enrolment start (`{"method":"totp","body":{}}`, decided by the core): the form
@@ -638,14 +628,10 @@ async fn settings_submit(
                 f.ui.clear_messages();
                 return Ok(json_response(
                     StatusCode::OK,
-                    to_json(V1ContinueFlow { continue_flow: settings_json(&state, &f, Some(&method)).await }),
+                    to_json(V1ContinueFlow { continue_flow: settings_json(&state, &c.ctx, &f, Some(&method)).await }),
                 ));
             }
-            let identity = match flow.identity_id {
-                Some(i) => state.engine.store.get_identity(i).await.ok().flatten(),
-                None => None,
-            }
-            .map(|i| wire::identity(state.engine.base(), &i, wire::IdentityView::Public, &[]));
+            let identity = super::flow::settings_flow_identity(&state, &c.ctx, &flow).await;
             Err(form_error(&state, &flow, wire::flow(&flow, identity), &method))
         }
     }
