@@ -242,6 +242,11 @@ pub struct Identity {
     pub version: i64,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+    /// The trait changes waiting for an address verification, as read with the identity's
+    /// other rows (one query: the settings flow needs them on every request); `None` when the
+    /// identity was not read from the store. Not written by a commit: they change through
+    /// `Commit::put_pending_changes` / `delete_pending_change`.
+    pub pending_changes: Option<Vec<PendingChange>>,
 }
 
 impl Identity {
@@ -262,6 +267,7 @@ impl Identity {
             version: 0,
             created_at: now,
             updated_at: now,
+            pending_changes: Some(vec![]),
         }
     }
 

@@ -115,14 +115,18 @@ fn de<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, StoreError> {
 /// the separate queries did.
 const HYDRATE_CHILDREN: &str = "\
 SELECT CAST(0 AS BIGINT) AS t, id, CAST(NULL AS UUID) AS ref_id, kind AS s1, config AS s2, CAST(NULL AS TEXT) AS s3, \
-version AS n1, created_at AS n2, updated_at AS n3, CAST(NULL AS BOOLEAN) AS b FROM credentials WHERE identity_id = $1 \
+CAST(NULL AS TEXT) AS s4, version AS n1, created_at AS n2, updated_at AS n3, CAST(NULL AS BOOLEAN) AS b \
+FROM credentials WHERE identity_id = $1 \
 UNION ALL SELECT CAST(1 AS BIGINT), CAST(NULL AS UUID), credential_id, identifier, CAST(NULL AS TEXT), CAST(NULL AS TEXT), \
-CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), CAST(NULL AS BOOLEAN) FROM credential_identifiers WHERE identity_id = $1 \
-UNION ALL SELECT CAST(2 AS BIGINT), id, CAST(NULL AS UUID), via, value, status, verified_at, created_at, updated_at, verified \
-FROM verifiable_addresses WHERE identity_id = $1 \
-UNION ALL SELECT CAST(3 AS BIGINT), id, CAST(NULL AS UUID), via, value, CAST(NULL AS TEXT), CAST(NULL AS BIGINT), created_at, \
-updated_at, CAST(NULL AS BOOLEAN) FROM recovery_addresses WHERE identity_id = $1 \
-ORDER BY 1, 8, 5, 4";
+CAST(NULL AS TEXT), CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), CAST(NULL AS BOOLEAN) \
+FROM credential_identifiers WHERE identity_id = $1 \
+UNION ALL SELECT CAST(2 AS BIGINT), id, CAST(NULL AS UUID), via, value, status, CAST(NULL AS TEXT), verified_at, created_at, \
+updated_at, verified FROM verifiable_addresses WHERE identity_id = $1 \
+UNION ALL SELECT CAST(3 AS BIGINT), id, CAST(NULL AS UUID), via, value, CAST(NULL AS TEXT), CAST(NULL AS TEXT), \
+CAST(NULL AS BIGINT), created_at, updated_at, CAST(NULL AS BOOLEAN) FROM recovery_addresses WHERE identity_id = $1 \
+UNION ALL SELECT CAST(4 AS BIGINT), flow_id, CAST(NULL AS UUID), path, value, previous, address, CAST(NULL AS BIGINT), \
+created_at, expires_at, CAST(NULL AS BOOLEAN) FROM pending_changes WHERE identity_id = $1 \
+ORDER BY 1, 9, 5, 4";
 
 /// The columns of `identities`, in the order `identity_from_row` reads them.
 const IDENTITY_COLUMNS: &[&str; 12] = &[
@@ -239,6 +243,7 @@ macro_rules! sql_store {
                     version: row.try_get(c[8]).map_err(map_err)?,
                     created_at: from_ts(row.try_get(c[9]).map_err(map_err)?),
                     updated_at: from_ts(row.try_get(c[10]).map_err(map_err)?),
+                    pending_changes: None,
                 })
             }
 
@@ -250,6 +255,7 @@ macro_rules! sql_store {
                 let rows = sqlx::query(HYDRATE_CHILDREN).bind(id).fetch_all(&self.pool).await.map_err(map_err)?;
                 let mut creds = vec![];
                 let mut idents: Vec<(Uuid, String)> = vec![];
+                let mut pending = vec![];
                 for r in rows {
                     let t: i64 = r.try_get("t").map_err(map_err)?;
                     match t {
@@ -268,15 +274,28 @@ macro_rules! sql_store {
                             created_at: from_ts(r.try_get("n2").map_err(map_err)?),
                             updated_at: from_ts(r.try_get("n3").map_err(map_err)?),
                         }),
-                        _ => ident.recovery_addresses.push(RecoveryAddress {
+                        3 => ident.recovery_addresses.push(RecoveryAddress {
                             id: r.try_get("id").map_err(map_err)?,
                             via: r.try_get("s1").map_err(map_err)?,
                             value: r.try_get("s2").map_err(map_err)?,
                             created_at: from_ts(r.try_get("n2").map_err(map_err)?),
                             updated_at: from_ts(r.try_get("n3").map_err(map_err)?),
                         }),
+                        _ => pending.push(PendingChange {
+                            identity_id: id,
+                            path: r.try_get("s1").map_err(map_err)?,
+                            value: parse_json(&r.try_get::<String, _>("s2").map_err(map_err)?),
+                            previous: parse_json(&r.try_get::<String, _>("s3").map_err(map_err)?),
+                            address: r.try_get("s4").map_err(map_err)?,
+                            flow_id: r.try_get("id").map_err(map_err)?,
+                            created_at: from_ts(r.try_get("n2").map_err(map_err)?),
+                            expires_at: from_ts(r.try_get("n3").map_err(map_err)?),
+                        }),
                     }
                 }
+                // As `list_pending_changes` lists them.
+                pending.sort_by(|a, b| a.path.cmp(&b.path));
+                ident.pending_changes = Some(pending);
                 for c in creds {
                     let kind: String = c.try_get("s1").map_err(map_err)?;
                     let Some(kind) = CredentialType::parse(&kind) else { continue };

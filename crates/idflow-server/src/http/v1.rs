@@ -335,18 +335,21 @@ pub fn to_v1_flow(state: &AppState, mut flow: Value, kind: FlowKind, method: Opt
             }
         }
     }
-    if method == Some("profile")
-        && let Some(msgs) = flow["ui"]["messages"].as_array_mut()
-    {
+    if let (Some(method), Some(msgs)) = (method, flow["ui"]["messages"].as_array_mut()) {
         for m in msgs {
-            if m["id"] == 1050001 {
-                m["text"] = json!("Your profile has been updated.");
+            if let Some((_, _, text)) = V1_TEXTS.iter().find(|(id, on, _)| m["id"] == *id && *on == method) {
+                m["text"] = json!(text);
             }
         }
     }
     stringify_ids(&mut flow["ui"]);
     flow
 }
+
+/// The v1 dialect's own wording of a message the core words as Kratos does: (message id, the
+/// submitted method it applies to, the v1 text). The v1 API documents ask for these texts; the
+/// ids, types and contexts stay the core's.
+const V1_TEXTS: &[(u64, &str, &str)] = &[(1050001, "profile", "Your profile has been updated.")];
 
 /// Every UiText id becomes a string.
 fn stringify_ids(v: &mut Value) {

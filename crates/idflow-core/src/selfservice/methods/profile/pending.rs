@@ -159,10 +159,12 @@ impl Engine {
     pub async fn load_pending_changes(&self, flow: &mut Flow, identity: &Identity) -> Result<()> {
         let now = self.clock.now();
         let schema = self.schema(&identity.schema_id)?.clone();
-        let list: Vec<Value> = self
-            .store
-            .list_pending_changes(identity.id)
-            .await?
+        // Read with the identity when it came from the store (its session's); else read now.
+        let stored = match &identity.pending_changes {
+            Some(p) => p.clone(),
+            None => self.store.list_pending_changes(identity.id).await?,
+        };
+        let list: Vec<Value> = stored
             .into_iter()
             .filter(|p| {
                 p.expires_at > now
