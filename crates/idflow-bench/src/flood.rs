@@ -2,7 +2,10 @@
 //! creations, error-page reads with random ids, browser errors that store an error record)
 //! against a running server, sampling the database's row counts and size while it runs. With
 //! the cleanup worker the size levels off at roughly rate × (lifespan + `cleanup.keep_expired`);
-//! without it, it grows linearly. Figures in BENCHMARKS.md.
+//! without it, it grows linearly. Works against SQLite (file size from `page_count ×
+//! page_size`) and PostgreSQL (`pg_database_size`, plus the tables' own share: the sum of
+//! `pg_total_relation_size` over the sampled tables, indexes and TOAST included). Figures in
+//! BENCHMARKS.md.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,20 +22,33 @@ pub struct FloodOpts {
     pub sample_every: Duration,
 }
 
+/// One sample of the database.
+struct Sample {
+    counts: Vec<(&'static str, i64)>,
+    /// The whole database (SQLite: the file; PostgreSQL: `pg_database_size`).
+    size: i64,
+    /// PostgreSQL only: the sampled tables with their indexes and TOAST.
+    tables: Option<i64>,
+}
+
 /// Row counts and size of the database.
-async fn sample(database: &str) -> anyhow::Result<(Vec<(&'static str, i64)>, i64)> {
+async fn sample(database: &str) -> anyhow::Result<Sample> {
     const TABLES: [&str; 4] = ["flows", "kv", "rate_limits", "sessions"];
     let mut counts = vec![];
-    let size;
     if database.starts_with("postgres") {
         let pool = sqlx::PgPool::connect(database).await?;
+        let mut tables = 0i64;
         for t in TABLES {
             let n: i64 =
                 sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {t}"))).fetch_one(&pool).await?;
             counts.push((t, n));
+            let bytes: i64 =
+                sqlx::query_scalar("SELECT pg_total_relation_size($1::regclass)").bind(t).fetch_one(&pool).await?;
+            tables += bytes;
         }
-        size = sqlx::query_scalar("SELECT pg_database_size(current_database())").fetch_one(&pool).await?;
+        let size = sqlx::query_scalar("SELECT pg_database_size(current_database())").fetch_one(&pool).await?;
         pool.close().await;
+        Ok(Sample { counts, size, tables: Some(tables) })
     } else {
         let pool = sqlx::SqlitePool::connect(database).await?;
         for t in TABLES {
@@ -42,10 +58,14 @@ async fn sample(database: &str) -> anyhow::Result<(Vec<(&'static str, i64)>, i64
         }
         let pages: i64 = sqlx::query_scalar("PRAGMA page_count").fetch_one(&pool).await?;
         let page: i64 = sqlx::query_scalar("PRAGMA page_size").fetch_one(&pool).await?;
-        size = pages * page;
         pool.close().await;
+        Ok(Sample { counts, size: pages * page, tables: None })
     }
-    Ok((counts, size))
+}
+
+fn mib(bytes: i64) -> String {
+    let m = bytes as f64 / (1024.0 * 1024.0);
+    format!("{m:.1} MiB")
 }
 
 /// Run the flood and print one line per sample.
@@ -86,13 +106,22 @@ pub async fn run(o: FloodOpts) -> anyhow::Result<()> {
         }));
     }
     let started = Instant::now();
-    println!("| elapsed | requests | 5xx/errors | flows | kv (errors) | rate_limits | sessions | database size |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
-    loop {
-        let (counts, size) = sample(&o.database).await?;
-        let c = |t: &str| counts.iter().find(|(n, _)| *n == t).map_or(0, |(_, v)| *v);
+    let pg = o.database.starts_with("postgres");
+    if pg {
         println!(
-            "| {:>4} s | {} | {} | {} | {} | {} | {} | {:.1} MiB |",
+            "| elapsed | requests | 5xx/errors | flows | kv (errors) | rate_limits | sessions | database size | these tables |"
+        );
+        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    } else {
+        println!("| elapsed | requests | 5xx/errors | flows | kv (errors) | rate_limits | sessions | database size |");
+        println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    }
+    loop {
+        let s = sample(&o.database).await?;
+        let c = |t: &str| s.counts.iter().find(|(n, _)| *n == t).map_or(0, |(_, v)| *v);
+        let tables = s.tables.map(|t| format!(" {} |", mib(t))).unwrap_or_default();
+        println!(
+            "| {:>4} s | {} | {} | {} | {} | {} | {} | {} |{tables}",
             started.elapsed().as_secs(),
             sent.load(Ordering::Relaxed),
             failed.load(Ordering::Relaxed),
@@ -100,7 +129,7 @@ pub async fn run(o: FloodOpts) -> anyhow::Result<()> {
             c("kv"),
             c("rate_limits"),
             c("sessions"),
-            size as f64 / (1024.0 * 1024.0)
+            mib(s.size),
         );
         if Instant::now() >= until {
             break;

@@ -1,8 +1,9 @@
 //! Fault tests against the real binary run as child processes (T38, T39, graceful shutdown):
 //!
-//! - `kill -9` of a node during bursts of password changes: every change is either fully
-//!   applied (new hash + the identity's other sessions revoked) or not at all, checked in the
-//!   database after each kill.
+//! - `kill -9` of a node during bursts of password changes, on SQLite and PostgreSQL: every
+//!   change is either fully applied (new hash + the identity's other sessions revoked) or not
+//!   at all, checked in the database after each kill. CI runs a few iterations per engine;
+//!   bench/run-crashloop.sh runs ≥1 000 (figures in BENCHMARKS.md).
 //! - PostgreSQL stopped and started under load: requests fail cleanly (5xx in the error
 //!   envelope, no hang, no crash), `/health/ready` says 503 while the database is away, and
 //!   the node recovers without a restart. This test runs its own throwaway cluster (so the
@@ -155,63 +156,126 @@ impl Node {
     }
 }
 
-/// What the database says about an identity's password and some sessions.
-async fn db_state(dsn: &str, identity: &str, sessions: &[String]) -> (Vec<String>, Vec<String>, Vec<bool>) {
-    let mut c = sqlx::PgConnection::connect(dsn).await.unwrap();
-    let id = Uuid::parse_str(identity).unwrap();
-    let rows = sqlx::query("SELECT id, config FROM credentials WHERE identity_id = $1 AND kind = 'password'")
-        .bind(id)
-        .fetch_all(&mut c)
-        .await
-        .unwrap();
-    let mut hashes = vec![];
-    let mut identifiers = vec![];
-    for r in &rows {
-        let cfg: Value = serde_json::from_str(&r.get::<String, _>("config")).unwrap();
-        hashes.push(cfg["hashed_password"].as_str().unwrap_or_default().to_string());
-        let cid: Uuid = r.get("id");
-        for i in sqlx::query("SELECT identifier FROM credential_identifiers WHERE credential_id = $1")
-            .bind(cid)
-            .fetch_all(&mut c)
-            .await
-            .unwrap()
-        {
-            identifiers.push(i.get::<String, _>("identifier"));
-        }
-    }
-    let mut active = vec![];
-    for s in sessions {
-        let r = sqlx::query("SELECT active FROM sessions WHERE id = $1")
-            .bind(Uuid::parse_str(s).unwrap())
-            .fetch_one(&mut c)
-            .await
-            .unwrap();
-        active.push(r.get::<bool, _>("active"));
-    }
-    (hashes, identifiers, active)
+/// What the database says about an identity's password: its hashes, their identifiers and the
+/// `active` flag of some sessions.
+struct DbState {
+    hashes: Vec<String>,
+    identifiers: Vec<String>,
+    active: Vec<bool>,
 }
 
+/// Reads [`DbState`] with plain SQL on either engine (same schema, same column types through
+/// sqlx: UUIDs bind as BLOB on SQLite and as `uuid` on PostgreSQL).
+macro_rules! read_db_state {
+    ($conn:expr, $identity:expr, $sessions:expr) => {{
+        let c = $conn;
+        let id = Uuid::parse_str($identity).unwrap();
+        let rows = sqlx::query("SELECT id, config FROM credentials WHERE identity_id = $1 AND kind = 'password'")
+            .bind(id)
+            .fetch_all(&mut *c)
+            .await
+            .unwrap();
+        let mut hashes = vec![];
+        let mut identifiers = vec![];
+        for r in &rows {
+            let cfg: Value = serde_json::from_str(&r.get::<String, _>("config")).unwrap();
+            hashes.push(cfg["hashed_password"].as_str().unwrap_or_default().to_string());
+            let cid: Uuid = r.get("id");
+            for i in sqlx::query("SELECT identifier FROM credential_identifiers WHERE credential_id = $1")
+                .bind(cid)
+                .fetch_all(&mut *c)
+                .await
+                .unwrap()
+            {
+                identifiers.push(i.get::<String, _>("identifier"));
+            }
+        }
+        let mut active = vec![];
+        for s in $sessions {
+            let r = sqlx::query("SELECT active FROM sessions WHERE id = $1")
+                .bind(Uuid::parse_str(s).unwrap())
+                .fetch_one(&mut *c)
+                .await
+                .unwrap();
+            active.push(r.get::<bool, _>("active"));
+        }
+        DbState { hashes, identifiers, active }
+    }};
+}
+
+async fn db_state(dsn: &str, identity: &str, sessions: &[String]) -> DbState {
+    if dsn.starts_with("postgres") {
+        let mut c = sqlx::PgConnection::connect(dsn).await.unwrap();
+        let st = read_db_state!(&mut c, identity, sessions);
+        let _ = c.close().await;
+        st
+    } else {
+        // Read-only, so the check never creates or changes the file the next node opens.
+        let ro = dsn.replace("mode=rwc", "mode=ro");
+        let mut c = sqlx::SqliteConnection::connect(&ro).await.unwrap();
+        let st = read_db_state!(&mut c, identity, sessions);
+        let _ = c.close().await;
+        st
+    }
+}
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// T38 on the SQLite file database: see [`kill_9_during_password_changes`].
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn kill_9_during_password_changes_leaves_old_or_new() {
+async fn kill_9_during_password_changes_leaves_old_or_new_sqlite() {
+    kill_9_during_password_changes(Db::Sqlite).await;
+}
+
+/// T38 on PostgreSQL: see [`kill_9_during_password_changes`].
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_during_password_changes_leaves_old_or_new_postgres() {
     if pg_admin_url().is_none() {
         eprintln!("IDFLOW_TEST_PG_ADMIN_URL not set: kill -9 test skipped (scripts/test.sh sets it)");
         return;
     }
-    let iterations: usize = std::env::var("IDFLOW_FAULT_ITERATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(12);
-    let deadline = Instant::now() + Duration::from_secs(180);
+    kill_9_during_password_changes(Db::Postgres).await;
+}
+
+/// Bursts of concurrent password changes, each ended by `kill -9` of the node at a different
+/// moment (before, during, after the commits), then a look at the database and a restart.
+///
+/// Bounded by `IDFLOW_FAULT_ITERATIONS` (default 6 per engine) and `IDFLOW_FAULT_SECONDS`
+/// (default 180); `IDFLOW_FAULT_FLOWS` sets the changes per burst (default 6).
+/// bench/run-crashloop.sh runs it with ≥1 000 iterations per engine.
+///
+/// Every violation is counted, and the test fails at the end with the tally; a torn hash (no
+/// candidate matches) ends the loop at once since the current password is then unknown.
+async fn kill_9_during_password_changes(db: Db) {
+    let engine = match db {
+        Db::Sqlite => "sqlite",
+        Db::Postgres => "postgres",
+    };
+    let iterations = env_num("IDFLOW_FAULT_ITERATIONS", 6);
+    let seconds = env_num("IDFLOW_FAULT_SECONDS", 180);
+    let per_burst = env_num("IDFLOW_FAULT_FLOWS", 6).max(1) as usize;
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(seconds);
     let dir = scratch_dir("kill9");
     let _cleanup = TempDir(dir.clone());
-    let (dsn, _) = fresh_dsn(Db::Postgres).await;
+    let dsn = match db {
+        // In the scratch directory, which is removed at the end.
+        Db::Sqlite => format!("sqlite://{}/idflow.db?mode=rwc", dir.display()),
+        Db::Postgres => fresh_dsn(Db::Postgres).await.0,
+    };
     // Real-world hashing cost, so the burst's commits spread over the kill window.
     let yaml = "hashers:\n  argon2: { memory: 19456, iterations: 2, parallelism: 1 }\n";
     let mut node = Node::start(&dir, &dsn, yaml).await;
     let email = unique_email();
     let (main_token, identity) = node.register(&email, PASSWORD).await;
     let mut current = PASSWORD.to_string();
-    let (mut changed, mut unchanged) = (0, 0);
+    let (mut done, mut changed, mut unchanged, mut acked, mut lost, mut torn) = (0u64, 0, 0, 0, 0, 0);
+    let mut violations: Vec<String> = vec![];
     for it in 0..iterations {
         if Instant::now() > deadline {
-            eprintln!("kill -9 test: time bound reached after {it} iterations");
+            eprintln!("kill -9 test ({engine}): time bound of {seconds} s reached after {it} iterations");
             break;
         }
         // Two other sessions that a committed change must revoke.
@@ -220,10 +284,11 @@ async fn kill_9_during_password_changes_leaves_old_or_new() {
             others.push(node.login(&email, &current).await.expect("login with the current password").1);
         }
         let mut flows = vec![];
-        for _ in 0..6 {
+        for _ in 0..per_burst {
             flows.push(node.settings_flow(&main_token).await);
         }
-        let candidates: Vec<String> = (0..6).map(|i| format!("Crash-{it}-{i}-{}", Uuid::new_v4().simple())).collect();
+        let candidates: Vec<String> =
+            (0..per_burst).map(|i| format!("Crash-{it}-{i}-{}", Uuid::new_v4().simple())).collect();
         let mut tasks = vec![];
         for (f, pw) in flows.iter().zip(&candidates) {
             let req = api_client()
@@ -234,7 +299,7 @@ async fn kill_9_during_password_changes_leaves_old_or_new() {
             tasks.push(tokio::spawn(req.send()));
         }
         // Kill at a different moment each time: before, during and after the commits.
-        tokio::time::sleep(Duration::from_millis(((it * 29) % 200) as u64)).await;
+        tokio::time::sleep(Duration::from_millis((it * 29) % 200)).await;
         node.kill9().await;
         let mut acknowledged = vec![];
         for (t, pw) in tasks.into_iter().zip(&candidates) {
@@ -244,26 +309,40 @@ async fn kill_9_during_password_changes_leaves_old_or_new() {
                 acknowledged.push(pw.clone());
             }
         }
+        acked += acknowledged.len();
+        done += 1;
 
-        let (hashes, identifiers, active) = db_state(&dsn, &identity, &others).await;
-        assert_eq!(hashes.len(), 1, "exactly one password credential");
-        assert_eq!(identifiers, vec![email.clone()], "its identifier row is intact");
+        let st = db_state(&dsn, &identity, &others).await;
+        assert_eq!(st.hashes.len(), 1, "exactly one password credential");
+        assert_eq!(st.identifiers, vec![email.clone()], "its identifier row is intact");
         let mut all = candidates.clone();
         all.push(current.clone());
         let matching: Vec<&String> =
-            all.iter().filter(|p| idflow_core::password::verify(p, &hashes[0]).unwrap_or(false)).collect();
-        assert_eq!(matching.len(), 1, "the stored hash is one complete password hash: {}", hashes[0]);
+            all.iter().filter(|p| idflow_core::password::verify(p, &st.hashes[0]).unwrap_or(false)).collect();
+        if matching.len() != 1 {
+            torn += 1;
+            violations
+                .push(format!("iteration {it}: the stored hash is not one complete password hash: {}", st.hashes[0]));
+            break;
+        }
         let now = matching[0].clone();
         if now == current {
             unchanged += 1;
-            assert!(acknowledged.is_empty(), "a change answered 200 must be in the database");
-            assert!(active.iter().all(|a| *a), "no change, so no session was revoked: {active:?}");
+            if !acknowledged.is_empty() {
+                lost += 1;
+                violations.push(format!("iteration {it}: a change answered 200 is not in the database"));
+            }
+            if !st.active.iter().all(|a| *a) {
+                violations.push(format!("iteration {it}: no change, yet a session was revoked: {:?}", st.active));
+            }
         } else {
             changed += 1;
-            assert!(
-                active.iter().all(|a| !*a),
-                "the change revoked the other sessions in the same transaction: {active:?}"
-            );
+            if !st.active.iter().all(|a| !*a) {
+                violations.push(format!(
+                    "iteration {it}: the change did not revoke the other sessions in its transaction: {:?}",
+                    st.active
+                ));
+            }
         }
         current = now;
         node = Node::start(&dir, &dsn, yaml).await;
@@ -273,8 +352,16 @@ async fn kill_9_during_password_changes_leaves_old_or_new() {
             api_client().get(node.url("/sessions/whoami")).header("X-Session-Token", &main_token).send().await.unwrap();
         assert_eq!(who.status(), 200, "the session that made the changes survives");
     }
-    eprintln!("kill -9 test: {changed} iterations with a committed change, {unchanged} without");
     node.kill9().await;
+    eprintln!(
+        "crash loop summary: engine={engine} iterations={done} changed={changed} unchanged={unchanged} \
+         acknowledged_changes={acked} acknowledged_but_lost={lost} torn={torn} other_violations={} \
+         flows_per_burst={per_burst} wall_seconds={}",
+        violations.len() - lost - torn,
+        started.elapsed().as_secs()
+    );
+    assert!(violations.is_empty(), "{} violations:\n{}", violations.len(), violations.join("\n"));
+    assert!(done > 0, "at least one iteration ran");
 }
 
 /// A PostgreSQL cluster of this test's own.
