@@ -30,58 +30,15 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 note() { printf '[run-crashloop] %s\n' "$*" >&2; }
 
-WORK="$(mktemp -d -t idflow-crashloop.XXXXXX)"
-PG_DIR=""
-PGBIN=""
-PG_STARTED=0
+TAG=crashloop
+# shellcheck source=bench/pg-cluster.sh
+source "$ROOT/bench/pg-cluster.sh"
 
-as_postgres() {
-  (
-    cd "${PG_DIR:-/}"
-    if [ "$(id -u)" -eq 0 ]; then
-      exec runuser -u postgres -- "$@"
-    else
-      exec "$@"
-    fi
-  )
-}
-
-cleanup() {
-  local rc=$?
-  if [ "$PG_STARTED" -eq 1 ]; then
-    as_postgres "$PGBIN/pg_ctl" -D "$PG_DIR/data" -m immediate -w -t 30 stop >/dev/null 2>&1 || true
-  fi
-  [ -n "$PG_DIR" ] && rm -rf "$PG_DIR"
-  rm -rf "$WORK"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-
-# A throwaway cluster as in scripts/test.sh (trust auth on loopback). fsync stays on: the loop
-# kills idflow, not PostgreSQL, but commits then cost what they cost on a real disk.
+# fsync stays on: the loop kills idflow, not PostgreSQL, but commits then cost what they cost on
+# a real disk.
 start_postgres() {
-  PGBIN="${IDFLOW_TEST_PG_BIN:-$(pg_config --bindir 2>/dev/null || true)}"
-  if [ -z "$PGBIN" ] || [ ! -x "$PGBIN/initdb" ]; then
-    PGBIN="$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
-  fi
-  [ -x "$PGBIN/initdb" ] || { note "PostgreSQL (initdb) not found"; return 1; }
-  PG_DIR="$(mktemp -d -t idflow-crashloop-pg.XXXXXX)"
-  if [ "$(id -u)" -eq 0 ]; then chown postgres:postgres "$PG_DIR"; fi
-  as_postgres "$PGBIN/initdb" -D "$PG_DIR/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 \
-    >"$PG_DIR/initdb.log" 2>&1 || { cat "$PG_DIR/initdb.log" >&2; return 1; }
-  local port
-  port="$(free_port)"
-  as_postgres "$PGBIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 \
-    -o "-c listen_addresses=127.0.0.1 -p $port -k $PG_DIR -c max_connections=100" \
-    start >/dev/null
-  PG_STARTED=1
-  export IDFLOW_TEST_PG_ADMIN_URL="postgres://postgres@127.0.0.1:$port/postgres"
+  start_cluster -c max_connections=100
+  export IDFLOW_TEST_PG_ADMIN_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
 }
 
 run_engine() {
