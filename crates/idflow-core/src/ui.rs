@@ -1,13 +1,15 @@
-//! UI container, nodes and messages of self-service flows (the Kratos `ui` object).
+//! UI container, nodes and messages of self-service flows (the model of the Kratos `ui` object).
 //!
-//! The wire shape is Kratos's: the v1 dialect converts it in the http layer (string ids,
-//! `image` nodes). Message ids and texts follow the Kratos catalogue (see [`msg`]).
+//! The serde form of these types is part of the **stored form of a flow** (format 1 of
+//! `idflow-store`'s flow format): its field names are frozen, whatever the wire does. The Kratos
+//! JSON sent to clients is `idflow-server`'s `wire::ui` (the v1 dialect converts that in the http
+//! layer: string ids, `image` nodes). Message ids and texts follow the Kratos catalogue (see
+//! [`msg`]).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 /// Message type.
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = UiTextType))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TextType {
@@ -17,7 +19,6 @@ pub enum TextType {
 }
 
 /// A UI message (`UiText`).
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UiText {
     pub id: u32,
@@ -48,7 +49,6 @@ impl UiText {
 }
 
 /// Node groups.
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = UiNodeGroup))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Group {
@@ -85,7 +85,6 @@ impl Group {
 }
 
 /// Input attributes.
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = UiNodeInputAttributes))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct InputAttributes {
     pub name: String,
@@ -119,7 +118,6 @@ fn is_false(b: &bool) -> bool {
 }
 
 /// Node attributes, tagged by `node_type` like Kratos.
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = UiNodeAttributes))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "node_type", rename_all = "lowercase")]
 pub enum Attributes {
@@ -159,7 +157,6 @@ pub enum Attributes {
 }
 
 /// Node meta (label).
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = UiNodeMeta))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Meta {
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -167,7 +164,6 @@ pub struct Meta {
 }
 
 /// One UI node.
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = UiNode))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Node {
     #[serde(rename = "type")]
@@ -313,7 +309,6 @@ impl Node {
 }
 
 /// The UI container.
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = UiContainer))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Ui {
     pub action: String,

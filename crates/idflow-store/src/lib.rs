@@ -6,6 +6,8 @@
 //! microseconds since the epoch (BIGINT), JSON as TEXT (so traits keep their key order), ids as
 //! native UUID (PostgreSQL) or 16-byte BLOB (SQLite).
 
+pub mod flow_format;
+
 use idflow_core::activity::{ActivityCursor, ActivityEvent, ActivityKind, Outcome as ActivityOutcome};
 use idflow_core::courier::{
     Dispatch, DispatchStatus, Message, MessageFilter, MessageStatus, Outcome, PageToken, TemplateType,
@@ -826,7 +828,7 @@ macro_rules! sql_store {
                 .bind(f.id)
                 .bind(f.kind.as_str())
                 .bind(f.identity_id)
-                .bind(ser(f)?)
+                .bind(flow_format::encode(f)?)
                 .bind(ts(f.expires_at))
                 .bind(f.version)
                 .bind(ts(f.created_at))
@@ -846,7 +848,7 @@ macro_rules! sql_store {
                 match row {
                     None => Ok(None),
                     Some(r) => {
-                        let mut f: Flow = de(&r.try_get::<String, _>("data").map_err(map_err)?)?;
+                        let mut f = flow_format::decode(&r.try_get::<String, _>("data").map_err(map_err)?)?;
                         f.version = r.try_get("version").map_err(map_err)?;
                         Ok(Some(f))
                     }
@@ -862,7 +864,7 @@ macro_rules! sql_store {
                     let r = sqlx::query(
                         "UPDATE flows SET data = $1, version = version + 1, updated_at = $2, identity_id = $3 WHERE id = $4 AND version = $5",
                     )
-                    .bind(ser(f)?)
+                    .bind(flow_format::encode(f)?)
                     .bind(ts(f.updated_at))
                     .bind(f.identity_id)
                     .bind(f.id)

@@ -966,7 +966,8 @@ async fn send_verification(State(state): State<AppState>, ctx: Ctx, ParsedBody(b
     code_body.insert("method".into(), Value::from("code"));
     code_body.insert("email".into(), Value::from(email));
     code_body.insert("csrf_token".into(), Value::from(crypto::mask_csrf(&flow.csrf_token)));
-    if let Err(err) = e.submit_verification(flow.id, &code_body, &submit).await {
+    // The flow just created is handed over, not read back.
+    if let Err(err) = e.submit_verification(flow.clone(), &code_body, &submit).await {
         return error_inline(&state, &ctx, &err);
     }
     let mut resp = see_other(&with_query(&e.url("/ui/verification"), &[("flow", &flow.id.to_string())]));
@@ -1003,15 +1004,16 @@ async fn confirm_api_verification(
     let Some(id) = q.get("flow").and_then(|s| Uuid::parse_str(s.trim()).ok()) else {
         return error_inline(&state, &ctx, &Error::bad_request("The flow query parameter is missing or malformed."));
     };
-    match e.load_flow(id, FlowKind::Verification).await {
-        Ok(f) if f.flow_type == FlowType::Api => {}
+    let flow = match e.load_flow(id, FlowKind::Verification).await {
+        Ok(f) if f.flow_type == FlowType::Api => f,
         Ok(_) => {
             let err = Error::bad_request("Only a verification flow started by an API client is confirmed here.");
             return error_inline(&state, &ctx, &err);
         }
         Err(err) => return error_inline(&state, &ctx, &err),
-    }
-    // The API flow's own submit: no session, cookies or CSRF of this browser.
+    };
+    // The API flow's own submit: no session, cookies or CSRF of this browser; the flow read
+    // above is handed over, not read again.
     let req = idflow_core::selfservice::Req {
         json: false,
         auth: None,
@@ -1021,7 +1023,7 @@ async fn confirm_api_verification(
         ..ctx.req.clone()
     };
     // Back to the flow that shows the outcome (a restarted flow replaces this one).
-    let shown = match e.submit_verification(id, &body, &req).await {
+    let shown = match e.submit_verification(flow, &body, &req).await {
         Ok(idflow_core::selfservice::Submitted::Done(v)) => v.flow.id,
         Ok(idflow_core::selfservice::Submitted::Invalid(f) | idflow_core::selfservice::Submitted::ShowForm(f)) => f.id,
         Err(err) => return error_inline(&state, &ctx, &err),

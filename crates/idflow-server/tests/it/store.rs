@@ -344,6 +344,53 @@ async fn store_flow_cas(db: Db) {
 }
 both_dbs!(store_flow_cas);
 
+/// The raw `flows.data` of a flow, or (with `set`) overwrite it, as an older or newer build would.
+async fn raw_flow_data(db: Db, dsn: &str, id: Uuid, set: Option<&str>) -> String {
+    use sqlx::Connection;
+    macro_rules! on {
+        ($conn:ty) => {{
+            let mut c = <$conn>::connect(dsn).await.unwrap();
+            if let Some(v) = set {
+                sqlx::query("UPDATE flows SET data = $1 WHERE id = $2").bind(v).bind(id).execute(&mut c).await.unwrap();
+            }
+            sqlx::query_scalar::<_, String>("SELECT data FROM flows WHERE id = $1")
+                .bind(id)
+                .fetch_one(&mut c)
+                .await
+                .unwrap()
+        }};
+    }
+    match db {
+        Db::Sqlite => on!(sqlx::SqliteConnection),
+        Db::Postgres => on!(sqlx::PgConnection),
+    }
+}
+
+/// Flows are stored in a numbered format (`{"format":1,"flow":…}`), not in their wire shape;
+/// rows written before the number existed (the bare flow) are still read, and a row of a format
+/// this build does not know is an error naming it, not a misread flow.
+async fn store_flow_stored_format(db: Db) {
+    let (s, dsn, _tmp) = store(db).await;
+    let f = flow(None);
+    s.create_flow(&f).await.unwrap();
+    let stored = raw_flow_data(db, &dsn, f.id, None).await;
+    assert!(stored.starts_with(r#"{"format":1,"flow":{"id":""#), "{stored}");
+    assert!(!stored.contains("organization_id"), "a wire-only field in the stored form: {stored}");
+
+    let envelope: serde_json::Value = serde_json::from_str(&stored).unwrap();
+    let bare = envelope["flow"].to_string();
+    raw_flow_data(db, &dsn, f.id, Some(&bare)).await;
+    assert_eq!(s.get_flow(f.id).await.unwrap().unwrap(), f, "an unnumbered row reads as format 1");
+    // The next write of that flow stores it in the current format.
+    s.commit(Commit { update_flow: Some(&f), ..Default::default() }).await.unwrap();
+    assert!(raw_flow_data(db, &dsn, f.id, None).await.starts_with(r#"{"format":1,"#));
+
+    raw_flow_data(db, &dsn, f.id, Some(&json!({"format": 7, "flow": envelope["flow"]}).to_string())).await;
+    let err = s.get_flow(f.id).await.unwrap_err().to_string();
+    assert!(err.contains("format 7"), "{err}");
+}
+both_dbs!(store_flow_stored_format);
+
 /// Sessions: create, look up by token and logout hash, update (rotation), revoke, revoke others.
 async fn store_sessions(db: Db) {
     let (s, _dsn, _tmp) = store(db).await;

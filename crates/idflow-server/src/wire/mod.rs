@@ -1,10 +1,12 @@
 //! Kratos JSON shapes of identities, sessions, flows and errors. The only place that knows the
-//! Kratos wire format (the v1 dialect converts these in `v1.rs`).
+//! Kratos wire format (the v1 dialect converts these in `v1.rs`); a flow's `ui` object is in
+//! [`ui`].
+
+pub mod ui;
 
 use base64::Engine as _;
 use idflow_core::error::Error;
 use idflow_core::model::{Flow, FlowKind, Identity, Session};
-use idflow_core::ui::Ui;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
@@ -293,7 +295,7 @@ pub struct FlowJson {
     /// The method in use (login, registration, settings).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub active: Option<String>,
-    pub ui: Ui,
+    pub ui: ui::UiJson,
     /// Settings flows: the identity whose settings these are.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<IdentityJson>)]
@@ -337,7 +339,7 @@ pub fn flow(f: &Flow, identity: Option<Value>) -> Value {
         request_url: f.request_url.clone(),
         return_to: f.return_to.clone(),
         active: f.active.clone(),
-        ui: f.ui.clone(),
+        ui: (&f.ui).into(),
         identity: (f.kind == FlowKind::Settings).then(|| identity.unwrap_or(Value::Null)),
         created_at: login.then(|| ts_str(f.created_at)),
         updated_at: login.then(|| ts_str(f.updated_at)),
