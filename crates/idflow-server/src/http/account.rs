@@ -11,6 +11,7 @@
 
 use super::v1::{V1Error, V1ErrorJson, V1Session, v1};
 use super::{AppState, Ctx, json_response};
+use crate::http::responses as R;
 use crate::openapi::Routes;
 use crate::wire::{self, IdentityView};
 use axum::extract::State;
@@ -82,7 +83,7 @@ fn authed(ctx: &Ctx) -> Result<Authed, Error> {
     description = "idflow extension: the caller's data (traits, addresses, credential kinds with dates, sessions, activity) as a JSON download. Session cookie or token.",
     responses(
         (status = 200, description = "The account data (`Content-Disposition: attachment`).", body = Object),
-        (status = 401, description = "No valid session.", body = wire::ErrorEnvelope),
+        R::NoSession,
         (status = 403, description = "A higher AAL is needed.", body = wire::ErrorEnvelope)
     )
 )]
@@ -100,7 +101,7 @@ async fn kratos_export(State(state): State<AppState>, ctx: Ctx) -> Answer {
     description = "idflow extension: cancel the caller's scheduled account deletion. A cookie-authenticated call must send `Content-Type: application/json`.",
     responses(
         (status = 200, description = "The identity, no longer scheduled for deletion.", body = Object),
-        (status = 401, description = "No valid session.", body = wire::ErrorEnvelope),
+        R::NoSession,
         (status = 403, description = "Cookie call without a JSON content type, or a higher AAL is needed.", body = wire::ErrorEnvelope)
     )
 )]
@@ -123,7 +124,7 @@ async fn kratos_cancel(State(state): State<AppState>, ctx: Ctx) -> Answer {
     security(("session_token" = [])),
     responses(
         (status = 200, description = "The account data (`Content-Disposition: attachment`).", body = Object),
-        (status = 401, description = "AVNOLOGY_AUTH_005: no valid session.", body = V1ErrorJson),
+        R::V1NoSession,
         (status = 403, description = "AVNOLOGY_AUTH_102: step-up needed.", body = V1ErrorJson)
     )
 )]
@@ -141,7 +142,7 @@ async fn v1_export(State(state): State<AppState>, V1Session(c): V1Session) -> Re
     security(("session_token" = [])),
     responses(
         (status = 200, description = "Whether a deletion is scheduled, its date and how to cancel.", body = wire::AccountDeletionOffer),
-        (status = 401, description = "AVNOLOGY_AUTH_005: no valid session.", body = V1ErrorJson)
+        R::V1NoSession
     )
 )]
 async fn v1_deletion(State(state): State<AppState>, V1Session(c): V1Session) -> Result<Response, V1Error> {
@@ -161,7 +162,7 @@ async fn v1_deletion(State(state): State<AppState>, V1Session(c): V1Session) -> 
     security(("session_token" = [])),
     responses(
         (status = 200, description = "No deletion is scheduled any more.", body = wire::AccountDeletionOffer),
-        (status = 401, description = "AVNOLOGY_AUTH_005: no valid session.", body = V1ErrorJson)
+        R::V1NoSession
     )
 )]
 async fn v1_cancel(State(state): State<AppState>, V1Session(c): V1Session) -> Result<Response, V1Error> {

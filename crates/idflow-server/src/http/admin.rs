@@ -3,6 +3,7 @@
 
 use super::error::KratosError;
 use super::{AppState, Ctx, json_response};
+use crate::http::responses as R;
 use crate::openapi::Routes;
 use crate::wire::{self, IdentityView};
 use axum::body::Bytes;
@@ -78,10 +79,7 @@ fn single(uri: &axum::http::Uri, name: &str) -> Option<String> {
     request_body(content = Object, description = "An identity: `schema_id`, `traits`, optional `state`, `credentials` (`password.config.password` or `hashed_password`, …), `metadata_public`, `metadata_admin`, `verifiable_addresses`, `recovery_addresses`, `external_id`."),
     responses(
         (status = 201, description = "The identity.", body = wire::IdentityJson),
-        (status = 400, description = "Bad request (malformed id, body or parameter).", body = wire::ErrorEnvelope),
-        (status = 409, description = "Conflict: an identifier is already used, or a concurrent change.", body = wire::ErrorEnvelope),
-        (status = 413, description = "Body too large.", body = wire::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+        R::AdminBadRequest, R::Conflict, R::TooLarge, R::Unavailable
     )
 )]
 async fn create_identity(State(state): State<AppState>, ctx: Ctx, body: Result<Bytes, BytesRejection>) -> Answer {
@@ -104,10 +102,7 @@ async fn create_identity(State(state): State<AppState>, ctx: Ctx, body: Result<B
     request_body(content = Object, description = "`identity_id`, optional `expires_in` (duration), `flow_type` (`browser` or `api`)."),
     responses(
         (status = 201, description = "The code and the link to enter it.", body = wire::AdminRecoveryJson),
-        (status = 400, description = "Bad request (malformed id, body or parameter).", body = wire::ErrorEnvelope),
-        (status = 404, description = "Not found.", body = wire::ErrorEnvelope),
-        (status = 413, description = "Body too large.", body = wire::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+        R::AdminBadRequest, R::NotFound, R::TooLarge, R::Unavailable
     )
 )]
 async fn create_recovery_code(State(state): State<AppState>, ctx: Ctx, body: Result<Bytes, BytesRejection>) -> Answer {
@@ -124,10 +119,7 @@ async fn create_recovery_code(State(state): State<AppState>, ctx: Ctx, body: Res
     request_body(content = Object, description = "`identity_id`, optional `expires_in` (duration)."),
     responses(
         (status = 200, description = "The recovery link.", body = wire::AdminRecoveryJson),
-        (status = 400, description = "Bad request (malformed id, body or parameter).", body = wire::ErrorEnvelope),
-        (status = 404, description = "Not found.", body = wire::ErrorEnvelope),
-        (status = 413, description = "Body too large.", body = wire::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+        R::AdminBadRequest, R::NotFound, R::TooLarge, R::Unavailable
     )
 )]
 async fn create_recovery_link(State(state): State<AppState>, ctx: Ctx, body: Result<Bytes, BytesRejection>) -> Answer {
@@ -178,8 +170,7 @@ async fn admin_recovery(state: &AppState, ctx: &Ctx, body: Result<Bytes, BytesRe
     params(("page_size" = Option<u32>, Query, description = "1 to 500 (default 100)."), ("page_token" = Option<String>, Query, description = "From the `Link` header of the previous page."), ("credentials_identifier" = Option<String>, Query, description = "Only the identity with this identifier."), ("ids" = Option<Vec<uuid::Uuid>>, Query, description = "Only these identities."), ("include_credential" = Option<Vec<String>>, Query, description = "Include the configuration of these credential types.")),
     responses(
         (status = 200, description = "Identities, oldest first; a `Link` header names the next page.", body = Vec<wire::IdentityJson>),
-        (status = 400, description = "Bad request (malformed id, body or parameter).", body = wire::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+        R::AdminBadRequest, R::Unavailable
     )
 )]
 async fn list_identities(State(state): State<AppState>, ctx: Ctx) -> Answer {
@@ -246,9 +237,7 @@ async fn load(state: &AppState, id: &str) -> Result<Identity, Error> {
     params(("id" = uuid::Uuid, Path, description = "The identity id."), ("include_credential" = Option<Vec<String>>, Query, description = "Include the configuration of these credential types.")),
     responses(
         (status = 200, description = "The identity.", body = wire::IdentityJson),
-        (status = 400, description = "Bad request (malformed id, body or parameter).", body = wire::ErrorEnvelope),
-        (status = 404, description = "Not found.", body = wire::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+        R::AdminBadRequest, R::NotFound, R::Unavailable
     )
 )]
 async fn get_identity(State(state): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> Answer {
@@ -269,11 +258,7 @@ async fn get_identity(State(state): State<AppState>, ctx: Ctx, Path(id): Path<St
     request_body(content = Object, description = "An identity: `schema_id`, `traits`, optional `state`, `credentials` (`password.config.password` or `hashed_password`, …), `metadata_public`, `metadata_admin`, `verifiable_addresses`, `recovery_addresses`, `external_id`."),
     responses(
         (status = 200, description = "The identity.", body = wire::IdentityJson),
-        (status = 400, description = "Bad request (malformed id, body or parameter).", body = wire::ErrorEnvelope),
-        (status = 404, description = "Not found.", body = wire::ErrorEnvelope),
-        (status = 409, description = "Conflict: an identifier is already used, or a concurrent change.", body = wire::ErrorEnvelope),
-        (status = 413, description = "Body too large.", body = wire::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+        R::AdminBadRequest, R::NotFound, R::Conflict, R::TooLarge, R::Unavailable
     )
 )]
 async fn update_identity(
@@ -298,11 +283,7 @@ async fn update_identity(
     request_body(content = Vec<Object>, description = "A JSON Patch (RFC 6902) of the identity."),
     responses(
         (status = 200, description = "The identity.", body = wire::IdentityJson),
-        (status = 400, description = "Bad request (malformed id, body or parameter).", body = wire::ErrorEnvelope),
-        (status = 404, description = "Not found.", body = wire::ErrorEnvelope),
-        (status = 409, description = "Conflict: an identifier is already used, or a concurrent change.", body = wire::ErrorEnvelope),
-        (status = 413, description = "Body too large.", body = wire::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+        R::AdminBadRequest, R::NotFound, R::Conflict, R::TooLarge, R::Unavailable
     )
 )]
 async fn patch_identity(
@@ -410,9 +391,7 @@ fn apply_patch_op(doc: &mut Value, op: &str, path: &str, value: Option<Value>) -
     params(("id" = uuid::Uuid, Path, description = "The identity id.")),
     responses(
         (status = 204, description = "Deleted."),
-        (status = 400, description = "Bad request (malformed id, body or parameter).", body = wire::ErrorEnvelope),
-        (status = 404, description = "Not found.", body = wire::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+        R::AdminBadRequest, R::NotFound, R::Unavailable
     )
 )]
 async fn delete_identity(State(state): State<AppState>, _: Ctx, Path(id): Path<String>) -> Answer {
@@ -432,10 +411,7 @@ async fn delete_identity(State(state): State<AppState>, _: Ctx, Path(id): Path<S
     params(("id" = uuid::Uuid, Path, description = "The identity id."), ("kind" = String, Path, description = "`totp`, `lookup_secret`, `webauthn`, `passkey`, `oidc`, …")),
     responses(
         (status = 204, description = "Deleted."),
-        (status = 400, description = "Bad request (malformed id, body or parameter).", body = wire::ErrorEnvelope),
-        (status = 404, description = "Not found.", body = wire::ErrorEnvelope),
-        (status = 409, description = "Conflict: an identifier is already used, or a concurrent change.", body = wire::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+        R::AdminBadRequest, R::NotFound, R::Conflict, R::Unavailable
     )
 )]
 async fn delete_credential(
@@ -455,9 +431,7 @@ async fn delete_credential(
     params(("id" = uuid::Uuid, Path, description = "The identity id."), ("active" = Option<bool>, Query, description = "Only active (or inactive) sessions.")),
     responses(
         (status = 200, description = "The identity's sessions.", body = Vec<wire::SessionJson>),
-        (status = 400, description = "Bad request (malformed id, body or parameter).", body = wire::ErrorEnvelope),
-        (status = 404, description = "Not found.", body = wire::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+        R::AdminBadRequest, R::NotFound, R::Unavailable
     )
 )]
 async fn identity_sessions(State(state): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> Answer {
@@ -488,8 +462,7 @@ async fn identity_sessions(State(state): State<AppState>, ctx: Ctx, Path(id): Pa
     responses(
         (status = 200, description = "Activity entries.", body = Vec<wire::ActivityJson>),
         (status = 400, description = "Bad request (malformed id or parameter).", body = wire::ErrorEnvelope),
-        (status = 404, description = "Not found.", body = wire::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+        R::NotFound, R::Unavailable
     )
 )]
 /// `GET /admin/identities/{id}/activity`: the identity's activity log, newest first
@@ -516,9 +489,7 @@ async fn identity_activity(State(state): State<AppState>, ctx: Ctx, Path(id): Pa
     params(("id" = uuid::Uuid, Path, description = "The identity id.")),
     responses(
         (status = 204, description = "Every session of the identity is revoked."),
-        (status = 400, description = "Bad request (malformed id, body or parameter).", body = wire::ErrorEnvelope),
-        (status = 404, description = "Not found.", body = wire::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+        R::AdminBadRequest, R::NotFound, R::Unavailable
     )
 )]
 async fn delete_identity_sessions(State(state): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> Answer {
@@ -535,8 +506,7 @@ async fn delete_identity_sessions(State(state): State<AppState>, ctx: Ctx, Path(
     params(("active" = Option<bool>, Query, description = "Only active (or inactive) sessions."), ("page_size" = Option<u32>, Query, description = "1 to 1000 (default 250).")),
     responses(
         (status = 200, description = "Sessions.", body = Vec<wire::SessionJson>),
-        (status = 400, description = "Bad request (malformed id, body or parameter).", body = wire::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+        R::AdminBadRequest, R::Unavailable
     )
 )]
 async fn list_sessions(State(state): State<AppState>, ctx: Ctx) -> Answer {
@@ -560,9 +530,7 @@ async fn list_sessions(State(state): State<AppState>, ctx: Ctx) -> Answer {
     params(("id" = uuid::Uuid, Path, description = "The session id.")),
     responses(
         (status = 200, description = "The session.", body = wire::SessionJson),
-        (status = 400, description = "Bad request (malformed id, body or parameter).", body = wire::ErrorEnvelope),
-        (status = 404, description = "Not found.", body = wire::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+        R::AdminBadRequest, R::NotFound, R::Unavailable
     )
 )]
 async fn get_session(State(state): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> Answer {
@@ -586,9 +554,7 @@ async fn get_session(State(state): State<AppState>, ctx: Ctx, Path(id): Path<Str
     params(("id" = uuid::Uuid, Path, description = "The session id.")),
     responses(
         (status = 204, description = "The session is revoked."),
-        (status = 400, description = "Bad request (malformed id, body or parameter).", body = wire::ErrorEnvelope),
-        (status = 404, description = "Not found.", body = wire::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+        R::AdminBadRequest, R::NotFound, R::Unavailable
     )
 )]
 async fn disable_session(State(state): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> Answer {

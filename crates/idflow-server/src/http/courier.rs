@@ -5,6 +5,7 @@
 
 use super::error::KratosError;
 use super::{AppState, Ctx, json_response};
+use crate::http::responses as R;
 use crate::openapi::Routes;
 use crate::wire;
 use axum::extract::{Path, State};
@@ -135,8 +136,7 @@ fn parse_list(uri: &axum::http::Uri) -> Result<(MessageFilter, Option<PageToken>
     params(("page_size" = Option<u32>, Query, description = "1 to 1000 (default 250)."), ("page_token" = Option<String>, Query, description = "From the `Link` header of the previous page."), ("status" = Option<String>, Query, description = "`queued`, `processing`, `sent`, `abandoned`."), ("recipient" = Option<String>, Query, description = "Only messages to this address.")),
     responses(
         (status = 200, description = "Messages, newest first (subject and body redacted unless `dev`).", body = Vec<CourierMessageJson>),
-        (status = 400, description = "Bad request (malformed id, body or parameter).", body = wire::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+        R::AdminBadRequest, R::Unavailable
     )
 )]
 async fn list_messages(State(state): State<AppState>, ctx: Ctx) -> Result<Response, KratosError> {
@@ -173,9 +173,7 @@ async fn list_messages(State(state): State<AppState>, ctx: Ctx) -> Result<Respon
     params(("id" = uuid::Uuid, Path, description = "The message id.")),
     responses(
         (status = 200, description = "The message.", body = CourierMessageJson),
-        (status = 400, description = "Bad request (malformed id, body or parameter).", body = wire::ErrorEnvelope),
-        (status = 404, description = "Not found.", body = wire::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+        R::AdminBadRequest, R::NotFound, R::Unavailable
     )
 )]
 async fn get_message(State(state): State<AppState>, _: Ctx, Path(id): Path<String>) -> Result<Response, KratosError> {

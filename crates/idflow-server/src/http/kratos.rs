@@ -4,6 +4,7 @@
 use super::error::KratosError;
 use super::flow::{Done, FlowResponder, Outcome, redirect_action, settings_cookies};
 use super::{AppState, Ctx, ParsedBody, json_response, parse_uuid, see_other, set_csrf_cookie};
+use crate::http::responses as R;
 use crate::openapi::{Routes, map_methods};
 use crate::wire::{self, IdentityView};
 use axum::extract::{Path, Query, State};
@@ -111,11 +112,7 @@ async fn registration_create(state: AppState, ctx: Ctx, flow_type: FlowType) -> 
     operation_id = "createNativeRegistrationFlow",
     responses(
         (status = 200, description = "The new registration flow.", body = wire::FlowJson),
-        (status = 400, description = "Bad request (missing or malformed parameter, already signed in, …).", body = wire::ErrorEnvelope),
-        (status = 401, description = "No valid session.", body = wire::ErrorEnvelope),
-        (status = 403, description = "Forbidden: CSRF check failed, or a higher AAL / a fresher session is needed.", body = wire::ErrorEnvelope),
-        (status = 429, description = "Too many attempts (`Retry-After`).", body = wire::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+        R::BadRequest, R::NoSession, R::Forbidden, R::TooMany, R::Unavailable
     )
 )]
 async fn registration_api(State(state): State<AppState>, ctx: Ctx) -> Response {
@@ -131,11 +128,7 @@ async fn registration_api(State(state): State<AppState>, ctx: Ctx) -> Response {
     responses(
         (status = 200, description = "The new registration flow (JSON clients).", body = wire::FlowJson),
         (status = 303, description = "Browsers: to the registration UI with the flow id (or on, when already signed in)."),
-        (status = 400, description = "Bad request (missing or malformed parameter, already signed in, …).", body = wire::ErrorEnvelope),
-        (status = 401, description = "No valid session.", body = wire::ErrorEnvelope),
-        (status = 403, description = "Forbidden: CSRF check failed, or a higher AAL / a fresher session is needed.", body = wire::ErrorEnvelope),
-        (status = 429, description = "Too many attempts (`Retry-After`).", body = wire::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+        R::BadRequest, R::NoSession, R::Forbidden, R::TooMany, R::Unavailable
     )
 )]
 async fn registration_browser(State(state): State<AppState>, ctx: Ctx) -> Response {
@@ -173,12 +166,7 @@ async fn get_plain_flow(state: &AppState, ctx: &Ctx, q: &HashMap<String, String>
     params(("id" = uuid::Uuid, Query, description = "The flow id.")),
     responses(
         (status = 200, description = "The registration flow.", body = wire::FlowJson),
-        (status = 400, description = "Bad request (missing or malformed parameter, already signed in, …).", body = wire::ErrorEnvelope),
-        (status = 401, description = "No valid session.", body = wire::ErrorEnvelope),
-        (status = 403, description = "Forbidden: CSRF check failed, or a higher AAL / a fresher session is needed.", body = wire::ErrorEnvelope),
-        (status = 404, description = "Not found.", body = wire::ErrorEnvelope),
-        (status = 410, description = "The flow expired.", body = wire::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+        R::BadRequest, R::NoSession, R::Forbidden, R::NotFound, R::Expired, R::Unavailable
     )
 )]
 async fn registration_get(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Answer {
@@ -196,13 +184,7 @@ async fn registration_get(State(state): State<AppState>, ctx: Ctx, Query(q): Q) 
         (status = 200, description = "Registered: the identity (and the session, with its token for API flows).", body = wire::RegistrationResultJson),
         (status = 400, description = "The form with its messages, or an error (malformed request, …).", body = wire::FlowOrErrorJson),
         (status = 303, description = "Browsers: on to the return URL, or back to the UI with the form."),
-        (status = 401, description = "No valid session.", body = wire::ErrorEnvelope),
-        (status = 403, description = "Forbidden: CSRF check failed, or a higher AAL / a fresher session is needed.", body = wire::ErrorEnvelope),
-        (status = 404, description = "Not found.", body = wire::ErrorEnvelope),
-        (status = 410, description = "The flow expired.", body = wire::ErrorEnvelope),
-        (status = 422, description = "browser_location_change_required: send the browser to `redirect_browser_to`.", body = wire::ErrorEnvelope),
-        (status = 429, description = "Too many attempts (`Retry-After`).", body = wire::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+        R::NoSession, R::Forbidden, R::NotFound, R::Expired, R::LocationChange, R::TooMany, R::Unavailable
     )
 )]
 async fn registration_submit(
@@ -290,11 +272,7 @@ async fn login_create(state: AppState, ctx: Ctx, q: HashMap<String, String>, flo
     params(("return_to" = Option<String>, Query, description = "Where to go after the flow (checked against the allow-list)."), ("refresh" = Option<bool>, Query, description = "Re-authenticate an existing session."), ("aal" = Option<String>, Query, description = "`aal1` or `aal2`.")),
     responses(
         (status = 200, description = "The new login flow.", body = wire::FlowJson),
-        (status = 400, description = "Bad request (missing or malformed parameter, already signed in, …).", body = wire::ErrorEnvelope),
-        (status = 401, description = "No valid session.", body = wire::ErrorEnvelope),
-        (status = 403, description = "Forbidden: CSRF check failed, or a higher AAL / a fresher session is needed.", body = wire::ErrorEnvelope),
-        (status = 429, description = "Too many attempts (`Retry-After`).", body = wire::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+        R::BadRequest, R::NoSession, R::Forbidden, R::TooMany, R::Unavailable
     )
 )]
 async fn login_api(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Answer {
@@ -310,11 +288,7 @@ async fn login_api(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Answ
     responses(
         (status = 200, description = "The new login flow (JSON clients).", body = wire::FlowJson),
         (status = 303, description = "Browsers: to the login UI with the flow id (or on, when already signed in)."),
-        (status = 400, description = "Bad request (missing or malformed parameter, already signed in, …).", body = wire::ErrorEnvelope),
-        (status = 401, description = "No valid session.", body = wire::ErrorEnvelope),
-        (status = 403, description = "Forbidden: CSRF check failed, or a higher AAL / a fresher session is needed.", body = wire::ErrorEnvelope),
-        (status = 429, description = "Too many attempts (`Retry-After`).", body = wire::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+        R::BadRequest, R::NoSession, R::Forbidden, R::TooMany, R::Unavailable
     )
 )]
 async fn login_browser(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Answer {
@@ -329,12 +303,7 @@ async fn login_browser(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> 
     params(("id" = uuid::Uuid, Query, description = "The flow id.")),
     responses(
         (status = 200, description = "The login flow.", body = wire::FlowJson),
-        (status = 400, description = "Bad request (missing or malformed parameter, already signed in, …).", body = wire::ErrorEnvelope),
-        (status = 401, description = "No valid session.", body = wire::ErrorEnvelope),
-        (status = 403, description = "Forbidden: CSRF check failed, or a higher AAL / a fresher session is needed.", body = wire::ErrorEnvelope),
-        (status = 404, description = "Not found.", body = wire::ErrorEnvelope),
-        (status = 410, description = "The flow expired.", body = wire::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+        R::BadRequest, R::NoSession, R::Forbidden, R::NotFound, R::Expired, R::Unavailable
     )
 )]
 async fn login_get(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Answer {
@@ -352,13 +321,7 @@ async fn login_get(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Answ
         (status = 200, description = "Signed in: the session (and its token for API flows).", body = wire::LoginResultJson),
         (status = 400, description = "The form with its messages, or an error (malformed request, …).", body = wire::FlowOrErrorJson),
         (status = 303, description = "Browsers: on to the return URL, or back to the UI with the form."),
-        (status = 401, description = "No valid session.", body = wire::ErrorEnvelope),
-        (status = 403, description = "Forbidden: CSRF check failed, or a higher AAL / a fresher session is needed.", body = wire::ErrorEnvelope),
-        (status = 404, description = "Not found.", body = wire::ErrorEnvelope),
-        (status = 410, description = "The flow expired.", body = wire::ErrorEnvelope),
-        (status = 422, description = "browser_location_change_required: send the browser to `redirect_browser_to`.", body = wire::ErrorEnvelope),
-        (status = 429, description = "Too many attempts (`Retry-After`).", body = wire::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+        R::NoSession, R::Forbidden, R::NotFound, R::Expired, R::LocationChange, R::TooMany, R::Unavailable
     )
 )]
 async fn login_submit(State(state): State<AppState>, ctx: Ctx, Query(q): Q, ParsedBody(body): ParsedBody) -> Answer {
@@ -422,11 +385,7 @@ async fn settings_create(state: AppState, ctx: Ctx, flow_type: FlowType) -> Resp
     operation_id = "createNativeSettingsFlow",
     responses(
         (status = 200, description = "The new settings flow.", body = wire::FlowJson),
-        (status = 400, description = "Bad request (missing or malformed parameter, already signed in, …).", body = wire::ErrorEnvelope),
-        (status = 401, description = "No valid session.", body = wire::ErrorEnvelope),
-        (status = 403, description = "Forbidden: CSRF check failed, or a higher AAL / a fresher session is needed.", body = wire::ErrorEnvelope),
-        (status = 429, description = "Too many attempts (`Retry-After`).", body = wire::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+        R::BadRequest, R::NoSession, R::Forbidden, R::TooMany, R::Unavailable
     )
 )]
 async fn settings_api(State(state): State<AppState>, ctx: Ctx) -> Response {
@@ -442,11 +401,7 @@ async fn settings_api(State(state): State<AppState>, ctx: Ctx) -> Response {
     responses(
         (status = 200, description = "The new settings flow (JSON clients).", body = wire::FlowJson),
         (status = 303, description = "Browsers: to the settings UI with the flow id (or on, when already signed in)."),
-        (status = 400, description = "Bad request (missing or malformed parameter, already signed in, …).", body = wire::ErrorEnvelope),
-        (status = 401, description = "No valid session.", body = wire::ErrorEnvelope),
-        (status = 403, description = "Forbidden: CSRF check failed, or a higher AAL / a fresher session is needed.", body = wire::ErrorEnvelope),
-        (status = 429, description = "Too many attempts (`Retry-After`).", body = wire::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+        R::BadRequest, R::NoSession, R::Forbidden, R::TooMany, R::Unavailable
     )
 )]
 async fn settings_browser(State(state): State<AppState>, ctx: Ctx) -> Response {
@@ -461,12 +416,7 @@ async fn settings_browser(State(state): State<AppState>, ctx: Ctx) -> Response {
     params(("id" = uuid::Uuid, Query, description = "The flow id.")),
     responses(
         (status = 200, description = "The settings flow.", body = wire::FlowJson),
-        (status = 400, description = "Bad request (missing or malformed parameter, already signed in, …).", body = wire::ErrorEnvelope),
-        (status = 401, description = "No valid session.", body = wire::ErrorEnvelope),
-        (status = 403, description = "Forbidden: CSRF check failed, or a higher AAL / a fresher session is needed.", body = wire::ErrorEnvelope),
-        (status = 404, description = "Not found.", body = wire::ErrorEnvelope),
-        (status = 410, description = "The flow expired.", body = wire::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+        R::BadRequest, R::NoSession, R::Forbidden, R::NotFound, R::Expired, R::Unavailable
     )
 )]
 async fn settings_get(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Answer {
@@ -492,13 +442,7 @@ async fn settings_get(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> A
         (status = 200, description = "The flow: `state` is `success` once saved (with `continue_with`), or `show_form` (TOTP enrolment, a kept change).", body = wire::FlowJson),
         (status = 400, description = "The form with its messages, or an error (malformed request, …).", body = wire::FlowOrErrorJson),
         (status = 303, description = "Browsers: on to the return URL, or back to the UI with the form."),
-        (status = 401, description = "No valid session.", body = wire::ErrorEnvelope),
-        (status = 403, description = "Forbidden: CSRF check failed, or a higher AAL / a fresher session is needed.", body = wire::ErrorEnvelope),
-        (status = 404, description = "Not found.", body = wire::ErrorEnvelope),
-        (status = 410, description = "The flow expired.", body = wire::ErrorEnvelope),
-        (status = 422, description = "browser_location_change_required: send the browser to `redirect_browser_to`.", body = wire::ErrorEnvelope),
-        (status = 429, description = "Too many attempts (`Retry-After`).", body = wire::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+        R::NoSession, R::Forbidden, R::NotFound, R::Expired, R::LocationChange, R::TooMany, R::Unavailable
     )
 )]
 async fn settings_submit(
@@ -565,11 +509,7 @@ async fn recovery_create(state: AppState, ctx: Ctx, flow_type: FlowType) -> Resp
     operation_id = "createNativeRecoveryFlow",
     responses(
         (status = 200, description = "The new recovery flow.", body = wire::FlowJson),
-        (status = 400, description = "Bad request (missing or malformed parameter, already signed in, …).", body = wire::ErrorEnvelope),
-        (status = 401, description = "No valid session.", body = wire::ErrorEnvelope),
-        (status = 403, description = "Forbidden: CSRF check failed, or a higher AAL / a fresher session is needed.", body = wire::ErrorEnvelope),
-        (status = 429, description = "Too many attempts (`Retry-After`).", body = wire::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+        R::BadRequest, R::NoSession, R::Forbidden, R::TooMany, R::Unavailable
     )
 )]
 async fn recovery_api(State(state): State<AppState>, ctx: Ctx) -> Response {
@@ -585,11 +525,7 @@ async fn recovery_api(State(state): State<AppState>, ctx: Ctx) -> Response {
     responses(
         (status = 200, description = "The new recovery flow (JSON clients).", body = wire::FlowJson),
         (status = 303, description = "Browsers: to the recovery UI with the flow id (or on, when already signed in)."),
-        (status = 400, description = "Bad request (missing or malformed parameter, already signed in, …).", body = wire::ErrorEnvelope),
-        (status = 401, description = "No valid session.", body = wire::ErrorEnvelope),
-        (status = 403, description = "Forbidden: CSRF check failed, or a higher AAL / a fresher session is needed.", body = wire::ErrorEnvelope),
-        (status = 429, description = "Too many attempts (`Retry-After`).", body = wire::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+        R::BadRequest, R::NoSession, R::Forbidden, R::TooMany, R::Unavailable
     )
 )]
 async fn recovery_browser(State(state): State<AppState>, ctx: Ctx) -> Response {
@@ -604,12 +540,7 @@ async fn recovery_browser(State(state): State<AppState>, ctx: Ctx) -> Response {
     params(("id" = uuid::Uuid, Query, description = "The flow id.")),
     responses(
         (status = 200, description = "The recovery flow.", body = wire::FlowJson),
-        (status = 400, description = "Bad request (missing or malformed parameter, already signed in, …).", body = wire::ErrorEnvelope),
-        (status = 401, description = "No valid session.", body = wire::ErrorEnvelope),
-        (status = 403, description = "Forbidden: CSRF check failed, or a higher AAL / a fresher session is needed.", body = wire::ErrorEnvelope),
-        (status = 404, description = "Not found.", body = wire::ErrorEnvelope),
-        (status = 410, description = "The flow expired.", body = wire::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+        R::BadRequest, R::NoSession, R::Forbidden, R::NotFound, R::Expired, R::Unavailable
     )
 )]
 async fn recovery_get(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Answer {
@@ -626,11 +557,7 @@ async fn recovery_get(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> A
     params(("flow" = uuid::Uuid, Query, description = "The flow id."), ("token" = Option<String>, Query, description = "The token of an administrator's recovery link.")),
     responses(
         (status = 303, description = "To the recovery UI, or (with `token`) on to the settings UI, signed in."),
-        (status = 400, description = "Bad request (missing or malformed parameter, already signed in, …).", body = wire::ErrorEnvelope),
-        (status = 403, description = "Forbidden: CSRF check failed, or a higher AAL / a fresher session is needed.", body = wire::ErrorEnvelope),
-        (status = 404, description = "Not found.", body = wire::ErrorEnvelope),
-        (status = 410, description = "The flow expired.", body = wire::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+        R::BadRequest, R::Forbidden, R::NotFound, R::Expired, R::Unavailable
     )
 )]
 async fn recovery_link(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Answer {
@@ -664,13 +591,7 @@ async fn recovery_link(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> 
         (status = 200, description = "The flow (`sent_email`, or `passed_challenge` with `continue_with`).", body = wire::FlowJson),
         (status = 400, description = "The form with its messages, or an error (malformed request, …).", body = wire::FlowOrErrorJson),
         (status = 303, description = "Browsers: on to the return URL, or back to the UI with the form."),
-        (status = 401, description = "No valid session.", body = wire::ErrorEnvelope),
-        (status = 403, description = "Forbidden: CSRF check failed, or a higher AAL / a fresher session is needed.", body = wire::ErrorEnvelope),
-        (status = 404, description = "Not found.", body = wire::ErrorEnvelope),
-        (status = 410, description = "The flow expired.", body = wire::ErrorEnvelope),
-        (status = 422, description = "browser_location_change_required: send the browser to `redirect_browser_to`.", body = wire::ErrorEnvelope),
-        (status = 429, description = "Too many attempts (`Retry-After`).", body = wire::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+        R::NoSession, R::Forbidden, R::NotFound, R::Expired, R::LocationChange, R::TooMany, R::Unavailable
     )
 )]
 async fn recovery_submit(State(state): State<AppState>, ctx: Ctx, Query(q): Q, ParsedBody(body): ParsedBody) -> Answer {
@@ -724,11 +645,7 @@ async fn verification_create(state: AppState, ctx: Ctx, flow_type: FlowType) -> 
     operation_id = "createNativeVerificationFlow",
     responses(
         (status = 200, description = "The new verification flow.", body = wire::FlowJson),
-        (status = 400, description = "Bad request (missing or malformed parameter, already signed in, …).", body = wire::ErrorEnvelope),
-        (status = 401, description = "No valid session.", body = wire::ErrorEnvelope),
-        (status = 403, description = "Forbidden: CSRF check failed, or a higher AAL / a fresher session is needed.", body = wire::ErrorEnvelope),
-        (status = 429, description = "Too many attempts (`Retry-After`).", body = wire::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+        R::BadRequest, R::NoSession, R::Forbidden, R::TooMany, R::Unavailable
     )
 )]
 async fn verification_api(State(state): State<AppState>, ctx: Ctx) -> Response {
@@ -744,11 +661,7 @@ async fn verification_api(State(state): State<AppState>, ctx: Ctx) -> Response {
     responses(
         (status = 200, description = "The new verification flow (JSON clients).", body = wire::FlowJson),
         (status = 303, description = "Browsers: to the verification UI with the flow id (or on, when already signed in)."),
-        (status = 400, description = "Bad request (missing or malformed parameter, already signed in, …).", body = wire::ErrorEnvelope),
-        (status = 401, description = "No valid session.", body = wire::ErrorEnvelope),
-        (status = 403, description = "Forbidden: CSRF check failed, or a higher AAL / a fresher session is needed.", body = wire::ErrorEnvelope),
-        (status = 429, description = "Too many attempts (`Retry-After`).", body = wire::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+        R::BadRequest, R::NoSession, R::Forbidden, R::TooMany, R::Unavailable
     )
 )]
 async fn verification_browser(State(state): State<AppState>, ctx: Ctx) -> Response {
@@ -763,12 +676,7 @@ async fn verification_browser(State(state): State<AppState>, ctx: Ctx) -> Respon
     params(("id" = uuid::Uuid, Query, description = "The flow id.")),
     responses(
         (status = 200, description = "The verification flow.", body = wire::FlowJson),
-        (status = 400, description = "Bad request (missing or malformed parameter, already signed in, …).", body = wire::ErrorEnvelope),
-        (status = 401, description = "No valid session.", body = wire::ErrorEnvelope),
-        (status = 403, description = "Forbidden: CSRF check failed, or a higher AAL / a fresher session is needed.", body = wire::ErrorEnvelope),
-        (status = 404, description = "Not found.", body = wire::ErrorEnvelope),
-        (status = 410, description = "The flow expired.", body = wire::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+        R::BadRequest, R::NoSession, R::Forbidden, R::NotFound, R::Expired, R::Unavailable
     )
 )]
 async fn verification_get(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Answer {
@@ -785,11 +693,7 @@ async fn verification_get(State(state): State<AppState>, ctx: Ctx, Query(q): Q) 
     params(("flow" = uuid::Uuid, Query, description = "The flow id."), ("code" = Option<String>, Query, description = "The mailed code.")),
     responses(
         (status = 303, description = "To the verification UI with the code filled in."),
-        (status = 400, description = "Bad request (missing or malformed parameter, already signed in, …).", body = wire::ErrorEnvelope),
-        (status = 403, description = "Forbidden: CSRF check failed, or a higher AAL / a fresher session is needed.", body = wire::ErrorEnvelope),
-        (status = 404, description = "Not found.", body = wire::ErrorEnvelope),
-        (status = 410, description = "The flow expired.", body = wire::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+        R::BadRequest, R::Forbidden, R::NotFound, R::Expired, R::Unavailable
     )
 )]
 async fn verification_link(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Answer {
@@ -815,13 +719,7 @@ async fn verification_link(State(state): State<AppState>, ctx: Ctx, Query(q): Q)
         (status = 200, description = "The flow (`sent_email`, or `passed_challenge` once verified).", body = wire::FlowJson),
         (status = 400, description = "The form with its messages, or an error (malformed request, …).", body = wire::FlowOrErrorJson),
         (status = 303, description = "Browsers: on to the return URL, or back to the UI with the form."),
-        (status = 401, description = "No valid session.", body = wire::ErrorEnvelope),
-        (status = 403, description = "Forbidden: CSRF check failed, or a higher AAL / a fresher session is needed.", body = wire::ErrorEnvelope),
-        (status = 404, description = "Not found.", body = wire::ErrorEnvelope),
-        (status = 410, description = "The flow expired.", body = wire::ErrorEnvelope),
-        (status = 422, description = "browser_location_change_required: send the browser to `redirect_browser_to`.", body = wire::ErrorEnvelope),
-        (status = 429, description = "Too many attempts (`Retry-After`).", body = wire::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+        R::NoSession, R::Forbidden, R::NotFound, R::Expired, R::LocationChange, R::TooMany, R::Unavailable
     )
 )]
 async fn verification_submit(
@@ -893,9 +791,7 @@ async fn change_password(State(state): State<AppState>) -> Response {
     responses(
         (status = 200, description = "The logout URL and token.", body = wire::LogoutUrlJson),
         (status = 303, description = "No session: a browser is sent to the error page."),
-        (status = 400, description = "Bad request (missing or malformed parameter, already signed in, …).", body = wire::ErrorEnvelope),
-        (status = 401, description = "No valid session.", body = wire::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+        R::BadRequest, R::NoSession, R::Unavailable
     )
 )]
 async fn logout_browser(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Answer {
@@ -923,10 +819,7 @@ async fn logout_browser(State(state): State<AppState>, ctx: Ctx, Query(q): Q) ->
     responses(
         (status = 204, description = "Signed out (JSON clients)."),
         (status = 303, description = "Signed out: on to the return URL."),
-        (status = 400, description = "Bad request (missing or malformed parameter, already signed in, …).", body = wire::ErrorEnvelope),
-        (status = 401, description = "No valid session.", body = wire::ErrorEnvelope),
-        (status = 403, description = "Forbidden: CSRF check failed, or a higher AAL / a fresher session is needed.", body = wire::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+        R::BadRequest, R::NoSession, R::Forbidden, R::Unavailable
     )
 )]
 async fn logout(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Answer {
@@ -963,10 +856,7 @@ async fn logout(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> Answer 
     request_body(content = Object, description = "`{\"session_token\": \"…\"}`"),
     responses(
         (status = 204, description = "The session is revoked."),
-        (status = 400, description = "Bad request (missing or malformed parameter, already signed in, …).", body = wire::ErrorEnvelope),
-        (status = 401, description = "No valid session.", body = wire::ErrorEnvelope),
-        (status = 403, description = "Forbidden: CSRF check failed, or a higher AAL / a fresher session is needed.", body = wire::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+        R::BadRequest, R::NoSession, R::Forbidden, R::Unavailable
     )
 )]
 async fn logout_api(State(state): State<AppState>, ctx: Ctx, ParsedBody(body): ParsedBody) -> Answer {
@@ -985,9 +875,7 @@ async fn logout_api(State(state): State<AppState>, ctx: Ctx, ParsedBody(body): P
     params(("id" = uuid::Uuid, Query, description = "The error id.")),
     responses(
         (status = 200, description = "The stored error.", body = wire::StoredErrorJson),
-        (status = 400, description = "Bad request (missing or malformed parameter, already signed in, …).", body = wire::ErrorEnvelope),
-        (status = 404, description = "Not found.", body = wire::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+        R::BadRequest, R::NotFound, R::Unavailable
     )
 )]
 async fn get_error(State(state): State<AppState>, _: Ctx, Query(q): Q) -> Answer {
@@ -1009,9 +897,7 @@ async fn get_error(State(state): State<AppState>, _: Ctx, Query(q): Q) -> Answer
     description = "The session of the cookie or the `X-Session-Token` / `Authorization: Bearer` token. Every HTTP method is answered the same (for proxies that forward the original method).",
     responses(
         (status = 200, description = "The session.", body = wire::SessionJson),
-        (status = 401, description = "No valid session.", body = wire::ErrorEnvelope),
-        (status = 403, description = "Forbidden: CSRF check failed, or a higher AAL / a fresher session is needed.", body = wire::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+        R::NoSession, R::Forbidden, R::Unavailable
     )
 )]
 async fn whoami(State(state): State<AppState>, ctx: Ctx) -> Answer {
@@ -1031,9 +917,7 @@ async fn whoami(State(state): State<AppState>, ctx: Ctx) -> Answer {
     operation_id = "listMySessions",
     responses(
         (status = 200, description = "The caller's other active sessions.", body = Vec<wire::SessionJson>),
-        (status = 401, description = "No valid session.", body = wire::ErrorEnvelope),
-        (status = 403, description = "Forbidden: CSRF check failed, or a higher AAL / a fresher session is needed.", body = wire::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+        R::NoSession, R::Forbidden, R::Unavailable
     )
 )]
 async fn list_my_sessions(State(state): State<AppState>, ctx: Ctx) -> Answer {
@@ -1051,9 +935,7 @@ async fn list_my_sessions(State(state): State<AppState>, ctx: Ctx) -> Answer {
     operation_id = "disableMyOtherSessions",
     responses(
         (status = 200, description = "How many sessions were revoked.", body = wire::SessionCountJson),
-        (status = 401, description = "No valid session.", body = wire::ErrorEnvelope),
-        (status = 403, description = "Forbidden: CSRF check failed, or a higher AAL / a fresher session is needed.", body = wire::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+        R::NoSession, R::Forbidden, R::Unavailable
     )
 )]
 async fn revoke_my_sessions(State(state): State<AppState>, ctx: Ctx) -> Answer {
@@ -1070,11 +952,7 @@ async fn revoke_my_sessions(State(state): State<AppState>, ctx: Ctx) -> Answer {
     params(("id" = uuid::Uuid, Path, description = "The session id.")),
     responses(
         (status = 204, description = "The session is revoked."),
-        (status = 400, description = "Bad request (missing or malformed parameter, already signed in, …).", body = wire::ErrorEnvelope),
-        (status = 401, description = "No valid session.", body = wire::ErrorEnvelope),
-        (status = 403, description = "Forbidden: CSRF check failed, or a higher AAL / a fresher session is needed.", body = wire::ErrorEnvelope),
-        (status = 404, description = "Not found.", body = wire::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable.", body = wire::ErrorEnvelope)
+        R::BadRequest, R::NoSession, R::Forbidden, R::NotFound, R::Unavailable
     )
 )]
 async fn revoke_my_session(State(state): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> Answer {
@@ -1100,7 +978,7 @@ async fn revoke_my_session(State(state): State<AppState>, ctx: Ctx, Path(id): Pa
     responses(
         (status = 200, description = "Activity entries.", body = Vec<wire::ActivityJson>),
         (status = 400, description = "A malformed page token or size.", body = wire::ErrorEnvelope),
-        (status = 401, description = "No valid session.", body = wire::ErrorEnvelope),
+        R::NoSession,
         (status = 403, description = "A higher AAL is needed.", body = wire::ErrorEnvelope)
     )
 )]
@@ -1141,7 +1019,7 @@ async fn list_schemas(State(state): State<AppState>) -> Response {
     params(("id" = String, Path, description = "The schema id (or its URL-safe base64).")),
     responses(
         (status = 200, description = "The identity JSON schema.", body = Object),
-        (status = 404, description = "Not found.", body = wire::ErrorEnvelope)
+        R::NotFound
     )
 )]
 async fn get_schema(State(state): State<AppState>, _: Ctx, Path(id): Path<String>) -> Answer {

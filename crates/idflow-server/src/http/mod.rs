@@ -9,6 +9,7 @@ pub mod error;
 pub mod flow;
 pub mod kratos;
 pub mod oidc;
+pub mod responses;
 pub mod v1;
 
 use axum::body::Bytes;

@@ -5,6 +5,7 @@
 
 use super::error::{current_base, current_request_id};
 use super::{AppState, Ctx, json_response};
+use crate::http::responses as R;
 use crate::openapi::{Routes, map_methods};
 use crate::wire;
 use axum::body::Bytes;
@@ -535,11 +536,7 @@ fn settings_flow_response(state: &AppState, ctx: &Ctx, flow: &Flow, body: Value)
     params(("return_to" = Option<String>, Query, description = "Where to go after the flow (checked against the allow-list).")),
     responses(
         (status = 200, description = "The new settings flow.", body = V1Flow),
-        (status = 400, description = "AVNOLOGY_AUTH_001 (malformed), 009 (flow expired), 013 (return_to), or a form error (`continue_flow`).", body = V1ErrorJson),
-        (status = 401, description = "AVNOLOGY_AUTH_005: no valid session.", body = V1ErrorJson),
-        (status = 403, description = "AVNOLOGY_AUTH_003 (CSRF) or 102 (step-up needed: `details.login_url`).", body = V1ErrorJson),
-        (status = 429, description = "AVNOLOGY_AUTH_029: too many attempts (`Retry-After`).", body = V1ErrorJson),
-        (status = 503, description = "AVNOLOGY_AUTH_500: service unavailable.", body = V1ErrorJson)
+        R::V1SubmitBadRequest, R::V1NoSession, R::V1Forbidden, R::V1TooMany, R::V1Unavailable
     )
 )]
 async fn settings_create(State(state): State<AppState>, c: V1Ctx) -> Answer {
@@ -557,10 +554,7 @@ async fn settings_create(State(state): State<AppState>, c: V1Ctx) -> Answer {
     security(("session_token" = [])),
     responses(
         (status = 200, description = "The settings flow.", body = V1Flow),
-        (status = 401, description = "AVNOLOGY_AUTH_005: no valid session.", body = V1ErrorJson),
-        (status = 403, description = "AVNOLOGY_AUTH_003 (CSRF) or 102 (step-up needed: `details.login_url`).", body = V1ErrorJson),
-        (status = 404, description = "AVNOLOGY_AUTH_004: flow not found or not the caller's.", body = V1ErrorJson),
-        (status = 503, description = "AVNOLOGY_AUTH_500: service unavailable.", body = V1ErrorJson)
+        R::V1NoSession, R::V1Forbidden, R::V1FlowNotFound, R::V1Unavailable
     )
 )]
 async fn settings_get(
@@ -585,14 +579,7 @@ async fn settings_get(
     security(("session_token" = [])),
     responses(
         (status = 200, description = "The flow goes on (`continue_flow`).", body = V1ContinueFlow),
-        (status = 400, description = "AVNOLOGY_AUTH_001 (malformed), 009 (flow expired), 013 (return_to), or a form error (`continue_flow`).", body = V1ErrorJson),
-        (status = 401, description = "AVNOLOGY_AUTH_005: no valid session.", body = V1ErrorJson),
-        (status = 403, description = "AVNOLOGY_AUTH_003 (CSRF) or 102 (step-up needed: `details.login_url`).", body = V1ErrorJson),
-        (status = 404, description = "AVNOLOGY_AUTH_004: flow not found or not the caller's.", body = V1ErrorJson),
-        (status = 409, description = "AVNOLOGY_AUTH_012: identifier already in use.", body = V1ErrorJson),
-        (status = 413, description = "AVNOLOGY_AUTH_001: body too large.", body = V1ErrorJson),
-        (status = 429, description = "AVNOLOGY_AUTH_029: too many attempts (`Retry-After`).", body = V1ErrorJson),
-        (status = 503, description = "AVNOLOGY_AUTH_500: service unavailable.", body = V1ErrorJson)
+        R::V1SubmitBadRequest, R::V1NoSession, R::V1Forbidden, R::V1FlowNotFound, R::V1IdentifierTaken, R::V1TooLarge, R::V1TooMany, R::V1Unavailable
     )
 )]
 async fn settings_submit(
@@ -650,9 +637,7 @@ async fn settings_submit(
     params(("refresh" = Option<bool>, Query, description = "Re-authenticate."), ("aal" = Option<String>, Query, description = "`aal1` or `aal2`."), ("return_to" = Option<String>, Query, description = "Where to go after the flow.")),
     responses(
         (status = 200, description = "The new login flow.", body = V1Flow),
-        (status = 400, description = "AVNOLOGY_AUTH_001 (malformed), 009 (flow expired), 013 (return_to), or a form error (`continue_flow`).", body = V1ErrorJson),
-        (status = 429, description = "AVNOLOGY_AUTH_029: too many attempts (`Retry-After`).", body = V1ErrorJson),
-        (status = 503, description = "AVNOLOGY_AUTH_500: service unavailable.", body = V1ErrorJson)
+        R::V1SubmitBadRequest, R::V1TooMany, R::V1Unavailable
     )
 )]
 async fn login_create(State(state): State<AppState>, c: V1Ctx, Query(q): Query<HashMap<String, String>>) -> Answer {
@@ -683,8 +668,7 @@ async fn plain_get(state: &AppState, tail: Result<Path<String>, PathRejection>, 
     params(("flow_id" = uuid::Uuid, Path, description = "The flow id.")),
     responses(
         (status = 200, description = "The login flow.", body = V1Flow),
-        (status = 404, description = "AVNOLOGY_AUTH_004: flow not found or not the caller's.", body = V1ErrorJson),
-        (status = 503, description = "AVNOLOGY_AUTH_500: service unavailable.", body = V1ErrorJson)
+        R::V1FlowNotFound, R::V1Unavailable
     )
 )]
 async fn login_get(State(state): State<AppState>, _: V1Ctx, tail: Result<Path<String>, PathRejection>) -> Answer {
@@ -699,8 +683,7 @@ async fn login_get(State(state): State<AppState>, _: V1Ctx, tail: Result<Path<St
     params(("flow_id" = uuid::Uuid, Path, description = "The flow id.")),
     responses(
         (status = 200, description = "The registration flow.", body = V1Flow),
-        (status = 404, description = "AVNOLOGY_AUTH_004: flow not found or not the caller's.", body = V1ErrorJson),
-        (status = 503, description = "AVNOLOGY_AUTH_500: service unavailable.", body = V1ErrorJson)
+        R::V1FlowNotFound, R::V1Unavailable
     )
 )]
 async fn registration_get(
@@ -721,13 +704,7 @@ async fn registration_get(
     request_body(content = V1Submission),
     responses(
         (status = 200, description = "Signed in.", body = V1LoginResult),
-        (status = 400, description = "AVNOLOGY_AUTH_001 (malformed), 009 (flow expired), 013 (return_to), or a form error (`continue_flow`).", body = V1ErrorJson),
-        (status = 403, description = "AVNOLOGY_AUTH_003 (CSRF) or 102 (step-up needed: `details.login_url`).", body = V1ErrorJson),
-        (status = 404, description = "AVNOLOGY_AUTH_004: flow not found or not the caller's.", body = V1ErrorJson),
-        (status = 409, description = "AVNOLOGY_AUTH_012: identifier already in use.", body = V1ErrorJson),
-        (status = 413, description = "AVNOLOGY_AUTH_001: body too large.", body = V1ErrorJson),
-        (status = 429, description = "AVNOLOGY_AUTH_029: too many attempts (`Retry-After`).", body = V1ErrorJson),
-        (status = 503, description = "AVNOLOGY_AUTH_500: service unavailable.", body = V1ErrorJson)
+        R::V1SubmitBadRequest, R::V1Forbidden, R::V1FlowNotFound, R::V1IdentifierTaken, R::V1TooLarge, R::V1TooMany, R::V1Unavailable
     )
 )]
 async fn login_submit(
@@ -773,9 +750,7 @@ async fn login_submit(
     operation_id = "v1CreateRegistrationFlow",
     responses(
         (status = 200, description = "The new registration flow.", body = V1Flow),
-        (status = 400, description = "AVNOLOGY_AUTH_001 (malformed), 009 (flow expired), 013 (return_to), or a form error (`continue_flow`).", body = V1ErrorJson),
-        (status = 429, description = "AVNOLOGY_AUTH_029: too many attempts (`Retry-After`).", body = V1ErrorJson),
-        (status = 503, description = "AVNOLOGY_AUTH_500: service unavailable.", body = V1ErrorJson)
+        R::V1SubmitBadRequest, R::V1TooMany, R::V1Unavailable
     )
 )]
 async fn registration_create(State(state): State<AppState>, c: V1Ctx) -> Answer {
@@ -793,13 +768,7 @@ async fn registration_create(State(state): State<AppState>, c: V1Ctx) -> Answer 
     request_body(content = V1Submission),
     responses(
         (status = 200, description = "Registered (with a session when the `session` hook runs).", body = V1RegistrationResult),
-        (status = 400, description = "AVNOLOGY_AUTH_001 (malformed), 009 (flow expired), 013 (return_to), or a form error (`continue_flow`).", body = V1ErrorJson),
-        (status = 403, description = "AVNOLOGY_AUTH_003 (CSRF) or 102 (step-up needed: `details.login_url`).", body = V1ErrorJson),
-        (status = 404, description = "AVNOLOGY_AUTH_004: flow not found or not the caller's.", body = V1ErrorJson),
-        (status = 409, description = "AVNOLOGY_AUTH_012: identifier already in use.", body = V1ErrorJson),
-        (status = 413, description = "AVNOLOGY_AUTH_001: body too large.", body = V1ErrorJson),
-        (status = 429, description = "AVNOLOGY_AUTH_029: too many attempts (`Retry-After`).", body = V1ErrorJson),
-        (status = 503, description = "AVNOLOGY_AUTH_500: service unavailable.", body = V1ErrorJson)
+        R::V1SubmitBadRequest, R::V1Forbidden, R::V1FlowNotFound, R::V1IdentifierTaken, R::V1TooLarge, R::V1TooMany, R::V1Unavailable
     )
 )]
 async fn registration_submit(
@@ -842,9 +811,7 @@ fn code_method(method: &str) -> Result<(), V1Error> {
     operation_id = "v1CreateRecoveryFlow",
     responses(
         (status = 200, description = "The new recovery flow.", body = V1Flow),
-        (status = 400, description = "AVNOLOGY_AUTH_001 (malformed), 009 (flow expired), 013 (return_to), or a form error (`continue_flow`).", body = V1ErrorJson),
-        (status = 429, description = "AVNOLOGY_AUTH_029: too many attempts (`Retry-After`).", body = V1ErrorJson),
-        (status = 503, description = "AVNOLOGY_AUTH_500: service unavailable.", body = V1ErrorJson)
+        R::V1SubmitBadRequest, R::V1TooMany, R::V1Unavailable
     )
 )]
 async fn recovery_create(State(state): State<AppState>, c: V1Ctx) -> Answer {
@@ -860,8 +827,7 @@ async fn recovery_create(State(state): State<AppState>, c: V1Ctx) -> Answer {
     params(("flow_id" = uuid::Uuid, Path, description = "The flow id.")),
     responses(
         (status = 200, description = "The recovery flow.", body = V1Flow),
-        (status = 404, description = "AVNOLOGY_AUTH_004: flow not found or not the caller's.", body = V1ErrorJson),
-        (status = 503, description = "AVNOLOGY_AUTH_500: service unavailable.", body = V1ErrorJson)
+        R::V1FlowNotFound, R::V1Unavailable
     )
 )]
 async fn recovery_get(State(state): State<AppState>, _: V1Ctx, tail: Result<Path<String>, PathRejection>) -> Answer {
@@ -881,13 +847,7 @@ async fn recovery_get(State(state): State<AppState>, _: V1Ctx, tail: Result<Path
     request_body(content = V1Submission),
     responses(
         (status = 200, description = "A code was sent (`continue_flow`), or recovered: the session, its token and `continue_flow` with `continue_with`.", body = V1RecoveryResult),
-        (status = 400, description = "AVNOLOGY_AUTH_001 (malformed), 009 (flow expired), 013 (return_to), or a form error (`continue_flow`).", body = V1ErrorJson),
-        (status = 403, description = "AVNOLOGY_AUTH_003 (CSRF) or 102 (step-up needed: `details.login_url`).", body = V1ErrorJson),
-        (status = 404, description = "AVNOLOGY_AUTH_004: flow not found or not the caller's.", body = V1ErrorJson),
-        (status = 409, description = "AVNOLOGY_AUTH_012: identifier already in use.", body = V1ErrorJson),
-        (status = 413, description = "AVNOLOGY_AUTH_001: body too large.", body = V1ErrorJson),
-        (status = 429, description = "AVNOLOGY_AUTH_029: too many attempts (`Retry-After`).", body = V1ErrorJson),
-        (status = 503, description = "AVNOLOGY_AUTH_500: service unavailable.", body = V1ErrorJson)
+        R::V1SubmitBadRequest, R::V1Forbidden, R::V1FlowNotFound, R::V1IdentifierTaken, R::V1TooLarge, R::V1TooMany, R::V1Unavailable
     )
 )]
 async fn recovery_submit(
@@ -935,9 +895,7 @@ async fn recovery_submit(
     operation_id = "v1CreateVerificationFlow",
     responses(
         (status = 200, description = "The new verification flow.", body = V1Flow),
-        (status = 400, description = "AVNOLOGY_AUTH_001 (malformed), 009 (flow expired), 013 (return_to), or a form error (`continue_flow`).", body = V1ErrorJson),
-        (status = 429, description = "AVNOLOGY_AUTH_029: too many attempts (`Retry-After`).", body = V1ErrorJson),
-        (status = 503, description = "AVNOLOGY_AUTH_500: service unavailable.", body = V1ErrorJson)
+        R::V1SubmitBadRequest, R::V1TooMany, R::V1Unavailable
     )
 )]
 async fn verification_create(State(state): State<AppState>, c: V1Ctx) -> Answer {
@@ -953,8 +911,7 @@ async fn verification_create(State(state): State<AppState>, c: V1Ctx) -> Answer 
     params(("flow_id" = uuid::Uuid, Path, description = "The flow id.")),
     responses(
         (status = 200, description = "The verification flow.", body = V1Flow),
-        (status = 404, description = "AVNOLOGY_AUTH_004: flow not found or not the caller's.", body = V1ErrorJson),
-        (status = 503, description = "AVNOLOGY_AUTH_500: service unavailable.", body = V1ErrorJson)
+        R::V1FlowNotFound, R::V1Unavailable
     )
 )]
 async fn verification_get(
@@ -977,13 +934,7 @@ async fn verification_get(
     request_body(content = V1Submission),
     responses(
         (status = 200, description = "The flow goes on (`continue_flow`).", body = V1ContinueFlow),
-        (status = 400, description = "AVNOLOGY_AUTH_001 (malformed), 009 (flow expired), 013 (return_to), or a form error (`continue_flow`).", body = V1ErrorJson),
-        (status = 403, description = "AVNOLOGY_AUTH_003 (CSRF) or 102 (step-up needed: `details.login_url`).", body = V1ErrorJson),
-        (status = 404, description = "AVNOLOGY_AUTH_004: flow not found or not the caller's.", body = V1ErrorJson),
-        (status = 409, description = "AVNOLOGY_AUTH_012: identifier already in use.", body = V1ErrorJson),
-        (status = 413, description = "AVNOLOGY_AUTH_001: body too large.", body = V1ErrorJson),
-        (status = 429, description = "AVNOLOGY_AUTH_029: too many attempts (`Retry-After`).", body = V1ErrorJson),
-        (status = 503, description = "AVNOLOGY_AUTH_500: service unavailable.", body = V1ErrorJson)
+        R::V1SubmitBadRequest, R::V1Forbidden, R::V1FlowNotFound, R::V1IdentifierTaken, R::V1TooLarge, R::V1TooMany, R::V1Unavailable
     )
 )]
 async fn verification_submit(
@@ -1012,9 +963,7 @@ async fn verification_submit(
     security(("session_token" = [])),
     responses(
         (status = 200, description = "The caller's session.", body = wire::SessionJson),
-        (status = 401, description = "AVNOLOGY_AUTH_005: no valid session.", body = V1ErrorJson),
-        (status = 403, description = "AVNOLOGY_AUTH_003 (CSRF) or 102 (step-up needed: `details.login_url`).", body = V1ErrorJson),
-        (status = 503, description = "AVNOLOGY_AUTH_500: service unavailable.", body = V1ErrorJson)
+        R::V1NoSession, R::V1Forbidden, R::V1Unavailable
     )
 )]
 async fn session_current(State(state): State<AppState>, c: V1Ctx) -> Answer {
@@ -1040,8 +989,7 @@ async fn session_current(State(state): State<AppState>, c: V1Ctx) -> Answer {
     security(("session_token" = [])),
     responses(
         (status = 204, description = "Signed out: the session is revoked."),
-        (status = 401, description = "AVNOLOGY_AUTH_005: no valid session.", body = V1ErrorJson),
-        (status = 503, description = "AVNOLOGY_AUTH_500: service unavailable.", body = V1ErrorJson)
+        R::V1NoSession, R::V1Unavailable
     )
 )]
 async fn session_delete(State(state): State<AppState>, c: V1Ctx) -> Answer {
@@ -1068,7 +1016,7 @@ async fn session_delete(State(state): State<AppState>, c: V1Ctx) -> Answer {
     responses(
         (status = 200, description = "The caller's activity, newest first.", body = V1ActivityPage),
         (status = 400, description = "AVNOLOGY_AUTH_001: a malformed page token or size.", body = V1ErrorJson),
-        (status = 401, description = "AVNOLOGY_AUTH_005: no valid session.", body = V1ErrorJson),
+        R::V1NoSession,
         (status = 403, description = "AVNOLOGY_AUTH_102: step-up needed.", body = V1ErrorJson)
     )
 )]
