@@ -239,6 +239,19 @@ impl Engine {
         }
     }
 
+    /// The successful events of one change, in order, for its commit
+    /// (`Commit::record_activity`): e.g. the change itself, then the other sessions it ended.
+    pub fn successes(
+        &self,
+        identity_id: Uuid,
+        kinds: impl IntoIterator<Item = ActivityKind>,
+        method: Option<MethodId>,
+        session_id: Option<Uuid>,
+        req: &Req,
+    ) -> Vec<ActivityEvent> {
+        kinds.into_iter().map(|k| self.activity(identity_id, k, Outcome::Success, method, session_id, req)).collect()
+    }
+
     /// A page of `identity_id`'s activity, newest first, after `cursor`.
     pub async fn list_activity(
         &self,

@@ -197,6 +197,17 @@ impl std::fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+impl Error {
+    /// A store error of a commit, where losing a race to a concurrent request (`Busy`) is a 409
+    /// with `message`; every other store error converts as usual.
+    pub fn raced(e: crate::store::StoreError, message: &str) -> Self {
+        match e {
+            crate::store::StoreError::Busy(_) => Error::new(ErrorKind::Conflict, message),
+            e => e.into(),
+        }
+    }
+}
+
 impl From<crate::store::StoreError> for Error {
     fn from(e: crate::store::StoreError) -> Self {
         use crate::store::StoreError;

@@ -14,9 +14,9 @@ use super::methods::{MethodId, REGISTRY};
 use super::settings::SettingsDone;
 use super::{Authed, Engine, Req, Submitted};
 use crate::courier::Message;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::model::{CredentialType, Flow, Identity, Session};
-use crate::store::{Commit, StoreError};
+use crate::store::Commit;
 use crate::ui::msg;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -110,25 +110,14 @@ impl Engine {
         };
         flow.updated_at = now;
         // The activity log: the change by method, and every session it ended (this one too).
-        use crate::activity::{ActivityKind, Outcome};
-        let events = [
-            self.activity(
-                identity.id,
-                ActivityKind::SettingsChanged,
-                Outcome::Success,
-                Some(method),
-                Some(a.session.id),
-                req,
-            ),
-            self.activity(
-                identity.id,
-                ActivityKind::OtherSessionsRevoked,
-                Outcome::Success,
-                Some(method),
-                Some(a.session.id),
-                req,
-            ),
-        ];
+        use crate::activity::ActivityKind;
+        let events = self.successes(
+            identity.id,
+            [ActivityKind::SettingsChanged, ActivityKind::OtherSessionsRevoked],
+            Some(method),
+            Some(a.session.id),
+            req,
+        );
         let res = self
             .store
             .commit(Commit {
@@ -143,13 +132,12 @@ impl Engine {
             .await;
         let revoked = match res {
             Ok(n) => n,
-            Err(StoreError::Busy(_)) => {
-                return Err(Error::new(
-                    ErrorKind::Conflict,
+            Err(e) => {
+                return Err(Error::raced(
+                    e,
                     "Your account was changed by a concurrent request. Please reload the form and try again.",
                 ));
             }
-            Err(e) => return Err(e.into()),
         };
         flow.version += 1;
         identity.version = stored_version + 1;
@@ -195,13 +183,9 @@ impl Engine {
             .await;
         match res {
             Ok(_) => {}
-            Err(StoreError::Busy(_)) => {
-                return Err(Error::new(
-                    ErrorKind::Conflict,
-                    "Your account was changed by a concurrent request. Please try again.",
-                ));
+            Err(e) => {
+                return Err(Error::raced(e, "Your account was changed by a concurrent request. Please try again."));
             }
-            Err(e) => return Err(e.into()),
         }
         identity.version += 1;
         tracing::info!(identity_id = %identity.id, "account deletion cancelled");

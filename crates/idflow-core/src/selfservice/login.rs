@@ -197,30 +197,12 @@ impl Engine {
         self.require_verified_address(method, &identity, &flow).await?;
         let revoke = self.has_hook(FlowKind::Login, method, HookName::RevokeActiveSessions);
         let sid = Some(issued.session.id);
-        let mut events = vec![self.activity(
-            identity.id,
-            Self::login_kind(&flow, !is_new),
-            Outcome::Success,
-            Some(method),
-            sid,
-            req,
-        )];
-        if created {
-            events.insert(
-                0,
-                self.activity(identity.id, ActivityKind::Registration, Outcome::Success, Some(method), sid, req),
-            );
-        }
-        if revoke {
-            events.push(self.activity(
-                identity.id,
-                ActivityKind::OtherSessionsRevoked,
-                Outcome::Success,
-                Some(method),
-                sid,
-                req,
-            ));
-        }
+        let kinds = [
+            created.then_some(ActivityKind::Registration),
+            Some(Self::login_kind(&flow, !is_new)),
+            revoke.then_some(ActivityKind::OtherSessionsRevoked),
+        ];
+        let events = self.successes(identity.id, kinds.into_iter().flatten(), Some(method), sid, req);
         let mut flow = flow;
         flow.active = Some(method.as_str().into());
         flow.state = "passed_challenge".into();

@@ -513,6 +513,23 @@ impl Engine {
         }
     }
 
+    /// `FlowDisabled` unless the flow kind is switched on (`selfservice.flows.<kind>.enabled`;
+    /// login and settings cannot be switched off).
+    pub(crate) fn kind_enabled(&self, kind: FlowKind) -> Result<()> {
+        let flows = &self.cfg.selfservice.flows;
+        let (enabled, name) = match kind {
+            FlowKind::Registration => (flows.registration.enabled, "Registration"),
+            FlowKind::Recovery => (flows.recovery.enabled, "Recovery"),
+            FlowKind::Verification => (flows.verification.enabled, "Verification"),
+            FlowKind::Login | FlowKind::Settings => (true, ""),
+        };
+        if enabled {
+            Ok(())
+        } else {
+            Err(Error::new(ErrorKind::FlowDisabled, format!("{name} is not allowed because it was disabled.")))
+        }
+    }
+
     /// Load the flow of a submit (once): unknown ids are 404; `rules` are the flow kind's
     /// session / identity / AAL rules; an expired flow is refused with its replacement.
     pub(crate) async fn open_flow(

@@ -13,10 +13,10 @@ use super::hooks::{HookName, Phase};
 use super::methods::{AddressStep, Method, MethodId, REGISTRY};
 use super::sessions::Issued;
 use super::{Authed, Body, Engine, Req, SubmitFlow, Submitted, with_query};
-use crate::activity::{ActivityKind, Outcome};
+use crate::activity::ActivityKind;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Flow, FlowKind, FlowType, Identity};
-use crate::store::{Commit, StoreError};
+use crate::store::Commit;
 use crate::ui::{Node, UiText, msg};
 use uuid::Uuid;
 
@@ -35,14 +35,6 @@ pub struct Recovered {
 }
 
 impl Engine {
-    fn recovery_enabled(&self) -> Result<()> {
-        if self.cfg.selfservice.flows.recovery.enabled {
-            Ok(())
-        } else {
-            Err(Error::new(ErrorKind::FlowDisabled, "Recovery is not allowed because it was disabled."))
-        }
-    }
-
     fn recovery_session_refused() -> Error {
         Error::new(
             ErrorKind::SessionAlreadyAvailable,
@@ -52,7 +44,7 @@ impl Engine {
 
     /// `GET /self-service/recovery/{browser,api}`.
     pub async fn create_recovery(&self, req: &Req, flow_type: FlowType) -> Result<Flow> {
-        self.recovery_enabled()?;
+        self.kind_enabled(FlowKind::Recovery)?;
         if req.auth.is_some() {
             return Err(Self::recovery_session_refused());
         }
@@ -91,7 +83,7 @@ impl Engine {
         body: &Body,
         req: &Req,
     ) -> Result<Submitted<Recovered>> {
-        self.recovery_enabled()?;
+        self.kind_enabled(FlowKind::Recovery)?;
         let mut flow = self
             .open_flow(flow, FlowKind::Recovery, req, |_| {
                 if req.auth.is_some() { Err(Self::recovery_session_refused()) } else { Ok(()) }
@@ -191,13 +183,9 @@ impl Engine {
                     .await
                 {
                     Ok(_) => flow.version += 1,
-                    Err(StoreError::Busy(_)) => {
-                        return Err(Error::new(
-                            ErrorKind::Conflict,
-                            "The flow was changed by a concurrent request. Please try again.",
-                        ));
+                    Err(e) => {
+                        return Err(Error::raced(e, "The flow was changed by a concurrent request. Please try again."));
                     }
-                    Err(e) => return Err(e.into()),
                 }
                 Ok(Submitted::ShowForm(flow))
             }
@@ -248,18 +236,8 @@ impl Engine {
         // The activity log, and the notices of a recovery (`notify.rs`) to the addresses the
         // account had before it.
         let sid = Some(issued.session.id);
-        let mut events =
-            vec![self.activity(identity.id, ActivityKind::Recovery, Outcome::Success, Some(method), sid, req)];
-        if revoke {
-            events.push(self.activity(
-                identity.id,
-                ActivityKind::OtherSessionsRevoked,
-                Outcome::Success,
-                Some(method),
-                sid,
-                req,
-            ));
-        }
+        let kinds = [Some(ActivityKind::Recovery), revoke.then_some(ActivityKind::OtherSessionsRevoked)];
+        let events = self.successes(identity.id, kinds.into_iter().flatten(), Some(method), sid, req);
         let mails = self.notification_mails(&previous, &super::notify::recovery_notices(revoke))?;
         flow.state = "passed_challenge".into();
         flow.active = Some(method.as_str().into());
@@ -281,10 +259,7 @@ impl Engine {
             .await;
         match res {
             Ok(_) => flow.version += 1,
-            Err(StoreError::Busy(_)) => {
-                return Err(Error::new(ErrorKind::Conflict, "The flow was completed by a concurrent request."));
-            }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(Error::raced(e, "The flow was completed by a concurrent request.")),
         }
         tracing::info!(identity_id = %identity.id, session_id = %issued.session.id, flow_id = %flow.id, "account recovered");
         let _ = self.run_web_hooks(Phase::After, method, &identity, &flow).await;
@@ -310,7 +285,7 @@ impl Engine {
         flow_type: FlowType,
         link: bool,
     ) -> Result<(Flow, String, time::OffsetDateTime)> {
-        self.recovery_enabled()?;
+        self.kind_enabled(FlowKind::Recovery)?;
         let identity = self
             .store
             .get_identity(identity_id)
@@ -336,7 +311,7 @@ impl Engine {
     /// carries the code; opening it recovers the account in this browser (the link is the
     /// secret, so the flow is bound to the browser that opens it, without a form).
     pub async fn recover_with_link(&self, id: Uuid, token: &str, req: &Req) -> Result<Submitted<Recovered>> {
-        self.recovery_enabled()?;
+        self.kind_enabled(FlowKind::Recovery)?;
         let mut flow = self
             .open_flow(id.into(), FlowKind::Recovery, req, |_| {
                 if req.auth.is_some() { Err(Self::recovery_session_refused()) } else { Ok(()) }
@@ -369,7 +344,7 @@ impl Engine {
     /// to the first browser that opens its link (its CSRF cookie); other flows are returned as
     /// they are.
     pub async fn claim_admin_recovery(&self, id: Uuid, req: &Req) -> Result<Flow> {
-        self.recovery_enabled()?;
+        self.kind_enabled(FlowKind::Recovery)?;
         let mut flow = self.open_flow(id.into(), FlowKind::Recovery, req, |_| Ok(())).await?;
         if flow.flow_type == FlowType::Browser && flow.internal_get(ADMIN).is_some() {
             flow.internal_remove(ADMIN);

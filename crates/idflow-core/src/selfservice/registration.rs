@@ -32,9 +32,7 @@ impl Engine {
         if req.auth.is_some() {
             return Err(Self::session_already_available());
         }
-        if !self.cfg.selfservice.flows.registration.enabled {
-            return Err(Error::new(ErrorKind::FlowDisabled, "Registration is not allowed because it was disabled."));
-        }
+        self.kind_enabled(FlowKind::Registration)?;
         let mut flow = self.new_flow(
             FlowKind::Registration,
             flow_type,

@@ -10,7 +10,7 @@ use super::methods::profile::{PENDING_CHANGES, PendingStart};
 use super::methods::{MethodId, REGISTRY};
 use super::sessions::Issued;
 use super::{Authed, Body, Engine, Req, SubmitFlow, Submitted, with_query};
-use crate::activity::{ActivityKind, Outcome};
+use crate::activity::ActivityKind;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Aal, CredentialType, Flow, FlowKind, FlowType, Identity};
 use crate::store::{Commit, StoreError};
@@ -379,10 +379,7 @@ impl Engine {
                 let errors = vec![(String::new(), super::methods::profile::nothing_pending(path))];
                 return self.settings_invalid(flow, a, req, errors, None).await;
             }
-            Err(StoreError::Busy(_)) => {
-                return Err(Error::new(ErrorKind::Conflict, "The flow was changed by a concurrent request."));
-            }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(Error::raced(e, "The flow was changed by a concurrent request.")),
         }
         tracing::info!(identity_id = %a.identity.id, flow_id = %flow.id, "pending change cancelled");
         Ok(Submitted::ShowForm(flow))
@@ -492,24 +489,8 @@ impl Engine {
         messages.extend(pending.messages);
         messages.extend(self.notification_mails(&a.identity, &notices)?);
         // The activity log: the change by method, and the other sessions it ended.
-        let mut events = vec![self.activity(
-            identity.id,
-            ActivityKind::SettingsChanged,
-            Outcome::Success,
-            Some(method),
-            Some(a.session.id),
-            req,
-        )];
-        if revoke {
-            events.push(self.activity(
-                identity.id,
-                ActivityKind::OtherSessionsRevoked,
-                Outcome::Success,
-                Some(method),
-                Some(a.session.id),
-                req,
-            ));
-        }
+        let kinds = [Some(ActivityKind::SettingsChanged), revoke.then_some(ActivityKind::OtherSessionsRevoked)];
+        let events = self.successes(identity.id, kinds.into_iter().flatten(), Some(method), Some(a.session.id), req);
         let res = self
             .store
             .commit(Commit {

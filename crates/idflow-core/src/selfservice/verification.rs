@@ -52,17 +52,9 @@ pub struct Verified {
 }
 
 impl Engine {
-    fn verification_enabled(&self) -> Result<()> {
-        if self.cfg.selfservice.flows.verification.enabled {
-            Ok(())
-        } else {
-            Err(Error::new(ErrorKind::FlowDisabled, "Verification is not allowed because it was disabled."))
-        }
-    }
-
     /// `GET /self-service/verification/{browser,api}`.
     pub async fn create_verification(&self, req: &Req, flow_type: FlowType) -> Result<Flow> {
-        self.verification_enabled()?;
+        self.kind_enabled(FlowKind::Verification)?;
         let flow = self.new_code_flow(FlowKind::Verification, req, flow_type)?;
         self.store.create_flow(&flow).await?;
         Ok(flow)
@@ -75,7 +67,7 @@ impl Engine {
         body: &Body,
         req: &Req,
     ) -> Result<Submitted<Verified>> {
-        self.verification_enabled()?;
+        self.kind_enabled(FlowKind::Verification)?;
         let mut flow = self.open_flow(flow, FlowKind::Verification, req, |_| Ok(())).await?;
         let Some(m) = REGISTRY.iter().copied().find(|m| m.claims_verification(body)) else {
             let text = UiText::error(
@@ -97,7 +89,7 @@ impl Engine {
 
     /// `GET /self-service/verification?flow=&code=`: the mailed link fills the code in.
     pub async fn fill_verification_code(&self, id: Uuid, code: &str, req: &Req) -> Result<Flow> {
-        self.verification_enabled()?;
+        self.kind_enabled(FlowKind::Verification)?;
         let mut flow = self.open_flow(id.into(), FlowKind::Verification, req, |_| Ok(())).await?;
         if flow.state == "sent_email" {
             // The link carries the code: the flow may be opened in another browser than the one
