@@ -170,26 +170,28 @@ impl Engine {
         Ok(())
     }
 
-    /// Create an identity (admin API / import). Password policy is not applied to imports.
-    pub async fn admin_create_identity(&self, input: IdentityInput) -> Result<Identity> {
-        let schema_id =
-            input.schema_id.filter(|s| !s.is_empty()).unwrap_or_else(|| self.cfg.identity.default_schema_id.clone());
-        self.schema(&schema_id)?;
-        let mut identity = Identity::new(&schema_id, input.traits, self.clock.now());
-        if let Some(s) = input.state {
-            identity.state = IdentityState::parse(&s).ok_or_else(|| {
-                Error::bad_request(format!(
-                    "The supplied state ('{s}') was not valid. Valid states are ('active', 'inactive')."
-                ))
-            })?;
-        }
+    /// What an admin create and update both take from the input: metadata, the external id,
+    /// imported credentials, and the identifiers and addresses derived from the traits.
+    async fn apply_admin_input(&self, identity: &mut Identity, input: IdentityInput) -> Result<()> {
         identity.metadata_public = input.metadata_public.unwrap_or(Value::Null);
         identity.metadata_admin = input.metadata_admin.unwrap_or(Value::Null);
         identity.external_id = input.external_id.filter(|e| !e.is_empty());
         if let Some(c) = input.credentials {
-            self.import_credentials(&mut identity, c).await?;
+            self.import_credentials(identity, c).await?;
         }
-        self.derive(&mut identity, input.verifiable_addresses.as_deref().unwrap_or_default())?;
+        self.derive(identity, input.verifiable_addresses.as_deref().unwrap_or_default())
+    }
+
+    /// Create an identity (admin API / import). Password policy is not applied to imports.
+    pub async fn admin_create_identity(&self, mut input: IdentityInput) -> Result<Identity> {
+        let schema_id = (input.schema_id.take().filter(|s| !s.is_empty()))
+            .unwrap_or_else(|| self.cfg.identity.default_schema_id.clone());
+        self.schema(&schema_id)?;
+        let mut identity = Identity::new(&schema_id, std::mem::take(&mut input.traits), self.clock.now());
+        if let Some(s) = &input.state {
+            identity.state = parse_state(s)?;
+        }
+        self.apply_admin_input(&mut identity, input).await?;
         match self.store.commit(Commit { create_identity: Some(&identity), ..Default::default() }).await {
             Ok(_) => Ok(identity),
             Err(StoreError::Conflict(_)) => Err(Self::conflict()),
@@ -198,32 +200,22 @@ impl Engine {
     }
 
     /// Replace an identity's traits/state/metadata (admin `PUT`); credentials are merged.
-    pub async fn admin_update_identity(&self, id: uuid::Uuid, input: IdentityInput, req: &Req) -> Result<Identity> {
+    pub async fn admin_update_identity(&self, id: uuid::Uuid, mut input: IdentityInput, req: &Req) -> Result<Identity> {
         let mut identity =
             self.store.get_identity(id).await?.ok_or_else(|| Error::not_found("Unable to locate the resource"))?;
-        if let Some(s) = input.schema_id.filter(|s| !s.is_empty()) {
+        if let Some(s) = input.schema_id.take().filter(|s| !s.is_empty()) {
             self.schema(&s)?;
             identity.schema_id = s;
         }
-        identity.traits = input.traits;
-        if let Some(s) = input.state {
-            let st = IdentityState::parse(&s).ok_or_else(|| {
-                Error::bad_request(format!(
-                    "The supplied state ('{s}') was not valid. Valid states are ('active', 'inactive')."
-                ))
-            })?;
+        identity.traits = std::mem::take(&mut input.traits);
+        if let Some(s) = &input.state {
+            let st = parse_state(s)?;
             if st != identity.state {
                 identity.state = st;
                 identity.state_changed_at = Some(self.clock.now());
             }
         }
-        identity.metadata_public = input.metadata_public.unwrap_or(Value::Null);
-        identity.metadata_admin = input.metadata_admin.unwrap_or(Value::Null);
-        identity.external_id = input.external_id.filter(|e| !e.is_empty());
-        if let Some(c) = input.credentials {
-            self.import_credentials(&mut identity, c).await?;
-        }
-        self.derive(&mut identity, input.verifiable_addresses.as_deref().unwrap_or_default())?;
+        self.apply_admin_input(&mut identity, input).await?;
         identity.updated_at = self.clock.now();
         let events = [self.activity(id, ActivityKind::AdminIdentityUpdated, Outcome::Success, None, None, req)];
         match self
@@ -262,4 +254,13 @@ impl Engine {
             .await?;
         Ok(())
     }
+}
+
+/// An identity state of the admin API (`active`, `inactive`).
+fn parse_state(s: &str) -> Result<IdentityState> {
+    IdentityState::parse(s).ok_or_else(|| {
+        Error::bad_request(format!(
+            "The supplied state ('{s}') was not valid. Valid states are ('active', 'inactive')."
+        ))
+    })
 }

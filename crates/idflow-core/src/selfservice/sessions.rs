@@ -77,26 +77,18 @@ impl Engine {
     /// `authenticated_at` and `expires_at` move to now, and the token is rotated (the old one
     /// stops working) when `rotate` is set.
     pub fn extend_session(&self, s: &Session, method: &str, rotate: bool) -> Issued {
-        let now = self.clock.now();
-        let mut s = s.clone();
-        s.authentication_methods.push(AuthMethod {
-            method: method.into(),
-            aal: self.method_aal(method),
-            completed_at: now,
-            provider: None,
-        });
-        s.recompute_aal();
-        s.authenticated_at = now;
-        s.expires_at = now + self.cfg.session.lifespan.as_time();
-        s.updated_at = now;
-        let (mut token, mut logout_token) = (String::new(), String::new());
+        // The method is added as for an enrolment; a sign-in also moves the windows.
+        let mut issued = self.add_enrolled_method(s, method);
+        let s = &mut issued.session;
+        s.authenticated_at = s.updated_at;
+        s.expires_at = s.updated_at + self.cfg.session.lifespan.as_time();
         if rotate {
-            token = crypto::random_token(&self.cfg.session.token_prefix);
-            logout_token = crypto::random_token("idf_lo_");
-            s.token_hash = crypto::token_hash(&token);
-            s.logout_token_hash = crypto::token_hash(&logout_token);
+            issued.token = crypto::random_token(&self.cfg.session.token_prefix);
+            issued.logout_token = crypto::random_token("idf_lo_");
+            s.token_hash = crypto::token_hash(&issued.token);
+            s.logout_token_hash = crypto::token_hash(&issued.logout_token);
         }
-        Issued { session: s, token, logout_token }
+        issued
     }
 
     /// `GET /sessions/whoami`: 401 without a valid session, 403 when the AAL is too low.

@@ -253,25 +253,36 @@ impl Engine {
         flow_type: FlowType,
         request_url: &str,
     ) -> Result<(Message, Uuid)> {
+        let pending = json!({"identity_id": identity.id, "path": start.path, "address": start.address});
+        let (flow, mail) =
+            self.address_code_flow(identity, &start.address, Some(pending), flow_type, request_url).await?;
+        tracing::info!(identity_id = %identity.id, flow_id = %flow.id, "verification code for a pending change sent");
+        Ok((mail, flow.id))
+    }
+
+    /// A stored verification flow (code sent) for `address` of `identity`, with the mail of its
+    /// code for the caller's commit; `pending` ties it to a pending change.
+    async fn address_code_flow(
+        &self,
+        identity: &Identity,
+        address: &str,
+        pending: Option<Value>,
+        flow_type: FlowType,
+        request_url: &str,
+    ) -> Result<(Flow, Message)> {
         let req = Req { request_url: self.url("/self-service/verification/browser"), ..Req::default() };
-        let mut flow = self.new_flow(
-            FlowKind::Verification,
-            flow_type,
-            &req.request_url,
-            self.cfg.selfservice.flows.verification.lifespan.0,
-        )?;
-        let (code, _) = self.put_recovery_code(&mut flow, Some(identity), &start.address, None);
-        flow.internal_set(
-            PENDING_CHANGE,
-            json!({"identity_id": identity.id, "path": start.path, "address": start.address}),
-        );
+        let lifespan = self.cfg.selfservice.flows.verification.lifespan.0;
+        let mut flow = self.new_flow(FlowKind::Verification, flow_type, &req.request_url, lifespan)?;
+        let (code, _) = self.put_recovery_code(&mut flow, Some(identity), address, None);
+        if let Some(p) = pending {
+            flow.internal_set(PENDING_CHANGE, p);
+        }
         flow.active = Some(MethodId::Code.as_str().into());
         self.recovery_ui(&mut flow, &req);
         flow.ui.messages = vec![msg::verification_code_sent()];
         self.store.create_flow(&flow).await?;
-        let mail = self.code_mail(&flow, Some(identity), &start.address, &code, request_url)?;
-        tracing::info!(identity_id = %identity.id, flow_id = %flow.id, "verification code for a pending change sent");
-        Ok((mail, flow.id))
+        let mail = self.code_mail(&flow, Some(identity), address, &code, request_url)?;
+        Ok((flow, mail))
     }
 
     /// Addresses a verification mail goes to move from `pending` to `sent`.
@@ -306,19 +317,8 @@ impl Engine {
             if known {
                 continue;
             }
-            let req = Req { request_url: self.url("/self-service/verification/browser"), ..Req::default() };
-            let mut flow = self.new_flow(
-                FlowKind::Verification,
-                flow_type,
-                &req.request_url,
-                self.cfg.selfservice.flows.verification.lifespan.0,
-            )?;
-            let (code, _) = self.put_recovery_code(&mut flow, Some(identity), &a.value, None);
-            flow.active = Some(MethodId::Code.as_str().into());
-            self.recovery_ui(&mut flow, &req);
-            flow.ui.messages = vec![msg::verification_code_sent()];
-            self.store.create_flow(&flow).await?;
-            out.messages.push(self.code_mail(&flow, Some(identity), &a.value, &code, request_url)?);
+            let (flow, mail) = self.address_code_flow(identity, &a.value, None, flow_type, request_url).await?;
+            out.messages.push(mail);
             out.flows.push((flow.id, a.value.clone()));
             tracing::info!(identity_id = %identity.id, flow_id = %flow.id, "verification code sent");
         }
