@@ -120,15 +120,15 @@ pub fn tree_kib(root: u32, field: &str) -> u64 {
 
 /// CPU time (user + system, in clock ticks) that `pid` has used so far, all its threads.
 fn cpu_ticks(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            // Fields after the command: state(3) ppid(4) … utime(14) stime(15).
-            let rest = s[s.rfind(')')? + 1..].to_string();
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
-        })
-        .unwrap_or(0)
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|s| stat_cpu_ticks(&s)).unwrap_or(0)
+}
+
+/// `utime + stime` of a `/proc/<pid>/stat` line. The command (field 2) is in parentheses and
+/// may itself hold spaces and parentheses, so fields are counted from the last `)`: state(3)
+/// ppid(4) … utime(14) stime(15).
+fn stat_cpu_ticks(stat: &str) -> Option<u64> {
+    let f: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
 }
 
 /// CPU time of the whole process tree of `root` so far, in seconds.
@@ -1163,4 +1163,47 @@ pub fn check_tools(o: &PeerOpts, kinds: &[String]) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_lists_are_counted_like_taskset() {
+        assert_eq!(cpu_count("0").unwrap(), 1);
+        assert_eq!(cpu_count("0-1").unwrap(), 2);
+        assert_eq!(cpu_count("0,2-3").unwrap(), 3);
+        assert_eq!(cpu_count(" 1 , 3 ").unwrap(), 2);
+        for bad in ["", ",", "a", "3-1", "0-", "-1"] {
+            assert!(cpu_count(bad).is_err(), "{bad:?} must be refused");
+        }
+    }
+
+    #[test]
+    fn stat_lines_give_user_plus_system_ticks() {
+        // A command name with spaces and a parenthesis must not shift the fields.
+        let line = "4242 (idflow (a) b) S 1 4242 4242 0 -1 4194560 1 0 0 0 120 35 0 0 20 0 7 0 1 2 3";
+        assert_eq!(stat_cpu_ticks(line), Some(155));
+        assert_eq!(stat_cpu_ticks("4242 (x) S 1"), None);
+        assert_eq!(stat_cpu_ticks("no parenthesis"), None);
+    }
+
+    #[test]
+    fn the_process_tree_holds_children_and_counts_cpu() {
+        let me = std::process::id();
+        let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+        let pids = tree_pids(me);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(pids[0], me);
+        assert!(pids.contains(&child.id()), "{pids:?} lacks the child {}", child.id());
+        // Burn some CPU in this process; the tree's CPU time must see it.
+        let t = std::time::Instant::now();
+        let mut x = 0u64;
+        while t.elapsed() < std::time::Duration::from_millis(200) {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        }
+        assert!(tree_cpu_secs(me) > 0.05, "CPU time of the test process not read");
+    }
 }
