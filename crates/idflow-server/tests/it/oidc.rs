@@ -47,17 +47,8 @@ async fn setup(db: Db) -> Option<Setup> {
 }
 
 /// The abort link of the provider's login page: the user cancels.
-async fn abort_at_provider(c: &reqwest::Client, app: &TestApp, mut url: String) -> String {
-    for _ in 0..10 {
-        if url.starts_with(&app.public) {
-            return url;
-        }
-        let resp = c.get(&url).send().await.unwrap();
-        if resp.status().is_redirection() {
-            url = absolute(&url, &location(&resp));
-            continue;
-        }
-        let html = resp.text().await.unwrap();
+async fn abort_at_provider(c: &reqwest::Client, app: &TestApp, url: String) -> String {
+    follow_provider(c, app, url, async |page: &str, html: String| {
         let href = attr_after(&html, "abort", "href")
             .or_else(|| {
                 let i = html.find("/abort")?;
@@ -66,9 +57,9 @@ async fn abort_at_provider(c: &reqwest::Client, app: &TestApp, mut url: String) 
                 Some(unescape_html(&html[start..end]))
             })
             .expect("an abort link");
-        url = absolute(&url, &href);
-    }
-    panic!("the provider did not send the browser back");
+        absolute(page, &href)
+    })
+    .await
 }
 
 /// A node by name and value.

@@ -115,9 +115,15 @@ pub fn attr_after(html: &str, from: &str, attr: &str) -> Option<String> {
     Some(unescape_html(&rest[i..i + end]))
 }
 
-/// Drive the browser `c` from `url` through the provider's pages (signing in as `login`) until
-/// the provider sends it back to idflow; returns that callback URL.
-pub async fn through_provider(c: &reqwest::Client, app: &TestApp, mut url: String, login: &str) -> String {
+/// Follow the browser `c` from `url` until the provider sends it back to idflow, and return that
+/// callback URL: redirects are followed, and on each provider page `on_page(page URL, its HTML)`
+/// acts (posts a form, takes a link) and returns where the browser goes next.
+pub async fn follow_provider(
+    c: &reqwest::Client,
+    app: &TestApp,
+    mut url: String,
+    mut on_page: impl AsyncFnMut(&str, String) -> String,
+) -> String {
     for _ in 0..25 {
         if url.starts_with(&app.public) {
             return url;
@@ -129,8 +135,17 @@ pub async fn through_provider(c: &reqwest::Client, app: &TestApp, mut url: Strin
         }
         assert_eq!(resp.status(), 200, "provider page {url}");
         let html = resp.text().await.unwrap();
+        url = on_page(&url, html).await;
+    }
+    panic!("the provider did not send the browser back");
+}
+
+/// Drive the browser `c` from `url` through the provider's pages (signing in as `login`) until
+/// the provider sends it back to idflow; returns that callback URL.
+pub async fn through_provider(c: &reqwest::Client, app: &TestApp, url: String, login: &str) -> String {
+    follow_provider(c, app, url, async |page: &str, html: String| {
         let action = attr_after(&html, "<form", "action").expect("a form on the provider's page");
-        let action = absolute(&url, &action);
+        let action = absolute(page, &action);
         let prompt = attr_after(&html, "name=\"prompt\"", "value").expect("the prompt of the provider's page");
         let form: Vec<(&str, &str)> = if prompt == "login" {
             vec![("prompt", "login"), ("login", login), ("password", "any")]
@@ -139,9 +154,9 @@ pub async fn through_provider(c: &reqwest::Client, app: &TestApp, mut url: Strin
         };
         let resp = c.post(&action).form(&form).send().await.unwrap();
         assert!(resp.status().is_redirection(), "provider form answered {}", resp.status());
-        url = absolute(&action, &location(&resp));
-    }
-    panic!("the provider did not send the browser back");
+        absolute(&action, &location(&resp))
+    })
+    .await
 }
 
 /// One `generic` provider entry of `selfservice.methods.oidc.config.providers` for the local
