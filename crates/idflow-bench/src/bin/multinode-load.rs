@@ -1125,10 +1125,10 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     let secs = started.elapsed().as_secs_f64();
-    if let Some(t) = chaos_task {
-        if let Err(e) = t.await? {
-            sh.fail(format!("the chaos task stopped: {e:#}"));
-        }
+    if let Some(t) = chaos_task
+        && let Err(e) = t.await?
+    {
+        sh.fail(format!("the chaos task stopped: {e:#}"));
     }
     let mut samples = sampler.await?;
     samples.push(sample(&pool, &nodes, &sh).await);
