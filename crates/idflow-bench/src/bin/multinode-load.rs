@@ -335,8 +335,17 @@ async fn unexpected(r: reqwest::Response, node: &str) -> Outcome {
     Outcome::Unexpected { status, node: node.to_string(), body }
 }
 
+/// A transport error, with its chain of causes (e.g. "connection closed before message
+/// completed" under reqwest's "error sending request").
 fn transport(e: &reqwest::Error, node: &str) -> Outcome {
-    Outcome::Unexpected { status: 0, node: node.to_string(), body: e.to_string() }
+    let mut body = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        body.push_str(": ");
+        body.push_str(&c.to_string());
+        cause = c.source();
+    }
+    Outcome::Unexpected { status: 0, node: node.to_string(), body }
 }
 
 /// One operation of the mixed load: starts on node `a`, finishes on node `b`.
