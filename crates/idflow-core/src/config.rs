@@ -339,9 +339,12 @@ pub struct Limits {
     /// Password login attempts per account identifier per `login_window` (429 above).
     pub login_attempts: i64,
     pub login_window: Dur,
-    /// Time a client has to send the headers of a request (also how long an idle keep-alive
-    /// connection stays open): guards against slow-header (slowloris) clients.
+    /// Time a client has to send the headers of a request, from its first byte: guards against
+    /// slow-header (slowloris) clients.
     pub header_read_timeout: Dur,
+    /// How long a connection may wait for its next request (a keep-alive connection after a
+    /// response, a new connection before its first byte) before it is closed.
+    pub idle_timeout: Dur,
     /// Submits per minute per client IP address (the TCP peer, never `X-Forwarded-For`); 0 = off.
     pub per_ip: SubmitRates,
     /// Submits per minute per identity (login: the submitted identifier or the session's
@@ -375,6 +378,9 @@ impl Default for Limits {
             login_attempts: 100,
             login_window: Dur::secs(3600),
             header_read_timeout: Dur::secs(10),
+            // Longer than clients and proxies keep idle connections (reqwest 90 s, nginx
+            // upstream 60 s), so they close first and never reuse one idflow is closing.
+            idle_timeout: Dur::secs(120),
             // On by default for the unauthenticated, password-hashing submits: one client
             // gets 5 hashes a second at most, a fraction of what the hashing pool does on
             // one core. Behind a reverse proxy every client shares its address: raise or
@@ -1143,6 +1149,12 @@ impl Config {
                 "invalid configuration at key `limits.header_read_timeout`: must be more than 0".into(),
             ));
         }
+        if self.limits.idle_timeout.0 < self.limits.header_read_timeout.0 {
+            return Err(ConfigError(
+                "invalid configuration at key `limits.idle_timeout`: must be at least `limits.header_read_timeout`"
+                    .into(),
+            ));
+        }
         if self.limits.max_body_bytes < 1024 {
             return Err(ConfigError(
                 "invalid configuration at key `limits.max_body_bytes`: must be at least 1024".into(),
@@ -1339,6 +1351,15 @@ mod tests {
         let e = Config::load(Some("selfservice:\n  flows:\n    settings:\n      lifespam: 1h\n"), vec![]).unwrap_err();
         assert!(e.0.contains("selfservice.flows.settings"), "{}", e.0);
         assert!(e.0.contains("lifespam"), "{}", e.0);
+    }
+
+    #[test]
+    fn idle_timeout_is_at_least_the_head_deadline() {
+        let c = Config::load(None, vec![]).unwrap();
+        assert_eq!((c.limits.header_read_timeout, c.limits.idle_timeout), (Dur::secs(10), Dur::secs(120)));
+        let e = Config::load(Some("limits:\n  header_read_timeout: 30s\n  idle_timeout: 5s\n"), vec![]).unwrap_err();
+        assert!(e.0.contains("limits.idle_timeout"), "{}", e.0);
+        assert!(Config::load(Some("limits:\n  idle_timeout: 10s\n"), vec![]).is_ok());
     }
 
     #[test]

@@ -218,6 +218,7 @@ impl Application {
         let limits = &self.state.engine.cfg.limits;
         let opts = ServeOpts {
             header_read_timeout: limits.header_read_timeout.0,
+            idle_timeout: limits.idle_timeout.0,
             drain: limits.request_timeout.0 + Duration::from_secs(5),
         };
         let p = serve(self.public, public, opts, tx.subscribe());
@@ -275,12 +276,14 @@ async fn cleanup_worker(engine: Arc<Engine>, mut stop: tokio::sync::broadcast::R
 #[derive(Clone, Copy)]
 struct ServeOpts {
     header_read_timeout: Duration,
+    idle_timeout: Duration,
     drain: Duration,
 }
 
 /// Accept HTTP/1.1 connections until `stop` fires, then drain them. Unlike `axum::serve`, a
-/// client gets `header_read_timeout` to send each request's headers (slow-header clients and
-/// idle keep-alive connections are closed) and every request carries the TCP peer address.
+/// client gets `header_read_timeout` from the first byte of a request to send its headers
+/// (slow-header clients are cut off), an idle keep-alive connection is closed after
+/// `idle_timeout` (`conn.rs`), and every request carries the TCP peer address.
 async fn serve(listener: TcpListener, router: Router, opts: ServeOpts, mut stop: tokio::sync::broadcast::Receiver<()>) {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use hyper_util::service::TowerToHyperService;
@@ -289,7 +292,9 @@ async fn serve(listener: TcpListener, router: Router, opts: ServeOpts, mut stop:
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(opts.header_read_timeout)
+        // hyper's one timer covers the idle wait before each head; `HeadDeadline` adds the
+        // shorter deadline for the head itself.
+        .header_read_timeout(opts.idle_timeout)
         .max_buf_size(64 * 1024)
         .keep_alive(true);
     loop {
@@ -306,11 +311,14 @@ async fn serve(listener: TcpListener, router: Router, opts: ServeOpts, mut stop:
             _ = stop.recv() => break,
         };
         let _ = stream.set_nodelay(true);
+        let head = crate::conn::HeadState::new();
+        let io = crate::conn::HeadDeadline::new(stream, opts.header_read_timeout, head.clone());
         let svc = router.clone().map_request(move |mut req: Request<hyper::body::Incoming>| {
+            head.head_complete();
             req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
             req.map(axum::body::Body::new)
         });
-        let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc));
+        let conn = builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(svc));
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(e) = conn.await {

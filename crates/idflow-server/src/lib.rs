@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod conn;
 pub mod courier;
 pub mod http;
 pub mod metrics;

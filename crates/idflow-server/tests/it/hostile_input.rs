@@ -1,5 +1,6 @@
-//! Hostile clients (T42, T09): slow-header (slowloris) and idle connections are closed after
-//! `limits.header_read_timeout`; per-IP and per-identity submit rate limits answer 429 with
+//! Hostile clients (T42, T09): slow-header (slowloris) clients are cut off
+//! `limits.header_read_timeout` after the first byte of a request, idle connections after
+//! `limits.idle_timeout` (and not before: a reused keep-alive connection is served); per-IP and per-identity submit rate limits answer 429 with
 //! `Retry-After` in each dialect's envelope and ignore `X-Forwarded-For`; metrics use route
 //! templates, so hostile paths cannot grow the label set.
 
@@ -29,9 +30,11 @@ fn addr(app: &TestApp) -> String {
 }
 
 async fn slow_clients_are_cut_off(db: Db) {
-    let app =
-        spawn_app_with(db, |c| c.limits.header_read_timeout = idflow_core::config::Dur(Duration::from_millis(800)))
-            .await;
+    let app = spawn_app_with(db, |c| {
+        c.limits.header_read_timeout = idflow_core::config::Dur(Duration::from_millis(800));
+        c.limits.idle_timeout = idflow_core::config::Dur(Duration::from_secs(4));
+    })
+    .await;
 
     // Headers that never finish.
     let mut s = TcpStream::connect(addr(&app)).await.unwrap();
@@ -56,11 +59,30 @@ async fn slow_clients_are_cut_off(db: Db) {
         assert!(!String::from_utf8_lossy(&got).contains("200 OK"), "trickled request must not complete");
     }
 
-    // An idle keep-alive connection is closed too, after its first request was answered.
+    // An idle keep-alive connection is closed too, after its first request was answered, at
+    // `idle_timeout`, not at the head deadline.
     let mut s = TcpStream::connect(addr(&app)).await.unwrap();
     s.write_all(b"GET /health/alive HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let t = std::time::Instant::now();
     let got = read_until_closed(&mut s, Duration::from_secs(20)).await.expect("idle connection is closed");
     assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"), "first request answered");
+    assert!(t.elapsed() >= Duration::from_secs(3), "closed after {:?}, before the idle timeout", t.elapsed());
+
+    // A keep-alive connection idle for longer than the head deadline (but not the idle
+    // timeout) still takes its next request: a client or proxy reusing it is not cut off.
+    let mut s = TcpStream::connect(addr(&app)).await.unwrap();
+    for round in 0..2 {
+        s.write_all(b"GET /health/alive HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&got).contains("\"ok\"") {
+            let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await.unwrap().unwrap();
+            assert!(n > 0, "round {round}: the connection was closed instead of answered");
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"), "round {round} answered");
+        tokio::time::sleep(Duration::from_millis(2000)).await;
+    }
 
     // Meanwhile normal clients are served.
     let r = api_client().get(app.url("/health/alive")).send().await.unwrap();
