@@ -1,6 +1,7 @@
-# Shared by the bench scripts (sourced, not run): a scratch directory and, on demand, a throwaway
-# PostgreSQL cluster on 127.0.0.1 (trust auth on loopback, as scripts/test.sh starts one), both
-# removed when the script exits.
+# shellcheck shell=bash
+# Shared by the bench scripts and scripts/test.sh (sourced, not run): a scratch directory and, on
+# demand, a throwaway PostgreSQL cluster on 127.0.0.1 (trust auth on loopback), both removed when
+# the script exits (scripts/test.sh starts its cluster itself and sets PG_DIR/PGBIN/PG_STARTED).
 #
 # Before sourcing, set TAG (names the temp directories). After it:
 #   WORK                       a scratch directory
@@ -18,7 +19,7 @@ PG_STARTED=0
 
 as_postgres() {
   (
-    cd "${PG_DIR:-/}"
+    cd "${PG_DIR:-/}" || exit
     if [ "$(id -u)" -eq 0 ]; then
       exec runuser -u postgres -- "$@"
     else

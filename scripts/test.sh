@@ -52,51 +52,11 @@ note() {
   printf '[test.sh] %s\n' "$*"
 }
 
-# Scratch space for logs; the PostgreSQL cluster gets its own directory (owned by postgres).
-WORK="$(mktemp -d -t idflow-test.XXXXXX)"
-PG_DIR=""
-PGBIN=""
-PG_STARTED=0
-
-# Runs a PostgreSQL tool as the postgres user (PostgreSQL refuses root), from a directory that
-# user can enter.
-as_postgres() {
-  (
-    cd "${PG_DIR:-/}"
-    if [ "$(id -u)" -eq 0 ]; then
-      exec runuser -u postgres -- "$@"
-    else
-      exec "$@"
-    fi
-  )
-}
-
-# shellcheck disable=SC2317  # called through the EXIT trap
-cleanup() {
-  local rc=$?
-  if [ "$PG_STARTED" -eq 1 ] && [ -n "$PG_DIR" ]; then
-    as_postgres "$PGBIN/pg_ctl" -D "$PG_DIR/data" -m immediate -w -t 30 stop >/dev/null 2>&1 || true
-    PG_STARTED=0
-  fi
-  if [ -n "$PG_DIR" ]; then
-    rm -rf "$PG_DIR"
-  fi
-  rm -rf "$WORK"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-free_port() {
-  python3 - <<'PY'
-import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])
-s.close()
-PY
-}
+# Scratch space for logs ($WORK), as_postgres, free_port and the EXIT cleanup (stops and removes
+# the PostgreSQL cluster this script starts below): shared with the bench scripts.
+TAG="test"
+# shellcheck source=bench/pg-cluster.sh
+source "$ROOT/bench/pg-cluster.sh"
 
 # --------------------------------------------------------------------------------------------
 # PostgreSQL
