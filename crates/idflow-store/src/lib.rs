@@ -7,15 +7,15 @@
 //! native UUID (PostgreSQL) or 16-byte BLOB (SQLite).
 
 pub mod flow_format;
+mod plan;
+mod rows;
+mod sqlite_lane;
 
 use idflow_core::activity::{ActivityCursor, ActivityEvent, ActivityKind, Outcome as ActivityOutcome};
 use idflow_core::courier::{
     Dispatch, DispatchStatus, Message, MessageFilter, MessageStatus, Outcome, PageToken, TemplateType,
 };
-use idflow_core::model::{
-    Aal, AuthMethod, Credential, CredentialType, Device, Flow, Identity, IdentityState, PendingChange, RecoveryAddress,
-    Session, VerifiableAddress,
-};
+use idflow_core::model::{CredentialType, Flow, Identity, PendingChange, Session};
 use idflow_core::store::{Cleaned, Cleanup, Commit, IdentityFilter, Store, StoreError};
 use serde_json::Value;
 use sqlx::Row;
@@ -115,7 +115,7 @@ fn de<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, StoreError> {
 /// recovery (t=3) addresses in one result. NULL columns are cast so PostgreSQL can type the
 /// UNION; the ORDER BY gives identifiers by value and addresses by (created_at, value), as
 /// the separate queries did.
-const HYDRATE_CHILDREN: &str = "\
+pub(crate) const HYDRATE_CHILDREN: &str = "\
 SELECT CAST(0 AS BIGINT) AS t, id, CAST(NULL AS UUID) AS ref_id, kind AS s1, config AS s2, CAST(NULL AS TEXT) AS s3, \
 CAST(NULL AS TEXT) AS s4, version AS n1, created_at AS n2, updated_at AS n3, CAST(NULL AS BOOLEAN) AS b \
 FROM credentials WHERE identity_id = $1 \
@@ -131,7 +131,7 @@ created_at, expires_at, CAST(NULL AS BOOLEAN) FROM pending_changes WHERE identit
 ORDER BY 1, 9, 5, 4";
 
 /// The columns of `identities`, in the order `identity_from_row` reads them.
-const IDENTITY_COLUMNS: &[&str; 12] = &[
+pub(crate) const IDENTITY_COLUMNS: &[&str; 12] = &[
     "id",
     "schema_id",
     "state",
@@ -147,7 +147,7 @@ const IDENTITY_COLUMNS: &[&str; 12] = &[
 ];
 
 /// The same columns as [`SESSION_WITH_IDENTITY`] names them.
-const PREFIXED_IDENTITY_COLUMNS: &[&str; 12] = &[
+pub(crate) const PREFIXED_IDENTITY_COLUMNS: &[&str; 12] = &[
     "i_id",
     "i_schema_id",
     "i_state",
@@ -164,7 +164,7 @@ const PREFIXED_IDENTITY_COLUMNS: &[&str; 12] = &[
 
 /// A session by token hash with its identity's row (LEFT JOIN: NULL `i_id` when the
 /// identity is gone).
-const SESSION_WITH_IDENTITY: &str = "\
+pub(crate) const SESSION_WITH_IDENTITY: &str = "\
 SELECT s.*, i.id AS i_id, i.schema_id AS i_schema_id, i.state AS i_state, i.state_changed_at AS i_state_changed_at, \
 i.traits AS i_traits, i.metadata_public AS i_metadata_public, i.metadata_admin AS i_metadata_admin, \
 i.external_id AS i_external_id, i.version AS i_version, i.created_at AS i_created_at, i.updated_at AS i_updated_at, \
@@ -184,6 +184,10 @@ macro_rules! sql_store {
             /// busy handler, which polls with sleeps of up to 100 ms (seconds of p99 under
             /// concurrent settings submits). Unused on PostgreSQL (row locks).
             write_lock: Arc<tokio::sync::Mutex<()>>,
+            /// SQLite on a file: the connection lane for the hot reads and the writes of
+            /// `commit` and `create_flow` (`sqlite_lane.rs`). None on PostgreSQL and for an
+            /// in-memory SQLite database (whose connections must all go through one pool).
+            lane: Option<Arc<sqlite_lane::Lane>>,
         }
 
         impl $name {
@@ -193,6 +197,25 @@ macro_rules! sql_store {
 
             pub fn pool(&self) -> &sqlx::Pool<$db> {
                 &self.pool
+            }
+
+            /// `q` with the parameters of a [`plan::Stmt`].
+            fn bind<'q>(
+                mut q: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments>,
+                params: &'q [plan::P],
+            ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments> {
+                for p in params {
+                    q = match p {
+                        plan::P::Uuid(u) => q.bind(*u),
+                        plan::P::OptUuid(u) => q.bind(*u),
+                        plan::P::Int(i) => q.bind(*i),
+                        plan::P::OptInt(i) => q.bind(*i),
+                        plan::P::Text(t) => q.bind(t.as_str()),
+                        plan::P::OptText(t) => q.bind(t.as_deref()),
+                        plan::P::Bool(b) => q.bind(*b),
+                    };
+                }
+                q
             }
 
             async fn load_identity_rows(
@@ -207,7 +230,7 @@ macro_rules! sql_store {
             }
 
             async fn hydrate(&self, row: <$db as sqlx::Database>::Row) -> Result<Identity, StoreError> {
-                let ident = Self::identity_from_row(&row, IDENTITY_COLUMNS)?;
+                let ident = rows::identity(&row, IDENTITY_COLUMNS)?;
                 self.hydrate_children(ident).await
             }
 
@@ -222,101 +245,16 @@ macro_rules! sql_store {
                 }
             }
 
-            /// The identity row's columns, read under the names in `c` (plain, or the
-            /// prefixed names of [`SESSION_WITH_IDENTITY`]).
-            fn identity_from_row(
-                row: &<$db as sqlx::Database>::Row,
-                c: &[&str; 12],
-            ) -> Result<Identity, StoreError> {
-                let state: String = row.try_get(c[2]).map_err(map_err)?;
-                Ok(Identity {
-                    id: row.try_get(c[0]).map_err(map_err)?,
-                    schema_id: row.try_get(c[1]).map_err(map_err)?,
-                    state: IdentityState::parse(&state).unwrap_or(IdentityState::Inactive),
-                    state_changed_at: row.try_get::<Option<i64>, _>(c[3]).map_err(map_err)?.map(from_ts),
-                    traits: parse_json(&row.try_get::<String, _>(c[4]).map_err(map_err)?),
-                    metadata_public: parse_json(&row.try_get::<String, _>(c[5]).map_err(map_err)?),
-                    metadata_admin: parse_json(&row.try_get::<String, _>(c[6]).map_err(map_err)?),
-                    external_id: row.try_get(c[7]).map_err(map_err)?,
-                    verifiable_addresses: vec![],
-                    recovery_addresses: vec![],
-                    credentials: Default::default(),
-                    delete_after: row.try_get::<Option<i64>, _>(c[11]).map_err(map_err)?.map(from_ts),
-                    version: row.try_get(c[8]).map_err(map_err)?,
-                    created_at: from_ts(row.try_get(c[9]).map_err(map_err)?),
-                    updated_at: from_ts(row.try_get(c[10]).map_err(map_err)?),
-                    pending_changes: None,
-                })
-            }
-
-            async fn hydrate_children(&self, mut ident: Identity) -> Result<Identity, StoreError> {
-                let id = ident.id;
+            async fn hydrate_children(&self, ident: Identity) -> Result<Identity, StoreError> {
                 // All children in ONE round trip (each query is a hop to the connection's
                 // worker thread, and every authenticated request loads its identity): a UNION
                 // ALL with a row kind `t` and shared, explicitly typed columns.
-                let rows = sqlx::query(HYDRATE_CHILDREN).bind(id).fetch_all(&self.pool).await.map_err(map_err)?;
-                let mut creds = vec![];
-                let mut idents: Vec<(Uuid, String)> = vec![];
-                let mut pending = vec![];
-                for r in rows {
-                    let t: i64 = r.try_get("t").map_err(map_err)?;
-                    match t {
-                        0 => creds.push(r),
-                        1 => idents.push((
-                            r.try_get("ref_id").map_err(map_err)?,
-                            r.try_get::<String, _>("s1").map_err(map_err)?,
-                        )),
-                        2 => ident.verifiable_addresses.push(VerifiableAddress {
-                            id: r.try_get("id").map_err(map_err)?,
-                            via: r.try_get("s1").map_err(map_err)?,
-                            value: r.try_get("s2").map_err(map_err)?,
-                            verified: r.try_get("b").map_err(map_err)?,
-                            status: r.try_get("s3").map_err(map_err)?,
-                            verified_at: r.try_get::<Option<i64>, _>("n1").map_err(map_err)?.map(from_ts),
-                            created_at: from_ts(r.try_get("n2").map_err(map_err)?),
-                            updated_at: from_ts(r.try_get("n3").map_err(map_err)?),
-                        }),
-                        3 => ident.recovery_addresses.push(RecoveryAddress {
-                            id: r.try_get("id").map_err(map_err)?,
-                            via: r.try_get("s1").map_err(map_err)?,
-                            value: r.try_get("s2").map_err(map_err)?,
-                            created_at: from_ts(r.try_get("n2").map_err(map_err)?),
-                            updated_at: from_ts(r.try_get("n3").map_err(map_err)?),
-                        }),
-                        _ => pending.push(PendingChange {
-                            identity_id: id,
-                            path: r.try_get("s1").map_err(map_err)?,
-                            value: parse_json(&r.try_get::<String, _>("s2").map_err(map_err)?),
-                            previous: parse_json(&r.try_get::<String, _>("s3").map_err(map_err)?),
-                            address: r.try_get("s4").map_err(map_err)?,
-                            flow_id: r.try_get("id").map_err(map_err)?,
-                            created_at: from_ts(r.try_get("n2").map_err(map_err)?),
-                            expires_at: from_ts(r.try_get("n3").map_err(map_err)?),
-                        }),
-                    }
+                let rows = sqlx::query(HYDRATE_CHILDREN).bind(ident.id).fetch_all(&self.pool).await.map_err(map_err)?;
+                let mut children = rows::Children::default();
+                for r in &rows {
+                    children.add(ident.id, r)?;
                 }
-                // As `list_pending_changes` lists them.
-                pending.sort_by(|a, b| a.path.cmp(&b.path));
-                ident.pending_changes = Some(pending);
-                for c in creds {
-                    let kind: String = c.try_get("s1").map_err(map_err)?;
-                    let Some(kind) = CredentialType::parse(&kind) else { continue };
-                    let cid: Uuid = c.try_get("id").map_err(map_err)?;
-                    let identifiers = idents.iter().filter(|(rc, _)| *rc == cid).map(|(_, i)| i.clone()).collect();
-                    ident.credentials.insert(
-                        kind,
-                        Credential {
-                            id: cid,
-                            kind,
-                            identifiers,
-                            config: parse_json(&c.try_get::<String, _>("s2").map_err(map_err)?),
-                            version: c.try_get("n1").map_err(map_err)?,
-                            created_at: from_ts(c.try_get("n2").map_err(map_err)?),
-                            updated_at: from_ts(c.try_get("n3").map_err(map_err)?),
-                        },
-                    );
-                }
-                Ok(ident)
+                Ok(children.finish(ident))
             }
 
             fn message_from_row(row: &<$db as sqlx::Database>::Row) -> Result<Message, StoreError> {
@@ -355,51 +293,6 @@ macro_rules! sql_store {
                 })
             }
 
-            async fn insert_message(tx: &mut sqlx::Transaction<'_, $db>, m: &Message) -> Result<(), StoreError> {
-                sqlx::query(
-                    "INSERT INTO courier_messages (id, status, channel, recipient, subject, body, html_body, template_type, template_data, send_count, next_attempt_at, claim_id, lease_until, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, NULL, $12, $13)",
-                )
-                .bind(m.id)
-                .bind(m.status.as_str())
-                .bind(&m.channel)
-                .bind(&m.recipient)
-                .bind(&m.subject)
-                .bind(&m.body)
-                .bind(&m.html_body)
-                .bind(m.template_type.as_str())
-                .bind(json_text(&m.template_data))
-                .bind(m.send_count)
-                .bind(ts(m.next_attempt_at))
-                .bind(ts(m.created_at))
-                .bind(ts(m.updated_at))
-                .execute(&mut **tx)
-                .await
-                .map_err(map_err)?;
-                Ok(())
-            }
-
-            async fn insert_activity(
-                tx: &mut sqlx::Transaction<'_, $db>,
-                e: &ActivityEvent,
-            ) -> Result<(), StoreError> {
-                sqlx::query(
-                    "INSERT INTO identity_activity (id, identity_id, kind, outcome, method, session_id, ip_address, user_agent, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                )
-                .bind(e.id)
-                .bind(e.identity_id)
-                .bind(e.kind.as_str())
-                .bind(e.outcome.as_str())
-                .bind(e.method.map(|m| m.as_str()))
-                .bind(e.session_id)
-                .bind(&e.ip_address)
-                .bind(&e.user_agent)
-                .bind(ts(e.created_at))
-                .execute(&mut **tx)
-                .await
-                .map_err(map_err)?;
-                Ok(())
-            }
-
             fn activity_from_row(row: &<$db as sqlx::Database>::Row) -> Result<ActivityEvent, StoreError> {
                 let kind: String = row.try_get("kind").map_err(map_err)?;
                 let outcome: String = row.try_get("outcome").map_err(map_err)?;
@@ -418,180 +311,6 @@ macro_rules! sql_store {
                     created_at: from_ts(row.try_get("created_at").map_err(map_err)?),
                 })
             }
-
-            fn session_from_row(row: &<$db as sqlx::Database>::Row) -> Result<Session, StoreError> {
-                let aal: String = row.try_get("aal").map_err(map_err)?;
-                let methods: Vec<AuthMethod> = de(&row.try_get::<String, _>("authentication_methods").map_err(map_err)?)?;
-                let devices: Vec<Device> = de(&row.try_get::<String, _>("devices").map_err(map_err)?)?;
-                Ok(Session {
-                    id: row.try_get("id").map_err(map_err)?,
-                    token_hash: row.try_get("token_hash").map_err(map_err)?,
-                    logout_token_hash: row.try_get("logout_token_hash").map_err(map_err)?,
-                    identity_id: row.try_get("identity_id").map_err(map_err)?,
-                    active: row.try_get("active").map_err(map_err)?,
-                    aal: Aal::parse(&aal).unwrap_or(Aal::Aal0),
-                    authentication_methods: methods,
-                    authenticated_at: from_ts(row.try_get("authenticated_at").map_err(map_err)?),
-                    issued_at: from_ts(row.try_get("issued_at").map_err(map_err)?),
-                    expires_at: from_ts(row.try_get("expires_at").map_err(map_err)?),
-                    devices,
-                    created_at: from_ts(row.try_get("created_at").map_err(map_err)?),
-                    updated_at: from_ts(row.try_get("updated_at").map_err(map_err)?),
-                })
-            }
-
-            async fn write_identity_children(
-                tx: &mut sqlx::Transaction<'_, $db>,
-                i: &Identity,
-            ) -> Result<(), StoreError> {
-                for c in i.credentials.values() {
-                    Self::insert_credential(tx, i.id, c).await?;
-                }
-                Self::insert_verifiable_addresses(tx, i).await?;
-                Self::insert_recovery_addresses(tx, i).await
-            }
-
-            /// Rewrite only the children of `i` that differ from `prev` (the same identity as
-            /// stored at `i.version`, which the caller's version check guarantees).
-            async fn update_identity_children(
-                tx: &mut sqlx::Transaction<'_, $db>,
-                i: &Identity,
-                prev: &Identity,
-            ) -> Result<(), StoreError> {
-                for (kind, old) in &prev.credentials {
-                    if i.credentials.get(kind) != Some(old) {
-                        for q in [
-                            "DELETE FROM credential_identifiers WHERE credential_id = $1",
-                            "DELETE FROM credentials WHERE id = $1",
-                        ] {
-                            sqlx::query(q).bind(old.id).execute(&mut **tx).await.map_err(map_err)?;
-                        }
-                    }
-                }
-                for (kind, new) in &i.credentials {
-                    if prev.credentials.get(kind) != Some(new) {
-                        Self::insert_credential(tx, i.id, new).await?;
-                    }
-                }
-                if i.verifiable_addresses != prev.verifiable_addresses {
-                    sqlx::query("DELETE FROM verifiable_addresses WHERE identity_id = $1")
-                        .bind(i.id)
-                        .execute(&mut **tx)
-                        .await
-                        .map_err(map_err)?;
-                    Self::insert_verifiable_addresses(tx, i).await?;
-                }
-                if i.recovery_addresses != prev.recovery_addresses {
-                    sqlx::query("DELETE FROM recovery_addresses WHERE identity_id = $1")
-                        .bind(i.id)
-                        .execute(&mut **tx)
-                        .await
-                        .map_err(map_err)?;
-                    Self::insert_recovery_addresses(tx, i).await?;
-                }
-                Ok(())
-            }
-
-            async fn insert_credential(
-                tx: &mut sqlx::Transaction<'_, $db>,
-                identity_id: Uuid,
-                c: &Credential,
-            ) -> Result<(), StoreError> {
-                sqlx::query(
-                    "INSERT INTO credentials (id, identity_id, kind, config, version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                )
-                .bind(c.id)
-                .bind(identity_id)
-                .bind(c.kind.as_str())
-                .bind(json_text(&c.config))
-                .bind(c.version)
-                .bind(ts(c.created_at))
-                .bind(ts(c.updated_at))
-                .execute(&mut **tx)
-                .await
-                .map_err(map_err)?;
-                for ident in &c.identifiers {
-                    sqlx::query(
-                        "INSERT INTO credential_identifiers (kind, identifier, identity_id, credential_id) VALUES ($1, $2, $3, $4)",
-                    )
-                    .bind(c.kind.as_str())
-                    .bind(ident)
-                    .bind(identity_id)
-                    .bind(c.id)
-                    .execute(&mut **tx)
-                    .await
-                    .map_err(map_err)?;
-                }
-                Ok(())
-            }
-
-            async fn insert_verifiable_addresses(
-                tx: &mut sqlx::Transaction<'_, $db>,
-                i: &Identity,
-            ) -> Result<(), StoreError> {
-                for a in &i.verifiable_addresses {
-                    sqlx::query(
-                        "INSERT INTO verifiable_addresses (id, identity_id, via, value, verified, status, verified_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                    )
-                    .bind(a.id)
-                    .bind(i.id)
-                    .bind(&a.via)
-                    .bind(&a.value)
-                    .bind(a.verified)
-                    .bind(&a.status)
-                    .bind(a.verified_at.map(ts))
-                    .bind(ts(a.created_at))
-                    .bind(ts(a.updated_at))
-                    .execute(&mut **tx)
-                    .await
-                    .map_err(map_err)?;
-                }
-                Ok(())
-            }
-
-            async fn insert_recovery_addresses(
-                tx: &mut sqlx::Transaction<'_, $db>,
-                i: &Identity,
-            ) -> Result<(), StoreError> {
-                for a in &i.recovery_addresses {
-                    sqlx::query(
-                        "INSERT INTO recovery_addresses (id, identity_id, via, value, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6)",
-                    )
-                    .bind(a.id)
-                    .bind(i.id)
-                    .bind(&a.via)
-                    .bind(&a.value)
-                    .bind(ts(a.created_at))
-                    .bind(ts(a.updated_at))
-                    .execute(&mut **tx)
-                    .await
-                    .map_err(map_err)?;
-                }
-                Ok(())
-            }
-
-            async fn insert_session(tx: &mut sqlx::Transaction<'_, $db>, s: &Session) -> Result<(), StoreError> {
-                sqlx::query(
-                    "INSERT INTO sessions (id, token_hash, logout_token_hash, identity_id, active, aal, authentication_methods, authenticated_at, issued_at, expires_at, devices, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-                )
-                .bind(s.id)
-                .bind(&s.token_hash)
-                .bind(&s.logout_token_hash)
-                .bind(s.identity_id)
-                .bind(s.active)
-                .bind(s.aal.as_str())
-                .bind(ser(&s.authentication_methods)?)
-                .bind(ts(s.authenticated_at))
-                .bind(ts(s.issued_at))
-                .bind(ts(s.expires_at))
-                .bind(ser(&s.devices)?)
-                .bind(ts(s.created_at))
-                .bind(ts(s.updated_at))
-                .execute(&mut **tx)
-                .await
-                .map_err(map_err)?;
-                Ok(())
-            }
         }
 
         #[async_trait::async_trait]
@@ -606,6 +325,9 @@ macro_rules! sql_store {
             }
 
             async fn get_identity(&self, id: Uuid) -> Result<Option<Identity>, StoreError> {
+                if let Some(lane) = &self.lane {
+                    return lane.identity(id);
+                }
                 let row = sqlx::query("SELECT * FROM identities WHERE id = $1")
                     .bind(id)
                     .fetch_optional(&self.pool)
@@ -733,7 +455,7 @@ macro_rules! sql_store {
                     .fetch_optional(&self.pool)
                     .await
                     .map_err(map_err)?;
-                row.as_ref().map(Self::session_from_row).transpose()
+                row.as_ref().map(rows::session).transpose()
             }
 
             async fn get_session_by_token_hash(&self, hash: &str) -> Result<Option<Session>, StoreError> {
@@ -742,13 +464,16 @@ macro_rules! sql_store {
                     .fetch_optional(&self.pool)
                     .await
                     .map_err(map_err)?;
-                row.as_ref().map(Self::session_from_row).transpose()
+                row.as_ref().map(rows::session).transpose()
             }
 
             async fn get_session_with_identity(
                 &self,
                 hash: &str,
             ) -> Result<Option<(Session, Option<Identity>)>, StoreError> {
+                if let Some(lane) = &self.lane {
+                    return lane.session_with_identity(hash);
+                }
                 // The session and its identity row in one query, the identity's children in a
                 // second (was three round trips).
                 let row = sqlx::query(SESSION_WITH_IDENTITY)
@@ -757,12 +482,12 @@ macro_rules! sql_store {
                     .await
                     .map_err(map_err)?;
                 let Some(row) = row else { return Ok(None) };
-                let session = Self::session_from_row(&row)?;
+                let session = rows::session(&row)?;
                 let has_identity = row.try_get::<Option<Uuid>, _>("i_id").map_err(map_err)?.is_some();
                 if !has_identity {
                     return Ok(Some((session, None)));
                 }
-                let ident = Self::identity_from_row(&row, PREFIXED_IDENTITY_COLUMNS)?;
+                let ident = rows::identity(&row, PREFIXED_IDENTITY_COLUMNS)?;
                 Ok(Some((session, Some(self.hydrate_children(ident).await?))))
             }
 
@@ -772,7 +497,7 @@ macro_rules! sql_store {
                     .fetch_optional(&self.pool)
                     .await
                     .map_err(map_err)?;
-                row.as_ref().map(Self::session_from_row).transpose()
+                row.as_ref().map(rows::session).transpose()
             }
 
             async fn list_sessions(
@@ -796,7 +521,7 @@ macro_rules! sql_store {
                 .fetch_all(&self.pool)
                 .await
                 .map_err(map_err)?;
-                rows.iter().map(Self::session_from_row).collect()
+                rows.iter().map(rows::session).collect()
             }
 
             async fn revoke_session(&self, id: Uuid) -> Result<bool, StoreError> {
@@ -821,25 +546,20 @@ macro_rules! sql_store {
             }
 
             async fn create_flow(&self, f: &Flow) -> Result<(), StoreError> {
+                let st = plan::create_flow(f)?;
+                if let Some(lane) = &self.lane {
+                    lane.write(vec![st], Arc::clone(&self.write_lock).lock_owned().await).await?;
+                    return Ok(());
+                }
                 let _w = self.write_guard().await;
-                sqlx::query(
-                    "INSERT INTO flows (id, kind, identity_id, data, expires_at, version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                )
-                .bind(f.id)
-                .bind(f.kind.as_str())
-                .bind(f.identity_id)
-                .bind(flow_format::encode(f)?)
-                .bind(ts(f.expires_at))
-                .bind(f.version)
-                .bind(ts(f.created_at))
-                .bind(ts(f.updated_at))
-                .execute(&self.pool)
-                .await
-                .map_err(map_err)?;
+                Self::bind(sqlx::query(st.sql), &st.params).execute(&self.pool).await.map_err(map_err)?;
                 Ok(())
             }
 
             async fn get_flow(&self, id: Uuid) -> Result<Option<Flow>, StoreError> {
+                if let Some(lane) = &self.lane {
+                    return lane.flow(id);
+                }
                 let row = sqlx::query("SELECT data, version FROM flows WHERE id = $1")
                     .bind(id)
                     .fetch_optional(&self.pool)
@@ -856,165 +576,19 @@ macro_rules! sql_store {
             }
 
             async fn commit(&self, c: Commit<'_>) -> Result<u64, StoreError> {
+                let plan = plan::commit(&c)?;
+                if let Some(lane) = &self.lane {
+                    return lane.write(plan, Arc::clone(&self.write_lock).lock_owned().await).await;
+                }
                 let _w = self.write_guard().await;
                 let mut tx = self.pool.begin().await.map_err(map_err)?;
-                if let Some(f) = c.update_flow {
-                    // First write of the transaction: takes the write lock (SQLite) / row lock (PG),
-                    // so of two concurrent submits to one flow exactly one commits.
-                    let r = sqlx::query(
-                        "UPDATE flows SET data = $1, version = version + 1, updated_at = $2, identity_id = $3 WHERE id = $4 AND version = $5",
-                    )
-                    .bind(flow_format::encode(f)?)
-                    .bind(ts(f.updated_at))
-                    .bind(f.identity_id)
-                    .bind(f.id)
-                    .bind(f.version)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-                    if r.rows_affected() != 1 {
-                        return Err(StoreError::Busy("the flow was changed by a concurrent request".into()));
-                    }
-                }
-                if let Some(i) = c.create_identity {
-                    sqlx::query(
-                        "INSERT INTO identities (id, schema_id, state, state_changed_at, traits, metadata_public, metadata_admin, external_id, version, created_at, updated_at, delete_after) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                    )
-                    .bind(i.id)
-                    .bind(&i.schema_id)
-                    .bind(i.state.as_str())
-                    .bind(i.state_changed_at.map(ts))
-                    .bind(json_text(&i.traits))
-                    .bind(json_text(&i.metadata_public))
-                    .bind(json_text(&i.metadata_admin))
-                    .bind(&i.external_id)
-                    .bind(i.version)
-                    .bind(ts(i.created_at))
-                    .bind(ts(i.updated_at))
-                    .bind(i.delete_after.map(ts))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-                    Self::write_identity_children(&mut tx, i).await?;
-                }
-                if let Some(i) = c.update_identity {
-                    let r = sqlx::query(
-                        "UPDATE identities SET schema_id = $1, state = $2, state_changed_at = $3, traits = $4, metadata_public = $5, metadata_admin = $6, external_id = $7, version = version + 1, updated_at = $8, delete_after = $11 WHERE id = $9 AND version = $10",
-                    )
-                    .bind(&i.schema_id)
-                    .bind(i.state.as_str())
-                    .bind(i.state_changed_at.map(ts))
-                    .bind(json_text(&i.traits))
-                    .bind(json_text(&i.metadata_public))
-                    .bind(json_text(&i.metadata_admin))
-                    .bind(&i.external_id)
-                    .bind(ts(i.updated_at))
-                    .bind(i.id)
-                    .bind(i.version)
-                    .bind(i.delete_after.map(ts))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-                    if r.rows_affected() != 1 {
-                        return Err(StoreError::Busy("the identity was changed by a concurrent request".into()));
-                    }
-                    match c.previous_identity.filter(|p| p.id == i.id && p.version == i.version) {
-                        Some(prev) => Self::update_identity_children(&mut tx, i, prev).await?,
-                        None => {
-                            for q in [
-                                "DELETE FROM credential_identifiers WHERE identity_id = $1",
-                                "DELETE FROM credentials WHERE identity_id = $1",
-                                "DELETE FROM verifiable_addresses WHERE identity_id = $1",
-                                "DELETE FROM recovery_addresses WHERE identity_id = $1",
-                            ] {
-                                sqlx::query(q)
-                                    .bind(i.id)
-                                    .execute(&mut *tx)
-                                    .await
-                                    .map_err(map_err)?;
-                            }
-                            Self::write_identity_children(&mut tx, i).await?;
-                        }
-                    }
-                }
-                if let Some(s) = c.create_session {
-                    Self::insert_session(&mut tx, s).await?;
-                }
-                if let Some(s) = c.update_session {
-                    // Compare-and-set: only a session that is still active may be updated, so a
-                    // request in flight with a copy loaded before a revocation (logout, "revoke
-                    // other sessions", a password change, the admin API) cannot bring it back.
-                    let r = sqlx::query(
-                        "UPDATE sessions SET active = $1, aal = $2, authentication_methods = $3, authenticated_at = $4, expires_at = $5, devices = $6, updated_at = $7, identity_id = $8, token_hash = $9, logout_token_hash = $10 WHERE id = $11 AND active = $12",
-                    )
-                    .bind(s.active)
-                    .bind(s.aal.as_str())
-                    .bind(ser(&s.authentication_methods)?)
-                    .bind(ts(s.authenticated_at))
-                    .bind(ts(s.expires_at))
-                    .bind(ser(&s.devices)?)
-                    .bind(ts(s.updated_at))
-                    .bind(s.identity_id)
-                    .bind(&s.token_hash)
-                    .bind(&s.logout_token_hash)
-                    .bind(s.id)
-                    .bind(true)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-                    if r.rows_affected() != 1 {
-                        return Err(StoreError::SessionRevoked);
-                    }
-                }
-                if let Some((identity, path)) = c.delete_pending_change {
-                    let r = sqlx::query("DELETE FROM pending_changes WHERE identity_id = $1 AND path = $2")
-                        .bind(identity)
-                        .bind(path)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(map_err)?;
-                    if r.rows_affected() != 1 {
-                        return Err(StoreError::NotFound);
-                    }
-                }
-                for p in c.put_pending_changes {
-                    sqlx::query(
-                        "INSERT INTO pending_changes (identity_id, path, value, previous, address, flow_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-                         ON CONFLICT (identity_id, path) DO UPDATE SET value = excluded.value, previous = excluded.previous, address = excluded.address, \
-                         flow_id = excluded.flow_id, created_at = excluded.created_at, expires_at = excluded.expires_at",
-                    )
-                    .bind(p.identity_id)
-                    .bind(&p.path)
-                    .bind(json_text(&p.value))
-                    .bind(json_text(&p.previous))
-                    .bind(&p.address)
-                    .bind(p.flow_id)
-                    .bind(ts(p.created_at))
-                    .bind(ts(p.expires_at))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-                }
-                let mut revoked = 0;
-                if let Some((identity, except)) = c.revoke_other_sessions {
-                    let r = sqlx::query("UPDATE sessions SET active = $1 WHERE identity_id = $2 AND id <> $3 AND active = $4")
-                        .bind(false)
-                        .bind(identity)
-                        .bind(except.unwrap_or(Uuid::nil()))
-                        .bind(true)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(map_err)?;
-                    revoked = r.rows_affected();
-                }
-                for m in c.queue_messages {
-                    Self::insert_message(&mut tx, m).await?;
-                }
-                for e in c.record_activity {
-                    Self::insert_activity(&mut tx, e).await?;
+                let mut tally = plan::Tally::new();
+                for s in &plan {
+                    let r = Self::bind(sqlx::query(s.sql), &s.params).execute(&mut *tx).await.map_err(map_err)?;
+                    tally.record(s, r.rows_affected())?;
                 }
                 tx.commit().await.map_err(map_err)?;
-                Ok(revoked)
+                Ok(tally.revoked())
             }
 
             async fn kv_get_or_init(&self, key: &str, init: &str) -> Result<String, StoreError> {
@@ -1397,6 +971,7 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
+        let file = opts.get_filename().to_path_buf();
         let p = SqlitePoolOptions::new()
             // sqlx pings a pooled connection before every use by default: for SQLite (a file,
             // no network to lose) that is one more hop to the connection's worker thread per
@@ -1412,7 +987,10 @@ impl SqliteStore {
             .run(&p)
             .await
             .map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
-        Ok(SqliteStore { pool: p, write_lock: Arc::default() })
+        // The lane needs the database's own file: an in-memory database is one pool's alone.
+        let in_memory = dsn.contains(":memory:") || dsn.contains("mode=memory");
+        let lane = if in_memory { None } else { Some(Arc::new(sqlite_lane::Lane::open(file)?)) };
+        Ok(SqliteStore { pool: p, write_lock: Arc::default(), lane })
     }
 }
 
@@ -1432,7 +1010,7 @@ impl PgStore {
             .run(&p)
             .await
             .map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
-        Ok(PgStore { pool: p, write_lock: Arc::default() })
+        Ok(PgStore { pool: p, write_lock: Arc::default(), lane: None })
     }
 }
 

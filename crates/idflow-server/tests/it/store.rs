@@ -599,3 +599,65 @@ async fn store_nul_is_bad_input(db: Db) {
     }
 }
 both_dbs!(store_nul_is_bad_input);
+
+/// SQLite on a file reads and writes its hot paths through the connection lane, every other
+/// call through sqlx; an in-memory database has no lane. Both decode alike: the identity the
+/// lane reads (`get_identity`, the session's identity) equals the one sqlx reads
+/// (`find_identity_by_identifier`), on a file and in memory, and a whole commit (identity
+/// update with a pending change, session, revocation) reads back the same on both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_sqlite_lane_and_sqlx_paths_agree() {
+    let (file, _dsn, _tmp) = store(Db::Sqlite).await;
+    let memory = idflow_store::connect("sqlite::memory:", &PoolConfig::default()).await.expect("in-memory SQLite");
+    for s in [file, memory] {
+        let i = identity("lane@example.com");
+        create_identity(&s, &i).await.unwrap();
+        let f = flow(Some(i.id));
+        s.create_flow(&f).await.unwrap();
+        assert_eq!(s.get_flow(f.id).await.unwrap().unwrap(), f);
+
+        let s1 = session(i.id);
+        let s2 = session(i.id);
+        let mut upd = s.get_identity(i.id).await.unwrap().unwrap();
+        upd.traits["name"]["first"] = json!("Lane");
+        let pending = PendingChange {
+            identity_id: i.id,
+            path: "email".into(),
+            value: json!("new@example.com"),
+            previous: json!("lane@example.com"),
+            address: "new@example.com".into(),
+            flow_id: f.id,
+            created_at: now(),
+            expires_at: now() + time::Duration::hours(1),
+        };
+        s.commit(Commit { create_session: Some(&s1), ..Default::default() }).await.unwrap();
+        s.commit(Commit { create_session: Some(&s2), ..Default::default() }).await.unwrap();
+        let revoked = s
+            .commit(Commit {
+                update_identity: Some(&upd),
+                previous_identity: Some(&i),
+                put_pending_changes: std::slice::from_ref(&pending),
+                revoke_other_sessions: Some((i.id, Some(s1.id))),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(revoked, 1, "the other session");
+
+        let by_lane = s.get_identity(i.id).await.unwrap().unwrap();
+        let by_sqlx =
+            s.find_identity_by_identifier(CredentialType::Password, "lane@example.com").await.unwrap().unwrap();
+        assert_eq!(by_lane, by_sqlx);
+        assert_eq!(by_lane.traits["name"]["first"], "Lane");
+        assert_eq!(by_lane.version, i.version + 1);
+        assert_eq!(by_lane.pending_changes.as_deref().map(<[_]>::len), Some(1));
+        let (got, ident) = s.get_session_with_identity(&s1.token_hash).await.unwrap().unwrap();
+        assert_eq!((got, ident), (s1.clone(), Some(by_sqlx)));
+        assert!(!s.get_session(s2.id).await.unwrap().unwrap().active);
+        // A failed check leaves nothing of the transaction behind.
+        let s3 = session(i.id);
+        let stale = Commit { create_session: Some(&s3), update_identity: Some(&upd), ..Default::default() };
+        assert!(matches!(s.commit(stale).await, Err(StoreError::Busy(_))));
+        assert!(s.get_session(s3.id).await.unwrap().is_none());
+    }
+}
