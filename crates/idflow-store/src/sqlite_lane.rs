@@ -6,11 +6,11 @@
 //! - A read (a session with its identity, an identity, a flow) runs on the calling thread in one
 //!   read transaction: no hand-off at all. Reads in WAL mode never wait for a writer, and the
 //!   pages come from SQLite's cache; this is the same kind of work as decoding the JSON after.
-//! - A write (a [`plan`](crate::plan) of statements: a `Commit`, a new flow) runs on a blocking
-//!   thread in one `BEGIN IMMEDIATE` transaction: one hand-off for the whole unit of work, and
-//!   a commit may checkpoint the WAL (file I/O), which must not stall the async workers. The
-//!   process-wide write lock (the store's `write_lock`) is held until the transaction ends,
-//!   even when the request that started it is gone.
+//! - A write (a [`plan`](crate::plan) of statements: a `Commit`, a new flow) runs in one
+//!   `BEGIN IMMEDIATE` transaction, also on the calling thread: the process's writers already
+//!   queue on the store's `write_lock`, and a WAL commit with `synchronous=NORMAL` does not
+//!   sync. Only when another process holds SQLite's lock does the write move to a blocking
+//!   thread that waits for it; WAL checkpoints (which sync) run on a blocking thread too.
 //!
 //! Same durability as the sqlx connections: WAL, `synchronous=NORMAL`, foreign keys on, a
 //! 10 s busy timeout. Everything else the store does stays on sqlx.
@@ -23,6 +23,7 @@ use idflow_core::store::StoreError;
 use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::{Connection, OpenFlags, ToSql, TransactionBehavior};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use uuid::Uuid;
@@ -35,6 +36,46 @@ const IDLE: usize = 8;
 pub(crate) struct Lane {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    /// Commits through the lane, and whether a checkpoint is running (see `committed`).
+    commits: AtomicU64,
+    checkpointing: AtomicBool,
+}
+
+/// SQLite's busy timeout when a write waits for another process's lock, as on sqlx's
+/// connections.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Commits between two WAL checkpoints (a settings change writes a handful of pages; SQLite's
+/// own default is a checkpoint per 1 000 pages).
+const CHECKPOINT_EVERY: u64 = 128;
+
+/// How a write attempt ended, when not with a commit.
+enum Attempt {
+    /// Another process holds SQLite's write lock and this attempt was not to wait: nothing was
+    /// written; try again on a thread that may wait.
+    Locked,
+    Failed(StoreError),
+}
+
+impl Attempt {
+    fn from_sqlite(e: rusqlite::Error, waited: bool) -> Attempt {
+        let busy = matches!(&e, rusqlite::Error::SqliteFailure(f, _)
+            if matches!(f.code, rusqlite::ffi::ErrorCode::DatabaseBusy | rusqlite::ffi::ErrorCode::DatabaseLocked));
+        if busy && !waited { Attempt::Locked } else { Attempt::Failed(lane_err(e)) }
+    }
+
+    fn into_error(self) -> StoreError {
+        match self {
+            Attempt::Locked => StoreError::Busy("database busy: locked by another process".into()),
+            Attempt::Failed(e) => e,
+        }
+    }
+}
+
+impl From<StoreError> for Attempt {
+    fn from(e: StoreError) -> Attempt {
+        Attempt::Failed(e)
+    }
 }
 
 /// A connection taken from the lane; back on the shelf when dropped.
@@ -156,7 +197,12 @@ fn bind(st: &mut rusqlite::CachedStatement<'_>, params: &[P]) -> Result<(), Stor
 impl Lane {
     /// A lane on the database file `path` (already created and migrated through sqlx).
     pub(crate) fn open(path: PathBuf) -> Result<Lane, StoreError> {
-        let lane = Lane { path, idle: Mutex::new(Vec::new()) };
+        let lane = Lane {
+            path,
+            idle: Mutex::new(Vec::new()),
+            commits: AtomicU64::new(0),
+            checkpointing: AtomicBool::new(false),
+        };
         // Open one now, so a bad path fails at start-up, not on the first request.
         let c = lane.connect()?;
         if let Ok(mut idle) = lane.idle.lock() {
@@ -171,9 +217,10 @@ impl Lane {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
         )
         .map_err(lane_err)?;
-        c.busy_timeout(Duration::from_secs(10)).map_err(lane_err)?;
+        c.busy_timeout(BUSY_TIMEOUT).map_err(lane_err)?;
         c.pragma_update(None, "foreign_keys", true).map_err(lane_err)?;
         c.pragma_update(None, "synchronous", "NORMAL").map_err(lane_err)?;
+        c.pragma_update(None, "wal_autocheckpoint", 0).map_err(lane_err)?;
         c.set_prepared_statement_cache_capacity(64);
         Ok(c)
     }
@@ -257,34 +304,74 @@ impl Lane {
         })
     }
 
-    /// Run `plan` in one write transaction on a blocking thread, holding `guard` (the store's
-    /// write lock) until it ends. The number of sessions the plan revoked.
+    /// Run `plan` in one write transaction, holding `guard` (the store's write lock) until it
+    /// ends. The number of sessions the plan revoked.
+    ///
+    /// First on this thread, without waiting for SQLite's lock: this process's writers queue on
+    /// `guard`, so the lock is free unless another process (an `idflow` command on the same
+    /// file) holds it, and a commit in WAL mode with `synchronous=NORMAL` is a few writes to the
+    /// page cache, no fsync (the checkpoints, which do sync, run on a blocking thread, see
+    /// [`Self::committed`]). Only if the lock is taken does the write move to a blocking thread
+    /// that waits for it (busy timeout), keeping `guard` until it ends even when the request
+    /// that started it is gone.
     pub(crate) async fn write(
         self: &Arc<Self>,
         plan: Vec<Stmt>,
         guard: tokio::sync::OwnedMutexGuard<()>,
     ) -> Result<u64, StoreError> {
-        let lane = Arc::clone(self);
-        tokio::task::spawn_blocking(move || {
-            let _guard = guard;
-            lane.write_now(&plan)
-        })
-        .await
-        .map_err(|e| StoreError::Other(format!("the database thread failed: {e}")))?
+        let r = match self.write_now(&plan, false) {
+            Err(Attempt::Locked) => {
+                let lane = Arc::clone(self);
+                tokio::task::spawn_blocking(move || {
+                    let _guard = guard;
+                    lane.write_now(&plan, true).map_err(Attempt::into_error)
+                })
+                .await
+                .map_err(|e| StoreError::Other(format!("the database thread failed: {e}")))?
+            }
+            r => r.map_err(Attempt::into_error),
+        };
+        if r.is_ok() {
+            self.committed();
+        }
+        r
     }
 
-    fn write_now(&self, plan: &[Stmt]) -> Result<u64, StoreError> {
+    fn write_now(&self, plan: &[Stmt], wait: bool) -> Result<u64, Attempt> {
         let taken = self.take()?;
         let c = taken.conn()?;
-        let tx = rusqlite::Transaction::new_unchecked(c, TransactionBehavior::Immediate).map_err(lane_err)?;
+        c.busy_timeout(if wait { BUSY_TIMEOUT } else { Duration::ZERO }).map_err(|e| Attempt::from_sqlite(e, wait))?;
+        let tx = rusqlite::Transaction::new_unchecked(c, TransactionBehavior::Immediate)
+            .map_err(|e| Attempt::from_sqlite(e, wait))?;
         let mut tally = Tally::new();
         for s in plan {
-            let mut st = tx.prepare_cached(s.sql).map_err(lane_err)?;
+            let mut st = tx.prepare_cached(s.sql).map_err(|e| Attempt::from_sqlite(e, wait))?;
             bind(&mut st, &s.params)?;
-            let n = st.raw_execute().map_err(lane_err)?;
+            let n = st.raw_execute().map_err(|e| Attempt::from_sqlite(e, wait))?;
             tally.record(s, u64::try_from(n).unwrap_or(u64::MAX))?;
         }
-        tx.commit().map_err(lane_err)?;
+        tx.commit().map_err(|e| Attempt::from_sqlite(e, wait))?;
         Ok(tally.revoked())
+    }
+
+    /// Count a commit; every [`CHECKPOINT_EVERY`] commits, checkpoint the WAL on a blocking
+    /// thread (`PASSIVE`: never waits for readers or writers). The lane's connections do not
+    /// checkpoint on commit (`wal_autocheckpoint=0`), which would sync files on the caller's
+    /// thread.
+    fn committed(self: &Arc<Self>) {
+        let n = self.commits.fetch_add(1, Ordering::Relaxed) + 1;
+        if !n.is_multiple_of(CHECKPOINT_EVERY) || self.checkpointing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let lane = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let r = lane
+                .take()
+                .and_then(|t| t.conn()?.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())).map_err(lane_err));
+            if let Err(e) = r {
+                tracing::warn!(error = %e, "SQLite WAL checkpoint failed");
+            }
+            lane.checkpointing.store(false, Ordering::Release);
+        });
     }
 }

@@ -661,3 +661,26 @@ async fn store_sqlite_lane_and_sqlx_paths_agree() {
         assert!(s.get_session(s3.id).await.unwrap().is_none());
     }
 }
+
+/// A write on SQLite while another process holds the database's write lock (an `idflow`
+/// command on the same file, here a second connection in `BEGIN IMMEDIATE`) waits for it and
+/// then commits, instead of failing; reads go on meanwhile (WAL).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_sqlite_write_waits_for_another_process_lock() {
+    use sqlx::Connection;
+    let (s, dsn, _tmp) = store(Db::Sqlite).await;
+    let before = flow(None);
+    s.create_flow(&before).await.unwrap();
+    let mut other = sqlx::SqliteConnection::connect(&dsn).await.unwrap();
+    sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut other).await.unwrap();
+    let f = flow(None);
+    let s2 = s.clone();
+    let f2 = f.clone();
+    let write = tokio::spawn(async move { s2.create_flow(&f2).await });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!write.is_finished(), "the write waits for the lock");
+    assert_eq!(s.get_flow(before.id).await.unwrap().unwrap(), before, "reads go on");
+    sqlx::raw_sql("COMMIT").execute(&mut other).await.unwrap();
+    write.await.unwrap().unwrap();
+    assert_eq!(s.get_flow(f.id).await.unwrap().unwrap(), f);
+}
