@@ -5,6 +5,11 @@
 //! `migrations/postgres`, kept in lockstep: same file names). Timestamps are stored as
 //! microseconds since the epoch (BIGINT), JSON as TEXT (so traits keep their key order), ids as
 //! native UUID (PostgreSQL) or 16-byte BLOB (SQLite).
+//!
+//! A [`Commit`] runs as a statement plan (`plan.rs`) and rows are decoded once for every engine
+//! (`rows.rs`). On a SQLite file, the hot reads and every write go through the connection lane
+//! (`sqlite_lane.rs`: rusqlite connections of the store's own, no thread hand-off per
+//! statement); everything else, migrations included, through sqlx.
 
 pub mod flow_format;
 mod plan;
@@ -130,7 +135,7 @@ UNION ALL SELECT CAST(4 AS BIGINT), flow_id, CAST(NULL AS UUID), path, value, pr
 created_at, expires_at, CAST(NULL AS BOOLEAN) FROM pending_changes WHERE identity_id = $1 \
 ORDER BY 1, 9, 5, 4";
 
-/// The columns of `identities`, in the order `identity_from_row` reads them.
+/// The columns of `identities`, in the order `rows::identity` reads them.
 pub(crate) const IDENTITY_COLUMNS: &[&str; 12] = &[
     "id",
     "schema_id",

@@ -340,7 +340,21 @@ impl Lane {
     fn write_now(&self, plan: &[Stmt], wait: bool) -> Result<u64, Attempt> {
         let taken = self.take()?;
         let c = taken.conn()?;
-        c.busy_timeout(if wait { BUSY_TIMEOUT } else { Duration::ZERO }).map_err(|e| Attempt::from_sqlite(e, wait))?;
+        if wait {
+            return Self::run_plan(c, plan, true);
+        }
+        // Not waiting for another process's lock, just for this attempt: the connection goes
+        // back to the shelf with the usual busy timeout (its next use may be a read).
+        c.busy_timeout(Duration::ZERO).map_err(lane_err)?;
+        let r = Self::run_plan(c, plan, false);
+        // The write's outcome stands whatever this gives (it never fails for a valid handle).
+        if let Err(e) = c.busy_timeout(BUSY_TIMEOUT) {
+            tracing::warn!(error = %e, "could not restore the SQLite busy timeout");
+        }
+        r
+    }
+
+    fn run_plan(c: &Connection, plan: &[Stmt], wait: bool) -> Result<u64, Attempt> {
         let tx = rusqlite::Transaction::new_unchecked(c, TransactionBehavior::Immediate)
             .map_err(|e| Attempt::from_sqlite(e, wait))?;
         let mut tally = Tally::new();
