@@ -488,7 +488,7 @@ macro_rules! sql_store {
                     .map_err(map_err)?;
                 let Some(row) = row else { return Ok(None) };
                 let session = rows::session(&row)?;
-                let has_identity = row.try_get::<Option<Uuid>, _>("i_id").map_err(map_err)?.is_some();
+                let has_identity = rows::Cols::opt_uuid(&row, "i_id")?.is_some();
                 if !has_identity {
                     return Ok(Some((session, None)));
                 }

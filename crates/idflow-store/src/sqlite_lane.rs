@@ -10,7 +10,8 @@
 //!   `BEGIN IMMEDIATE` transaction, also on the calling thread: the process's writers already
 //!   queue on the store's `write_lock`, and a WAL commit with `synchronous=NORMAL` does not
 //!   sync. Only when another process holds SQLite's lock does the write move to a blocking
-//!   thread that waits for it; WAL checkpoints (which sync) run on a blocking thread too.
+//!   thread that waits for it; WAL checkpoints (which sync) run on a blocking thread too,
+//!   holding the write lock like a commit.
 //!
 //! Same durability as the sqlx connections: WAL, `synchronous=NORMAL`, foreign keys on, a
 //! 10 s busy timeout. Everything else the store does stays on sqlx.
@@ -23,7 +24,7 @@ use idflow_core::store::StoreError;
 use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::{Connection, OpenFlags, ToSql, TransactionBehavior};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use uuid::Uuid;
@@ -36,9 +37,8 @@ const IDLE: usize = 8;
 pub(crate) struct Lane {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
-    /// Commits through the lane, and whether a checkpoint is running (see `committed`).
+    /// Commits through the lane (see `checkpoint_due`).
     commits: AtomicU64,
-    checkpointing: AtomicBool,
 }
 
 /// SQLite's busy timeout when a write waits for another process's lock, as on sqlx's
@@ -197,12 +197,7 @@ fn bind(st: &mut rusqlite::CachedStatement<'_>, params: &[P]) -> Result<(), Stor
 impl Lane {
     /// A lane on the database file `path` (already created and migrated through sqlx).
     pub(crate) fn open(path: PathBuf) -> Result<Lane, StoreError> {
-        let lane = Lane {
-            path,
-            idle: Mutex::new(Vec::new()),
-            commits: AtomicU64::new(0),
-            checkpointing: AtomicBool::new(false),
-        };
+        let lane = Lane { path, idle: Mutex::new(Vec::new()), commits: AtomicU64::new(0) };
         // Open one now, so a bad path fails at start-up, not on the first request.
         let c = lane.connect()?;
         if let Ok(mut idle) = lane.idle.lock() {
@@ -311,7 +306,7 @@ impl Lane {
     /// `guard`, so the lock is free unless another process (an `idflow` command on the same
     /// file) holds it, and a commit in WAL mode with `synchronous=NORMAL` is a few writes to the
     /// page cache, no fsync (the checkpoints, which do sync, run on a blocking thread, see
-    /// [`Self::committed`]). Only if the lock is taken does the write move to a blocking thread
+    /// [`Self::checkpoint`]). Only if the lock is taken does the write move to a blocking thread
     /// that waits for it (busy timeout), keeping `guard` until it ends even when the request
     /// that started it is gone.
     pub(crate) async fn write(
@@ -319,22 +314,31 @@ impl Lane {
         plan: Vec<Stmt>,
         guard: tokio::sync::OwnedMutexGuard<()>,
     ) -> Result<u64, StoreError> {
-        let r = match self.write_now(&plan, false) {
-            Err(Attempt::Locked) => {
-                let lane = Arc::clone(self);
-                tokio::task::spawn_blocking(move || {
-                    let _guard = guard;
-                    lane.write_now(&plan, true).map_err(Attempt::into_error)
-                })
-                .await
-                .map_err(|e| StoreError::Other(format!("the database thread failed: {e}")))?
+        match self.write_now(&plan, false) {
+            Err(Attempt::Locked) => {}
+            r => {
+                let r = r.map_err(Attempt::into_error);
+                if r.is_ok() && self.checkpoint_due() {
+                    let lane = Arc::clone(self);
+                    tokio::task::spawn_blocking(move || {
+                        let _guard = guard;
+                        lane.checkpoint();
+                    });
+                }
+                return r;
             }
-            r => r.map_err(Attempt::into_error),
-        };
-        if r.is_ok() {
-            self.committed();
         }
-        r
+        let lane = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let _guard = guard;
+            let r = lane.write_now(&plan, true).map_err(Attempt::into_error);
+            if r.is_ok() && lane.checkpoint_due() {
+                lane.checkpoint();
+            }
+            r
+        })
+        .await
+        .map_err(|e| StoreError::Other(format!("the database thread failed: {e}")))?
     }
 
     fn write_now(&self, plan: &[Stmt], wait: bool) -> Result<u64, Attempt> {
@@ -368,24 +372,22 @@ impl Lane {
         Ok(tally.revoked())
     }
 
-    /// Count a commit; every [`CHECKPOINT_EVERY`] commits, checkpoint the WAL on a blocking
-    /// thread (`PASSIVE`: never waits for readers or writers). The lane's connections do not
+    /// Count a commit: whether a checkpoint is due after it (every [`CHECKPOINT_EVERY`]).
+    fn checkpoint_due(&self) -> bool {
+        (self.commits.fetch_add(1, Ordering::Relaxed) + 1).is_multiple_of(CHECKPOINT_EVERY)
+    }
+
+    /// Checkpoint the WAL (`PASSIVE`: never waits for readers). The lane's connections do not
     /// checkpoint on commit (`wal_autocheckpoint=0`), which would sync files on the caller's
-    /// thread.
-    fn committed(self: &Arc<Self>) {
-        let n = self.commits.fetch_add(1, Ordering::Relaxed) + 1;
-        if !n.is_multiple_of(CHECKPOINT_EVERY) || self.checkpointing.swap(true, Ordering::AcqRel) {
-            return;
+    /// thread; this runs on a blocking thread instead, holding the store's write lock as a
+    /// commit would: with no commit adding frames meanwhile it can copy them all, so that the
+    /// next writer starts the WAL file over instead of growing it.
+    fn checkpoint(&self) {
+        let r = self
+            .take()
+            .and_then(|t| t.conn()?.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())).map_err(lane_err));
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "SQLite WAL checkpoint failed");
         }
-        let lane = Arc::clone(self);
-        tokio::task::spawn_blocking(move || {
-            let r = lane
-                .take()
-                .and_then(|t| t.conn()?.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())).map_err(lane_err));
-            if let Err(e) = r {
-                tracing::warn!(error = %e, "SQLite WAL checkpoint failed");
-            }
-            lane.checkpointing.store(false, Ordering::Release);
-        });
     }
 }
