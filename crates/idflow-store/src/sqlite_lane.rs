@@ -22,7 +22,7 @@ use crate::{HYDRATE_CHILDREN, IDENTITY_COLUMNS, PREFIXED_IDENTITY_COLUMNS, SESSI
 use idflow_core::model::{Flow, Identity, Session};
 use idflow_core::store::StoreError;
 use rusqlite::types::{ToSqlOutput, Value, ValueRef};
-use rusqlite::{Connection, OpenFlags, ToSql, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, ToSql};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -92,6 +92,35 @@ impl Drop for Taken<'_> {
             if idle.len() < IDLE && c.is_autocommit() {
                 idle.push(c);
             }
+        }
+    }
+}
+
+/// A transaction whose `BEGIN`, `COMMIT` and `ROLLBACK` come from the connection's statement
+/// cache (rusqlite's `Transaction` prepares them again each time). Rolled back when dropped
+/// uncommitted; a connection whose rollback failed is not shelved again (`Taken`).
+struct Tx<'c> {
+    c: &'c Connection,
+    open: bool,
+}
+
+impl<'c> Tx<'c> {
+    fn begin(c: &'c Connection, begin: &str) -> rusqlite::Result<Self> {
+        c.prepare_cached(begin)?.execute([])?;
+        Ok(Tx { c, open: true })
+    }
+
+    fn commit(mut self) -> rusqlite::Result<()> {
+        self.c.prepare_cached("COMMIT")?.execute([])?;
+        self.open = false;
+        Ok(())
+    }
+}
+
+impl Drop for Tx<'_> {
+    fn drop(&mut self) {
+        if self.open && !self.c.is_autocommit() {
+            let _ = self.c.prepare_cached("ROLLBACK").and_then(|mut st| st.execute([]));
         }
     }
 }
@@ -234,8 +263,8 @@ impl Lane {
         let taken = self.take()?;
         let c = taken.conn()?;
         // Dropped at the end: a read-only transaction ends the same way committed or rolled back.
-        let tx = c.unchecked_transaction().map_err(lane_err)?;
-        f(&tx)
+        let _tx = Tx::begin(c, "BEGIN").map_err(lane_err)?;
+        f(c)
     }
 
     fn children(c: &Connection, ident: Identity) -> Result<Identity, StoreError> {
@@ -359,11 +388,10 @@ impl Lane {
     }
 
     fn run_plan(c: &Connection, plan: &[Stmt], wait: bool) -> Result<u64, Attempt> {
-        let tx = rusqlite::Transaction::new_unchecked(c, TransactionBehavior::Immediate)
-            .map_err(|e| Attempt::from_sqlite(e, wait))?;
+        let tx = Tx::begin(c, "BEGIN IMMEDIATE").map_err(|e| Attempt::from_sqlite(e, wait))?;
         let mut tally = Tally::new();
         for s in plan {
-            let mut st = tx.prepare_cached(s.sql).map_err(|e| Attempt::from_sqlite(e, wait))?;
+            let mut st = c.prepare_cached(s.sql).map_err(|e| Attempt::from_sqlite(e, wait))?;
             bind(&mut st, &s.params)?;
             let n = st.raw_execute().map_err(|e| Attempt::from_sqlite(e, wait))?;
             tally.record(s, u64::try_from(n).unwrap_or(u64::MAX))?;

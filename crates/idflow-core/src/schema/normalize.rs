@@ -7,6 +7,16 @@ use super::*;
 /// invisible / bidi-control characters; a value that looks like an international phone
 /// number (`+` and 7–15 digits, separators allowed) becomes E.164.
 pub fn normalize_identifier(s: &str) -> String {
+    // ASCII is its own NFKC form and holds none of the invisible characters: only lowercase
+    // and trim (the same result, without two passes of Unicode normalisation).
+    if s.is_ascii() {
+        let trimmed = s.trim().to_ascii_lowercase();
+        return normalize_phone(&trimmed).unwrap_or(trimmed);
+    }
+    normalize_unicode_identifier(s)
+}
+
+fn normalize_unicode_identifier(s: &str) -> String {
     let visible: String = s.chars().filter(|c| !is_invisible(*c)).collect();
     let lowered = visible.nfkc().collect::<String>().to_lowercase();
     let folded: String = lowered.nfkc().collect();
@@ -91,5 +101,34 @@ pub(super) fn push_address(list: &mut Vec<(String, String)>, via: &str, raw: &st
     let value = normalize_address(via, raw);
     if !value.is_empty() && !list.iter().any(|(v, a)| v == via && *a == value) {
         list.push((via.to_string(), value));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The ASCII fast path of identifier normalisation gives what the Unicode path gives.
+    #[test]
+    fn normalize_identifier_ascii_fast_path_matches_unicode_path() {
+        let mut samples: Vec<String> = (0u8..128).map(|b| format!(" a{}B\t", b as char)).collect();
+        samples.extend(
+            [
+                "Ada@Example.COM",
+                "  +49 (30) 123-456 ",
+                "+0301234567",
+                "\u{b}x\u{c}",
+                "\r\nUSER\u{1f}",
+                "",
+                " ",
+                "+1 555 0100",
+            ]
+            .map(String::from),
+        );
+        for s in samples {
+            assert!(s.is_ascii());
+            assert_eq!(normalize_identifier(&s), normalize_unicode_identifier(&s), "{s:?}");
+        }
+        assert_eq!(normalize_identifier(" ＡＤＡ@example.com"), "ada@example.com");
     }
 }

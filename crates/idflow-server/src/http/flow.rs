@@ -5,6 +5,7 @@
 
 use super::error::KratosError;
 use super::{AppState, Ctx, error_redirect, json_response, see_other};
+use crate::wire::Body;
 use axum::http::StatusCode;
 use axum::http::header::{self, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -17,10 +18,10 @@ use serde_json::{Value, json};
 /// What a flow request came to.
 pub enum Outcome {
     /// A new flow: its JSON, or the browser sent to the flow's UI; browsers get the CSRF cookie.
-    Created { flow: Flow, body: Value },
+    Created { flow: Flow, body: Body },
     /// The flow's form again (`status` 400 with form errors, 200 to continue): its JSON, or the
     /// browser sent back to the flow's UI.
-    Form { flow: Flow, body: Value, status: StatusCode },
+    Form { flow: Flow, body: Body, status: StatusCode },
     /// The flow finished.
     Done(Done),
     /// Not a form: no session, CSRF, expiry, …
@@ -30,7 +31,7 @@ pub enum Outcome {
 /// A finished flow.
 pub struct Done {
     /// The JSON answer (`None`: 204 No Content).
-    pub body: Option<Value>,
+    pub body: Option<Body>,
     /// Where a browser goes next.
     pub redirect_to: String,
     /// The flow is not complete until the browser visits `redirect_to` (a second factor is

@@ -69,12 +69,12 @@ fn public_identity(state: &AppState, i: &Identity) -> Value {
     wire::identity(state.engine.base(), i, IdentityView::Public, &[])
 }
 
-async fn flow_json(state: &AppState, ctx: &Ctx, flow: &Flow) -> Value {
+async fn flow_json(state: &AppState, ctx: &Ctx, flow: &Flow) -> wire::FlowJson {
     let identity = match flow.kind {
         FlowKind::Settings => super::flow::settings_flow_identity(state, ctx, flow).await,
         _ => None,
     };
-    wire::flow(flow, identity)
+    wire::flow_json(flow, identity)
 }
 
 /// A created flow (`identity` for settings flows), or the error creating it.
@@ -87,7 +87,7 @@ async fn respond_created(
     identity: Option<Value>,
 ) -> Response {
     let outcome = match res {
-        Ok(flow) => Outcome::Created { body: wire::flow(&flow, identity), flow },
+        Ok(flow) => Outcome::Created { body: wire::flow_json(&flow, identity).into(), flow },
         Err(e) => Outcome::Error(e),
     };
     FlowResponder::new(state, ctx, flow_type, Some(kind)).respond(outcome).await
@@ -95,7 +95,7 @@ async fn respond_created(
 
 /// A login or registration flow returned with form errors: 400.
 fn invalid(flow: Flow) -> Outcome {
-    Outcome::Form { body: wire::flow(&flow, None), flow, status: StatusCode::BAD_REQUEST }
+    Outcome::Form { body: wire::flow_json(&flow, None).into(), flow, status: StatusCode::BAD_REQUEST }
 }
 
 // ---- registration ----------------------------------------------------------------------
@@ -155,7 +155,7 @@ async fn get_plain_flow(state: &AppState, ctx: &Ctx, q: &HashMap<String, String>
             );
         return Err(e.into());
     }
-    Ok(json_response(StatusCode::OK, wire::flow(&flow, None)))
+    Ok(json_response(StatusCode::OK, wire::flow_json(&flow, None)))
 }
 
 #[utoipa::path(
@@ -238,7 +238,7 @@ fn registered(state: &AppState, flow_type: FlowType, r: Registered) -> Done {
         Some(s) => vec![state.session_cookie_for(&s.token, &s.session), state.new_csrf_cookie()],
         None => vec![],
     };
-    Done { body: Some(body), redirect_to: after, location_change: false, cookies }
+    Done { body: Some(body.into()), redirect_to: after, location_change: false, cookies }
 }
 
 // ---- login -----------------------------------------------------------------------------
@@ -367,7 +367,7 @@ fn logged_in(state: &AppState, ctx: &Ctx, flow_type: FlowType, r: LoggedIn) -> D
     let redirect_to = if r.aal_satisfied { after } else { engine.aal2_login_url(r.flow.return_to.as_deref()) };
     // A new session rotates the CSRF secret.
     let cookies = vec![state.session_cookie_for(&token, session), state.new_csrf_cookie()];
-    Done { body: Some(body), redirect_to, location_change: !r.aal_satisfied, cookies }
+    Done { body: Some(body.into()), redirect_to, location_change: !r.aal_satisfied, cookies }
 }
 
 // ---- settings --------------------------------------------------------------------------
@@ -463,7 +463,7 @@ async fn settings_submit(
     let state = &state;
     let ctx_ref = &ctx;
     let form = |flow: Flow, status: StatusCode| async move {
-        Outcome::Form { body: flow_json(state, ctx_ref, &flow).await, flow, status }
+        Outcome::Form { body: flow_json(state, ctx_ref, &flow).await.into(), flow, status }
     };
     let outcome = if method == axum::http::Method::GET {
         // The browser comes back from a refresh login: show the kept change in the form.
@@ -483,16 +483,16 @@ async fn settings_submit(
 }
 
 fn settings_done(state: &AppState, ctx: &Ctx, flow_type: FlowType, r: SettingsDone) -> Done {
-    let mut out = wire::flow(&r.flow, Some(public_identity(state, &r.identity)));
+    let mut out = wire::flow_json(&r.flow, Some(public_identity(state, &r.identity)));
     let mut cw = r.continue_with.clone();
     if flow_type == FlowType::Browser {
         cw.push(redirect_action(&r.redirect_to));
     }
     if !cw.is_empty() {
-        out["continue_with"] = Value::Array(cw);
+        out.continue_with = Some(cw);
     }
     let cookies = settings_cookies(state, ctx, &r);
-    Done { body: Some(out), redirect_to: r.redirect_to, location_change: false, cookies }
+    Done { body: Some(out.into()), redirect_to: r.redirect_to, location_change: false, cookies }
 }
 
 // ---- recovery --------------------------------------------------------------------------
@@ -568,7 +568,7 @@ async fn recovery_link(State(state): State<AppState>, ctx: Ctx, Query(q): Q) -> 
         let outcome = match engine.recover_with_link(id, token, &ctx.req).await {
             Ok(Submitted::Done(r)) => Outcome::Done(recovered(&state, &ctx, FlowType::Browser, r)),
             Ok(Submitted::ShowForm(flow) | Submitted::Invalid(flow)) => {
-                Outcome::Form { body: wire::flow(&flow, None), flow, status: StatusCode::OK }
+                Outcome::Form { body: wire::flow_json(&flow, None).into(), flow, status: StatusCode::OK }
             }
             Err(e) => Outcome::Error(e),
         };
@@ -602,7 +602,9 @@ async fn recovery_submit(State(state): State<AppState>, ctx: Ctx, Query(q): Q, P
     let flow_type = flow.flow_type;
     let outcome = match engine.submit_recovery(flow, &body, &ctx.req).await {
         Ok(Submitted::Done(r)) => Outcome::Done(recovered(&state, &ctx, flow_type, r)),
-        Ok(Submitted::ShowForm(flow)) => Outcome::Form { body: wire::flow(&flow, None), flow, status: StatusCode::OK },
+        Ok(Submitted::ShowForm(flow)) => {
+            Outcome::Form { body: wire::flow_json(&flow, None).into(), flow, status: StatusCode::OK }
+        }
         Ok(Submitted::Invalid(flow)) => invalid(flow),
         Err(e) => Outcome::Error(e),
     };
@@ -620,15 +622,15 @@ fn recovered(state: &AppState, ctx: &Ctx, flow_type: FlowType, r: Recovered) -> 
     if flow_type == FlowType::Api {
         cw.push(json!({"action": "set_ory_session_token", "ory_session_token": r.issued.token}));
     }
-    let mut body = wire::flow(&r.flow, None);
-    body["continue_with"] = Value::Array(cw);
+    let mut body = wire::flow_json(&r.flow, None);
+    body.continue_with = Some(cw);
     let mut cookies = vec![state.session_cookie_for(&r.issued.token, &r.issued.session)];
     // The settings flow is bound to this browser's CSRF cookie (a new one if it had none).
     if ctx.req.csrf_cookie.as_deref() != Some(r.settings_flow.csrf_token.as_str()) && flow_type == FlowType::Browser {
         cookies.push(state.csrf_cookie_header(&r.settings_flow.csrf_token));
     }
     let location_change = !engine.cfg.feature_flags.use_continue_with_transitions;
-    Done { body: Some(body), redirect_to: r.redirect_to, location_change, cookies }
+    Done { body: Some(body.into()), redirect_to: r.redirect_to, location_change, cookies }
 }
 
 // ---- verification ----------------------------------------------------------------------
@@ -735,7 +737,7 @@ async fn verification_submit(
     let flow_type = flow.flow_type;
     let outcome = match engine.submit_verification(flow, &body, &ctx.req).await {
         Ok(Submitted::Done(Verified { flow, .. }) | Submitted::ShowForm(flow)) => {
-            Outcome::Form { body: wire::flow(&flow, None), flow, status: StatusCode::OK }
+            Outcome::Form { body: wire::flow_json(&flow, None).into(), flow, status: StatusCode::OK }
         }
         Ok(Submitted::Invalid(flow)) => invalid(flow),
         Err(e) => Outcome::Error(e),

@@ -411,7 +411,7 @@ pub fn see_other(url: &str) -> Response {
 }
 
 /// JSON with a status.
-pub fn json_response(status: StatusCode, v: Value) -> Response {
+pub fn json_response(status: StatusCode, v: impl serde::Serialize) -> Response {
     (status, axum::Json(v)).into_response()
 }
 

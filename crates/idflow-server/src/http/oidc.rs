@@ -106,7 +106,7 @@ async fn callback(
             done(r.redirect_to, cookies)
         }
         Ok(OidcDone::Settings(Submitted::Invalid(flow) | Submitted::ShowForm(flow)) | OidcDone::Invalid(flow)) => {
-            Outcome::Form { flow, body: Value::Null, status: axum::http::StatusCode::BAD_REQUEST }
+            Outcome::Form { flow, body: Value::Null.into(), status: axum::http::StatusCode::BAD_REQUEST }
         }
     };
     FlowResponder::navigation(&state, &ctx, kind).respond(outcome).await

@@ -327,11 +327,17 @@ pub struct FlowJson {
     pub organization_id: Option<Uuid>,
 }
 
-/// A flow in Kratos shape. `identity` is required for settings flows.
+/// A flow in Kratos shape, as a JSON value (the v1 dialect rewrites it).
 pub fn flow(f: &Flow, identity: Option<Value>) -> Value {
+    serde_json::to_value(flow_json(f, identity)).unwrap_or(Value::Null)
+}
+
+/// A flow in Kratos shape. `identity` is required for settings flows. Serialised straight
+/// into a response ([`Body`]), without a `serde_json::Value` in between.
+pub fn flow_json(f: &Flow, identity: Option<Value>) -> FlowJson {
     let login = f.kind == FlowKind::Login;
     let code = matches!(f.kind, FlowKind::Recovery | FlowKind::Verification);
-    let j = FlowJson {
+    FlowJson {
         id: f.id,
         flow_type: f.flow_type.as_str().into(),
         expires_at: ts_str(f.expires_at),
@@ -349,8 +355,35 @@ pub fn flow(f: &Flow, identity: Option<Value>) -> Value {
         continue_with: code.then(Vec::new),
         transient_payload: code.then(|| json!({})),
         organization_id: None,
-    };
-    serde_json::to_value(j).unwrap_or(Value::Null)
+    }
+}
+
+/// The JSON answer of a flow route: a typed flow written straight into the response, or any
+/// other JSON value.
+pub enum Body {
+    Flow(Box<FlowJson>),
+    Value(Value),
+}
+
+impl Serialize for Body {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Body::Flow(f) => f.serialize(s),
+            Body::Value(v) => v.serialize(s),
+        }
+    }
+}
+
+impl From<FlowJson> for Body {
+    fn from(f: FlowJson) -> Self {
+        Body::Flow(Box::new(f))
+    }
+}
+
+impl From<Value> for Body {
+    fn from(v: Value) -> Self {
+        Body::Value(v)
+    }
 }
 
 fn reason_phrase(status: u16) -> &'static str {
