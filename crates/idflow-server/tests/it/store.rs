@@ -659,6 +659,12 @@ async fn store_sqlite_lane_and_sqlx_paths_agree() {
         let stale = Commit { create_session: Some(&s3), update_identity: Some(&upd), ..Default::default() };
         assert!(matches!(s.commit(stale).await, Err(StoreError::Busy(_))));
         assert!(s.get_session(s3.id).await.unwrap().is_none());
+        // The rolled-back transaction ended: the lane's connections take the next writes.
+        for _ in 0..3 {
+            let next = session(i.id);
+            s.commit(Commit { create_session: Some(&next), ..Default::default() }).await.unwrap();
+            assert_eq!(s.get_session(next.id).await.unwrap().unwrap(), next);
+        }
     }
 }
 
