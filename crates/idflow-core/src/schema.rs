@@ -29,6 +29,7 @@ mod errors;
 mod extension;
 mod normalize;
 mod policy;
+mod walk;
 
 use errors::*;
 use extension::*;
@@ -98,6 +99,8 @@ pub struct IdentitySchema {
     branches: Arc<HashMap<String, Validator>>,
     /// Trait leaves in schema order.
     fields: Vec<TraitField>,
+    /// The extraction walk worked out at compile time (schemas without `anyOf` / `oneOf`).
+    compiled_walk: Option<Arc<walk::WalkNode>>,
 }
 
 impl fmt::Debug for IdentitySchema {
@@ -322,12 +325,14 @@ impl IdentitySchema {
             email_check: Arc::new(email_check),
             branches: Arc::new(branches),
             fields: Vec::new(),
+            compiled_walk: None,
         };
         if !schema.traits_is_object() {
             return Err(SchemaError::Invalid("properties.traits must be of type object".into()));
         }
         schema.fields = schema.collect_fields();
         schema.check_field_policies().map_err(SchemaError::Invalid)?;
+        schema.compiled_walk = walk::compile(&schema).map(Arc::new);
         Ok(schema)
     }
 
@@ -348,8 +353,11 @@ impl IdentitySchema {
     pub fn validate(&self, traits: &Value) -> Vec<(String, UiText)> {
         let instance = json!({ "traits": traits.clone() });
         let mut out = Vec::new();
-        for err in self.validator.iter_errors(&instance) {
-            self.map_error(&err, &mut out, 0);
+        // Collecting errors costs more than a yes/no answer; most traits are valid.
+        if !self.validator.is_valid(&instance) {
+            for err in self.validator.iter_errors(&instance) {
+                self.map_error(&err, &mut out, 0);
+            }
         }
         out.extend(self.walk(traits).errors);
         let mut seen = HashSet::new();
@@ -434,6 +442,24 @@ impl IdentitySchema {
     // schema walking
 
     fn walk(&self, traits: &Value) -> Sink<'_> {
+        let mut sink = Sink {
+            email_check: &self.email_check,
+            extracted: Extracted::default(),
+            code_identifiers: Vec::new(),
+            errors: Vec::new(),
+        };
+        let mut path = Vec::new();
+        if let Some(tree) = &self.compiled_walk {
+            tree.walk(traits, &mut path, &mut sink);
+        } else if let Some(ts) = self.raw.pointer("/properties/traits") {
+            self.walk_instance(vec![("/properties/traits".to_string(), ts)], traits, &mut path, 0, &mut sink);
+        }
+        sink
+    }
+
+    /// The walk without its compiled form (for tests comparing the two).
+    #[cfg(test)]
+    fn walk_dynamic(&self, traits: &Value) -> Sink<'_> {
         let mut sink = Sink {
             email_check: &self.email_check,
             extracted: Extracted::default(),
@@ -1262,6 +1288,73 @@ mod tests {
             let errs = s.validate(&json!({"tree": {"child": {"child": 5}}}));
             assert_eq!(ids(&errs), vec![("traits.tree.child.child".to_string(), 4000026)]);
         }
+    }
+
+    /// The compiled walk gives what the dynamic walk gives, for schemas with `$ref`, `allOf`,
+    /// nested objects, arrays, tuples and `additionalProperties`; schemas with `anyOf` /
+    /// `oneOf` keep the dynamic walk.
+    #[test]
+    fn compiled_walk_matches_dynamic_walk() {
+        let ext = |e: Value| json!({ "type": "string", "ory.sh/kratos": e });
+        let id = json!({ "credentials": { "password": { "identifier": true }, "webauthn": { "identifier": true },
+            "totp": { "account_name": true }, "code": { "identifier": true, "via": "email" } },
+            "verification": { "via": "email" }, "recovery": { "via": "email" } });
+        let schemas = [
+            serde_json::from_str::<Value>(DEFAULT_SCHEMA_JSON).unwrap(),
+            json!({ "type": "object", "definitions": { "mail": ext(id.clone()) }, "properties": { "traits": {
+                "type": "object",
+                "allOf": [{ "properties": { "alt": { "$ref": "#/definitions/mail" } } }],
+                "properties": {
+                    "email": { "$ref": "#/definitions/mail" },
+                    "emails": { "type": "array", "items": { "$ref": "#/definitions/mail" } },
+                    "pair": { "type": "array", "items": [ext(json!({ "verification": { "via": "email" } })), { "type": "string" }],
+                        "additionalItems": ext(json!({ "recovery": { "via": "email" } })) },
+                    "phone": ext(json!({ "credentials": { "code": { "identifier": true, "via": "sms" } } })),
+                    "name": { "type": "object", "properties": { "first": ext(json!({ "credentials": { "passkey": { "display_name": true } } })) } },
+                    "extra": { "type": "object", "additionalProperties": ext(json!({ "credentials": { "password": { "identifier": true } } })) },
+                    "plain": { "type": "string" }
+                } } } }),
+        ];
+        let values = [
+            json!({}),
+            json!({ "email": "Ada@Example.com", "name": { "first": "Ada", "last": "L" } }),
+            json!({ "email": "not-an-email", "alt": " Alt@Example.com ", "emails": ["a@x.io", "B@x.io", "a@x.io", 5],
+                "pair": ["v@x.io", "ignored", "r@x.io", "s@x.io"], "phone": "+1 202 555 0143",
+                "name": { "first": "Ada" }, "extra": { "k1": "K@x.io", "k2": "other" }, "plain": "p", "unknown": "u" }),
+            json!({ "email": 5, "emails": "not-a-list", "pair": { "0": "x" }, "extra": ["x"] }),
+            json!("not-an-object"),
+        ];
+        let schemas_last = schemas[1].clone();
+        for raw in schemas {
+            let s = IdentitySchema::compile("x", raw).unwrap();
+            assert!(s.compiled_walk.is_some(), "schema without anyOf/oneOf compiles its walk");
+            for v in &values {
+                let (a, b) = (s.walk(v), s.walk_dynamic(v));
+                assert_eq!(a.extracted, b.extracted, "extracted for {v}");
+                assert_eq!(a.code_identifiers, b.code_identifiers, "code identifiers for {v}");
+                assert_eq!(format!("{:?}", a.errors), format!("{:?}", b.errors), "errors for {v}");
+            }
+        }
+        // The second schema reaches every kind of location with the third value.
+        let s = IdentitySchema::compile("x", schemas_last).unwrap();
+        let w = s.walk(&values[2]);
+        assert_eq!(
+            w.extracted.password_identifiers,
+            vec!["not-an-email", "alt@example.com", "a@x.io", "b@x.io", "5", "k@x.io", "other"]
+        );
+        assert_eq!(w.extracted.passkey_display_name.as_deref(), Some("Ada"));
+        assert_eq!(w.extracted.recovery_addresses.len(), 4, "{:?}", w.extracted.recovery_addresses);
+        assert!(
+            w.code_identifiers.contains(&("sms".to_string(), "+12025550143".to_string())),
+            "{:?}",
+            w.code_identifiers
+        );
+        assert!(!w.errors.is_empty());
+        let with_branches = json!({ "type": "object", "properties": { "traits": { "type": "object",
+            "properties": { "id": { "oneOf": [ext(id.clone()), { "type": "number" }] } } } } });
+        let s = IdentitySchema::compile("x", with_branches).unwrap();
+        assert!(s.compiled_walk.is_none(), "anyOf/oneOf keeps the dynamic walk");
+        assert_eq!(s.extract(&json!({ "id": "Ada@Example.com" })).password_identifiers, vec!["ada@example.com"]);
     }
 
     #[test]
