@@ -168,12 +168,25 @@ impl ToSql for P {
     }
 }
 
-/// A rusqlite row, read by column name like sqlx's.
-struct LaneRow<'a, 'b>(&'a rusqlite::Row<'b>);
+/// A rusqlite row, read by column name like sqlx's. `names` are the statement's column names
+/// ([`column_names`], taken once per query): rusqlite's own lookup by name asks SQLite for
+/// every column's name on every read, which was a tenth of loading a session.
+struct LaneRow<'a, 'b> {
+    row: &'a rusqlite::Row<'b>,
+    names: &'a [String],
+}
+
+/// The column names of `st`, for [`LaneRow`].
+fn column_names(st: &rusqlite::Statement<'_>) -> Vec<String> {
+    st.column_names().into_iter().map(String::from).collect()
+}
 
 impl LaneRow<'_, '_> {
+    fn idx(&self, c: &str) -> Result<usize, StoreError> {
+        self.names.iter().position(|n| n == c).ok_or_else(|| StoreError::Other(format!("no column {c}")))
+    }
     fn get<T: rusqlite::types::FromSql>(&self, c: &str) -> Result<T, StoreError> {
-        self.0.get(c).map_err(lane_err)
+        self.row.get(self.idx(c)?).map_err(lane_err)
     }
 }
 
@@ -194,7 +207,7 @@ impl Cols for LaneRow<'_, '_> {
         self.opt_uuid(c)?.ok_or_else(|| StoreError::Other(format!("column {c}: NULL where a UUID was expected")))
     }
     fn opt_uuid(&self, c: &str) -> Result<Option<Uuid>, StoreError> {
-        match self.0.get_ref(c).map_err(lane_err)? {
+        match self.row.get_ref(self.idx(c)?).map_err(lane_err)? {
             ValueRef::Null => Ok(None),
             ValueRef::Blob(b) => {
                 Uuid::from_slice(b).map(Some).map_err(|e| StoreError::Other(format!("column {c}: not a UUID: {e}")))
@@ -269,11 +282,12 @@ impl Lane {
 
     fn children(c: &Connection, ident: Identity) -> Result<Identity, StoreError> {
         let mut st = c.prepare_cached(HYDRATE_CHILDREN).map_err(lane_err)?;
+        let names = column_names(&st);
         st.raw_bind_parameter(1, ident.id.as_bytes()).map_err(lane_err)?;
         let mut rows = st.raw_query();
         let mut children = Children::default();
         while let Some(r) = rows.next().map_err(lane_err)? {
-            children.add(ident.id, &LaneRow(r))?;
+            children.add(ident.id, &LaneRow { row: r, names: &names })?;
         }
         Ok(children.finish(ident))
     }
@@ -282,10 +296,11 @@ impl Lane {
         self.read(|c| {
             let (session, ident) = {
                 let mut st = c.prepare_cached(SESSION_WITH_IDENTITY).map_err(lane_err)?;
+                let names = column_names(&st);
                 st.raw_bind_parameter(1, hash).map_err(lane_err)?;
                 let mut rows = st.raw_query();
                 let Some(r) = rows.next().map_err(lane_err)? else { return Ok(None) };
-                let r = LaneRow(r);
+                let r = LaneRow { row: r, names: &names };
                 let session = rows::session(&r)?;
                 let ident = match r.opt_uuid("i_id")? {
                     Some(_) => Some(rows::identity(&r, PREFIXED_IDENTITY_COLUMNS)?),
@@ -305,10 +320,11 @@ impl Lane {
         self.read(|c| {
             let ident = {
                 let mut st = c.prepare_cached("SELECT * FROM identities WHERE id = $1").map_err(lane_err)?;
+                let names = column_names(&st);
                 st.raw_bind_parameter(1, id.as_bytes()).map_err(lane_err)?;
                 let mut rows = st.raw_query();
                 let Some(r) = rows.next().map_err(lane_err)? else { return Ok(None) };
-                rows::identity(&LaneRow(r), IDENTITY_COLUMNS)?
+                rows::identity(&LaneRow { row: r, names: &names }, IDENTITY_COLUMNS)?
             };
             Ok(Some(Self::children(c, ident)?))
         })
