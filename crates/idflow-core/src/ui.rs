@@ -156,6 +156,38 @@ pub enum Attributes {
     },
 }
 
+/// [`Attributes`] as the derived reader reads them, with a fast path for the common case:
+/// `node_type` first (where every writer of this crate puts it) and an input node, read
+/// straight into [`InputAttributes`]. The derived reader of an internally tagged enum first
+/// copies the whole object into a buffer of its own, which was a third of decoding a stored
+/// flow. Any other node, or another key order, goes through the derived reader.
+fn de_attributes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Attributes, D::Error> {
+    use serde::de::{Error as _, MapAccess, Visitor, value::MapAccessDeserializer};
+
+    struct Fast;
+    impl<'de> Visitor<'de> for Fast {
+        type Value = Attributes;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("node attributes")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Attributes, A::Error> {
+            let mut rest = Map::new();
+            if let Some(key) = map.next_key::<String>()? {
+                let value: Value = map.next_value()?;
+                if key == "node_type" && value == "input" {
+                    return InputAttributes::deserialize(MapAccessDeserializer::new(map)).map(Attributes::Input);
+                }
+                rest.insert(key, value);
+            }
+            while let Some((k, v)) = map.next_entry::<String, Value>()? {
+                rest.insert(k, v);
+            }
+            Attributes::deserialize(Value::Object(rest)).map_err(A::Error::custom)
+        }
+    }
+    d.deserialize_map(Fast)
+}
+
 /// Node meta (label).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Meta {
@@ -169,6 +201,7 @@ pub struct Node {
     #[serde(rename = "type")]
     pub node_type: String,
     pub group: Group,
+    #[serde(deserialize_with = "de_attributes")]
     pub attributes: Attributes,
     pub messages: Vec<UiText>,
     pub meta: Meta,
@@ -788,5 +821,46 @@ pub mod msg {
     pub fn settings_expired(minutes: f64, expired_at: &str, expired_at_unix: i64) -> UiText {
         UiText::error(4050001, format!("The settings flow expired {minutes:.2} minutes ago, please try again."))
             .with_context(json!({"expired_at": expired_at, "expired_at_unix": expired_at_unix}))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every kind of node reads back as written (the input fast path and the derived reader),
+    /// and an input whose `node_type` is not the first key still reads through the derived one.
+    #[test]
+    fn node_attributes_read_back_through_fast_and_derived_paths() {
+        let nodes = vec![
+            Node::input(Group::Profile, "traits.email", "email").value(json!("a@example.com")).required(),
+            Node::csrf("Y3NyZg=="),
+            Node::text(Group::Totp, "totp_secret_key", msg::totp_qr(), Some(msg::totp_qr())),
+            Node::anchor(Group::Default, "a", "https://id.example/x", msg::totp_qr()),
+            Node::img(Group::Totp, "totp_qr", "data:image/png;base64,AA==".into(), 256, 256, msg::totp_qr()),
+            Node::script(Group::Webauthn, "webauthn_script", "/s.js".into(), "sha512-x".into(), "n".into()),
+            Node::wrap(Group::Default, Attributes::Div { id: "d".into(), class: Some("c".into()) }, None),
+        ];
+        let text = serde_json::to_string(&nodes).unwrap();
+        let back: Vec<Node> = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, nodes);
+
+        let mut moved = serde_json::to_value(&nodes[0]).unwrap();
+        let attrs = moved["attributes"].as_object().unwrap().clone();
+        let mut reordered = Map::new();
+        for (k, v) in attrs.iter().filter(|(k, _)| *k != "node_type") {
+            reordered.insert(k.clone(), v.clone());
+        }
+        reordered.insert("node_type".into(), json!("input"));
+        moved["attributes"] = Value::Object(reordered);
+        let back: Node = serde_json::from_str(&moved.to_string()).unwrap();
+        assert_eq!(back, nodes[0]);
+
+        let bad =
+            r#"{"type":"input","group":"default","attributes":{"node_type":"input","name":5},"messages":[],"meta":{}}"#;
+        assert!(serde_json::from_str::<Node>(bad).is_err());
+        let unknown =
+            r#"{"type":"x","group":"default","attributes":{"node_type":"blink","id":"b"},"messages":[],"meta":{}}"#;
+        assert!(serde_json::from_str::<Node>(unknown).is_err());
     }
 }
