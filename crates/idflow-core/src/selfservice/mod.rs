@@ -85,6 +85,9 @@ pub struct Engine {
     /// Mail templates: built-ins unless installed with `with_courier` (from the configuration).
     pub courier: Arc<crate::courier::Courier>,
     base: String,
+    /// The WebAuthn relying parties (security keys, passkeys), built from the configuration
+    /// on first use (`webauthn_rp`).
+    webauthn_rps: [std::sync::OnceLock<Option<webauthn_rs::Webauthn>>; 2],
 }
 
 impl Engine {
@@ -111,6 +114,7 @@ impl Engine {
             oidc: Arc::new(methods::oidc::NoOidcClient),
             courier: Arc::new(crate::courier::Courier::builtin()),
             base,
+            webauthn_rps: Default::default(),
         }
     }
 

@@ -244,7 +244,16 @@ fn expired_challenge() -> UiText {
 
 impl Engine {
     /// The relying party of a method, or None when it cannot be derived (an IP base URL).
-    pub fn webauthn_rp(&self, kind: KeyKind) -> Option<Webauthn> {
+    pub fn webauthn_rp(&self, kind: KeyKind) -> Option<&Webauthn> {
+        let slot = match kind {
+            KeyKind::SecurityKey => &self.webauthn_rps[0],
+            KeyKind::Passkey => &self.webauthn_rps[1],
+        };
+        // The configuration does not change while the engine lives: built once per kind.
+        slot.get_or_init(|| self.build_webauthn_rp(kind)).as_ref()
+    }
+
+    fn build_webauthn_rp(&self, kind: KeyKind) -> Option<Webauthn> {
         let m = &self.cfg.selfservice.methods;
         let rp = match kind {
             KeyKind::SecurityKey => &m.webauthn.config.rp,
