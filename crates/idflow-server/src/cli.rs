@@ -401,6 +401,7 @@ fn short_duration(d: Duration) -> String {
 }
 
 pub fn main() -> ExitCode {
+    limit_malloc_arenas();
     let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -414,6 +415,23 @@ pub fn main() -> ExitCode {
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// glibc gives every thread that allocates while the others hold their arenas an arena of its
+/// own, up to 8 per core: on one core the blocking threads (checkpoints, hashing) each kept
+/// one, 2 MiB of resident memory under load for no gain in throughput (BENCHMARKS.md). One
+/// arena per core the process may run on bounds contention the same way. `MALLOC_ARENA_MAX`
+/// in the environment, when set, still decides. Runs before any thread starts.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let arenas = libc::c_int::try_from(cores).unwrap_or(libc::c_int::MAX);
+        // SAFETY: mallopt only sets an allocator parameter; no other thread exists yet.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, arenas);
         }
     }
 }
