@@ -16,7 +16,8 @@
 #      bench/peers/.venv (pip, bench/peers/requirements.txt, pinned) and
 #      bench/peers/better-auth/node_modules (npm ci, package-lock.json, pinned; better-sqlite3
 #      is compiled by node-gyp when no prebuilt binary can be fetched);
-#   2. builds idflow and idflow-bench in release mode into target/bench;
+#   2. builds idflow with the dist profile (the release build with fat LTO, what ships) and
+#      idflow-bench in release mode, into target/bench;
 #   3. runs `idflow-bench peers`, which starts the three servers on 127.0.0.1 (idflow: one
 #      process; django-allauth: gunicorn, sync workers = cores; better-auth: node:http under
 #      node:cluster, workers = cores), seeds N identities into each, signs up one account per
@@ -64,12 +65,13 @@ node -e "require('$BA/node_modules/better-sqlite3')" || {
 }
 
 # --- 2. idflow ------------------------------------------------------------------------------
-note "building idflow + idflow-bench (release, target/bench)"
-cargo build --release -p idflow-server -p idflow-bench --target-dir target/bench
+note "building idflow (dist profile) + idflow-bench (release), target/bench"
+cargo build --profile dist -p idflow-server --bin idflow --target-dir target/bench
+cargo build --release -p idflow-bench --target-dir target/bench
 
 # --- 3. run ---------------------------------------------------------------------------------
 note "running the matrix (about 3 x scenarios x concurrencies x rounds x (duration + 1 s))"
 exec target/bench/release/idflow-bench peers \
-  --server target/bench/release/idflow \
+  --server target/bench/dist/idflow \
   --peers-dir "$PEERS" \
   "$@"

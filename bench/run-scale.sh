@@ -7,7 +7,7 @@
 #   e.g. bench/run-scale.sh --sizes 1000,100000,1000000 --duration 10s
 #   IDFLOW_SCALE_DBS=sqlite bench/run-scale.sh     (only SQLite; or: postgres)
 #
-# Builds idflow + idflow-bench (release, target/bench), starts a throwaway PostgreSQL cluster
+# Builds idflow (dist profile) + idflow-bench (release), into target/bench, starts a throwaway PostgreSQL cluster
 # on 127.0.0.1 the way scripts/test.sh does (removed on exit), and runs `idflow-bench scale`
 # once per database. Seeding goes through the store (`idflow-bench seed`: one password hash,
 # reused), topping the same database up from one size to the next.
@@ -31,20 +31,21 @@ start_postgres() {
   PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/idflow_scale"
 }
 
-note "building idflow + idflow-bench (release, target/bench)"
-cargo build --release -p idflow-server -p idflow-bench --target-dir target/bench
+note "building idflow (dist profile) + idflow-bench (release), target/bench"
+cargo build --profile dist -p idflow-server --bin idflow --target-dir target/bench
+cargo build --release -p idflow-bench --target-dir target/bench
 BENCH=target/bench/release/idflow-bench
 
 case ",$DBS," in *,sqlite,*)
   note "SQLite"
-  "$BENCH" scale --server target/bench/release/idflow --label SQLite \
+  "$BENCH" scale --server target/bench/dist/idflow --label SQLite \
     --database "sqlite://$WORK/scale.db?mode=rwc" "$@"
   ;;
 esac
 case ",$DBS," in *,postgres,*)
   note "PostgreSQL"
   start_postgres
-  "$BENCH" scale --server target/bench/release/idflow --label PostgreSQL --seed-concurrency 32 \
+  "$BENCH" scale --server target/bench/dist/idflow --label PostgreSQL --seed-concurrency 32 \
     --database "$PG_URL" "$@"
   ;;
 esac

@@ -76,8 +76,8 @@ enum Cmd {
     },
     /// idflow side by side with django-allauth and better-auth (see bench/run-peers.sh).
     Peers {
-        /// The idflow binary to start (use the release build).
-        #[arg(long, default_value = "target/bench/release/idflow")]
+        /// The idflow binary to start (the dist build, as bench/run-peers.sh makes it).
+        #[arg(long, default_value = "target/bench/dist/idflow")]
         server: String,
         /// A second idflow binary to measure alongside (e.g. the build before a change); it
         /// runs right after idflow in the interleaved order.
@@ -166,7 +166,7 @@ enum Cmd {
     },
     /// idflow's per-operation cost with growing identity tables (seeds as it goes).
     Scale {
-        #[arg(long, default_value = "target/bench/release/idflow")]
+        #[arg(long, default_value = "target/bench/dist/idflow")]
         server: String,
         /// Database URL (reused across sizes; it only grows).
         #[arg(long)]
