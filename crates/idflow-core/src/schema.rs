@@ -441,13 +441,17 @@ impl IdentitySchema {
     // ----------------------------------------------------------------------------------
     // schema walking
 
-    fn walk(&self, traits: &Value) -> Sink<'_> {
-        let mut sink = Sink {
+    fn sink(&self) -> Sink<'_> {
+        Sink {
             email_check: &self.email_check,
             extracted: Extracted::default(),
             code_identifiers: Vec::new(),
             errors: Vec::new(),
-        };
+        }
+    }
+
+    fn walk(&self, traits: &Value) -> Sink<'_> {
+        let mut sink = self.sink();
         let mut path = Vec::new();
         if let Some(tree) = &self.compiled_walk {
             tree.walk(traits, &mut path, &mut sink);
@@ -460,12 +464,7 @@ impl IdentitySchema {
     /// The walk without its compiled form (for tests comparing the two).
     #[cfg(test)]
     fn walk_dynamic(&self, traits: &Value) -> Sink<'_> {
-        let mut sink = Sink {
-            email_check: &self.email_check,
-            extracted: Extracted::default(),
-            code_identifiers: Vec::new(),
-            errors: Vec::new(),
-        };
+        let mut sink = self.sink();
         if let Some(ts) = self.raw.pointer("/properties/traits") {
             let mut path = Vec::new();
             self.walk_instance(vec![("/properties/traits".to_string(), ts)], traits, &mut path, 0, &mut sink);
@@ -1355,6 +1354,14 @@ mod tests {
         let s = IdentitySchema::compile("x", with_branches).unwrap();
         assert!(s.compiled_walk.is_none(), "anyOf/oneOf keeps the dynamic walk");
         assert_eq!(s.extract(&json!({ "id": "Ada@Example.com" })).password_identifiers, vec!["ada@example.com"]);
+        // A recursive schema that branches would need more locations than the budget allows.
+        let binary_tree = json!({ "type": "object", "definitions": { "node": { "type": "object", "properties": {
+                "id": ext(id.clone()), "l": { "$ref": "#/definitions/node" }, "r": { "$ref": "#/definitions/node" } } } },
+            "properties": { "traits": { "type": "object", "properties": { "tree": { "$ref": "#/definitions/node" } } } } });
+        let s = IdentitySchema::compile("x", binary_tree).unwrap();
+        assert!(s.compiled_walk.is_none(), "a branching recursive schema keeps the dynamic walk");
+        let ex = s.extract(&json!({ "tree": { "l": { "r": { "id": "Deep@Example.com" } } } }));
+        assert_eq!(ex.password_identifiers, vec!["deep@example.com"]);
     }
 
     #[test]

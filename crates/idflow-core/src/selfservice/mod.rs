@@ -88,6 +88,9 @@ pub struct Engine {
     /// The WebAuthn relying parties (security keys, passkeys), built from the configuration
     /// on first use (`webauthn_rp`).
     webauthn_rps: [std::sync::OnceLock<Option<webauthn_rs::Webauthn>>; 2],
+    /// Per flow kind (`FlowKind as usize`): the UI URL with `?flow=` appended, when it has no
+    /// query or fragment (`ui_url_for_flow`).
+    ui_flow_prefixes: [std::sync::OnceLock<Option<String>>; 5],
 }
 
 impl Engine {
@@ -115,6 +118,7 @@ impl Engine {
             courier: Arc::new(crate::courier::Courier::builtin()),
             base,
             webauthn_rps: Default::default(),
+            ui_flow_prefixes: Default::default(),
         }
     }
 
@@ -181,7 +185,19 @@ impl Engine {
     }
 
     pub fn ui_url_for_flow(&self, kind: FlowKind, id: Uuid) -> String {
-        with_query(&self.ui_url(kind.as_str()), &[("flow", &id.to_string())])
+        // Every flow answer carries this URL: the UI URL is parsed once per kind. One without
+        // a query or fragment (the usual) takes `?flow=<id>` as is (a UUID needs no escaping);
+        // any other goes through `with_query`.
+        let prefix = self.ui_flow_prefixes[kind as usize].get_or_init(|| {
+            url::Url::parse(&self.ui_url(kind.as_str()))
+                .ok()
+                .filter(|u| u.query().is_none() && u.fragment().is_none())
+                .map(|u| format!("{u}?flow="))
+        });
+        match prefix {
+            Some(p) => format!("{p}{id}"),
+            None => with_query(&self.ui_url(kind.as_str()), &[("flow", &id.to_string())]),
+        }
     }
 
     /// `selfservice.default_browser_return_url`, else the settings UI... else `{public}/`.

@@ -48,8 +48,26 @@ async fn browser_creation_uses_configured_ui_url(db: Db) {
     let app = spawn_app_with(db, |cfg| {
         cfg.selfservice.flows.login.ui_url = Some("https://ui.example.com/auth/login".into());
         cfg.selfservice.flows.registration.ui_url = Some("https://ui.example.com/auth/register?lang=en".into());
+        cfg.selfservice.flows.settings.ui_url = Some("https://ui.example.com/app#/settings".into());
+        cfg.selfservice.flows.verification.ui_url = Some("https://UI.example.com".into());
     })
     .await;
+    // The flow's UI URL (kept per kind after the first) is what the URL parser writes.
+    use idflow_core::model::FlowKind;
+    let id = uuid::Uuid::new_v4();
+    for kind in
+        [FlowKind::Login, FlowKind::Registration, FlowKind::Settings, FlowKind::Recovery, FlowKind::Verification]
+    {
+        let want =
+            idflow_core::selfservice::with_query(&app.engine.ui_url(kind.as_str()), &[("flow", &id.to_string())]);
+        assert_eq!(app.engine.ui_url_for_flow(kind, id), want);
+        assert_eq!(app.engine.ui_url_for_flow(kind, id), want);
+    }
+    assert_eq!(app.engine.ui_url_for_flow(FlowKind::Verification, id), format!("https://ui.example.com/?flow={id}"));
+    assert_eq!(
+        app.engine.ui_url_for_flow(FlowKind::Settings, id),
+        format!("https://ui.example.com/app?flow={id}#/settings")
+    );
     let c = browser_client();
     let resp = c.get(app.url("/self-service/login/browser")).send().await.unwrap();
     assert_eq!(resp.status(), 303);
