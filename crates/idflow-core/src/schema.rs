@@ -512,20 +512,7 @@ impl IdentitySchema {
             }
             Value::Array(a) => {
                 for (i, v) in a.iter().enumerate() {
-                    let mut subs = Vec::new();
-                    for (p, s) in &list {
-                        match s.get("items") {
-                            Some(it @ Value::Object(_)) => subs.push((format!("{p}/items"), it)),
-                            Some(Value::Array(tuple)) => {
-                                if let Some(it) = tuple.get(i).filter(|t| t.is_object()) {
-                                    subs.push((format!("{p}/items/{i}"), it));
-                                } else if let Some(ai) = s.get("additionalItems").filter(|x| x.is_object()) {
-                                    subs.push((format!("{p}/additionalItems"), ai));
-                                }
-                            }
-                            _ => {}
-                        }
-                    }
+                    let subs = item_subschemas(&list, i);
                     if !subs.is_empty() {
                         path.push(i.to_string());
                         self.walk_instance(subs, v, path, depth + 1, sink);
@@ -767,6 +754,26 @@ fn schema_type(s: &Value) -> Option<String> {
             .to_string()
         }),
     }
+}
+
+/// The subschemas of array element `i` at a location (`items`, a tuple's `items[i]`, else its
+/// `additionalItems`), each with its JSON pointer.
+fn item_subschemas<'s>(list: &[(String, &'s Value)], i: usize) -> Vec<(String, &'s Value)> {
+    let mut subs = Vec::new();
+    for (p, s) in list {
+        match s.get("items") {
+            Some(it @ Value::Object(_)) => subs.push((format!("{p}/items"), it)),
+            Some(Value::Array(tuple)) => {
+                if let Some(it) = tuple.get(i).filter(|t| t.is_object()) {
+                    subs.push((format!("{p}/items/{i}"), it));
+                } else if let Some(ai) = s.get("additionalItems").filter(|x| x.is_object()) {
+                    subs.push((format!("{p}/additionalItems"), ai));
+                }
+            }
+            _ => {}
+        }
+    }
+    subs
 }
 
 fn required_of(list: &[(String, &Value)]) -> HashSet<String> {

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use super::{IdentitySchema, LeafInfo, MAX_DEPTH, Mode, Sink, escape_pointer};
+use super::{IdentitySchema, LeafInfo, MAX_DEPTH, Mode, Sink, escape_pointer, item_subschemas};
 use crate::schema::extension::Ext;
 
 /// Most locations a compiled walk may hold; beyond that the dynamic walk is used.
@@ -106,20 +106,7 @@ fn build<'s>(
         let tuple_len =
             list.iter().filter_map(|(_, s)| s.get("items").and_then(Value::as_array).map(Vec::len)).max().unwrap_or(0);
         for i in 0..=tuple_len {
-            let mut subs = Vec::new();
-            for (p, s) in &list {
-                match s.get("items") {
-                    Some(it @ Value::Object(_)) => subs.push((format!("{p}/items"), it)),
-                    Some(Value::Array(tuple)) => {
-                        if let Some(it) = tuple.get(i).filter(|t| t.is_object()) {
-                            subs.push((format!("{p}/items/{i}"), it));
-                        } else if let Some(ai) = s.get("additionalItems").filter(|x| x.is_object()) {
-                            subs.push((format!("{p}/additionalItems"), ai));
-                        }
-                    }
-                    _ => {}
-                }
-            }
+            let subs = item_subschemas(&list, i);
             let child = build(schema, subs, depth + 1, budget)?;
             node.active |= child.as_ref().is_some_and(|c| c.active);
             node.items.push(child);
