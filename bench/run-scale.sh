@@ -7,10 +7,10 @@
 #   e.g. bench/run-scale.sh --sizes 1000,100000,1000000 --duration 10s
 #   IDFLOW_SCALE_DBS=sqlite bench/run-scale.sh     (only SQLite; or: postgres)
 #
-# Builds idflow (dist profile) + idflow-bench (release), into target/bench, starts a throwaway PostgreSQL cluster
-# on 127.0.0.1 the way scripts/test.sh does (removed on exit), and runs `idflow-bench scale`
-# once per database. Seeding goes through the store (`idflow-bench seed`: one password hash,
-# reused), topping the same database up from one size to the next.
+# Builds idflow (dist profile) + idflow-bench (release) into target/bench, starts a throwaway
+# PostgreSQL cluster on 127.0.0.1 the way scripts/test.sh does (removed on exit), and runs
+# `idflow-bench scale` once per database. Seeding goes through the store (`idflow-bench seed`:
+# one password hash, reused), topping the same database up from one size to the next.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -6,7 +6,7 @@
 //! a 4-module quiet zone) straight into a 1-bit PNG (one byte per module per row, rows
 //! repeated, the Up filter, fast deflate: about half the bytes of the generic 8-bit image
 //! path). A form rebuilt for the same secret (after a submit of another section) reuses the
-//! image it already shows (`methods/totp.rs`), so nothing here needs to remember renderings
+//! image it already shows (`methods/totp/mod.rs`), so nothing here needs to remember renderings
 //! (and no enrolment secret is kept in process memory).
 //!
 //! Encoding is `fast_qr`'s, at about a third of the time `qrcodegen` took (95 µs instead of
