@@ -451,18 +451,16 @@ impl IdentitySchema {
     }
 
     fn walk(&self, traits: &Value) -> Sink<'_> {
+        let Some(tree) = &self.compiled_walk else {
+            return self.walk_dynamic(traits);
+        };
         let mut sink = self.sink();
-        let mut path = Vec::new();
-        if let Some(tree) = &self.compiled_walk {
-            tree.walk(traits, &mut path, &mut sink);
-        } else if let Some(ts) = self.raw.pointer("/properties/traits") {
-            self.walk_instance(vec![("/properties/traits".to_string(), ts)], traits, &mut path, 0, &mut sink);
-        }
+        tree.walk(traits, &mut Vec::new(), &mut sink);
         sink
     }
 
-    /// The walk without its compiled form (for tests comparing the two).
-    #[cfg(test)]
+    /// The walk expanding the schema at every location (schemas whose walk is not compiled;
+    /// tests compare the two).
     fn walk_dynamic(&self, traits: &Value) -> Sink<'_> {
         let mut sink = self.sink();
         if let Some(ts) = self.raw.pointer("/properties/traits") {

@@ -88,8 +88,8 @@ pub struct Engine {
     /// The WebAuthn relying parties (security keys, passkeys), built from the configuration
     /// on first use (`webauthn_rp`).
     webauthn_rps: [std::sync::OnceLock<Option<webauthn_rs::Webauthn>>; 2],
-    /// Per flow kind (`FlowKind as usize`): the UI URL with `?flow=` appended, when it has no
-    /// query or fragment (`ui_url_for_flow`).
+    /// Per flow kind (`FlowKind as usize`; a kind past the end is not kept): the UI URL with
+    /// `?flow=` appended, when it has no query or fragment (`ui_url_for_flow`).
     ui_flow_prefixes: [std::sync::OnceLock<Option<String>>; 5],
 }
 
@@ -188,11 +188,14 @@ impl Engine {
         // Every flow answer carries this URL: the UI URL is parsed once per kind. One without
         // a query or fragment (the usual) takes `?flow=<id>` as is (a UUID needs no escaping);
         // any other goes through `with_query`.
-        let prefix = self.ui_flow_prefixes[kind as usize].get_or_init(|| {
-            url::Url::parse(&self.ui_url(kind.as_str()))
-                .ok()
-                .filter(|u| u.query().is_none() && u.fragment().is_none())
-                .map(|u| format!("{u}?flow="))
+        let prefix = self.ui_flow_prefixes.get(kind as usize).and_then(|slot| {
+            slot.get_or_init(|| {
+                url::Url::parse(&self.ui_url(kind.as_str()))
+                    .ok()
+                    .filter(|u| u.query().is_none() && u.fragment().is_none())
+                    .map(|u| format!("{u}?flow="))
+            })
+            .as_ref()
         });
         match prefix {
             Some(p) => format!("{p}{id}"),

@@ -359,19 +359,12 @@ pub fn flow_json(f: &Flow, identity: Option<Value>) -> FlowJson {
 }
 
 /// The JSON answer of a flow route: a typed flow written straight into the response, or any
-/// other JSON value.
+/// other JSON value (`untagged`: either is written as itself).
+#[derive(Serialize)]
+#[serde(untagged)]
 pub enum Body {
     Flow(Box<FlowJson>),
     Value(Value),
-}
-
-impl Serialize for Body {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Body::Flow(f) => f.serialize(s),
-            Body::Value(v) => v.serialize(s),
-        }
-    }
 }
 
 impl From<FlowJson> for Body {
