@@ -715,17 +715,21 @@ fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
-/// Bare argon2id with idflow's default parameters: ms per hash on one thread, and hashes per
-/// second with one thread per core (the ceiling for any password change on this machine).
-fn argon2_floor(threads: usize, secs: f64) -> anyhow::Result<(f64, f64)> {
-    let one = crate::argon2_floor(10)?;
+/// Bare argon2id with idflow's default parameters: hashes per second with one thread per core
+/// (the ceiling for any password change on this machine), each thread pinned to `cpus` (the
+/// server CPUs in pinned mode) when given.
+fn argon2_ceiling(threads: usize, secs: f64, cpus: Option<&str>) -> anyhow::Result<f64> {
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
     let total = Arc::new(AtomicU64::new(0));
     let t0 = Instant::now();
     let hs: Vec<_> = (0..threads)
         .map(|i| {
             let total = total.clone();
+            let cpus = cpus.map(str::to_owned);
             std::thread::spawn(move || {
+                if let Some(list) = &cpus {
+                    pin_thread(list);
+                }
                 let cfg = idflow_core::password::HashersConfig::default();
                 // As on the server's hashing threads: the working memory is reused.
                 idflow_core::password::keep_argon2_memory();
@@ -742,7 +746,18 @@ fn argon2_floor(threads: usize, secs: f64) -> anyhow::Result<(f64, f64)> {
     for h in hs {
         let _ = h.join();
     }
-    Ok((one, total.load(Ordering::Relaxed) as f64 / t0.elapsed().as_secs_f64()))
+    Ok(total.load(Ordering::Relaxed) as f64 / t0.elapsed().as_secs_f64())
+}
+
+/// Pin the calling thread (not the whole load generator) to `list` with `taskset`.
+fn pin_thread(list: &str) {
+    // `/proc/thread-self` links to `<pid>/task/<tid>`.
+    let tid = std::fs::read_link("/proc/thread-self")
+        .ok()
+        .and_then(|p| p.file_name().map(|t| t.to_string_lossy().into_owned()));
+    if let Some(tid) = tid {
+        let _ = Command::new("taskset").args(["-p", "-c", list, &tid]).stdout(std::process::Stdio::null()).status();
+    }
 }
 
 fn hasher_text(kind: Kind) -> &'static str {
@@ -815,6 +830,10 @@ pub async fn run_peers(o: PeerOpts, m: MatrixOpts) -> anyhow::Result<()> {
 
     let mut cells: Vec<Cell> = vec![];
     let mut notes: Vec<String> = vec![];
+    // The argon2id ceiling, measured in every round of the password cells right after them on
+    // the server CPUs (the servers idle meanwhile): the machine's speed drifts over a run (a
+    // VM's by ±15 % within minutes), so a ceiling measured once would not match the cells.
+    let mut ceilings: Vec<f64> = vec![];
     let hwm_ok = targets.iter().all(|t| reset_hwm(t.pid()));
     for scenario in &m.scenarios {
         for &n in &m.concurrency {
@@ -869,6 +888,12 @@ pub async fn run_peers(o: PeerOpts, m: MatrixOpts) -> anyhow::Result<()> {
                         cpu_ms,
                     });
                 }
+                if scenario == "password" {
+                    let (secs, cpus) = (dur.as_secs_f64(), o.server_cpus.clone());
+                    let r = tokio::task::spawn_blocking(move || argon2_ceiling(cores, secs, cpus.as_deref())).await??;
+                    eprintln!("[peers] bare argon2id      c={n:<3} round {} {r:>8.1} hashes/s", round + 1);
+                    ceilings.push(r);
+                }
             }
         }
     }
@@ -900,9 +925,11 @@ pub async fn run_peers(o: PeerOpts, m: MatrixOpts) -> anyhow::Result<()> {
     if let Some(list) = &o.server_cpus {
         pin_self(list)?;
     }
-    let (floor_ms, floor_rps) = argon2_floor(cores, 5.0)?;
+    let floor_ms = crate::argon2_floor(10)?;
+    let floor_rps = if ceilings.is_empty() { argon2_ceiling(cores, 5.0, None)? } else { median(ceilings.clone()) };
 
-    let md = report(&o, &m, &kinds, cores, &idle, &cells, &rate_rows, floor_ms, floor_rps, hwm_ok, &notes);
+    let md =
+        report(&o, &m, &kinds, cores, &idle, &cells, &rate_rows, floor_ms, floor_rps, ceilings.len(), hwm_ok, &notes);
     println!("{md}");
     if let Some(path) = &m.out {
         std::fs::write(path, &md).with_context(|| format!("could not write {path}"))?;
@@ -921,6 +948,7 @@ fn report(
     rate_rows: &[(Kind, Stats)],
     floor_ms: f64,
     floor_rps: f64,
+    ceiling_runs: usize,
     hwm_ok: bool,
     notes: &[String],
 ) -> String {
@@ -1021,9 +1049,14 @@ fn report(
             r.errors
         );
     }
+    let when = if ceiling_runs > 0 {
+        format!("the median of {ceiling_runs} measurements, one after each round of the password cells")
+    } else {
+        "measured after the run".to_owned()
+    };
     let _ = writeln!(
         s,
-        "\nBare argon2id (m=19456 KiB, t=2, p=1) on this machine: {floor_ms:.1} ms per hash on one thread; {floor_rps:.1} hashes/s with {cores} threads (the ceiling for password changes that hash once)."
+        "\nBare argon2id (m=19456 KiB, t=2, p=1) on this machine: {floor_ms:.1} ms per hash on one thread (after the run, memory allocated per hash); {floor_rps:.1} hashes/s with {cores} threads and kept memory ({when}; the ceiling for password changes that hash once)."
     );
 
     // Targets.
