@@ -211,6 +211,16 @@ impl Application {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        self.run_until_started(shutdown, || {}).await
+    }
+
+    /// [`Self::run_until`], calling `started` once the routers are built, just before the
+    /// listeners accept (the `serve` command releases its start-up code there).
+    pub async fn run_until_started(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+        started: impl FnOnce(),
+    ) -> anyhow::Result<()> {
         let (tx, _) = tokio::sync::broadcast::channel::<()>(1);
         let public = router(self.state.clone(), true, self.metrics.clone());
         let admin = router(self.state.clone(), false, self.metrics.clone());
@@ -242,6 +252,7 @@ impl Application {
             tracing::info!("shutting down: draining in-flight requests");
             let _ = tx.send(());
         };
+        started();
         tokio::join!(p, a, c, trigger, courier);
         Ok(())
     }
