@@ -10,15 +10,15 @@
 //! section) reuses the image it already shows (`methods/totp/mod.rs`), so nothing here needs
 //! to remember renderings (and no enrolment secret is kept in process memory).
 //!
-//! Encoding is `fast_qr`'s, at about a third of the time `qrcodegen` took (95 µs instead of
-//! 270 µs for a typical `otpauth://` URL; `qrcode` took 1.2 ms). It scores all eight masks with
-//! the standard's penalty rules and keeps the best (its column rules read the matrix before
-//! masking, so its pick can differ from another encoder's; every mask gives a valid symbol).
-//! That scoring is most of the cost and still runs when a mask is forced, so forcing one saves
-//! nothing (measured). It is the largest single cost of creating a settings flow.
+//! Encoding is `qrcodegen`'s with the mask forced (15 µs for a typical `otpauth://` URL). The
+//! mask is chosen here, by the standard's penalty rules (ISO/IEC 18004 §7.8.3, as `qrcodegen`
+//! scores them: a test checks the same pick on many inputs), computed on rows of bits: the
+//! libraries score module by module, which was most of the cost of creating a settings flow
+//! (`qrcodegen` 270 µs, `fast_qr` 125 µs; here 53 µs with the PNG, of which 21 µs pick the
+//! mask).
 
 use base64::Engine as _;
-use fast_qr::{ECL, QRBuilder, QRCode};
+use qrcodegen::{Mask, QrCode, QrCodeEcc, QrSegment, Version};
 
 /// Width and height of the picture, in pixels.
 const SIDE: usize = 256;
@@ -44,10 +44,9 @@ pub fn png(text: &str) -> Option<Vec<u8>> {
         };
         if py % scale == 0 {
             let my = py / scale;
-            let line = qr.data.get(my * modules..(my + 1) * modules)?;
             row.copy_from_slice(&white);
-            for (mx, m) in line.iter().enumerate() {
-                if m.value() {
+            for mx in 0..modules {
+                if qr.dark(mx, my) {
                     let x0 = offset + mx * scale;
                     for x in x0..x0 + scale {
                         *row.get_mut(x / 8)? &= !(0x80u8 >> (x % 8));
@@ -72,10 +71,337 @@ pub fn png(text: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// Medium error correction, the mask chosen by penalty score (most of the cost, and what keeps
-/// the symbol easy to scan).
-fn encode(text: &str) -> Option<QRCode> {
-    QRBuilder::new(text).ecl(ECL::M).build().ok()
+/// A finished symbol: `size` × `size` modules, true = dark.
+struct Symbol {
+    size: usize,
+    rows: Vec<u64>,
+    /// Set for symbols too large for rows of bits (the library's own pick and modules).
+    big: Option<QrCode>,
+}
+
+impl Symbol {
+    fn dark(&self, x: usize, y: usize) -> bool {
+        match &self.big {
+            Some(q) => q.get_module(x as i32, y as i32),
+            None => self.rows.get(y).is_some_and(|r| r >> x & 1 == 1),
+        }
+    }
+}
+
+/// Medium error correction, as Kratos's encoder uses; the mask with the lowest penalty.
+fn encode(text: &str) -> Option<Symbol> {
+    let segs = QrSegment::make_segments(text);
+    let encode =
+        |mask| QrCode::encode_segments_advanced(&segs, QrCodeEcc::Medium, Version::MIN, Version::MAX, mask, false).ok();
+    let first = encode(Some(Mask::new(0)))?;
+    let size = usize::try_from(first.size()).ok()?;
+    if size > MAX_FAST {
+        // Longer text: the library scores the masks itself.
+        return Some(Symbol { size, rows: vec![], big: Some(encode(None)?) });
+    }
+    Some(Symbol { size, rows: best_mask(size, &bit_rows(&first)).1, big: None })
+}
+
+/// The modules of `q` as rows of bits.
+fn bit_rows(q: &QrCode) -> Vec<u64> {
+    (0..q.size()).map(|y| (0..q.size()).filter(|&x| q.get_module(x, y)).fold(0u64, |r, x| r | 1 << x)).collect()
+}
+
+/// Rows of bits (with 4 bits to spare) hold symbols up to this size: version 10, 213 bytes of
+/// text (an `otpauth://` URL is typically 100 to 150).
+const MAX_FAST: usize = 57;
+
+/// Penalty weights of the standard.
+const N1: u32 = 3;
+const N2: u32 = 3;
+const N3: u32 = 40;
+const N4: u32 = 10;
+
+/// Whether the mask `m` flips module (x, y).
+fn mask_bit(m: u8, x: usize, y: usize) -> bool {
+    match m {
+        0 => (x + y).is_multiple_of(2),
+        1 => y.is_multiple_of(2),
+        2 => x.is_multiple_of(3),
+        3 => (x + y).is_multiple_of(3),
+        4 => (x / 3 + y / 2).is_multiple_of(2),
+        5 => x * y % 2 + x * y % 3 == 0,
+        6 => (x * y % 2 + x * y % 3).is_multiple_of(2),
+        _ => ((x + y) % 2 + x * y % 3).is_multiple_of(2),
+    }
+}
+
+/// The eight masks as rows of bits up to [`MAX_FAST`], computed once: `[m][y]` has bit x set
+/// when mask m flips (x, y).
+fn mask_rows() -> &'static [[u64; MAX_FAST]; 8] {
+    static ROWS: std::sync::OnceLock<[[u64; MAX_FAST]; 8]> = std::sync::OnceLock::new();
+    ROWS.get_or_init(|| {
+        let mut t = [[0u64; MAX_FAST]; 8];
+        for (m, rows) in (0u8..).zip(t.iter_mut()) {
+            for (y, r) in rows.iter_mut().enumerate() {
+                *r = (0..MAX_FAST).filter(|&x| mask_bit(m, x, y)).fold(0, |r, x| r | 1 << x);
+            }
+        }
+        t
+    })
+}
+
+/// Modules as rows of bits, row `y` in `rows[y]`, or transposed (column `x` in `rows[x]`).
+struct Bits {
+    rows: Vec<u64>,
+    transposed: bool,
+}
+
+impl Bits {
+    fn new(size: usize, transposed: bool) -> Self {
+        Bits { rows: vec![0; size], transposed }
+    }
+
+    fn put(&mut self, x: usize, y: usize, dark: bool) {
+        let (line, bit) = if self.transposed { (x, y) } else { (y, x) };
+        if let Some(r) = self.rows.get_mut(line) {
+            *r = (*r & !(1 << bit)) | (u64::from(dark) << bit);
+        }
+    }
+}
+
+/// The function modules (finder, separator, timing, alignment, format and version areas) of a
+/// symbol of `size` modules: masks never touch them.
+fn function_modules(size: usize, transposed: bool) -> Bits {
+    let mut f = Bits::new(size, transposed);
+    // Finder patterns with their separators and the format areas next to them.
+    for i in 0..9 {
+        for j in 0..9 {
+            f.put(i, j, true);
+        }
+    }
+    for i in 0..8 {
+        for j in 0..9 {
+            f.put(size - 8 + i, j, true);
+            f.put(j, size - 8 + i, true);
+        }
+    }
+    for i in 0..size {
+        f.put(6, i, true);
+        f.put(i, 6, true);
+    }
+    let version = (size - 17) / 4;
+    if version >= 2 {
+        let count = version / 7 + 2;
+        let step = (version * 8 + count * 3 + 5) / (count * 4 - 4) * 2;
+        let mut centres: Vec<usize> = (0..count - 1).map(|i| size - 7 - i * step).collect();
+        centres.push(6);
+        for (i, &cy) in centres.iter().enumerate() {
+            for (j, &cx) in centres.iter().enumerate() {
+                // None over a finder pattern (`centres` ends with 6, the top-left one).
+                let last = count - 1;
+                if (i, j) == (last, last) || (i, j) == (0, last) || (i, j) == (last, 0) {
+                    continue;
+                }
+                for dy in 0..5 {
+                    for dx in 0..5 {
+                        f.put(cx + dx - 2, cy + dy - 2, true);
+                    }
+                }
+            }
+        }
+    }
+    if version >= 7 {
+        for i in 0..18 {
+            f.put(size - 11 + i % 3, i / 3, true);
+            f.put(i / 3, size - 11 + i % 3, true);
+        }
+    }
+    f
+}
+
+/// Write the format bits of medium error correction and mask `m` (both copies).
+fn put_format(b: &mut Bits, size: usize, m: u8) {
+    let data = u32::from(m); // medium error correction is 00
+    let mut rem = data;
+    for _ in 0..10 {
+        rem = (rem << 1) ^ ((rem >> 9) * 0x537);
+    }
+    let bits = (data << 10 | rem) ^ 0x5412;
+    let bit = |i: usize| bits >> i & 1 == 1;
+    for i in 0..6 {
+        b.put(8, i, bit(i));
+    }
+    b.put(8, 7, bit(6));
+    b.put(8, 8, bit(7));
+    b.put(7, 8, bit(8));
+    for i in 9..15 {
+        b.put(14 - i, 8, bit(i));
+    }
+    for i in 0..8 {
+        b.put(size - 1 - i, 8, bit(i));
+    }
+    for i in 8..15 {
+        b.put(8, size - 15 + i, bit(i));
+    }
+    b.put(8, size - 8, true); // the dark module
+}
+
+/// The mask with the lowest penalty (the lowest-numbered on a tie) and the symbol's rows with
+/// it, from the rows of the symbol with mask 0.
+fn best_mask(size: usize, masked0: &[u64]) -> (u8, Vec<u64>) {
+    let function = function_modules(size, false).rows;
+    let function_t = function_modules(size, true).rows;
+    let plain = masked(size, masked0, &function, 0, false);
+    let plain_t = transpose(&plain, size);
+    let mut best: (u32, u8, Vec<u64>) = (u32::MAX, 0, vec![]);
+    for m in 0..8u8 {
+        let rows = masked(size, &plain, &function, m, false);
+        let cols = masked(size, &plain_t, &function_t, m, true);
+        let score = penalty(&rows, &cols, size);
+        if score < best.0 {
+            best = (score, m, rows);
+        }
+    }
+    (best.1, best.2)
+}
+
+/// `lines` (rows, or columns when `transposed`) with mask `m` applied to every module outside
+/// `function` and the format bits of mask `m`. Masking twice with one mask unmasks.
+fn masked(size: usize, lines: &[u64], function: &[u64], m: u8, transposed: bool) -> Vec<u64> {
+    let rows = &mask_rows()[m as usize];
+    let full = (1u64 << size) - 1;
+    let mut b = Bits {
+        rows: (0..size)
+            .map(|i| {
+                let p = if transposed { transposed_mask_row(m, i, size) } else { rows[i] & full };
+                lines[i] ^ (p & !function[i])
+            })
+            .collect(),
+        transposed,
+    };
+    put_format(&mut b, size, m);
+    b.rows
+}
+
+/// `rows` (of `size` bits) transposed.
+fn transpose(rows: &[u64], size: usize) -> Vec<u64> {
+    let mut t = vec![0u64; size];
+    for (y, r) in rows.iter().enumerate() {
+        let mut bits = *r;
+        while bits != 0 {
+            let x = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            if let Some(c) = t.get_mut(x) {
+                *c |= 1 << y;
+            }
+        }
+    }
+    t
+}
+
+/// Row `x` of the transposed mask `m`: bit y set when mask m flips (x, y).
+fn transposed_mask_row(m: u8, x: usize, size: usize) -> u64 {
+    static COLS: std::sync::OnceLock<[[u64; MAX_FAST]; 8]> = std::sync::OnceLock::new();
+    let cols = COLS.get_or_init(|| {
+        let mut t = [[0u64; MAX_FAST]; 8];
+        for (m, cols) in (0u8..).zip(t.iter_mut()) {
+            for (x, c) in cols.iter_mut().enumerate() {
+                *c = (0..MAX_FAST).filter(|&y| mask_bit(m, x, y)).fold(0, |c, y| c | 1 << y);
+            }
+        }
+        t
+    });
+    cols[m as usize][x] & ((1u64 << size) - 1)
+}
+
+/// The standard's penalty score of a symbol (rules N1 to N4), from its rows and columns.
+fn penalty(rows: &[u64], cols: &[u64], size: usize) -> u32 {
+    let full: u64 = (1u64 << size) - 1;
+    let mut score = 0;
+    for &line in rows.iter().chain(cols) {
+        score += runs_penalty(line, full) + finder_penalty(line, size) * N3;
+    }
+    // N2: 2 × 2 blocks of one colour.
+    for pair in rows.windows(2) {
+        let same = !(pair[0] ^ pair[1]) & full;
+        let flat = !(pair[0] ^ (pair[0] >> 1));
+        score += (same & (same >> 1) & flat & (full >> 1)).count_ones() * N2;
+    }
+    // N4: how far the share of dark modules is from half, in steps of 5 %.
+    let dark: i64 = rows.iter().map(|r| i64::from(r.count_ones())).sum();
+    let total = (size * size) as i64;
+    let k = ((dark * 20 - total * 10).abs() + total - 1) / total - 1;
+    score + u32::try_from(k).unwrap_or(0) * N4
+}
+
+/// N1 of one line: a run of 5 or more modules of one colour costs 3, and 1 more per module
+/// beyond 5.
+fn runs_penalty(line: u64, full: u64) -> u32 {
+    let mut score = 0;
+    for bits in [line & full, !line & full] {
+        // A bit for every 5 modules of one colour in a row; a run of L >= 5 has L - 4 of them.
+        let five = bits & bits >> 1 & bits >> 2 & bits >> 3 & bits >> 4;
+        let runs = (five & !(five << 1)).count_ones();
+        score += five.count_ones() - runs + runs * N1;
+    }
+    score
+}
+
+/// N3 of one line: dark-light-dark-dark-dark-light-dark (1:1:3:1:1, of any module width n)
+/// with 4 n light modules on one side, outside the symbol counting as light.
+fn finder_penalty(line: u64, size: usize) -> u32 {
+    // Widths of 2 and more need a dark run of 6 or more with 2 or more light modules on both
+    // sides: lines with such a start and such an end are counted run by run.
+    let six = line & line >> 1 & line >> 2 & line >> 3 & line >> 4 & line >> 5;
+    let (light1, light2) = (!(line << 1), !(line << 2)); // light 1 and 2 modules before
+    if six & light1 & light2 != 0 && (six & !(line >> 6) & !(line >> 7)) != 0 {
+        return finder_penalty_runs(line, size);
+    }
+    // Width 1: the 12-module windows 0 1 0 111 0 1 0000 and 0000 1 0 111 0 1 0 (from the
+    // left), over the line with 4 light modules before it (bits beyond it are light already).
+    let padded = line << 4;
+    let dark = |i: u32| padded >> i;
+    let light = |i: u32| !(padded >> i);
+    let centre = |o: u32| dark(o) & light(o + 1) & dark(o + 2) & dark(o + 3) & dark(o + 4) & light(o + 5) & dark(o + 6);
+    let light_after = light(0) & centre(1) & light(8) & light(9) & light(10) & light(11);
+    let light_before = light(0) & light(1) & light(2) & light(3) & centre(4) & light(11);
+    light_after.count_ones() + light_before.count_ones()
+}
+
+/// [`finder_penalty`] run by run, as `qrcodegen` counts it (any module width).
+fn finder_penalty_runs(line: u64, size: usize) -> u32 {
+    let border = size as u32;
+    let mut history = [0u32; 7];
+    let add = |history: &mut [u32; 7], mut len: u32| {
+        if history[0] == 0 {
+            len += border; // light outside the symbol, before it
+        }
+        let h = *history;
+        *history = [len, h[0], h[1], h[2], h[3], h[4], h[5]];
+    };
+    let patterns = |h: &[u32; 7]| {
+        let n = h[1];
+        let core = n > 0 && h[2] == n && h[3] == n * 3 && h[4] == n && h[5] == n;
+        u32::from(core && h[0] >= n * 4 && h[6] >= n) + u32::from(core && h[6] >= n * 4 && h[0] >= n)
+    };
+    let (mut count, mut colour, mut run, mut x) = (0, false, 0u32, 0usize);
+    while x < size {
+        let rest = line >> x;
+        let here = rest & 1 == 1;
+        let len = (if here { rest.trailing_ones() } else { rest.trailing_zeros() } as usize).min(size - x);
+        if here == colour {
+            run += len as u32;
+        } else {
+            add(&mut history, run);
+            if !colour {
+                count += patterns(&history);
+            }
+            (colour, run) = (here, len as u32);
+        }
+        x += len;
+    }
+    if colour {
+        add(&mut history, run);
+        run = 0;
+    }
+    add(&mut history, run + border); // light outside the symbol, after it
+    count + patterns(&history)
 }
 
 /// `data:image/png;base64,…` of the QR code of `text`.
@@ -113,8 +439,8 @@ mod tests {
     fn renders_a_decodable_256px_png_like_kratos() {
         let text =
             "otpauth://totp/example.com:alice%40example.com?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=example.com";
-        // Same symbol as the reference encoder at medium error correction.
-        let modules = qrcodegen::QrCode::encode_text(text, qrcodegen::QrCodeEcc::Medium).unwrap().size() as usize;
+        // Same symbol size as the reference encoder at medium error correction.
+        let modules = reference(text, None).size() as usize;
         let (side, px, content, meta) = read_back(png(text).unwrap());
         // 256 px, as the node declares (and as Kratos renders it).
         assert_eq!(side, 256);
@@ -142,6 +468,76 @@ mod tests {
         let (side, _, content, _) = read_back(png(&text).unwrap());
         assert_eq!(side, 256);
         assert_eq!(content, text);
+    }
+
+    /// Texts of many lengths and kinds (byte, alphanumeric and numeric segments), versions 1
+    /// to past the rows-of-bits limit.
+    fn sample_texts() -> Vec<String> {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut texts = vec![];
+        for len in (1..300).step_by(3).chain([600, 900, 1100, 1400]) {
+            let alphabet: &[u8] = match len % 3 {
+                0 => b"abcdefghijklmnopqrstuvwxyz0123456789%:/?&=.-ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+                1 => b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:",
+                _ => b"0123456789",
+            };
+            texts.push((0..len).map(|_| alphabet[(next() % alphabet.len() as u64) as usize] as char).collect());
+        }
+        texts.push(
+            "otpauth://totp/example.com:alice%40example.com?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=example.com"
+                .into(),
+        );
+        texts
+    }
+
+    fn reference(text: &str, mask: Option<qrcodegen::Mask>) -> QrCode {
+        let segs = QrSegment::make_segments(text);
+        QrCode::encode_segments_advanced(&segs, QrCodeEcc::Medium, Version::MIN, Version::MAX, mask, false).unwrap()
+    }
+
+    #[test]
+    fn every_mask_gives_the_reference_encoders_symbol() {
+        for text in sample_texts().iter().step_by(7) {
+            let first = reference(text, Some(Mask::new(0)));
+            let size = first.size() as usize;
+            if size > MAX_FAST {
+                continue;
+            }
+            let function = function_modules(size, false).rows;
+            let function_t = function_modules(size, true).rows;
+            let plain = masked(size, &bit_rows(&first), &function, 0, false);
+            for m in 0..8u8 {
+                let want = bit_rows(&reference(text, Some(Mask::new(m))));
+                assert_eq!(masked(size, &plain, &function, m, false), want, "mask {m}, {size} modules");
+                let cols = masked(size, &transpose(&plain, size), &function_t, m, true);
+                assert_eq!(cols, transpose(&want, size), "mask {m} by columns, {size} modules");
+            }
+        }
+    }
+
+    #[test]
+    fn mask_choice_matches_the_reference_encoders_penalty_rules() {
+        let mut picked = [0usize; 8];
+        for text in sample_texts() {
+            let want = reference(&text, None);
+            let got = encode(&text).unwrap();
+            assert_eq!(got.size as i32, want.size());
+            if got.big.is_none() {
+                picked[best_mask(got.size, &bit_rows(&reference(&text, Some(Mask::new(0))))).0 as usize] += 1;
+            }
+            for y in 0..want.size() {
+                for x in 0..want.size() {
+                    assert_eq!(got.dark(x as usize, y as usize), want.get_module(x, y), "{text:?}: module ({x}, {y})");
+                }
+            }
+        }
+        assert!(picked.iter().filter(|n| **n > 0).count() >= 6, "the samples exercise most masks: {picked:?}");
     }
 
     #[test]
