@@ -131,15 +131,18 @@ fn mask_bit(m: u8, x: usize, y: usize) -> bool {
     }
 }
 
-/// The eight masks as rows of bits up to [`MAX_FAST`], computed once: `[m][y]` has bit x set
-/// when mask m flips (x, y).
-fn mask_rows() -> &'static [[u64; MAX_FAST]; 8] {
+/// The eight masks as lines of bits up to [`MAX_FAST`], computed once: `[m][y]` has bit x set
+/// when mask m flips (x, y); `transposed`, `[m][x]` has bit y set.
+fn mask_lines(transposed: bool) -> &'static [[u64; MAX_FAST]; 8] {
     static ROWS: std::sync::OnceLock<[[u64; MAX_FAST]; 8]> = std::sync::OnceLock::new();
-    ROWS.get_or_init(|| {
+    static COLS: std::sync::OnceLock<[[u64; MAX_FAST]; 8]> = std::sync::OnceLock::new();
+    (if transposed { &COLS } else { &ROWS }).get_or_init(|| {
         let mut t = [[0u64; MAX_FAST]; 8];
-        for (m, rows) in (0u8..).zip(t.iter_mut()) {
-            for (y, r) in rows.iter_mut().enumerate() {
-                *r = (0..MAX_FAST).filter(|&x| mask_bit(m, x, y)).fold(0, |r, x| r | 1 << x);
+        for (m, lines) in (0u8..).zip(t.iter_mut()) {
+            for (line, bits) in lines.iter_mut().enumerate() {
+                *bits = (0..MAX_FAST)
+                    .filter(|&bit| if transposed { mask_bit(m, line, bit) } else { mask_bit(m, bit, line) })
+                    .fold(0, |bits, bit| bits | 1 << bit);
             }
         }
         t
@@ -159,7 +162,7 @@ impl Bits {
 
     fn put(&mut self, x: usize, y: usize, dark: bool) {
         let (line, bit) = if self.transposed { (x, y) } else { (y, x) };
-        if let Some(r) = self.rows.get_mut(line) {
+        if let Some(r) = self.rows.get_mut(line).filter(|_| bit < 64) {
             *r = (*r & !(1 << bit)) | (u64::from(dark) << bit);
         }
     }
@@ -264,15 +267,10 @@ fn best_mask(size: usize, masked0: &[u64]) -> (u8, Vec<u64>) {
 /// `lines` (rows, or columns when `transposed`) with mask `m` applied to every module outside
 /// `function` and the format bits of mask `m`. Masking twice with one mask unmasks.
 fn masked(size: usize, lines: &[u64], function: &[u64], m: u8, transposed: bool) -> Vec<u64> {
-    let rows = &mask_rows()[m as usize];
+    let pattern = mask_lines(transposed).get(usize::from(m)).map_or(&[][..], |p| &p[..]);
     let full = (1u64 << size) - 1;
     let mut b = Bits {
-        rows: (0..size)
-            .map(|i| {
-                let p = if transposed { transposed_mask_row(m, i, size) } else { rows[i] & full };
-                lines[i] ^ (p & !function[i])
-            })
-            .collect(),
+        rows: lines.iter().zip(function).zip(pattern).map(|((l, f), p)| l ^ (p & full & !f)).collect(),
         transposed,
     };
     put_format(&mut b, size, m);
@@ -293,21 +291,6 @@ fn transpose(rows: &[u64], size: usize) -> Vec<u64> {
         }
     }
     t
-}
-
-/// Row `x` of the transposed mask `m`: bit y set when mask m flips (x, y).
-fn transposed_mask_row(m: u8, x: usize, size: usize) -> u64 {
-    static COLS: std::sync::OnceLock<[[u64; MAX_FAST]; 8]> = std::sync::OnceLock::new();
-    let cols = COLS.get_or_init(|| {
-        let mut t = [[0u64; MAX_FAST]; 8];
-        for (m, cols) in (0u8..).zip(t.iter_mut()) {
-            for (x, c) in cols.iter_mut().enumerate() {
-                *c = (0..MAX_FAST).filter(|&y| mask_bit(m, x, y)).fold(0, |c, y| c | 1 << y);
-            }
-        }
-        t
-    });
-    cols[m as usize][x] & ((1u64 << size) - 1)
 }
 
 /// The standard's penalty score of a symbol (rules N1 to N4), from its rows and columns.
