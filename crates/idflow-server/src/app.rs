@@ -215,7 +215,7 @@ impl Application {
     }
 
     /// [`Self::run_until`], calling `started` once the routers are built, just before the
-    /// listeners accept (the `serve` command releases its start-up code there).
+    /// listeners accept (the `serve` command releases its start-up pages there).
     pub async fn run_until_started(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,

@@ -196,7 +196,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 tracing::info!("no database configured: using the SQLite file idflow.db");
             }
             let app = Application::build(cfg).await?;
-            app.run_until_started(shutdown_signal(), release_startup_code).await
+            app.run_until_started(shutdown_signal(), release_startup_pages).await
         }
         Cmd::Openapi { v1, admin } => {
             use crate::openapi::{Doc, document_text};
@@ -438,11 +438,12 @@ fn limit_malloc_arenas() {
 
 /// Start-up (configuration, migrations, schema and template compilation, TLS set-up) runs code
 /// from all over the executable, and the kernel maps the code around every page it faults in
-/// (64 KiB): after start about 70 % of the code was resident although serving runs a fraction
-/// of it (BENCHMARKS.md). Dropping the executable's file pages from the process once start-up
-/// is done leaves resident what runs afterwards; the kernel maps a page back from the page
-/// cache (no I/O while it is cached) the first time it is used again.
-fn release_startup_code() {
+/// (64 KiB): after start about 65 % of the code was resident although serving runs a fraction
+/// of it (BENCHMARKS.md). Dropping the executable's clean read-only pages (code and read-only
+/// data) from the process once start-up is done leaves resident what runs afterwards; the
+/// kernel maps a page back from the page cache (no I/O while it is cached) the first time it is
+/// used again.
+fn release_startup_pages() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     for (start, len) in std::fs::read_to_string("/proc/self/smaps").map(|s| clean_exe_mappings(&s)).unwrap_or_default()
     {
@@ -533,7 +534,7 @@ mod tests {
         // This test binary's own code is found, and releasing it leaves the process working.
         let real = clean_exe_mappings(&std::fs::read_to_string("/proc/self/smaps").unwrap());
         assert!(!real.is_empty(), "the executable's code mapping is found");
-        release_startup_code();
+        release_startup_pages();
         assert_eq!(progress_line(1, 2, Duration::from_secs(1)), "1/2 records (50%), 1/s, 1s left");
     }
 
