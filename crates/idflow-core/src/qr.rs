@@ -156,10 +156,6 @@ struct Bits {
 }
 
 impl Bits {
-    fn new(size: usize, transposed: bool) -> Self {
-        Bits { rows: vec![0; size], transposed }
-    }
-
     fn put(&mut self, x: usize, y: usize, dark: bool) {
         let (line, bit) = if self.transposed { (x, y) } else { (y, x) };
         if let Some(r) = self.rows.get_mut(line).filter(|_| bit < 64) {
@@ -169,9 +165,9 @@ impl Bits {
 }
 
 /// The function modules (finder, separator, timing, alignment, format and version areas) of a
-/// symbol of `size` modules: masks never touch them.
-fn function_modules(size: usize, transposed: bool) -> Bits {
-    let mut f = Bits::new(size, transposed);
+/// symbol of `size` modules, as rows: masks never touch them.
+fn function_modules(size: usize) -> Vec<u64> {
+    let mut f = Bits { rows: vec![0; size], transposed: false };
     // Finder patterns with their separators and the format areas next to them.
     for i in 0..9 {
         for j in 0..9 {
@@ -215,7 +211,7 @@ fn function_modules(size: usize, transposed: bool) -> Bits {
             f.put(i / 3, size - 11 + i % 3, true);
         }
     }
-    f
+    f.rows
 }
 
 /// Write the format bits of medium error correction and mask `m` (both copies).
@@ -248,8 +244,8 @@ fn put_format(b: &mut Bits, size: usize, m: u8) {
 /// The mask with the lowest penalty (the lowest-numbered on a tie) and the symbol's rows with
 /// it, from the rows of the symbol with mask 0.
 fn best_mask(size: usize, masked0: &[u64]) -> (u8, Vec<u64>) {
-    let function = function_modules(size, false).rows;
-    let function_t = function_modules(size, true).rows;
+    let function = function_modules(size);
+    let function_t = transpose(&function, size);
     let plain = masked(size, masked0, &function, 0, false);
     let plain_t = transpose(&plain, size);
     let mut best: (u32, u8, Vec<u64>) = (u32::MAX, 0, vec![]);
@@ -492,8 +488,8 @@ mod tests {
             if size > MAX_FAST {
                 continue;
             }
-            let function = function_modules(size, false).rows;
-            let function_t = function_modules(size, true).rows;
+            let function = function_modules(size);
+            let function_t = transpose(&function, size);
             let plain = masked(size, &bit_rows(&first), &function, 0, false);
             for m in 0..8u8 {
                 let want = bit_rows(&reference(text, Some(Mask::new(m))));
