@@ -708,7 +708,8 @@ macro_rules! sql_store {
                         ts(c.pending_changes_expired_before),
                         &mut out.pending_changes,
                     ),
-                    (                        "DELETE FROM identity_activity WHERE id IN (SELECT id FROM identity_activity WHERE created_at < $1 LIMIT $2)",
+                    (
+                        "DELETE FROM identity_activity WHERE (identity_id, created_at, id) IN (SELECT identity_id, created_at, id FROM identity_activity WHERE created_at < $1 LIMIT $2)",
                         ts(c.activity_before),
                         &mut out.activity,
                     ),

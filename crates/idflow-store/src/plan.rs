@@ -125,16 +125,21 @@ pub(crate) fn commit(c: &Commit<'_>) -> Result<Vec<Stmt>, StoreError> {
         // First write of the transaction: takes the write lock (SQLite) / row lock (PG), so of
         // two concurrent submits to one flow exactly one commits.
         out.push(Stmt {
-            sql: "UPDATE flows SET data = $1, version = version + 1, updated_at = $2, identity_id = $3 WHERE id = $4 AND version = $5",
+            sql: "UPDATE flows SET data = $1, version = version + 1, updated_at = $2 WHERE id = $3 AND version = $4",
             params: vec![
                 P::Text(crate::flow_format::encode(f)?),
                 P::Int(ts(f.updated_at)),
-                P::OptUuid(f.identity_id),
                 P::Uuid(f.id),
                 P::Int(f.version),
             ],
             check: Check::One(Fail::FlowChanged),
         });
+        // Indexed columns are set only when they change: naming one in a SET rewrites its
+        // index entry even for the same value (in SQLite one more page in the WAL per commit).
+        out.push(stmt(
+            "UPDATE flows SET identity_id = $1 WHERE id = $2 AND identity_id IS DISTINCT FROM $1",
+            vec![P::OptUuid(f.identity_id), P::Uuid(f.id)],
+        ));
     }
     if let Some(i) = c.create_identity {
         out.push(stmt(
@@ -158,7 +163,7 @@ pub(crate) fn commit(c: &Commit<'_>) -> Result<Vec<Stmt>, StoreError> {
     }
     if let Some(i) = c.update_identity {
         out.push(Stmt {
-            sql: "UPDATE identities SET schema_id = $1, state = $2, state_changed_at = $3, traits = $4, metadata_public = $5, metadata_admin = $6, external_id = $7, version = version + 1, updated_at = $8, delete_after = $11 WHERE id = $9 AND version = $10",
+            sql: "UPDATE identities SET schema_id = $1, state = $2, state_changed_at = $3, traits = $4, metadata_public = $5, metadata_admin = $6, version = version + 1, updated_at = $7, delete_after = $10 WHERE id = $8 AND version = $9",
             params: vec![
                 text(&i.schema_id),
                 text(i.state.as_str()),
@@ -166,7 +171,6 @@ pub(crate) fn commit(c: &Commit<'_>) -> Result<Vec<Stmt>, StoreError> {
                 P::Text(json_text(&i.traits)),
                 P::Text(json_text(&i.metadata_public)),
                 P::Text(json_text(&i.metadata_admin)),
-                opt_text(&i.external_id),
                 P::Int(ts(i.updated_at)),
                 P::Uuid(i.id),
                 P::Int(i.version),
@@ -174,7 +178,16 @@ pub(crate) fn commit(c: &Commit<'_>) -> Result<Vec<Stmt>, StoreError> {
             ],
             check: Check::One(Fail::IdentityChanged),
         });
-        match c.previous_identity.filter(|p| p.id == i.id && p.version == i.version) {
+        let previous = c.previous_identity.filter(|p| p.id == i.id && p.version == i.version);
+        // The external id is unique (indexed): set only when it changed, or when the stored
+        // value is not known.
+        if previous.is_none_or(|p| p.external_id != i.external_id) {
+            out.push(stmt(
+                "UPDATE identities SET external_id = $1 WHERE id = $2",
+                vec![opt_text(&i.external_id), P::Uuid(i.id)],
+            ));
+        }
+        match previous {
             Some(prev) => changed_identity_children(&mut out, i, prev),
             None => {
                 for q in [

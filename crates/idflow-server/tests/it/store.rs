@@ -709,3 +709,134 @@ async fn store_sqlite_lane_checkpoints_the_wal() {
     // 3 000 of them without checkpoints, ~2.5 MB at most between two of them.
     assert!(wal_bytes < 6_000_000, "WAL of {wal_bytes} bytes after {WRITES} commits");
 }
+
+/// Frames appended to the SQLite WAL since the last call (which checkpoints and empties it).
+async fn wal_frames(dsn: &str) -> i64 {
+    use sqlx::Connection;
+    let mut c = sqlx::SqliteConnection::connect(dsn).await.unwrap();
+    let (_, log, _): (i64, i64, i64) =
+        sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&mut c).await.unwrap();
+    let (busy, _, _): (i64, i64, i64) =
+        sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(&mut c).await.unwrap();
+    assert_eq!(busy, 0, "nothing holds the WAL");
+    log
+}
+
+fn activity_event(identity_id: Uuid, created_at: time::OffsetDateTime) -> idflow_core::activity::ActivityEvent {
+    idflow_core::activity::ActivityEvent {
+        id: Uuid::new_v4(),
+        identity_id,
+        kind: idflow_core::activity::ActivityKind::SettingsChanged,
+        outcome: idflow_core::activity::Outcome::Success,
+        method: Some(MethodId::Profile),
+        session_id: None,
+        ip_address: "127.0.0.1".into(),
+        user_agent: "test".into(),
+        created_at,
+    }
+}
+
+/// A commit names an indexed column only when its value changes (naming one in an UPDATE
+/// rewrites its index entry even for the same value), and an activity entry is stored in the
+/// b-tree its listing reads: on SQLite a profile change (flow, traits, one activity entry)
+/// writes one page per table it changes and one of the retention index, 4 pages to the WAL
+/// (8 before). The owner of a flow and an external id that do change are still written.
+async fn store_commit_writes_only_changed_index_entries(db: Db) {
+    let (s, dsn, _tmp) = store(db).await;
+    let i = identity("pages@example.com");
+    create_identity(&s, &i).await.unwrap();
+    let f = flow(Some(i.id));
+    s.create_flow(&f).await.unwrap();
+    let mut upd = i.clone();
+    upd.traits["name"]["first"] = json!("Changed");
+    let mut f1 = f.clone();
+    f1.state = "success".into();
+    let events = [activity_event(i.id, now())];
+    if db == Db::Sqlite {
+        wal_frames(&dsn).await;
+    }
+    let commit = Commit {
+        update_flow: Some(&f1),
+        update_identity: Some(&upd),
+        previous_identity: Some(&i),
+        record_activity: &events,
+        ..Default::default()
+    };
+    s.commit(commit).await.unwrap();
+    if db == Db::Sqlite {
+        assert_eq!(wal_frames(&dsn).await, 4, "flows, identities, identity_activity and its retention index");
+    }
+    assert_eq!(s.get_flow(f.id).await.unwrap().unwrap().state, "success");
+    assert_eq!(s.get_identity(i.id).await.unwrap().unwrap().traits["name"]["first"], "Changed");
+    assert_eq!(s.list_activity(i.id, None, 10).await.unwrap(), events);
+
+    // A flow that gets an owner keeps it (deleting the owner deletes the flow), and a new
+    // external id is found by it.
+    let other = identity("owner@example.com");
+    create_identity(&s, &other).await.unwrap();
+    let anon = flow(None);
+    s.create_flow(&anon).await.unwrap();
+    let mut owned = anon.clone();
+    owned.identity_id = Some(other.id);
+    s.commit(Commit { update_flow: Some(&owned), ..Default::default() }).await.unwrap();
+    let prev = s.get_identity(other.id).await.unwrap().unwrap();
+    let mut ext = prev.clone();
+    ext.external_id = Some("ext-42".into());
+    s.commit(Commit { update_identity: Some(&ext), previous_identity: Some(&prev), ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(s.find_identity_by_external_id("ext-42").await.unwrap().map(|x| x.id), Some(other.id));
+    assert!(s.delete_identity(other.id).await.unwrap());
+    assert!(s.get_flow(anon.id).await.unwrap().is_none(), "the flow went with its owner");
+}
+both_dbs!(store_commit_writes_only_changed_index_entries);
+
+/// A database migrated before the activity log was re-keyed keeps its entries: they list
+/// newest first after the upgrade, and the retention purge deletes the old ones.
+async fn store_activity_survives_the_rekeying_migration(db: Db) {
+    use sqlx::Connection;
+    let (dsn, _tmp) = fresh_dsn(db).await;
+    let i = identity("rekey@example.com");
+    let t = now();
+    let events: Vec<_> = (0..5).map(|n| activity_event(i.id, t - time::Duration::days(n))).collect();
+    macro_rules! before_rekeying {
+        ($conn:ty, $dir:literal) => {{
+            let mut c = <$conn>::connect(&dsn).await.unwrap();
+            let mut m = sqlx::migrate!($dir);
+            m.migrations = m.migrations.iter().filter(|m| m.version <= 7).cloned().collect::<Vec<_>>().into();
+            m.run(&mut c).await.unwrap();
+            sqlx::query("INSERT INTO identities (id, schema_id, state, traits, metadata_public, metadata_admin, version, created_at, updated_at) VALUES ($1, 'default', 'active', '{}', 'null', 'null', 0, 0, 0)")
+                .bind(i.id)
+                .execute(&mut c)
+                .await
+                .unwrap();
+            for e in &events {
+                sqlx::query("INSERT INTO identity_activity (id, identity_id, kind, outcome, method, session_id, ip_address, user_agent, created_at) VALUES ($1, $2, 'settings_changed', 'success', 'profile', NULL, '127.0.0.1', 'test', $3)")
+                    .bind(e.id)
+                    .bind(e.identity_id)
+                    .bind((e.created_at.unix_timestamp_nanos() / 1000) as i64)
+                    .execute(&mut c)
+                    .await
+                    .unwrap();
+            }
+        }};
+    }
+    match db {
+        Db::Sqlite => before_rekeying!(sqlx::SqliteConnection, "../idflow-store/migrations/sqlite"),
+        Db::Postgres => before_rekeying!(sqlx::PgConnection, "../idflow-store/migrations/postgres"),
+    }
+    let s = idflow_store::connect(&dsn, &PoolConfig::default()).await.expect("upgrade");
+    assert_eq!(s.list_activity(i.id, None, 10).await.unwrap(), events, "newest first, every entry");
+    let c = idflow_core::store::Cleanup {
+        flows_expired_before: t - time::Duration::days(400),
+        sessions_expired_before: t - time::Duration::days(400),
+        kv_expired_before: t - time::Duration::days(400),
+        pending_changes_expired_before: t - time::Duration::days(400),
+        rate_windows_before: 0,
+        activity_before: t - time::Duration::hours(60),
+        batch: 100,
+    };
+    assert_eq!(s.cleanup(&c).await.unwrap().map(|n| n.activity), Some(2), "the entries 3 and 4 days old");
+    assert_eq!(s.list_activity(i.id, None, 10).await.unwrap(), events[..3]);
+}
+both_dbs!(store_activity_survives_the_rekeying_migration);
