@@ -117,9 +117,8 @@ fn de<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, StoreError> {
 }
 
 /// An identity's credentials (t=0), credential identifiers (t=1), verifiable (t=2) and
-/// recovery (t=3) addresses in one result. NULL columns are cast so PostgreSQL can type the
-/// UNION; the ORDER BY gives identifiers by value and addresses by (created_at, value), as
-/// the separate queries did.
+/// recovery (t=3) addresses and pending changes (t=4) in one result. NULL columns are cast so
+/// PostgreSQL can type the UNION. Unordered: `rows::Children::finish` sorts each part.
 pub(crate) const HYDRATE_CHILDREN: &str = "\
 SELECT CAST(0 AS BIGINT) AS t, id, CAST(NULL AS UUID) AS ref_id, kind AS s1, config AS s2, CAST(NULL AS TEXT) AS s3, \
 CAST(NULL AS TEXT) AS s4, version AS n1, created_at AS n2, updated_at AS n3, CAST(NULL AS BOOLEAN) AS b \
@@ -132,8 +131,7 @@ updated_at, verified FROM verifiable_addresses WHERE identity_id = $1 \
 UNION ALL SELECT CAST(3 AS BIGINT), id, CAST(NULL AS UUID), via, value, CAST(NULL AS TEXT), CAST(NULL AS TEXT), \
 CAST(NULL AS BIGINT), created_at, updated_at, CAST(NULL AS BOOLEAN) FROM recovery_addresses WHERE identity_id = $1 \
 UNION ALL SELECT CAST(4 AS BIGINT), flow_id, CAST(NULL AS UUID), path, value, previous, address, CAST(NULL AS BIGINT), \
-created_at, expires_at, CAST(NULL AS BOOLEAN) FROM pending_changes WHERE identity_id = $1 \
-ORDER BY 1, 9, 5, 4";
+created_at, expires_at, CAST(NULL AS BOOLEAN) FROM pending_changes WHERE identity_id = $1";
 
 /// The columns of `identities`, in the order `rows::identity` reads them.
 pub(crate) const IDENTITY_COLUMNS: &[&str; 12] = &[
@@ -260,6 +258,26 @@ macro_rules! sql_store {
                     children.add(ident.id, r)?;
                 }
                 Ok(children.finish(ident))
+            }
+
+            /// The flow `id`; with `keep`, only those form nodes (`flow_format::decode_keeping`).
+            async fn flow(&self, id: Uuid, keep: Option<&[&str]>) -> Result<Option<Flow>, StoreError> {
+                if let Some(lane) = &self.lane {
+                    return lane.flow(id, keep);
+                }
+                let row = sqlx::query("SELECT data, version FROM flows WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                let Some(r) = row else { return Ok(None) };
+                let data: String = r.try_get("data").map_err(map_err)?;
+                let mut f = match keep {
+                    Some(keep) => flow_format::decode_keeping(&data, keep)?,
+                    None => flow_format::decode(&data)?,
+                };
+                f.version = r.try_get("version").map_err(map_err)?;
+                Ok(Some(f))
             }
 
             fn message_from_row(row: &<$db as sqlx::Database>::Row) -> Result<Message, StoreError> {
@@ -562,22 +580,11 @@ macro_rules! sql_store {
             }
 
             async fn get_flow(&self, id: Uuid) -> Result<Option<Flow>, StoreError> {
-                if let Some(lane) = &self.lane {
-                    return lane.flow(id);
-                }
-                let row = sqlx::query("SELECT data, version FROM flows WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(map_err)?;
-                match row {
-                    None => Ok(None),
-                    Some(r) => {
-                        let mut f = flow_format::decode(&r.try_get::<String, _>("data").map_err(map_err)?)?;
-                        f.version = r.try_get("version").map_err(map_err)?;
-                        Ok(Some(f))
-                    }
-                }
+                self.flow(id, None).await
+            }
+
+            async fn get_flow_for_rebuild(&self, id: Uuid, keep: &[&str]) -> Result<Option<Flow>, StoreError> {
+                self.flow(id, Some(keep)).await
             }
 
             async fn commit(&self, c: Commit<'_>) -> Result<u64, StoreError> {

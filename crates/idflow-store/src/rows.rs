@@ -158,10 +158,15 @@ impl Children {
         Ok(())
     }
 
-    /// `ident` with these children.
+    /// `ident` with these children, in a stable order (the query has no ORDER BY: sorting its
+    /// five parts cost SQLite a sorter each, on every session read): addresses by creation,
+    /// value and channel, a credential's identifiers alphabetically, pending changes by path
+    /// (as `list_pending_changes` lists them).
     pub(crate) fn finish(mut self, mut ident: Identity) -> Identity {
-        // As `list_pending_changes` lists them.
         self.pending.sort_by(|a, b| a.path.cmp(&b.path));
+        self.idents.sort_by(|a, b| a.1.cmp(&b.1));
+        self.verifiable.sort_by(|a, b| (a.created_at, &a.value, &a.via).cmp(&(b.created_at, &b.value, &b.via)));
+        self.recovery.sort_by(|a, b| (a.created_at, &a.value, &a.via).cmp(&(b.created_at, &b.value, &b.via)));
         ident.pending_changes = Some(self.pending);
         ident.verifiable_addresses = self.verifiable;
         ident.recovery_addresses = self.recovery;

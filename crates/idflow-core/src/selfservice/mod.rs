@@ -91,6 +91,9 @@ pub struct Engine {
     /// Per flow kind (`FlowKind as usize`; a kind past the end is not kept): the UI URL with
     /// `?flow=` appended, when it has no query or fragment (`ui_url_for_flow`).
     ui_flow_prefixes: [std::sync::OnceLock<Option<String>>; 5],
+    /// The issuer shown in authenticator apps (`totp_for`): the configured one, else the public
+    /// host; without `:` (the separator of an `otpauth://` label).
+    totp_issuer: String,
 }
 
 impl Engine {
@@ -105,6 +108,12 @@ impl Engine {
     ) -> Self {
         let base = cfg.public_base();
         crate::password::prepare_dummy(&cfg.hashers);
+        let totp_issuer = cfg.selfservice.methods.totp.config.issuer.clone().unwrap_or_else(|| {
+            url::Url::parse(&base)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_string))
+                .unwrap_or_else(|| "idflow".into())
+        });
         Engine {
             cfg,
             store,
@@ -119,6 +128,7 @@ impl Engine {
             base,
             webauthn_rps: Default::default(),
             ui_flow_prefixes: Default::default(),
+            totp_issuer: totp_issuer.replace(':', ""),
         }
     }
 
@@ -263,7 +273,20 @@ impl Engine {
 
     /// Load a flow of `kind`; unknown ids are 404.
     pub async fn load_flow(&self, id: Uuid, kind: FlowKind) -> Result<Flow> {
-        match self.store.get_flow(id).await? {
+        Self::found(self.store.get_flow(id).await?, kind)
+    }
+
+    /// A settings flow for a submit. Every outcome of a settings submit builds the form anew,
+    /// so of the stored form only the nodes a method reads back while building it
+    /// (`Method::settings_reused_nodes`) are loaded.
+    pub async fn load_settings_for_submit(&self, id: Uuid) -> Result<Flow> {
+        let keep: Vec<&str> = methods::REGISTRY.iter().flat_map(|m| m.settings_reused_nodes()).copied().collect();
+        Self::found(self.store.get_flow_for_rebuild(id, &keep).await?, FlowKind::Settings)
+    }
+
+    /// `flow` if it is one of `kind`, else the flow kind's 404.
+    fn found(flow: Option<Flow>, kind: FlowKind) -> Result<Flow> {
+        match flow {
             Some(f) if f.kind == kind => Ok(f),
             _ => Err(Error::not_found(match kind {
                 FlowKind::Settings => "The settings request could not be found. Please restart the flow.",
@@ -530,6 +553,7 @@ impl Engine {
     /// The flow of a submit, read once: unknown ids (or a flow of another kind) are 404.
     pub(crate) async fn submit_flow(&self, flow: SubmitFlow, kind: FlowKind) -> Result<Flow> {
         match flow {
+            SubmitFlow::Id(id) if kind == FlowKind::Settings => self.load_settings_for_submit(id).await,
             SubmitFlow::Id(id) => self.load_flow(id, kind).await,
             SubmitFlow::Loaded(f) if f.kind == kind => Ok(*f),
             SubmitFlow::Loaded(f) => self.load_flow(f.id, kind).await,

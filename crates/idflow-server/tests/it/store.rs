@@ -840,3 +840,30 @@ async fn store_activity_survives_the_rekeying_migration(db: Db) {
     assert_eq!(s.list_activity(i.id, None, 10).await.unwrap(), events[..3]);
 }
 both_dbs!(store_activity_survives_the_rekeying_migration);
+
+/// A flow read for a submit that rebuilds its form has only the form nodes asked for, and
+/// otherwise everything a full read has.
+async fn store_flow_for_rebuild_keeps_only_the_named_nodes(db: Db) {
+    use idflow_core::ui::{Group, Node, UiText};
+    let (s, _dsn, _tmp) = store(db).await;
+    let mut f = flow(None);
+    f.ui.nodes.push(Node::csrf("token"));
+    f.ui.nodes.push(Node::input(Group::Profile, "traits.email", "email").value(json!("totp_qr@example.com")));
+    f.ui.nodes.push(Node::img(
+        Group::Totp,
+        "totp_qr",
+        "data:image/png;base64,AA==".into(),
+        256,
+        256,
+        UiText::info(1, "QR"),
+    ));
+    f.ui.messages.push(UiText::info(1050024, "kept"));
+    s.create_flow(&f).await.unwrap();
+    let got = s.get_flow_for_rebuild(f.id, &["totp_qr", "missing"]).await.unwrap().unwrap();
+    let mut want = s.get_flow(f.id).await.unwrap().unwrap();
+    assert_eq!(want, f);
+    want.ui.nodes.retain(|n| n.id() == "totp_qr");
+    assert_eq!(got, want);
+    assert!(s.get_flow_for_rebuild(Uuid::new_v4(), &[]).await.unwrap().is_none());
+}
+both_dbs!(store_flow_for_rebuild_keeps_only_the_named_nodes);

@@ -16,6 +16,11 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 use totp_rs::{Algorithm, Builder, Secret, Totp};
 
+/// The node with the QR code of the secret being enrolled.
+const QR_NODE: &str = "totp_qr";
+/// The node with that secret as text (its context holds the `otpauth://` URL).
+const SECRET_NODE: &str = "totp_secret_key";
+
 /// The `totp` method: authenticator apps (a second factor).
 pub struct TotpMethod;
 
@@ -38,6 +43,10 @@ impl Method for TotpMethod {
     }
     fn settings_nodes(&self, e: &Engine, flow: &mut Flow, identity: &Identity) -> Vec<Node> {
         e.totp_settings_nodes(flow, identity)
+    }
+    fn settings_reused_nodes(&self) -> &'static [&'static str] {
+        // The QR code shown for the same `otpauth://` URL is kept (`shown_qr`).
+        &[QR_NODE, SECRET_NODE]
     }
     fn settings_succeeded(&self, flow: &mut Flow, own: bool) {
         // An enrolment secret not yet used stays (and its QR code with it) unless this submit
@@ -94,16 +103,6 @@ impl Engine {
         Ok(key)
     }
 
-    /// The issuer shown in authenticator apps.
-    pub fn totp_issuer(&self) -> String {
-        self.cfg.selfservice.methods.totp.config.issuer.clone().unwrap_or_else(|| {
-            url::Url::parse(self.base())
-                .ok()
-                .and_then(|u| u.host_str().map(str::to_string))
-                .unwrap_or_else(|| "idflow".into())
-        })
-    }
-
     fn totp_account(&self, identity: &Identity) -> String {
         self.schema(&identity.schema_id)
             .ok()
@@ -115,7 +114,7 @@ impl Engine {
     /// Build a TOTP from a base32 secret for this identity.
     pub fn totp_for(&self, identity: &Identity, secret_b32: &str) -> Option<Totp> {
         let secret = Secret::try_from_base32(secret_b32).ok()?;
-        let issuer = self.totp_issuer().replace(':', "");
+        let issuer = self.totp_issuer.clone();
         Builder::new()
             .with_algorithm(Algorithm::SHA1)
             .with_digits(6)
@@ -151,10 +150,10 @@ impl Engine {
             None => crate::qr::png_data_url(&url).unwrap_or_default(),
         };
         vec![
-            Node::img(Group::Totp, "totp_qr", qr, 256, 256, msg::totp_qr()),
+            Node::img(Group::Totp, QR_NODE, qr, 256, 256, msg::totp_qr()),
             Node::text(
                 Group::Totp,
-                "totp_secret_key",
+                SECRET_NODE,
                 msg::totp_secret_with_url(&secret, &url),
                 Some(msg::totp_secret_label()),
             ),
@@ -222,14 +221,14 @@ impl Engine {
 fn shown_qr(flow: &Flow, url: &str) -> Option<String> {
     use crate::ui::Attributes;
     let shown_url = flow.ui.nodes.iter().find_map(|n| match &n.attributes {
-        Attributes::Text { id, text } if id == "totp_secret_key" => text.context.as_ref()?.get("url")?.as_str(),
+        Attributes::Text { id, text } if id == SECRET_NODE => text.context.as_ref()?.get("url")?.as_str(),
         _ => None,
     })?;
     if shown_url != url {
         return None;
     }
     flow.ui.nodes.iter().find_map(|n| match &n.attributes {
-        Attributes::Img { id, src, .. } if id == "totp_qr" && !src.is_empty() => Some(src.clone()),
+        Attributes::Img { id, src, .. } if id == QR_NODE && !src.is_empty() => Some(src.clone()),
         _ => None,
     })
 }
