@@ -168,16 +168,6 @@ pub trait Store: Send + Sync + 'static {
 
     async fn create_flow(&self, flow: &Flow) -> Result<(), StoreError>;
     async fn get_flow(&self, id: Uuid) -> Result<Option<Flow>, StoreError>;
-    /// The flow with only the form nodes whose id is in `keep`: for a submit that builds its
-    /// form anew and reuses no more of the stored one than those (the stores skip decoding
-    /// the rest).
-    async fn get_flow_for_rebuild(&self, id: Uuid, keep: &[&str]) -> Result<Option<Flow>, StoreError> {
-        let mut flow = self.get_flow(id).await?;
-        if let Some(f) = &mut flow {
-            f.ui.nodes.retain(|n| keep.contains(&n.id()));
-        }
-        Ok(flow)
-    }
 
     /// Apply a set of writes in one transaction. Returns the number of sessions revoked.
     async fn commit(&self, c: Commit<'_>) -> Result<u64, StoreError>;

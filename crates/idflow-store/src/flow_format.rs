@@ -61,61 +61,6 @@ pub fn decode(s: &str) -> Result<Flow, StoreError> {
     }
 }
 
-/// Where the form nodes sit in a stored flow of the current format (every other field is
-/// skipped unparsed; each node is borrowed as its raw text).
-#[derive(Deserialize)]
-struct NodesOf<'a> {
-    #[serde(borrow)]
-    flow: FlowNodes<'a>,
-}
-
-#[derive(Deserialize)]
-struct FlowNodes<'a> {
-    #[serde(borrow)]
-    ui: UiNodes<'a>,
-}
-
-#[derive(Deserialize)]
-struct UiNodes<'a> {
-    #[serde(borrow)]
-    nodes: Vec<&'a serde_json::value::RawValue>,
-}
-
-/// [`decode`] with only the form nodes whose id is in `keep`, for a submit that rebuilds the
-/// form: in the current format the other nodes are cut out of the text before decoding (a
-/// node is kept when its text names one of `keep`; the decoded nodes are then matched
-/// exactly), so they are never parsed into values; older formats decode whole.
-pub fn decode_keeping(s: &str, keep: &[&str]) -> Result<Flow, StoreError> {
-    let cut = if s.starts_with(r#"{"format":1,"#) { without_other_nodes(s, keep) } else { None };
-    let mut f = decode(cut.as_deref().unwrap_or(s))?;
-    f.ui.nodes.retain(|n| keep.contains(&n.id()));
-    Ok(f)
-}
-
-/// `s` with the nodes that name none of `keep` removed; None when there is nothing to cut or
-/// the nodes cannot be located (the caller then decodes `s` whole).
-fn without_other_nodes(s: &str, keep: &[&str]) -> Option<String> {
-    let nodes = serde_json::from_str::<NodesOf>(s).ok()?.flow.ui.nodes;
-    // Each node is a slice of `s`: its position from its address.
-    let at = |raw: &serde_json::value::RawValue| {
-        let start = (raw.get().as_ptr() as usize).checked_sub(s.as_ptr() as usize)?;
-        let end = start + raw.get().len();
-        (s.get(start..end) == Some(raw.get())).then_some((start, end))
-    };
-    let (first, last) = (nodes.first()?, nodes.last()?);
-    let (start, end) = (at(first)?.0, at(last)?.1);
-    let mut out = String::with_capacity(s.len() - (end - start));
-    out.push_str(&s[..start]);
-    for raw in nodes.iter().filter(|n| keep.iter().any(|k| n.get().contains(k))) {
-        if out.len() > start {
-            out.push(',');
-        }
-        out.push_str(raw.get());
-    }
-    out.push_str(&s[end..]);
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,37 +167,6 @@ mod tests {
         for bad in ["", "null", "[]", r#"{"format":1,"flow":{}}"#, r#"{"format":"1"}"#] {
             assert!(decode(bad).is_err(), "{bad} must not decode");
         }
-    }
-
-    #[test]
-    fn decoding_for_a_rebuild_keeps_only_the_named_nodes() {
-        let with = |keep: &[&str]| {
-            let mut f = sample();
-            f.ui.nodes.retain(|n| keep.contains(&n.id()));
-            f
-        };
-        let stored = golden_compact();
-        for keep in [
-            &["totp_qr", "lookup_secret_codes"][..],
-            // "link" is also in the text of other nodes (kept as text, then dropped by id).
-            &["link"],
-            &["csrf_token", "webauthn_script"],
-            &[],
-            &["no_such_node"],
-        ] {
-            let got = decode_keeping(&stored, keep).unwrap();
-            assert_eq!(got, with(keep), "{keep:?}");
-            assert_eq!(got.ui.messages, sample().ui.messages, "the form's own messages are kept");
-            // Rows of other formats decode whole, then keep the same nodes.
-            let bare =
-                serde_json::to_string(&serde_json::from_str::<serde_json::Value>(&stored).unwrap()["flow"]).unwrap();
-            assert_eq!(decode_keeping(&bare, keep).unwrap(), with(keep), "{keep:?}");
-        }
-        // The text handed to the decoder holds only the kept nodes.
-        let cut = without_other_nodes(&stored, &["totp_qr"]).unwrap();
-        assert!(cut.contains("data:image/png") && !cut.contains("webauthn_register_trigger"), "{cut}");
-        // A corrupt row is still an error.
-        assert!(decode_keeping(r#"{"format":1,"flow":{"ui":{"nodes":[1]}}}"#, &["x"]).is_err());
     }
 
     #[test]

@@ -260,26 +260,6 @@ macro_rules! sql_store {
                 Ok(children.finish(ident))
             }
 
-            /// The flow `id`; with `keep`, only those form nodes (`flow_format::decode_keeping`).
-            async fn flow(&self, id: Uuid, keep: Option<&[&str]>) -> Result<Option<Flow>, StoreError> {
-                if let Some(lane) = &self.lane {
-                    return lane.flow(id, keep);
-                }
-                let row = sqlx::query("SELECT data, version FROM flows WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(map_err)?;
-                let Some(r) = row else { return Ok(None) };
-                let data: String = r.try_get("data").map_err(map_err)?;
-                let mut f = match keep {
-                    Some(keep) => flow_format::decode_keeping(&data, keep)?,
-                    None => flow_format::decode(&data)?,
-                };
-                f.version = r.try_get("version").map_err(map_err)?;
-                Ok(Some(f))
-            }
-
             fn message_from_row(row: &<$db as sqlx::Database>::Row) -> Result<Message, StoreError> {
                 let status: String = row.try_get("status").map_err(map_err)?;
                 let tt: String = row.try_get("template_type").map_err(map_err)?;
@@ -580,11 +560,22 @@ macro_rules! sql_store {
             }
 
             async fn get_flow(&self, id: Uuid) -> Result<Option<Flow>, StoreError> {
-                self.flow(id, None).await
-            }
-
-            async fn get_flow_for_rebuild(&self, id: Uuid, keep: &[&str]) -> Result<Option<Flow>, StoreError> {
-                self.flow(id, Some(keep)).await
+                if let Some(lane) = &self.lane {
+                    return lane.flow(id);
+                }
+                let row = sqlx::query("SELECT data, version FROM flows WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                match row {
+                    None => Ok(None),
+                    Some(r) => {
+                        let mut f = flow_format::decode(&r.try_get::<String, _>("data").map_err(map_err)?)?;
+                        f.version = r.try_get("version").map_err(map_err)?;
+                        Ok(Some(f))
+                    }
+                }
             }
 
             async fn commit(&self, c: Commit<'_>) -> Result<u64, StoreError> {

@@ -330,8 +330,7 @@ impl Lane {
         })
     }
 
-    /// The flow `id`; with `keep`, only those form nodes (`flow_format::decode_keeping`).
-    pub(crate) fn flow(&self, id: Uuid, keep: Option<&[&str]>) -> Result<Option<Flow>, StoreError> {
+    pub(crate) fn flow(&self, id: Uuid) -> Result<Option<Flow>, StoreError> {
         self.read(|c| {
             let mut st = c.prepare_cached("SELECT data, version FROM flows WHERE id = $1").map_err(lane_err)?;
             st.raw_bind_parameter(1, id.as_bytes()).map_err(lane_err)?;
@@ -339,10 +338,7 @@ impl Lane {
             let Some(r) = rows.next().map_err(lane_err)? else { return Ok(None) };
             let data = r.get_ref(0).map_err(lane_err)?;
             let data = data.as_str().map_err(|e| StoreError::Other(format!("corrupt stored flow: {e}")))?;
-            let mut f = match keep {
-                Some(keep) => crate::flow_format::decode_keeping(data, keep)?,
-                None => crate::flow_format::decode(data)?,
-            };
+            let mut f = crate::flow_format::decode(data)?;
             f.version = r.get(1).map_err(lane_err)?;
             Ok(Some(f))
         })

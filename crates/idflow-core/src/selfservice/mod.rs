@@ -273,20 +273,7 @@ impl Engine {
 
     /// Load a flow of `kind`; unknown ids are 404.
     pub async fn load_flow(&self, id: Uuid, kind: FlowKind) -> Result<Flow> {
-        Self::found(self.store.get_flow(id).await?, kind)
-    }
-
-    /// A settings flow for a submit. Every outcome of a settings submit builds the form anew,
-    /// so of the stored form only the nodes a method reads back while building it
-    /// (`Method::settings_reused_nodes`) are loaded.
-    pub async fn load_settings_for_submit(&self, id: Uuid) -> Result<Flow> {
-        let keep: Vec<&str> = methods::REGISTRY.iter().flat_map(|m| m.settings_reused_nodes()).copied().collect();
-        Self::found(self.store.get_flow_for_rebuild(id, &keep).await?, FlowKind::Settings)
-    }
-
-    /// `flow` if it is one of `kind`, else the flow kind's 404.
-    fn found(flow: Option<Flow>, kind: FlowKind) -> Result<Flow> {
-        match flow {
+        match self.store.get_flow(id).await? {
             Some(f) if f.kind == kind => Ok(f),
             _ => Err(Error::not_found(match kind {
                 FlowKind::Settings => "The settings request could not be found. Please restart the flow.",
@@ -553,7 +540,6 @@ impl Engine {
     /// The flow of a submit, read once: unknown ids (or a flow of another kind) are 404.
     pub(crate) async fn submit_flow(&self, flow: SubmitFlow, kind: FlowKind) -> Result<Flow> {
         match flow {
-            SubmitFlow::Id(id) if kind == FlowKind::Settings => self.load_settings_for_submit(id).await,
             SubmitFlow::Id(id) => self.load_flow(id, kind).await,
             SubmitFlow::Loaded(f) if f.kind == kind => Ok(*f),
             SubmitFlow::Loaded(f) => self.load_flow(f.id, kind).await,

@@ -457,9 +457,8 @@ async fn settings_submit(
     }
     let engine = &state.engine;
     let id = parse_uuid(q.get("flow"), "flow")?;
-    // Read once: its type decides how errors answer, and the submit takes it as read (without
-    // the form it builds anew).
-    let flow = engine.load_settings_for_submit(id).await?;
+    // Read once: its type decides how errors answer, and the submit takes it as read.
+    let flow = engine.load_flow(id, FlowKind::Settings).await?;
     let flow_type = flow.flow_type;
     let state = &state;
     let ctx_ref = &ctx;

@@ -841,29 +841,29 @@ async fn store_activity_survives_the_rekeying_migration(db: Db) {
 }
 both_dbs!(store_activity_survives_the_rekeying_migration);
 
-/// A flow read for a submit that rebuilds its form has only the form nodes asked for, and
-/// otherwise everything a full read has.
-async fn store_flow_for_rebuild_keeps_only_the_named_nodes(db: Db) {
-    use idflow_core::ui::{Group, Node, UiText};
+/// An identity's credential identifiers and addresses come back in one order whatever the
+/// order they were written in: identifiers alphabetically, addresses by creation, then value.
+async fn store_identity_children_in_a_stable_order(db: Db) {
     let (s, _dsn, _tmp) = store(db).await;
-    let mut f = flow(None);
-    f.ui.nodes.push(Node::csrf("token"));
-    f.ui.nodes.push(Node::input(Group::Profile, "traits.email", "email").value(json!("totp_qr@example.com")));
-    f.ui.nodes.push(Node::img(
-        Group::Totp,
-        "totp_qr",
-        "data:image/png;base64,AA==".into(),
-        256,
-        256,
-        UiText::info(1, "QR"),
-    ));
-    f.ui.messages.push(UiText::info(1050024, "kept"));
-    s.create_flow(&f).await.unwrap();
-    let got = s.get_flow_for_rebuild(f.id, &["totp_qr", "missing"]).await.unwrap().unwrap();
-    let mut want = s.get_flow(f.id).await.unwrap().unwrap();
-    assert_eq!(want, f);
-    want.ui.nodes.retain(|n| n.id() == "totp_qr");
-    assert_eq!(got, want);
-    assert!(s.get_flow_for_rebuild(Uuid::new_v4(), &[]).await.unwrap().is_none());
+    let mut i = identity("z@example.com");
+    let pw = i.credentials.get_mut(&CredentialType::Password).unwrap();
+    pw.identifiers = vec!["z@example.com".into(), "b@example.com".into(), "m@example.com".into()];
+    let first = i.verifiable_addresses[0].clone();
+    let t = first.created_at;
+    for (value, at) in [("c@example.com", t), ("a@example.com", t), ("y@example.com", t - time::Duration::hours(1))] {
+        let mut a = first.clone();
+        a.id = Uuid::new_v4();
+        a.value = value.into();
+        a.created_at = at;
+        i.verifiable_addresses.push(a);
+    }
+    create_identity(&s, &i).await.unwrap();
+    let got = s.get_identity(i.id).await.unwrap().unwrap();
+    assert_eq!(
+        got.credentials[&CredentialType::Password].identifiers,
+        ["b@example.com", "m@example.com", "z@example.com"]
+    );
+    let values: Vec<&str> = got.verifiable_addresses.iter().map(|a| a.value.as_str()).collect();
+    assert_eq!(values, ["y@example.com", "a@example.com", "c@example.com", "z@example.com"]);
 }
-both_dbs!(store_flow_for_rebuild_keeps_only_the_named_nodes);
+both_dbs!(store_identity_children_in_a_stable_order);

@@ -165,12 +165,6 @@ pub trait Method: Send + Sync {
         vec![]
     }
 
-    /// The nodes of a stored settings form that `settings_nodes` reads back when the form is
-    /// built again after a submit (a settings submit loads no other node of the stored form).
-    fn settings_reused_nodes(&self) -> &'static [&'static str] {
-        &[]
-    }
-
     /// A settings submit succeeded (`own`: it was this method's): drop the method's state
     /// kept on the flow that no longer applies.
     fn settings_succeeded(&self, _flow: &mut Flow, _own: bool) {}

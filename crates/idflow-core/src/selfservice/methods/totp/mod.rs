@@ -44,10 +44,6 @@ impl Method for TotpMethod {
     fn settings_nodes(&self, e: &Engine, flow: &mut Flow, identity: &Identity) -> Vec<Node> {
         e.totp_settings_nodes(flow, identity)
     }
-    fn settings_reused_nodes(&self) -> &'static [&'static str] {
-        // The QR code shown for the same `otpauth://` URL is kept (`shown_qr`).
-        &[QR_NODE, SECRET_NODE]
-    }
     fn settings_succeeded(&self, flow: &mut Flow, own: bool) {
         // An enrolment secret not yet used stays (and its QR code with it) unless this submit
         // was the TOTP section itself.
