@@ -706,8 +706,8 @@ async fn store_sqlite_lane_checkpoints_the_wal() {
     }
     let wal_bytes = std::fs::metadata(&wal).unwrap().len();
     // A new flow appends a few 4 KiB pages (its row and index pages) to the WAL: ~58 MB after
-    // 3 000 of them without checkpoints, ~2.5 MB at most between two of them.
-    assert!(wal_bytes < 6_000_000, "WAL of {wal_bytes} bytes after {WRITES} commits");
+    // 3 000 of them without checkpoints, ~5 MB at most between two of them.
+    assert!(wal_bytes < 8_000_000, "WAL of {wal_bytes} bytes after {WRITES} commits");
 }
 
 /// Frames appended to the SQLite WAL since the last call (which checkpoints and empties it).
