@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Regenerates crates/idflow-server/function-order.txt: the functions of the idflow binary that
 # serving requests runs, hottest first, which the linker lays out together at the start of the
-# code (see crates/idflow-server/build.rs and BENCHMARKS.md, "Function order"). Not part of CI;
-# run it when the request paths have changed much (a symbol the file names that no longer
-# exists is skipped, a new one is laid out with the rest of the code: nothing breaks, the
-# request paths just spread over more pages again).
+# code (see crates/idflow-server/build.rs and BENCHMARKS.md, "the request paths' code laid out
+# together"). Not part of CI; run it in every performance round, and after the request paths,
+# the dependencies or the Rust toolchain changed (generic functions' symbol names carry hashes
+# that change with them). A symbol the file names that no longer exists is skipped and a new
+# one is laid out with the rest of the code: nothing breaks, the request paths just spread
+# over more pages again.
 #
 # Usage: bench/order-functions.sh [path/to/idflow]
 #   (with a path: profile that build of idflow instead of building the dist one; it must have
@@ -12,9 +14,9 @@
 #
 # What it does: builds idflow (dist profile) and idflow-bench, starts `idflow serve --dev`
 # under valgrind's callgrind, zeroes its counts once the server answers (so start-up code
-# stays out of the list), drives every idflow-bench scenario at concurrency
-# 1 and 32 plus the web UI's sign-in, sign-up and settings pages, and writes the functions of
-# the binary that ran, by instructions executed, as the linker's symbol names.
+# stays out of the list), drives every idflow-bench scenario at concurrency 1 and 32 plus the
+# web UI's sign-in, sign-up and settings pages, and writes the functions of the binary that
+# ran, most instructions first, as the linker's symbol names.
 #
 # Needs: cargo, valgrind (callgrind_control), python3, curl.
 set -euo pipefail
