@@ -62,7 +62,7 @@ pub fn decode(s: &str) -> Result<Flow, StoreError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use idflow_core::model::{Aal, FlowKind, FlowType};
     use idflow_core::ui::{Group, Node, Ui, UiText};
@@ -71,7 +71,7 @@ mod tests {
     use uuid::Uuid;
 
     /// A flow with every kind of UI node and every optional field set.
-    fn sample() -> Flow {
+    pub(crate) fn sample() -> Flow {
         let mut ui =
             Ui::new("https://id.example/self-service/settings?flow=0b7e5f0c-0000-4000-8000-000000000001".into());
         ui.nodes.push(Node::csrf("Y3NyZg=="));

@@ -428,27 +428,7 @@ mod tests {
         // Every `$n` of every statement has a parameter and every parameter a `$n`.
         let i =
             Identity::new("default", serde_json::json!({"email": "a@example.com"}), time::OffsetDateTime::now_utc());
-        let f = Flow {
-            id: Uuid::new_v4(),
-            kind: idflow_core::model::FlowKind::Settings,
-            flow_type: idflow_core::model::FlowType::Api,
-            identity_id: Some(i.id),
-            expires_at: i.created_at,
-            issued_at: i.created_at,
-            request_url: String::new(),
-            return_to: None,
-            ui: idflow_core::ui::Ui::new(String::new()),
-            state: "show_form".into(),
-            active: None,
-            refresh: false,
-            requested_aal: idflow_core::model::Aal::Aal1,
-            csrf_token: String::new(),
-            internal: serde_json::json!({}),
-            version: 0,
-            created_at: i.created_at,
-            updated_at: i.created_at,
-            reason: None,
-        };
+        let f = crate::flow_format::tests::sample();
         let c =
             Commit { create_identity: Some(&i), update_identity: Some(&i), update_flow: Some(&f), ..Commit::default() };
         for s in commit(&c).unwrap() {
